@@ -1,0 +1,210 @@
+"""Assemble rendered source into bytes, label offsets and statement ranges.
+
+keystone has no symbol table, so every label (and a probe label before every
+statement) is read back through data directives appended after the code,
+which are then stripped.  llvm-mc (for arches keystone lacks) lives in
+``llvm_mc.py`` and returns the same `Assembly`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .arch import Arch
+from .errors import AsmgenError
+from .render import Rendered, SourceLine
+from .spec import Spec
+
+LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*):")
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str
+    template_line: int
+    offset: int
+    size: int
+    labels: tuple[str, ...]  # user labels that point at this statement
+
+    @property
+    def is_data(self) -> bool:
+        return self.text.lstrip().startswith(".")
+
+
+@dataclass(frozen=True)
+class Assembly:
+    code: bytes
+    labels: dict[str, int]
+    statements: tuple[Statement, ...]
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    labels: tuple[str, ...]
+    statement: str | None
+    template_line: int
+
+
+def strip_comment(text: str, arch: Arch) -> str:
+    index = text.find(arch.comment)
+    return text if index < 0 else text[:index]
+
+
+def parse_lines(rendered: Rendered, arch: Arch) -> list[ParsedLine]:
+    """Split rendered lines into labels and one statement each."""
+    parsed = []
+    seen: dict[str, int] = {}
+    for line in rendered.lines:
+        text = strip_comment(line.text, arch)
+        labels = []
+        while match := LABEL.match(text):
+            name = match.group(1)
+            if name in seen:
+                raise AsmgenError(
+                    f"label {name!r} defined twice (first at line {seen[name]})",
+                    rendered.path,
+                    line.template_line,
+                )
+            seen[name] = line.template_line
+            labels.append(name)
+            text = text[match.end() :]
+        statement = text.strip() or None
+        if labels or statement:
+            parsed.append(ParsedLine(tuple(labels), statement, line.template_line))
+    return parsed
+
+
+_BARE_DECIMAL = re.compile(r"(?<![\w%.$])-?(\d+)(?![\w.])")
+_BARE_DECIMAL_DOLLAR = re.compile(r"(?<![\w%.])-?\$?(\d+)(?![\w.])")
+
+
+def refuse_bare_decimals(lines: list[ParsedLine], arch: Arch, path: Path) -> None:
+    """keystone reads bare numbers as hex once a syntax option has been set in
+    the process, so a number of 10 or more must be written in 0x-hex."""
+    pattern = _BARE_DECIMAL if arch.dollar_registers else _BARE_DECIMAL_DOLLAR
+    for line in lines:
+        if line.statement is None:
+            continue
+        for match in pattern.finditer(line.statement):
+            if int(match.group(1)) >= 10:
+                raise AsmgenError(
+                    f"bare decimal immediate {match.group(0)!r} in {line.statement!r}",
+                    path,
+                    line.template_line,
+                    hint=f"write it as {hex(int(match.group(1)))}: keystone may read it as hex",
+                )
+
+
+def _keystone(spec: Spec):
+    import keystone
+
+    arch = spec.arch_info
+    ks_arch, ks_mode = arch.keystone
+    mode = getattr(keystone, ks_mode)
+    if spec.endian == "big":
+        mode |= keystone.KS_MODE_BIG_ENDIAN
+    else:
+        mode |= keystone.KS_MODE_LITTLE_ENDIAN
+    ks = keystone.Ks(getattr(keystone, ks_arch), mode)
+    if spec.syntax == "att":
+        ks.syntax = keystone.KS_OPT_SYNTAX_ATT
+    elif spec.syntax == "intel":
+        ks.syntax = keystone.KS_OPT_SYNTAX_INTEL
+    return ks
+
+
+def _locate_failure(ks, lines: list[ParsedLine], message: str, path: Path) -> AsmgenError:
+    """keystone reports no line: try each statement alone to find the culprit."""
+    import keystone
+
+    for line in lines:
+        if line.statement is None:
+            continue
+        try:
+            ks.asm(line.statement, 0)
+        except keystone.KsError as exc:
+            if exc.errno != keystone.KS_ERR_ASM_SYMBOL_MISSING:
+                return AsmgenError(
+                    f"keystone rejects {line.statement!r}: {exc}", path, line.template_line
+                )
+    return AsmgenError(f"keystone rejects the template: {message}", path)
+
+
+def assemble_keystone(spec: Spec, rendered: Rendered) -> Assembly:
+    import keystone
+
+    arch = spec.arch_info
+    lines = parse_lines(rendered, arch)
+    refuse_bare_decimals(lines, arch, rendered.path)
+    probe = ".quad" if arch.pointer_size == 8 else ".long"
+    source, probes = [], []
+    for index, line in enumerate(lines):
+        for label in line.labels:
+            source.append(f"{label}:")
+            probes.append(label)
+        if line.statement is not None:
+            source.append(f"__asmgen_s{index}:")
+            source.append(line.statement)
+            probes.append(f"__asmgen_s{index}")
+    source.append("__asmgen_end:")
+    probes.append("__asmgen_end")
+    source.extend(f"{probe} {name}" for name in probes)
+    ks = _keystone(spec)
+    try:
+        encoding, _ = ks.asm("\n".join(source) + "\n", 0)
+    except keystone.KsError as exc:
+        raise _locate_failure(ks, lines, str(exc), rendered.path) from None
+    blob = bytes(encoding or b"")
+    width = arch.pointer_size
+    order = "big" if spec.endian == "big" else "little"
+    table_end = len(blob)
+    code_end = table_end - width * len(probes)
+    values = [
+        int.from_bytes(blob[code_end + i * width : code_end + (i + 1) * width], order)
+        for i in range(len(probes))
+    ]
+    offsets = dict(zip(probes, values, strict=True))
+    if offsets["__asmgen_end"] != code_end:
+        raise AsmgenError("keystone returned an inconsistent layout", rendered.path)
+    return _collect(lines, offsets, blob[:code_end], rendered.path)
+
+
+def _collect(
+    lines: list[ParsedLine], offsets: dict[str, int], code: bytes, path: Path
+) -> Assembly:
+    """Turn per-statement probe offsets into statements with sizes."""
+    statements = []
+    pending: list[str] = []
+    starts = [
+        (index, line, offsets[f"__asmgen_s{index}"])
+        for index, line in enumerate(lines)
+        if line.statement is not None
+    ]
+    ends = [start for _, _, start in starts[1:]] + [len(code)]
+    by_index = dict.fromkeys(range(len(lines)))
+    for (index, line, start), end in zip(starts, ends, strict=True):
+        by_index[index] = (start, end)
+    for index, line in enumerate(lines):
+        pending.extend(line.labels)
+        if line.statement is None:
+            continue
+        start, end = by_index[index]
+        statements.append(
+            Statement(line.statement, line.template_line, start, end - start, tuple(pending))
+        )
+        pending = []
+    labels = {name: offsets[name] for line in lines for name in line.labels}
+    return Assembly(code, labels, tuple(statements))
+
+
+def assemble(spec: Spec, rendered: Rendered) -> Assembly:
+    if spec.backend == "keystone":
+        return assemble_keystone(spec, rendered)
+    from .llvm_mc import assemble_llvm_mc
+
+    return assemble_llvm_mc(spec, rendered)
+
+
+__all__ = ["Assembly", "SourceLine", "Statement", "assemble", "parse_lines", "strip_comment"]

@@ -1,0 +1,60 @@
+"""How a runtime address becomes the bits of a patched field.
+
+Each kind's expression is written in the common subset of Python and C++, so
+the generator, the emitted Python module and the emitted C++ all compute the
+field from one source text.  Where the field sits (byte offset, shift, width)
+is never stated here: layout discovers it by assembling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PatchKind:
+    name: str
+    bits: int  # width of the encoded field
+    expr: str  # field value from `value`, valid Python and C++
+    description: str
+    value_bits: int = 64  # addresses wider than this do not fit the field
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.bits) - 1
+
+    def encode(self, value: int) -> int:
+        if not 0 <= value < 1 << self.value_bits:
+            raise ValueError(
+                f"{self.name}: address {value:#x} does not fit in {self.value_bits} bits"
+            )
+        return eval(self._code, {}, {"value": value}) & self.mask  # noqa: S307 - fixed table text
+
+    @property
+    def _code(self):
+        return _COMPILED.setdefault(self.expr, compile(self.expr, self.name, "eval"))
+
+
+_COMPILED: dict = {}
+
+KINDS: dict[str, PatchKind] = {
+    kind.name: kind
+    for kind in (
+        PatchKind("abs64", 64, "value", "64-bit absolute address (imm64 or data slot)"),
+        PatchKind("abs32", 32, "value", "32-bit absolute address", value_bits=32),
+        PatchKind("hi16", 16, "((value + 0x8000) >> 16) & 0xFFFF", "%hi: bits 31..16, rounded"),
+        PatchKind("lo16", 16, "value & 0xFFFF", "%lo: bits 15..0"),
+        PatchKind(
+            "higher16",
+            16,
+            "((value + 0x80008000) >> 32) & 0xFFFF",
+            "%higher: bits 47..32, rounded",
+        ),
+        PatchKind(
+            "highest16",
+            16,
+            "((value + 0x800080008000) >> 48) & 0xFFFF",
+            "%highest: bits 63..48, rounded",
+        ),
+    )
+}

@@ -1,0 +1,132 @@
+"""Render a Jinja assembly template for one spec.
+
+The output keeps, for every line, the template line it came from, so that an
+assembler error can point at ``template:line``.  Patch fields are rendered
+through ``patch(name, kind)``; the caller chooses the value each field gets,
+which is how layout discovers where the field's bits land.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from .errors import AsmgenError
+from .frame import Frame
+from .patchkinds import KINDS
+from .spec import Spec
+
+_MARK = "\ue000"  # private-use, never whitespace, never in a template
+_TAG = re.compile(r"\{%.*?%\}|\{#.*?#\}")
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    text: str
+    template_line: int
+
+
+@dataclass(frozen=True)
+class FieldUse:
+    """One `patch(name, kind)` call in the rendered template, in call order."""
+
+    patch: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    path: Path
+    lines: tuple[SourceLine, ...]
+    fields: tuple[FieldUse, ...]
+
+
+class _MarkingLoader(jinja2.BaseLoader):
+    """Appends the template line number to every line that can produce text."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get_source(self, environment, template):
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise AsmgenError(f"cannot read template: {exc.strerror}", self.path) from None
+        marked = []
+        for number, line in enumerate(text.split("\n"), start=1):
+            if _TAG.sub("", line).strip():
+                line = f"{line}{_MARK}{number}{_MARK}"
+            marked.append(line)
+        return "\n".join(marked), str(self.path), lambda: True
+
+
+def _template_error(exc: Exception, path: Path) -> AsmgenError:
+    line = getattr(exc, "lineno", None)
+    if line is None:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        line = frames[-1].lineno if frames else None
+    message = getattr(exc, "message", None) or str(exc)
+    return AsmgenError(f"template: {message}", path, line)
+
+
+def render(
+    spec: Spec,
+    template_path: Path,
+    frame: Frame,
+    field_value: Callable[[int, FieldUse], int],
+) -> Rendered:
+    """Render `template_path`; `field_value(index, use)` gives each field's encoded bits."""
+    env = jinja2.Environment(
+        loader=_MarkingLoader(template_path),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    fields: list[FieldUse] = []
+
+    def patch(name: str, kind: str) -> str:
+        if kind not in KINDS:
+            raise AsmgenError(
+                f"template: unknown patch kind {kind!r}; known: {', '.join(sorted(KINDS))}"
+            )
+        use = FieldUse(name, kind)
+        value = field_value(len(fields), use)
+        fields.append(use)
+        return hex(value)
+
+    context = {
+        "spec": spec,
+        "arch": spec.arch_info,
+        "call": spec.call,
+        "resolver": spec.resolver,
+        "trampoline": spec.trampoline,
+        "frame": frame,
+        "patch": patch,
+        "hex": hex,
+    }
+    try:
+        text = env.get_template(template_path.name).render(context)
+    except AsmgenError as exc:
+        if exc.path is None:
+            located = _template_error(exc, template_path)
+            raise AsmgenError(exc.message, template_path, located.line) from None
+        raise
+    except jinja2.TemplateSyntaxError as exc:
+        raise AsmgenError(f"template syntax: {exc.message}", template_path, exc.lineno) from None
+    except jinja2.TemplateError as exc:
+        raise _template_error(exc, template_path) from None
+
+    lines = []
+    for raw in text.split("\n"):
+        numbers = re.findall(f"{_MARK}(\\d+){_MARK}", raw)
+        body = re.sub(f"{_MARK}\\d+{_MARK}", "", raw).rstrip()
+        if body.strip():
+            lines.append(SourceLine(body, int(numbers[-1]) if numbers else 0))
+    return Rendered(template_path, tuple(lines), tuple(fields))
