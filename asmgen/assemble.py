@@ -123,12 +123,21 @@ def _locate_failure(ks, lines: list[ParsedLine], message: str, path: Path) -> As
         if line.statement is None:
             continue
         try:
-            ks.asm(line.statement, 0)
+            encoding, _ = ks.asm(line.statement, 0)
         except keystone.KsError as exc:
             if exc.errno != keystone.KS_ERR_ASM_SYMBOL_MISSING:
                 return AsmgenError(
                     f"keystone rejects {line.statement!r}: {exc}", path, line.template_line
                 )
+            continue
+        # keystone sometimes drops an invalid instruction, and all that follows,
+        # without raising.
+        if not encoding and not line.statement.startswith("."):
+            return AsmgenError(
+                f"keystone rejects {line.statement!r}: it produced no code",
+                path,
+                line.template_line,
+            )
     return AsmgenError(f"keystone rejects the template: {message}", path)
 
 
@@ -158,43 +167,34 @@ def assemble_keystone(spec: Spec, rendered: Rendered) -> Assembly:
         raise _locate_failure(ks, lines, str(exc), rendered.path) from None
     blob = bytes(encoding or b"")
     width = arch.pointer_size
-    order = "big" if spec.endian == "big" else "little"
-    table_end = len(blob)
-    code_end = table_end - width * len(probes)
+    order = spec.endian
+    code_end = len(blob) - width * len(probes)
+    if code_end < 0:
+        raise _locate_failure(ks, lines, "the output is incomplete", rendered.path)
     values = [
         int.from_bytes(blob[code_end + i * width : code_end + (i + 1) * width], order)
         for i in range(len(probes))
     ]
     offsets = dict(zip(probes, values, strict=True))
     if offsets["__asmgen_end"] != code_end:
-        raise AsmgenError("keystone returned an inconsistent layout", rendered.path)
+        raise _locate_failure(ks, lines, "the output is incomplete", rendered.path)
     return _collect(lines, offsets, blob[:code_end], rendered.path)
 
 
-def _collect(
-    lines: list[ParsedLine], offsets: dict[str, int], code: bytes, path: Path
-) -> Assembly:
+def _collect(lines: list[ParsedLine], offsets: dict[str, int], code: bytes, path: Path) -> Assembly:
     """Turn per-statement probe offsets into statements with sizes."""
-    statements = []
+    held = []  # (line, start, labels pointing at it)
     pending: list[str] = []
-    starts = [
-        (index, line, offsets[f"__asmgen_s{index}"])
-        for index, line in enumerate(lines)
-        if line.statement is not None
-    ]
-    ends = [start for _, _, start in starts[1:]] + [len(code)]
-    by_index = dict.fromkeys(range(len(lines)))
-    for (index, line, start), end in zip(starts, ends, strict=True):
-        by_index[index] = (start, end)
     for index, line in enumerate(lines):
         pending.extend(line.labels)
-        if line.statement is None:
-            continue
-        start, end = by_index[index]
-        statements.append(
-            Statement(line.statement, line.template_line, start, end - start, tuple(pending))
-        )
-        pending = []
+        if line.statement is not None:
+            held.append((line, offsets[f"__asmgen_s{index}"], tuple(pending)))
+            pending = []
+    ends = [start for _, start, _ in held[1:]] + [len(code)]
+    statements = [
+        Statement(line.statement, line.template_line, start, end - start, labels)
+        for (line, start, labels), end in zip(held, ends, strict=True)
+    ]
     labels = {name: offsets[name] for line in lines for name in line.labels}
     return Assembly(code, labels, tuple(statements))
 

@@ -15,43 +15,22 @@ from pathlib import Path
 from .assemble import Assembly, Statement, assemble
 from .errors import AsmgenError
 from .frame import Frame, compute_frame
-from .patchkinds import KINDS, PatchKind
+from .patchkinds import ENCODERS, KINDS
 from .render import FieldUse, Rendered, render
+from .runtime import Field, PatchPoint, apply_patches
 from .spec import Spec
 
 
 @dataclass(frozen=True)
-class Field:
-    kind: PatchKind
-    offset: int  # byte offset of the container
-    size: int  # bytes in the container (read in the target's byte order)
-    shift: int
-    bits: int
+class FoundField:
+    field: Field
     statement: int  # index of the statement that holds the field
 
-    @property
-    def mask(self) -> int:
-        return ((1 << self.bits) - 1) << self.shift
 
-
-@dataclass(frozen=True)
-class PatchPoint:
-    name: str
-    label_offset: int
-    fields: tuple[Field, ...]
-
-    @property
-    def offset(self) -> int:
-        """Where LLVM's `<Name>Offset` constant points: the first field's container."""
-        return self.fields[0].offset
-
-    @property
-    def size(self) -> int:
-        return self.fields[0].size
-
-    @property
-    def kind(self) -> str:
-        return "+".join(f.kind.name for f in self.fields)
+def _patch_point(name: str, fields: list[Field]) -> PatchPoint:
+    """LLVM's `<Name>Offset` constant points at the first field's container."""
+    kind = "+".join(f.kind for f in fields)
+    return PatchPoint(name, fields[0].offset, fields[0].size, kind, tuple(fields))
 
 
 @dataclass(frozen=True)
@@ -70,18 +49,7 @@ class Table:
         return self.spec.endian
 
     def instantiate(self, addresses: dict[str, int]) -> bytes:
-        code = bytearray(self.code)
-        for patch in self.patches:
-            for field in patch.fields:
-                apply_field(code, field, addresses[patch.name], self.byteorder)
-        return bytes(code)
-
-
-def apply_field(code: bytearray, field: Field, address: int, byteorder: str) -> None:
-    span = slice(field.offset, field.offset + field.size)
-    word = int.from_bytes(code[span], byteorder)
-    word = (word & ~field.mask) | (field.kind.encode(address) << field.shift)
-    code[span] = word.to_bytes(field.size, byteorder)
+        return apply_patches(self.code, self.patches, addresses, self.byteorder, ENCODERS)
 
 
 def _statement_at(statements: tuple[Statement, ...], offset: int) -> int:
@@ -98,7 +66,7 @@ def _discover(
     use: FieldUse,
     probe,
     path: Path,
-) -> Field:
+) -> FoundField:
     kind = KINDS[use.kind]
     clear = probe(index, 0)
     full = probe(index, kind.mask)
@@ -146,7 +114,7 @@ def _discover(
             path,
             stmt.template_line,
         )
-    return Field(kind, start, size, shift, bits, stmt_index)
+    return FoundField(Field(start, size, shift, bits, kind.name), stmt_index)
 
 
 def build_table(spec: Spec, spec_path: Path, template_path: Path) -> Table:
@@ -178,11 +146,9 @@ def build_table(spec: Spec, spec_path: Path, template_path: Path) -> Table:
 
 def _patch_points(spec: Spec, rendered: Rendered, base: Assembly, probe) -> tuple[PatchPoint, ...]:
     path = rendered.path
-    fields: dict[str, list[Field]] = {}
+    fields: dict[str, list[FoundField]] = {}
     for index, use in enumerate(rendered.fields):
-        fields.setdefault(use.patch, []).append(
-            _discover(spec, base, index, use, probe, path)
-        )
+        fields.setdefault(use.patch, []).append(_discover(spec, base, index, use, probe, path))
     unknown = sorted(set(spec.placeholders) - set(fields))
     if unknown:
         raise AsmgenError(f"placeholders: no patch field named {unknown[0]!r}", path)
@@ -204,5 +170,5 @@ def _patch_points(spec: Spec, rendered: Rendered, base: Assembly, probe) -> tupl
                 path,
                 holder.template_line,
             )
-        points.append(PatchPoint(name, label, tuple(found)))
+        points.append(_patch_point(name, [f.field for f in found]))
     return tuple(points)

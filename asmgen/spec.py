@@ -100,7 +100,7 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
     for key, names in groups.items():
         seen: set[str] = set()
         for i, name in enumerate(names):
-            line = where.get(key + (i,), where.get(key))
+            line = where.get((*key, i), where.get(key))
             if arch.register(name) is None:
                 raise AsmgenError(
                     f"{'.'.join(key)}[{i}]: {name!r} is not a register of {arch.name}",
@@ -155,12 +155,12 @@ def _to_python(loader: _LineLoader, node: yaml.Node, key: tuple, where: dict, pa
                     key_node.start_mark.line + 1,
                     key_node.start_mark.column + 1,
                 )
-            result[name] = _to_python(loader, value_node, key + (name,), where, path)
-            where[key + (name,)] = key_node.start_mark.line + 1
+            result[name] = _to_python(loader, value_node, (*key, name), where, path)
+            where[(*key, name)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _to_python(loader, item, key + (i,), where, path) for i, item in enumerate(node.value)
+            _to_python(loader, item, (*key, i), where, path) for i, item in enumerate(node.value)
         ]
     return loader.construct_object(node, deep=True)
 

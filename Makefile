@@ -1,0 +1,51 @@
+# asmgen: `make generate` regenerates every table, `make test` runs the suite.
+# Both create .venv and install the pinned dependencies on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+LLVM_MC := llvm-mc-19
+
+.PHONY: generate check-generated test lint format bench llvm venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+# llvm-mc assembles the arches keystone lacks (RISC-V, LoongArch).
+llvm:
+	@command -v $(LLVM_MC) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian package llvm-19 (for $(LLVM_MC))"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19 >/dev/null; \
+	  else \
+	    echo "error: $(LLVM_MC) not found; install the Debian package llvm-19 (apt-get install llvm-19)" >&2; \
+	    exit 1; \
+	  fi; }
+
+generate: $(STAMP) llvm
+	$(PY) -m asmgen generate
+
+check-generated: $(STAMP) llvm
+	$(PY) -m asmgen check
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: $(STAMP) llvm check-generated lint
+	$(PY) -m pytest -q
+
+bench: $(STAMP) llvm
+	$(PY) bench/bench_generate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,110 @@
+"""The `asmgen` command line.  Every failure is one `path:line: error:` line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from pathlib import Path
+
+from .disasm import format_listing, listing
+from .errors import AsmgenError
+from .pipeline import (
+    build,
+    build_all,
+    render_outputs,
+    select,
+    spec_files,
+    stale_outputs,
+    write_outputs,
+)
+from .resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
+
+DEFAULT_OUT = REPO_ROOT / "generated"
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--specs", type=Path, default=SPECS_DIR, help="folder of ABI specs")
+    parser.add_argument(
+        "--templates", type=Path, default=TEMPLATES_DIR, help="folder of per-arch templates"
+    )
+
+
+def cmd_generate(args) -> int:
+    tables = build_all(select(spec_files(args.specs), args.abi), args.templates)
+    written = write_outputs(render_outputs(tables), args.out)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"{args.out}: up to date")
+    return 0
+
+
+def cmd_check(args) -> int:
+    tables = build_all(spec_files(args.specs), args.templates)
+    outputs = render_outputs(tables)
+    stale = stale_outputs(outputs, args.out)
+    for name in stale:
+        path = args.out / name
+        try:
+            old = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        except (OSError, UnicodeDecodeError):
+            old = []
+        diff = difflib.unified_diff(
+            old, outputs[name].splitlines(keepends=True), f"{path} (checked in)", f"{path} (fresh)"
+        )
+        sys.stdout.writelines(list(diff)[:60])
+        print(f"{path}: stale; run `make generate`")
+    if not stale:
+        print(f"{args.out}: up to date")
+    return 1 if stale else 0
+
+
+def cmd_explain(args) -> int:
+    (item,) = select(spec_files(args.specs), [args.abi])
+    table = build(item, args.templates)
+    spec = table.spec
+    print(f"{spec.abi} ({spec.class_name}), {spec.arch}, {spec.endian}-endian")
+    print(f"size: {len(table.code):#x} bytes")
+    for patch in table.patches:
+        print(f"patch {patch.name}: offset {patch.offset:#x}, {patch.size} bytes, {patch.kind}")
+    print()
+    print(format_listing(listing(table), 10), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asmgen", description="LLVM ORC resolver tables from ABI specs and templates"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="regenerate the tables")
+    gen.add_argument("abi", nargs="*", help="ABI ids or spec names (default: all)")
+    gen.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    _common(gen)
+    gen.set_defaults(run=cmd_generate)
+
+    check = sub.add_parser("check", help="exit 1 if generated files are stale")
+    check.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    _common(check)
+    check.set_defaults(run=cmd_check)
+
+    explain = sub.add_parser("explain", help="annotated listing of one ABI")
+    explain.add_argument("abi")
+    _common(explain)
+    explain.set_defaults(run=cmd_explain)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except AsmgenError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("asmgen: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,105 @@
+"""The annotated listing: offset, bytes, instruction text and patch points.
+
+Instruction text comes from a disassembler (capstone) reading the assembled
+bytes, never from the template, so a comment cannot disagree with its bytes.
+Data statements (directives such as `.quad`) are shown as data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .layout import Table
+
+
+@dataclass(frozen=True)
+class ListingLine:
+    offset: int
+    data: bytes
+    text: str
+    labels: tuple[str, ...]
+    notes: tuple[str, ...]  # patch fields held by this line
+
+
+def _capstone(table: Table):
+    import capstone
+
+    arch = table.spec.arch_info
+    cs_arch, cs_mode = arch.capstone
+    mode = getattr(capstone, cs_mode)
+    mode |= capstone.CS_MODE_BIG_ENDIAN if table.byteorder == "big" else 0
+    cs = capstone.Cs(getattr(capstone, cs_arch), mode)
+    if table.spec.syntax == "att":
+        cs.syntax = capstone.CS_OPT_SYNTAX_ATT
+    return cs
+
+
+def _data_text(data: bytes, unit: int, byteorder: str) -> str:
+    directive = {1: ".byte", 2: ".short", 4: ".long", 8: ".quad"}[unit]
+    words = [int.from_bytes(data[i : i + unit], byteorder) for i in range(0, len(data), unit)]
+    return f"{directive} " + ", ".join(f"{w:#0{2 + 2 * unit}x}" for w in words)
+
+
+def _decode(cs, data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
+    out, pos = [], 0
+    for insn in cs.disasm(data, offset):
+        text = f"{insn.mnemonic} {insn.op_str}".strip()
+        out.append((insn.address, bytes(insn.bytes), text))
+        pos = insn.address + insn.size - offset
+    if pos != len(data):
+        return []
+    return out
+
+
+def listing(table: Table, disassemble=None) -> list[ListingLine]:
+    """One line per instruction (or data item).  `disassemble` may replace capstone."""
+    notes: dict[int, list[str]] = {}
+    for patch in table.patches:
+        for field in patch.fields:
+            stmt = next(s for s in table.statements if s.offset <= field.offset < s.offset + s.size)
+            notes.setdefault(stmt.offset, []).append(
+                f"{patch.name}: {field.kind} at {field.offset:#x}"
+                + (f" bits {field.shift}..{field.shift + field.bits - 1}" if field.shift else "")
+            )
+    if disassemble is None:
+        cs = _capstone(table)
+
+        def disassemble(data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
+            return _decode(cs, data, offset)
+
+    unit = table.spec.arch_info.element_size
+    lines = []
+    for stmt in table.statements:
+        data = table.code[stmt.offset : stmt.offset + stmt.size]
+        if not data:
+            continue
+        decoded = [] if stmt.is_data else disassemble(data, stmt.offset)
+        if not decoded:
+            width = 8 if stmt.size % 8 == 0 and stmt.text.lstrip().startswith(".quad") else unit
+            width = width if stmt.size % width == 0 else 1
+            decoded = [(stmt.offset, data, _data_text(data, width, table.byteorder))]
+        for index, (offset, raw, text) in enumerate(decoded):
+            lines.append(
+                ListingLine(
+                    offset,
+                    raw,
+                    text,
+                    stmt.labels if index == 0 else (),
+                    tuple(notes.get(stmt.offset, ())) if index == 0 else (),
+                )
+            )
+    return lines
+
+
+def format_listing(lines: list[ListingLine], width: int) -> str:
+    """Plain-text listing, as `asmgen explain` prints it."""
+    digits = max(2, len(f"{lines[-1].offset:x}")) if lines else 2
+    out = []
+    for line in lines:
+        for label in line.labels:
+            out.append(f"{label}:")
+        note = f"  ; patch {'; '.join(line.notes)}" if line.notes else ""
+        out.append(
+            f"  {line.offset:#0{digits + 2}x}  {line.data.hex():<{width * 2}}  {line.text}{note}"
+        )
+    return "\n".join(out) + "\n"

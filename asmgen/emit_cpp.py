@@ -1,0 +1,120 @@
+"""Emit the C++ tables in the style of LLVM's OrcABISupport.
+
+One struct per ABI, named like LLVM's class, with the table as an array of
+LLVM's element type (bytes, or instruction words for RISC arches), one
+instruction a line with its offset and disassembly as a comment, the patch
+offset constants, and a writeResolverCode that applies every field.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .clangformat import clang_format
+from .disasm import listing
+from .layout import Table
+from .patchkinds import KINDS
+from .provenance import header_lines
+
+# LLVM's names for the addresses the resolver is patched with.
+ADDRESS_PARAMS = ("ReentryFnAddr", "ReentryCtxAddr")
+
+_PRELUDE = """
+#include <cstdint>
+#include <cstring>
+
+namespace asmgen {
+namespace detail {
+/// Replaces the bits under Mask in the container at Loc (target byte order,
+/// which ORC assumes equals the host's) with Value shifted into place.
+template <typename T>
+inline void patchField(char *Loc, T Mask, unsigned Shift, uint64_t Value) {
+  T Word;
+  memcpy(&Word, Loc, sizeof(T));
+  Word = (Word & ~Mask) | (static_cast<T>(Value << Shift) & Mask);
+  memcpy(Loc, &Word, sizeof(T));
+}
+} // namespace detail
+"""
+
+
+def _element_lines(table: Table) -> list[str]:
+    arch = table.spec.arch_info
+    unit = arch.element_size
+    digits = max(2, len(f"{len(table.code):x}"))
+    rows: list[tuple[str, str]] = []  # (values, comment); a label has no values
+    for line in listing(table):
+        for label in line.labels:
+            rows.append(("", f"{label}:"))
+        if unit == 1:
+            values = [f"0x{b:02x}" for b in line.data]
+        else:
+            values = [
+                f"0x{int.from_bytes(line.data[i : i + 4], table.byteorder):08x}"
+                for i in range(0, len(line.data), 4)
+            ]
+        rows.append((", ".join(values) + ",", f"{line.offset:#0{digits + 2}x}: {line.text}"))
+    column = max(len(values) for values, _ in rows) + 1
+    return [
+        f"      {values:<{column}}// {comment}" if values else f"      // {comment}"
+        for values, comment in rows
+    ]
+
+
+def _field_call(table: Table) -> list[str]:
+    calls = []
+    for patch in table.patches:
+        for field in patch.fields:
+            ctype = f"uint{field.size * 8}_t"
+            expr = re.sub(r"\bvalue\b", patch.name, KINDS[field.kind].expr)
+            where = f"{patch.name}Offset"
+            if field.offset != patch.offset:
+                where += f" + {field.offset - patch.offset:#x}"
+            calls.append(
+                f"  detail::patchField<{ctype}>(ResolverWorkingMem + {where}, "
+                f"{ctype}({field.mask:#x}ULL), {field.shift}, {expr});"
+            )
+    return calls
+
+
+def _abi_block(table: Table) -> str:
+    spec = table.spec
+    name = spec.class_name
+    element = spec.arch_info.element
+    params = ", ".join(f"uint64_t {p}" for p in ADDRESS_PARAMS)
+    offsets = "".join(
+        f"  static constexpr unsigned {p.name}Offset = {p.offset:#x};\n" for p in table.patches
+    )
+    body = "\n".join(_element_lines(table))
+    return f"""
+/// {spec.abi}: {spec.description}
+struct {name} {{
+  static constexpr unsigned ResolverCodeSize = {len(table.code):#x};
+{offsets}
+  static void writeResolverCode(char *ResolverWorkingMem, {params});
+}};
+
+inline void {name}::writeResolverCode(char *ResolverWorkingMem, {params}) {{
+  // clang-format off
+  const {element} ResolverCode[] = {{
+{body}
+  }};
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+{chr(10).join(_field_call(table))}
+}}
+"""
+
+
+def emit_cpp(tables: list[Table]) -> str:
+    header = "".join(f"// {line}\n" for line in header_lines(tables))
+    text = (
+        header
+        + "\n#ifndef ASMGEN_ORC_RESOLVERS_H\n#define ASMGEN_ORC_RESOLVERS_H\n"
+        + _PRELUDE
+        + "".join(_abi_block(t) for t in tables)
+        + "\n} // namespace asmgen\n\n#endif // ASMGEN_ORC_RESOLVERS_H\n"
+    )
+    return clang_format(text, "orc_resolvers.h")

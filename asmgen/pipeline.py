@@ -1,0 +1,95 @@
+"""The whole pipeline: find specs, build tables, emit every output file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .emit_cpp import emit_cpp
+from .emit_json import emit_json
+from .emit_python import emit_python
+from .errors import AsmgenError
+from .layout import Table, build_table
+from .output import write_if_changed
+from .resources import SPECS_DIR, TEMPLATES_DIR
+from .spec import Spec, load_spec
+
+OUTPUTS = {
+    "orc_resolvers.py": emit_python,
+    "orc_resolvers.h": emit_cpp,
+    "tables.json": emit_json,
+}
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    path: Path
+    spec: Spec
+
+
+def spec_files(specs_dir: Path = SPECS_DIR) -> list[SpecFile]:
+    paths = sorted(specs_dir.glob("*.yaml"))
+    if not paths:
+        raise AsmgenError("no specs (*.yaml) found", specs_dir)
+    found = [SpecFile(p, load_spec(p)) for p in paths]
+    seen: dict[str, Path] = {}
+    for item in found:
+        if item.spec.abi in seen:
+            raise AsmgenError(
+                f"ABI {item.spec.abi!r} is also defined in {seen[item.spec.abi]}", item.path
+            )
+        seen[item.spec.abi] = item.path
+    return found
+
+
+def select(found: list[SpecFile], names: list[str]) -> list[SpecFile]:
+    """Specs named by ABI id or file stem; all of them when `names` is empty."""
+    if not names:
+        return found
+    chosen = []
+    for name in names:
+        match = [f for f in found if name in (f.spec.abi, f.path.stem)]
+        if not match:
+            known = ", ".join(f.spec.abi for f in found)
+            raise AsmgenError(f"unknown ABI {name!r}; known: {known}")
+        chosen.extend(m for m in match if m not in chosen)
+    return chosen
+
+
+def template_for(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Path:
+    path = templates_dir / item.spec.arch / item.spec.template
+    if not path.is_file():
+        raise AsmgenError(f"template {path} not found for arch {item.spec.arch!r}", item.path)
+    return path
+
+
+def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
+    return build_table(item.spec, item.path, template_for(item, templates_dir))
+
+
+def build_all(items: list[SpecFile], templates_dir: Path = TEMPLATES_DIR) -> list[Table]:
+    return [build(item, templates_dir) for item in items]
+
+
+def render_outputs(tables: list[Table]) -> dict[str, str]:
+    """Every output file's text, all computed before anything is written."""
+    return {name: emit(tables) for name, emit in OUTPUTS.items()}
+
+
+def write_outputs(outputs: dict[str, str], out_dir: Path) -> list[Path]:
+    return [
+        out_dir / name for name, text in outputs.items() if write_if_changed(out_dir / name, text)
+    ]
+
+
+def stale_outputs(outputs: dict[str, str], out_dir: Path) -> list[str]:
+    stale = []
+    for name, text in outputs.items():
+        path = out_dir / name
+        try:
+            current = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            current = None
+        if current != text:
+            stale.append(name)
+    return stale

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def llvm_tables() -> dict:
+    """LLVM's tables (facts), keyed by LLVM's ABI name."""
+    return json.loads((FIXTURES / "llvm_tables.json").read_text())["abis"]
+
+
+@pytest.fixture(scope="session")
+def generated_module():
+    """The checked-in generated Python module, imported as users would."""
+    path = ROOT / "generated" / "orc_resolvers.py"
+    spec = importlib.util.spec_from_file_location("orc_resolvers_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A scratch copy of the specs and templates, with an empty generated/."""
+    for name in ("abi_specs", "templates"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    (tmp_path / "generated").mkdir()
+    return tmp_path

@@ -1,0 +1,170 @@
+"""Offsets come from labels, outputs are correct and deterministic, the CLI behaves."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from asmgen.cli import main
+from asmgen.pipeline import build, select, spec_files
+
+TEMPLATE = Path("templates/x86_64/resolver.s.j2")
+
+
+def _table(tree: Path, abi: str):
+    return build(select(spec_files(tree / "abi_specs"), [abi])[0], tree / "templates")
+
+
+@pytest.mark.parametrize("extra", ["    nop", "    leaq 0x10(%rsp), %r11", "    movl $0x1, %eax"])
+def test_inserted_instruction_moves_both_offsets(tree, extra):
+    before = {p.name: p.offset for p in _table(tree, "X86_64_SysV").patches}
+    path = tree / TEMPLATE
+    text = path.read_text()
+    anchor = "ReentryCtxAddr:\n"
+    path.write_text(text.replace(anchor, f"{extra}\n{anchor}"))
+    table = _table(tree, "X86_64_SysV")
+    after = {p.name: p.offset for p in table.patches}
+    # The length of what was inserted, as the assembler encodes it.
+    inserted = next(s for s in table.statements if s.text == extra.strip()).size
+    assert inserted > 0
+    assert after == {name: offset + inserted for name, offset in before.items()}
+
+
+def test_generate_writes_outputs_and_is_idempotent(tree, capsys):
+    out = tree / "generated"
+    args = ["generate", "--specs", str(tree / "abi_specs"), "--templates", str(tree / "templates")]
+    assert main([*args, "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["orc_resolvers.h", "orc_resolvers.py", "tables.json"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    capsys.readouterr()
+    assert main([*args, "--out", str(out)]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+
+
+def test_generated_files_are_deterministic_across_folders(tree, tmp_path_factory):
+    other = tmp_path_factory.mktemp("elsewhere")
+    for name in ("abi_specs", "templates"):
+        shutil.copytree(tree / name, other / name)
+    outputs = []
+    for root in (tree, other):
+        out = root / "generated"
+        main(
+            [
+                "generate",
+                "--specs",
+                str(root / "abi_specs"),
+                "--templates",
+                str(root / "templates"),
+                "--out",
+                str(out),
+            ]
+        )
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outputs[0] == outputs[1]
+
+
+def test_checked_in_outputs_start_with_do_not_edit():
+    root = Path(__file__).resolve().parent.parent / "generated"
+    for name, prefix in (("orc_resolvers.py", "# "), ("orc_resolvers.h", "// ")):
+        first = (root / name).read_text().splitlines()[0]
+        assert first.startswith(f"{prefix}DO NOT EDIT")
+        assert "spec abi_specs/x86_64_win64.yaml" in (root / name).read_text()
+    data = json.loads((root / "tables.json").read_text())
+    assert data["generated_by"][0].startswith("DO NOT EDIT")
+
+
+def test_check_catches_a_hand_edit(tree, capsys):
+    args = ["--specs", str(tree / "abi_specs"), "--templates", str(tree / "templates")]
+    out = ["--out", str(tree / "generated")]
+    assert main(["generate", *args, *out]) == 0
+    assert main(["check", *args, *out]) == 0
+    header = tree / "generated" / "orc_resolvers.h"
+    header.write_text(header.read_text().replace("0x48, 0x89, 0xe5,", "0x48, 0x89, 0xe6,", 1))
+    capsys.readouterr()
+    assert main(["check", *args, *out]) == 1
+    shown = capsys.readouterr().out
+    assert "orc_resolvers.h: stale" in shown
+    assert "0xe6" in shown
+
+
+def test_explain_lists_offsets_bytes_and_patch_points(capsys):
+    assert main(["explain", "X86_64_Win32"]) == 0
+    text = capsys.readouterr().out
+    assert "size: 0x74 bytes" in text
+    assert (
+        "0x26  48b90000000000000000  movabsq $0, %rcx  ; patch ReentryCtxAddr: abs64 at 0x28"
+        in (text)
+    )
+    assert "0x42  4883ec20" in text and "subq $0x20, %rsp" in text
+
+
+def test_generated_python_module(generated_module, llvm_tables):
+    table = generated_module.TABLES["X86_64_Win32"]
+    assert table.size == 0x74 == len(table.code)
+    assert table.code.hex() == llvm_tables["X86_64_Win32"]["hex"]
+    points = {(p.name, p.offset, p.size, p.kind) for p in table.patches}
+    assert points == {("ReentryFnAddr", 0x3A, 8, "abs64"), ("ReentryCtxAddr", 0x28, 8, "abs64")}
+    example = llvm_tables["X86_64_Win32"]["example"]
+    code = table.instantiate(int(example["ReentryFnAddr"], 16), int(example["ReentryCtxAddr"], 16))
+    assert code.hex() == example["hex"]
+    assert "fxsave64" in table.listing
+
+
+def test_generated_json_keys(llvm_tables):
+    root = Path(__file__).resolve().parent.parent / "generated"
+    abis = json.loads((root / "tables.json").read_text())["abis"]
+    record = abis["X86_64_SysV"]
+    assert record["element"] == "uint8_t"
+    assert record["size"] == 0x6C
+    assert record["hex"] == llvm_tables["X86_64_SysV"]["hex"]
+    assert record["patches"]["ReentryFnAddr"] | {"fields": None} == {
+        "offset": 0x3A,
+        "size": 8,
+        "kind": "abs64",
+        "fields": None,
+    }
+
+
+def test_cpp_is_clang_format_clean():
+    from asmgen.clangformat import clang_format_binary
+
+    header = Path(__file__).resolve().parent.parent / "generated" / "orc_resolvers.h"
+    result = subprocess.run(
+        [clang_format_binary(), "--style=LLVM", "--dry-run", "-Werror", str(header)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
+def test_cpp_compiles_and_writes_the_same_bytes(tmp_path, generated_module):
+    """The emitted C++ writeResolverCode produces what the Python module does."""
+    header = Path(__file__).resolve().parent.parent / "generated" / "orc_resolvers.h"
+    fn, ctx = 0x1122334455667788, 0x99AABBCCDDEEFF00
+    names = sorted({t.llvm_class: t for t in generated_module.TABLES.values()})
+    body = "".join(
+        f"  {{ char Mem[asmgen::{n}::ResolverCodeSize];\n"
+        f"    asmgen::{n}::writeResolverCode(Mem, {fn:#x}ULL, {ctx:#x}ULL);\n"
+        f'    printf("{n} ");\n'
+        f'    for (unsigned I = 0; I < sizeof(Mem); ++I) printf("%02x", (unsigned char)Mem[I]);\n'
+        f'    printf("\\n"); }}\n'
+        for n in names
+    )
+    source = tmp_path / "main.cpp"
+    source.write_text(f'#include "{header}"\n#include <cstdio>\nint main() {{\n{body}}}\n')
+    binary = tmp_path / "main"
+    subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-o", binary, source], check=True)
+    printed = dict(
+        line.split()
+        for line in subprocess.run([binary], capture_output=True, text=True).stdout.splitlines()
+    )
+    for table in generated_module.TABLES.values():
+        if table.byteorder == "little":  # the host writes its own byte order
+            assert printed[table.llvm_class] == table.instantiate(fn, ctx).hex()
