@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     except AsmgenError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away; that is not an error of ours.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("asmgen: interrupted", file=sys.stderr)
         return 130

@@ -74,6 +74,32 @@ def _template_error(exc: Exception, path: Path) -> AsmgenError:
     return AsmgenError(f"template: {message}", path, line)
 
 
+_COMPILED: dict[tuple[str, str], jinja2.Template] = {}
+
+
+def _compile(template_path: Path) -> jinja2.Template:
+    """Compile once per template text: layout renders each template several times."""
+    loader = _MarkingLoader(template_path)
+    source, _, _ = loader.get_source(None, template_path.name)
+    key = (str(template_path), source)
+    if key not in _COMPILED:
+        env = jinja2.Environment(
+            loader=loader,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+        try:
+            _COMPILED[key] = env.get_template(template_path.name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise AsmgenError(
+                f"template syntax: {exc.message}", template_path, exc.lineno
+            ) from None
+    return _COMPILED[key]
+
+
 def render(
     spec: Spec,
     template_path: Path,
@@ -81,14 +107,7 @@ def render(
     field_value: Callable[[int, FieldUse], int],
 ) -> Rendered:
     """Render `template_path`; `field_value(index, use)` gives each field's encoded bits."""
-    env = jinja2.Environment(
-        loader=_MarkingLoader(template_path),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    template = _compile(template_path)
     fields: list[FieldUse] = []
 
     def patch(name: str, kind: str) -> str:
@@ -112,14 +131,12 @@ def render(
         "hex": hex,
     }
     try:
-        text = env.get_template(template_path.name).render(context)
+        text = template.render(context)
     except AsmgenError as exc:
         if exc.path is None:
             located = _template_error(exc, template_path)
             raise AsmgenError(exc.message, template_path, located.line) from None
         raise
-    except jinja2.TemplateSyntaxError as exc:
-        raise AsmgenError(f"template syntax: {exc.message}", template_path, exc.lineno) from None
     except jinja2.TemplateError as exc:
         raise _template_error(exc, template_path) from None
 
