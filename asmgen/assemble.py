@@ -18,6 +18,12 @@ from .render import Rendered, SourceLine
 from .spec import Spec
 
 LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*):")
+END_PROBE = "__asmgen_end"
+
+
+def probe_name(index: int) -> str:
+    """The label the backends put before parsed line `index`'s statement."""
+    return f"__asmgen_s{index}"
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class Statement:
     offset: int
     size: int
     labels: tuple[str, ...]  # user labels that point at this statement
+    fields: tuple[int, ...] = ()  # indices of the patch fields rendered into it
 
     @property
     def is_data(self) -> bool:
@@ -45,6 +52,7 @@ class ParsedLine:
     labels: tuple[str, ...]
     statement: str | None
     template_line: int
+    fields: tuple[int, ...] = ()
 
 
 def strip_comment(text: str, arch: Arch) -> str:
@@ -71,8 +79,14 @@ def parse_lines(rendered: Rendered, arch: Arch) -> list[ParsedLine]:
             labels.append(name)
             text = text[match.end() :]
         statement = text.strip() or None
+        if line.fields and statement is None:
+            raise AsmgenError(
+                "a patch field is rendered outside a statement",
+                rendered.path,
+                line.template_line,
+            )
         if labels or statement:
-            parsed.append(ParsedLine(tuple(labels), statement, line.template_line))
+            parsed.append(ParsedLine(tuple(labels), statement, line.template_line, line.fields))
     return parsed
 
 
@@ -127,7 +141,9 @@ def _locate_failure(ks, lines: list[ParsedLine], message: str, path: Path) -> As
         except keystone.KsError as exc:
             if exc.errno != keystone.KS_ERR_ASM_SYMBOL_MISSING:
                 return AsmgenError(
-                    f"keystone rejects {line.statement!r}: {exc}", path, line.template_line
+                    f"keystone rejects {line.statement!r}: {exc}",
+                    path,
+                    line.template_line,
                 )
             continue
         # keystone sometimes drops an invalid instruction, and all that follows,
@@ -154,11 +170,11 @@ def assemble_keystone(spec: Spec, rendered: Rendered) -> Assembly:
             source.append(f"{label}:")
             probes.append(label)
         if line.statement is not None:
-            source.append(f"__asmgen_s{index}:")
+            source.append(f"{probe_name(index)}:")
             source.append(line.statement)
-            probes.append(f"__asmgen_s{index}")
-    source.append("__asmgen_end:")
-    probes.append("__asmgen_end")
+            probes.append(probe_name(index))
+    source.append(f"{END_PROBE}:")
+    probes.append(END_PROBE)
     source.extend(f"{probe} {name}" for name in probes)
     ks = _keystone(spec)
     try:
@@ -176,23 +192,23 @@ def assemble_keystone(spec: Spec, rendered: Rendered) -> Assembly:
         for i in range(len(probes))
     ]
     offsets = dict(zip(probes, values, strict=True))
-    if offsets["__asmgen_end"] != code_end:
+    if offsets[END_PROBE] != code_end:
         raise _locate_failure(ks, lines, "the output is incomplete", rendered.path)
-    return _collect(lines, offsets, blob[:code_end], rendered.path)
+    return collect(lines, offsets, blob[:code_end], rendered.path)
 
 
-def _collect(lines: list[ParsedLine], offsets: dict[str, int], code: bytes, path: Path) -> Assembly:
+def collect(lines: list[ParsedLine], offsets: dict[str, int], code: bytes, path: Path) -> Assembly:
     """Turn per-statement probe offsets into statements with sizes."""
     held = []  # (line, start, labels pointing at it)
     pending: list[str] = []
     for index, line in enumerate(lines):
         pending.extend(line.labels)
         if line.statement is not None:
-            held.append((line, offsets[f"__asmgen_s{index}"], tuple(pending)))
+            held.append((line, offsets[probe_name(index)], tuple(pending)))
             pending = []
     ends = [start for _, start, _ in held[1:]] + [len(code)]
     statements = [
-        Statement(line.statement, line.template_line, start, end - start, labels)
+        Statement(line.statement, line.template_line, start, end - start, labels, line.fields)
         for (line, start, labels), end in zip(held, ends, strict=True)
     ]
     labels = {name: offsets[name] for line in lines for name in line.labels}
@@ -207,4 +223,13 @@ def assemble(spec: Spec, rendered: Rendered) -> Assembly:
     return assemble_llvm_mc(spec, rendered)
 
 
-__all__ = ["Assembly", "SourceLine", "Statement", "assemble", "parse_lines", "strip_comment"]
+__all__ = [
+    "Assembly",
+    "SourceLine",
+    "Statement",
+    "assemble",
+    "collect",
+    "parse_lines",
+    "probe_name",
+    "strip_comment",
+]

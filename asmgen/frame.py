@@ -1,9 +1,27 @@
 """The resolver's stack frame, computed from the spec rather than by hand.
 
-At the call to the re-entry function the stack holds, from high to low
-addresses: the caller's return address, the trampoline's return address, the
-saved frame pointer and registers, the vector-state area (with the padding
-that aligns the call), and the callee's home (shadow) area.
+Two shapes, chosen by the arch (`Arch.frame_style`):
+
+push (x86)
+    A call pushes its return address.  At the call to the re-entry function
+    the stack holds, from high to low addresses: the caller's return address,
+    the trampoline's return address, the saved frame pointer and registers,
+    the alignment padding, the vector-state area, the outgoing stack
+    arguments, and the callee's home (shadow) area.  When the stack may be
+    less aligned at entry than the call needs (`call.incoming_align`, i386),
+    the resolver realigns below its frame pointer (`and $-align, sp`) after
+    saving the original stack pointer; alignment is then counted from there.
+
+store (RISC)
+    Return addresses live in registers.  The resolver lowers sp once by
+    `size` bytes and stores `resolver.saves` then `resolver.fp_saves` at
+    increasing offsets from sp (AArch64 pushes the same registers in pairs
+    instead, with its frame record, `resolver.frame_pointer` and the
+    trampoline's saved link, on top).  `size` is the save area rounded up to
+    `resolver.frame_align`, which defaults to `call.stack_align`.  LLVM's
+    Riscv64 and LoongArch64 tables round to 8 only, so their specs set
+    `frame_align: 0x8` to reproduce those tables; `aligned_at_call` is then
+    false, which is a defect of those tables that the spec states openly.
 """
 
 from __future__ import annotations
@@ -12,43 +30,137 @@ from dataclasses import dataclass
 
 from .spec import Spec
 
+# The re-entry function takes (context, trampoline address).
+REENTRY_ARGS = 2
+
+
+def align_up(value: int, align: int) -> int:
+    return value + (-value % align)
+
 
 @dataclass(frozen=True)
 class Frame:
-    slot: int  # bytes per pushed register
+    style: str  # "push" or "store"
+    slot: int  # bytes per pushed/stored general register
     return_addresses: int  # bytes of return addresses above the resolver's frame
-    pushes: int  # bytes of pushed registers, frame pointer included
-    vector_area: int  # bytes of saved vector state
-    padding: int  # bytes that align the call to stack_align
+    pushes: int  # push style: bytes of pushed registers, frame pointer (and saved sp) included
+    realign: bool  # push style: sp is realigned below the saved registers' frame pointer
+    vector_area: int  # bytes of saved vector state (fxsave area)
+    arg_area: int  # bytes of outgoing stack arguments below the vector area
+    padding: int  # bytes that align the call (push) or round the frame (store)
     shadow: int  # bytes of the callee's home area
-    align: int
+    align: int  # stack alignment the call needs (call.stack_align)
+    record: int  # store style: bytes of the frame record (frame pointer + saved link)
+    size: int  # store style: bytes the resolver allocates for its own frame
+    save_offsets: tuple[tuple[str, int], ...]  # store style: register -> offset from sp
+    arg_offsets: tuple[int, ...]  # offset from sp at the call of each stack argument
 
     @property
     def vector_alloc(self) -> int:
-        """One stack adjustment covers the vector area and the alignment padding."""
-        return self.vector_area + self.padding
+        """Push style: one stack adjustment covers the padding, the vector area and
+        the outgoing stack arguments."""
+        return self.vector_area + self.arg_area + self.padding
+
+    @property
+    def vector_offset(self) -> int:
+        """Offset of the vector-state area from sp after `vector_alloc`."""
+        return self.arg_area
+
+    @property
+    def aligned_pushes(self) -> int:
+        """Bytes pushed between the aligned reference point and the vector allocation."""
+        if self.realign:
+            return self.pushes - 2 * self.slot  # frame pointer and saved sp sit above
+        return self.return_addresses + self.pushes
 
     @property
     def size_at_call(self) -> int:
-        """Bytes from the aligned point before the caller's call down to sp at the call."""
-        return self.return_addresses + self.pushes + self.vector_alloc + self.shadow
+        """Bytes from the aligned reference point (the caller's aligned sp, or the
+        realigned sp) down to sp at the call."""
+        if self.style == "push":
+            return self.aligned_pushes + self.vector_alloc + self.shadow
+        return self.size + self.shadow
+
+    @property
+    def aligned_at_call(self) -> bool:
+        return self.size_at_call % self.align == 0
+
+    def offset(self, reg: str) -> int:
+        """Store style: offset from sp of the slot that holds `reg`."""
+        for name, offset in self.save_offsets:
+            if name == reg:
+                return offset
+        raise KeyError(f"register {reg!r} is not saved in the frame")
 
 
 def compute_frame(spec: Spec) -> Frame:
+    arch = spec.arch_info
     slot = spec.pointer_size
-    # The caller's call and the trampoline's call each push a return address.
-    return_addresses = 2 * slot
-    pushes = (1 + len(spec.resolver.saves)) * slot
-    vector_area = spec.resolver.vector_state.area_size
     align = spec.call.stack_align
-    used = return_addresses + pushes + vector_area + spec.call.shadow_space
-    padding = -used % align
+    stack_args = max(0, REENTRY_ARGS - len(spec.call.int_args))
+    arg_offsets = tuple(i * slot for i in range(stack_args))
+    common = {
+        "slot": slot,
+        "shadow": spec.call.shadow_space,
+        "align": align,
+        "arg_offsets": arg_offsets,
+    }
+    if arch.frame_style == "push":
+        return _push_frame(spec, stack_args, common)
+    return _store_frame(spec, common)
+
+
+def _push_frame(spec: Spec, stack_args: int, common: dict) -> Frame:
+    slot = common["slot"]
+    align = common["align"]
+    realign = spec.call.entry_align < align
+    vector = spec.resolver.vector_state
+    vector_area = vector.area_size
+    arg_area = stack_args * slot
+    if vector_area and arg_area:
+        # The vector area sits above the arguments and must stay aligned.
+        arg_area = align_up(arg_area, vector.align)
+    # The frame pointer, and with realignment the original sp, are pushed first.
+    pushes = (1 + int(realign) + len(spec.resolver.saves)) * slot
+    return_addresses = 2 * slot
+    below = len(spec.resolver.saves) * slot if realign else return_addresses + pushes
+    used = below + vector_area + arg_area + spec.call.shadow_space
     return Frame(
-        slot=slot,
+        style="push",
         return_addresses=return_addresses,
         pushes=pushes,
+        realign=realign,
         vector_area=vector_area,
-        padding=padding,
-        shadow=spec.call.shadow_space,
-        align=align,
+        arg_area=arg_area,
+        padding=-used % align,
+        record=0,
+        size=0,
+        save_offsets=(),
+        **common,
+    )
+
+
+def _store_frame(spec: Spec, common: dict) -> Frame:
+    arch = spec.arch_info
+    slot = common["slot"]
+    offsets = []
+    at = 0
+    for name in spec.resolver.saves + spec.resolver.fp_saves:
+        offsets.append((name, at))
+        at += arch.register(name).bits // 8
+    record = 2 * slot if spec.resolver.frame_pointer else 0
+    used = record + at
+    size = align_up(used, spec.resolver.frame_align or common["align"])
+    return Frame(
+        style="store",
+        return_addresses=0,
+        pushes=0,
+        realign=False,
+        vector_area=0,
+        arg_area=0,
+        padding=size - used,
+        record=record,
+        size=size,
+        save_offsets=tuple(offsets),
+        **common,
     )

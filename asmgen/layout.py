@@ -5,10 +5,22 @@ field at its placeholder (the table), and then, per field, with the field's
 bits all clear and all set.  The bits that differ are the field: the byte
 offset, the container the C++ reads and writes, the shift and the width all
 follow from them.
+
+Fields of zero bits (`runtime_word`) carry no address: they mark a whole
+instruction word the JIT writes at run time, and are found by the statement
+they are rendered into.  Every field records its container's *base*: the
+container with the field's bits clear.  When the spec's
+``table.patched_words`` is ``zero`` the table holds zero in every field's
+container, and patching writes ``base | field`` (LLVM's MIPS tables).
+
+Templates may use ``label(name)`` for PC-relative operands; the template is
+rendered and assembled until the label offsets it was given are the ones
+the assembler reports.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +61,61 @@ class Table:
         return self.spec.endian
 
     def instantiate(self, addresses: dict[str, int]) -> bytes:
+        """The table with every patch applied.  Patches that carry no address
+        (only `runtime_word` fields) need no entry in `addresses`."""
+        limit = 1 << (8 * self.spec.pointer_size)
+        for name, address in addresses.items():
+            if not 0 <= address < limit:
+                raise ValueError(
+                    f"{name}: address {address:#x} does not fit a "
+                    f"{self.spec.pointer_size}-byte pointer"
+                )
         return apply_patches(self.code, self.patches, addresses, self.byteorder, ENCODERS)
+
+
+# Renders needed for `label()` operands to settle; two suffice unless an
+# operand's value changes an instruction's size.
+MAX_PASSES = 6
+
+
+def assemble_template(
+    spec: Spec,
+    template_path: Path,
+    frame: Frame,
+    field_value: Callable[[int, FieldUse], int],
+    labels: dict[str, int] | None = None,
+) -> tuple[Rendered, Assembly]:
+    """Render and assemble until the offsets `label()` returned are the real ones."""
+    known = labels
+    for _ in range(MAX_PASSES):
+        rendered = render(spec, template_path, frame, field_value, known)
+        assembly = assemble(spec, rendered)
+        if not rendered.labels_used:
+            return rendered, assembly
+        missing = sorted(rendered.labels_used - set(assembly.labels))
+        if missing:
+            raise AsmgenError(f"template: label({missing[0]!r}): no such label", template_path)
+        if known is not None and all(
+            known.get(name) == assembly.labels[name] for name in rendered.labels_used
+        ):
+            return rendered, assembly
+        known = assembly.labels
+    raise AsmgenError(
+        f"label offsets do not settle after {MAX_PASSES} passes "
+        "(an operand computed with label() changes an instruction's size)",
+        template_path,
+    )
+
+
+def assemble_with_addresses(spec: Spec, template_path: Path, addresses: dict[str, int]) -> bytes:
+    """The code the assembler makes when every field is rendered with its real
+    value: what `Table.instantiate(addresses)` must equal."""
+
+    def value(index: int, use: FieldUse) -> int:
+        kind = KINDS[use.kind]
+        return kind.encode(addresses[use.patch]) if kind.carries_address else 0
+
+    return assemble_template(spec, template_path, compute_frame(spec), value)[1].code
 
 
 def _statement_at(statements: tuple[Statement, ...], offset: int) -> int:
@@ -57,6 +123,41 @@ def _statement_at(statements: tuple[Statement, ...], offset: int) -> int:
         if stmt.offset <= offset < stmt.offset + stmt.size:
             return index
     raise IndexError(offset)
+
+
+def _rendered_into(statements: tuple[Statement, ...], field: int) -> int | None:
+    for index, stmt in enumerate(statements):
+        if field in stmt.fields:
+            return index
+    return None
+
+
+def _container(
+    spec: Spec,
+    stmt: Statement,
+    first: int,
+    last: int,
+    whole: bool,
+    use: FieldUse,
+    path: Path,
+) -> tuple[int, int]:
+    """The bytes a field is read and written in: whole instruction words on RISC
+    arches, the whole statement when the table holds zero in its place."""
+    if whole:
+        start, size = stmt.offset, stmt.size
+    else:
+        unit = spec.arch_info.element_size
+        start = first - (first - stmt.offset) % unit
+        size = last + 1 - start
+        size += -size % unit
+    if size not in (1, 2, 4, 8):
+        raise AsmgenError(
+            f"patch field {use.patch} ({use.kind}) spans {size} bytes; "
+            "fields must fit one 1-, 2-, 4- or 8-byte container",
+            path,
+            stmt.template_line,
+        )
+    return start, size
 
 
 def _discover(
@@ -68,6 +169,21 @@ def _discover(
     path: Path,
 ) -> FoundField:
     kind = KINDS[use.kind]
+    order = spec.endian
+    whole = spec.table.patched_words == "zero"
+    holder = _rendered_into(base.statements, index)
+    if not kind.carries_address:
+        if holder is None:
+            raise AsmgenError(
+                f"patch field {use.patch} ({use.kind}) is not rendered into a statement",
+                path,
+            )
+        stmt = base.statements[holder]
+        start, size = _container(
+            spec, stmt, stmt.offset, stmt.offset + stmt.size - 1, True, use, path
+        )
+        word = int.from_bytes(base.code[start : start + size], order)
+        return FoundField(Field(start, size, 0, 0, kind.name, word, whole), holder)
     clear = probe(index, 0)
     full = probe(index, kind.mask)
     if len(clear.code) != len(base.code) or len(full.code) != len(base.code):
@@ -79,7 +195,8 @@ def _discover(
     changed = [i for i, (a, b) in enumerate(zip(clear.code, full.code, strict=True)) if a != b]
     if not changed:
         raise AsmgenError(
-            f"patch field {use.patch} ({use.kind}) does not reach the assembled code", path
+            f"patch field {use.patch} ({use.kind}) does not reach the assembled code",
+            path,
         )
     first, last = changed[0], changed[-1]
     stmt_index = _statement_at(base.statements, first)
@@ -90,19 +207,14 @@ def _discover(
             path,
             stmt.template_line,
         )
-    # RISC tables are arrays of instruction words: the container is whole words.
-    unit = spec.arch_info.element_size
-    start = first - (first - stmt.offset) % unit
-    size = last + 1 - start
-    size += -size % unit
-    if size not in (1, 2, 4, 8):
+    if holder is not None and holder != stmt_index:
         raise AsmgenError(
-            f"patch field {use.patch} ({use.kind}) spans {size} bytes; "
-            "fields must fit one 1-, 2-, 4- or 8-byte container",
+            f"patch field {use.patch} ({use.kind}) changes a statement other than the one "
+            "it is rendered into",
             path,
             stmt.template_line,
         )
-    order = spec.endian
+    start, size = _container(spec, stmt, first, last, whole, use, path)
     span = slice(start, start + size)
     diff = int.from_bytes(clear.code[span], order) ^ int.from_bytes(full.code[span], order)
     shift = (diff & -diff).bit_length() - 1
@@ -114,33 +226,40 @@ def _discover(
             path,
             stmt.template_line,
         )
-    return FoundField(Field(start, size, shift, bits, kind.name), stmt_index)
+    word = int.from_bytes(clear.code[span], order)
+    return FoundField(Field(start, size, shift, bits, kind.name, word, whole), stmt_index)
 
 
 def build_table(spec: Spec, spec_path: Path, template_path: Path) -> Table:
     frame = compute_frame(spec)
 
     def placeholder(index: int, use: FieldUse) -> int:
-        return KINDS[use.kind].encode(spec.placeholders.get(use.patch, 0))
+        kind = KINDS[use.kind]
+        return kind.encode(spec.placeholders.get(use.patch, 0)) if kind.carries_address else 0
 
-    rendered = render(spec, template_path, frame, placeholder)
-    base = assemble(spec, rendered)
+    rendered, base = assemble_template(spec, template_path, frame, placeholder)
 
     def probe(target: int, bits: int) -> Assembly:
         def value(index: int, use: FieldUse) -> int:
             return bits if index == target else placeholder(index, use)
 
-        return assemble(spec, render(spec, template_path, frame, value))
+        return assemble_template(spec, template_path, frame, value, base.labels)[1]
 
+    patches = _patch_points(spec, rendered, base, probe)
+    code = bytearray(base.code)
+    for patch in patches:
+        for field in patch.fields:
+            if field.whole_word:
+                code[field.offset : field.offset + field.size] = bytes(field.size)
     return Table(
         spec=spec,
         spec_path=spec_path,
         template_path=template_path,
         frame=frame,
-        code=base.code,
+        code=bytes(code),
         statements=base.statements,
         labels=base.labels,
-        patches=_patch_points(spec, rendered, base, probe),
+        patches=patches,
     )
 
 

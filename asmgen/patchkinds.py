@@ -4,6 +4,11 @@ Each kind's expression is written in the common subset of Python and C++, so
 the generator, the emitted Python module and the emitted C++ all compute the
 field from one source text.  Where the field sits (byte offset, shift, width)
 is never stated here: layout discovers it by assembling.
+
+A kind of zero bits (``runtime_word``) carries no address: it marks an
+instruction word that the JIT writes as a whole at run time (with a table
+whose ``patched_words`` is ``zero``), such as the `dsll` between the MIPS64
+%higher/%hi/%lo steps or MIPS32's endian-dependent `move $t9, <result>`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ class PatchKind:
     expr: str  # field value from `value`, valid Python and C++
     description: str
     value_bits: int = 64  # addresses wider than this do not fit the field
+
+    @property
+    def carries_address(self) -> bool:
+        return self.bits > 0
 
     @property
     def mask(self) -> int:
@@ -55,6 +64,12 @@ KINDS: dict[str, PatchKind] = {
             16,
             "((value + 0x800080008000) >> 48) & 0xFFFF",
             "%highest: bits 63..48, rounded",
+        ),
+        PatchKind(
+            "runtime_word",
+            0,
+            "0",
+            "no address bits: the whole instruction word is written at run time",
         ),
     )
 }

@@ -3,7 +3,14 @@
 The output keeps, for every line, the template line it came from, so that an
 assembler error can point at ``template:line``.  Patch fields are rendered
 through ``patch(name, kind)``; the caller chooses the value each field gets,
-which is how layout discovers where the field's bits land.
+which is how layout discovers where the field's bits land.  Every rendered
+line also remembers which `patch` calls it holds.
+
+``label(name)`` gives a label's offset in the assembled code, for PC-relative
+operands that an assembler will not compute from a label difference
+(llvm-mc on RISC-V and LoongArch).  The first render, with ``labels=None``,
+gets 0 for every label; layout assembles, renders again with the offsets it
+learnt, and repeats until they settle.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from .patchkinds import KINDS
 from .spec import Spec
 
 _MARK = "\ue000"  # private-use, never whitespace, never in a template
+_FIELD = "\ue001"  # brackets the index of a `patch` call in the rendered text
 _TAG = re.compile(r"\{%.*?%\}|\{#.*?#\}")
 
 
@@ -29,6 +37,7 @@ _TAG = re.compile(r"\{%.*?%\}|\{#.*?#\}")
 class SourceLine:
     text: str
     template_line: int
+    fields: tuple[int, ...] = ()  # indices of the `patch` calls on this line
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Rendered:
     path: Path
     lines: tuple[SourceLine, ...]
     fields: tuple[FieldUse, ...]
+    labels_used: frozenset[str] = frozenset()  # names passed to `label()`
 
 
 class _MarkingLoader(jinja2.BaseLoader):
@@ -105,20 +115,43 @@ def render(
     template_path: Path,
     frame: Frame,
     field_value: Callable[[int, FieldUse], int],
+    labels: dict[str, int] | None = None,
 ) -> Rendered:
-    """Render `template_path`; `field_value(index, use)` gives each field's encoded bits."""
+    """Render `template_path`; `field_value(index, use)` gives each field's encoded bits.
+
+    `labels` are the offsets `label()` returns; None on a first pass (all 0).
+    """
     template = _compile(template_path)
     fields: list[FieldUse] = []
 
-    def patch(name: str, kind: str) -> str:
+    used: set[str] = set()
+
+    def patch(name: str, kind: str, signed: bool = False) -> str:
+        """The field's operand text.  `signed` writes a field whose top bit is set as
+        a negative number, for instructions whose immediate is signed (MIPS addiu)."""
         if kind not in KINDS:
             raise AsmgenError(
                 f"template: unknown patch kind {kind!r}; known: {', '.join(sorted(KINDS))}"
             )
+        pkind = KINDS[kind]
         use = FieldUse(name, kind)
-        value = field_value(len(fields), use)
+        index = len(fields)
+        value = field_value(index, use)
         fields.append(use)
-        return hex(value)
+        marker = f"{_FIELD}{index}{_FIELD}"
+        if not pkind.carries_address:
+            return marker
+        if signed and value >> (pkind.bits - 1):
+            value -= 1 << pkind.bits
+        return hex(value) + marker
+
+    def label(name: str) -> int:
+        used.add(name)
+        if labels is None:
+            return 0
+        if name not in labels:
+            raise AsmgenError(f"template: label({name!r}): no such label")
+        return labels[name]
 
     context = {
         "spec": spec,
@@ -127,7 +160,9 @@ def render(
         "resolver": spec.resolver,
         "trampoline": spec.trampoline,
         "frame": frame,
+        "table": spec.table,
         "patch": patch,
+        "label": label,
         "hex": hex,
     }
     try:
@@ -143,7 +178,14 @@ def render(
     lines = []
     for raw in text.split("\n"):
         numbers = re.findall(f"{_MARK}(\\d+){_MARK}", raw)
-        body = re.sub(f"{_MARK}\\d+{_MARK}", "", raw).rstrip()
+        uses = tuple(int(n) for n in re.findall(f"{_FIELD}(\\d+){_FIELD}", raw))
+        body = re.sub(f"{_MARK}\\d+{_MARK}|{_FIELD}\\d+{_FIELD}", "", raw).rstrip()
         if body.strip():
-            lines.append(SourceLine(body, int(numbers[-1]) if numbers else 0))
-    return Rendered(template_path, tuple(lines), tuple(fields))
+            lines.append(SourceLine(body, int(numbers[-1]) if numbers else 0, uses))
+        elif uses:
+            raise AsmgenError(
+                "template: a patch field is rendered on a line without a statement",
+                template_path,
+                int(numbers[-1]) if numbers else None,
+            )
+    return Rendered(template_path, tuple(lines), tuple(fields), frozenset(used))

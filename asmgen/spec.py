@@ -26,29 +26,89 @@ class _Model(BaseModel):
 class CallConvention(_Model):
     """How the resolver calls the JIT's re-entry function."""
 
-    int_args: tuple[str, ...] = Field(min_length=2)
+    # Integer argument registers; the re-entry call's arguments that do not fit
+    # (all of them on i386) go to the stack.
+    int_args: tuple[str, ...] = ()
     fp_args: tuple[str, ...] = ()
     callee_saved: tuple[str, ...] = ()
+    # Bytes the caller reserves for the callee below the call: Win64's home
+    # area, o32's argument area.
     shadow_space: Hex = 0
     stack_align: int = Field(gt=0)
+    # Stack alignment the resolver may rely on at entry; when it is less than
+    # stack_align the resolver realigns its frame.  Defaults to stack_align.
+    incoming_align: int | None = Field(default=None, gt=0)
+    # Register holding the re-entry function's result (the landing address).
     return_reg: str
+    # Every register the result occupies (o32 returns a 64-bit value in
+    # v0:v1).  The resolver must not restore them.  Defaults to [return_reg].
+    return_regs: tuple[str, ...] = ()
+
+    @property
+    def entry_align(self) -> int:
+        return self.incoming_align or self.stack_align
+
+    @property
+    def result_regs(self) -> tuple[str, ...]:
+        return self.return_regs or (self.return_reg,)
+
+
+VectorKind = Literal["fxsave64", "fxsave", "q-regs", "none"]
 
 
 class VectorState(_Model):
-    kind: Literal["fxsave64", "fxsave", "none"]
+    """How the resolver keeps the vector/FP state.
+
+    fxsave64, fxsave: one instruction saves the x87/SSE state into an area of
+    `area_size` bytes.  q-regs: the full 128-bit vector registers listed in
+    `resolver.fp_saves` are stored.  none: no vector state beyond the
+    `resolver.fp_saves` list (FP registers stored at their own width).
+    """
+
+    kind: VectorKind
     area_size: Hex = 0
     align: int = Field(default=16, gt=0)
 
 
 class Resolver(_Model):
     saves: tuple[str, ...]
+    # FP/vector registers stored individually (after `saves`).
+    fp_saves: tuple[str, ...] = ()
     # Holds the re-entry function's address for the indirect call.
     scratch: str
+    # Holds the landing address while registers are restored (RISC arches).
+    landing: str | None = None
+    # Frame pointer saved with the trampoline's saved link as the first pair
+    # (AArch64's frame record).  Push-style (x86) frames always push one.
+    frame_pointer: str | None = None
+    # Alignment the resolver rounds its own frame to.  Defaults to
+    # call.stack_align.  LLVM's Riscv64 and LoongArch64 tables round to 8 only
+    # (264- and 136-byte frames); their specs state that deliberately.
+    frame_align: int | None = Field(default=None, gt=0)
     vector_state: VectorState
 
 
 class Trampoline(_Model):
     call_size: int = Field(gt=0)
+    # Register in which the trampoline's call left the trampoline's return
+    # address (RISC); absent when the call pushed it (x86).
+    link: str | None = None
+    # Register in which the trampoline kept the caller's return address
+    # (AArch64 x17, MIPS t8) before calling the resolver.
+    saved_link: str | None = None
+
+
+class TableOptions(_Model):
+    """Choices about the table's bytes that are not code."""
+
+    # assembled: every patched place holds the assembled instruction (with the
+    #   placeholder in its field).
+    # zero: every instruction word that holds a patch field (or is written at
+    #   run time as a whole) is zero in the table; the JIT writes the whole
+    #   word, `base | field`.  LLVM's MIPS tables are built this way.
+    patched_words: Literal["assembled", "zero"] = "assembled"
+    # Word that fills the gap before 8-byte data slots (RISC tables).
+    pad_word: Hex = 0
 
 
 class Spec(_Model):
@@ -64,6 +124,7 @@ class Spec(_Model):
     call: CallConvention
     resolver: Resolver
     trampoline: Trampoline
+    table: TableOptions = TableOptions()
     # Placeholder values that a data slot holds before it is patched (LLVM
     # fills some with marker words); everything not listed starts at zero.
     placeholders: dict[str, Hex] = {}
@@ -86,6 +147,8 @@ class Spec(_Model):
                 f"pointer_size {self.pointer_size} does not match arch {arch.name} "
                 f"({arch.pointer_size})"
             )
+        if self.endian not in arch.endians:
+            raise ValueError(f"arch {arch.name} has no {self.endian}-endian mode")
         return self
 
 
@@ -96,6 +159,8 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
         ("call", "fp_args"): spec.call.fp_args,
         ("call", "callee_saved"): spec.call.callee_saved,
         ("resolver", "saves"): spec.resolver.saves,
+        ("resolver", "fp_saves"): spec.resolver.fp_saves,
+        ("call", "return_regs"): spec.call.return_regs,
     }
     for key, names in groups.items():
         seen: set[str] = set()
@@ -113,18 +178,34 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
     for key, name in {
         ("call", "return_reg"): spec.call.return_reg,
         ("resolver", "scratch"): spec.resolver.scratch,
+        ("resolver", "landing"): spec.resolver.landing,
+        ("resolver", "frame_pointer"): spec.resolver.frame_pointer,
+        ("trampoline", "link"): spec.trampoline.link,
+        ("trampoline", "saved_link"): spec.trampoline.saved_link,
     }.items():
-        if arch.register(name) is None:
+        if name is not None and arch.register(name) is None:
             raise AsmgenError(
-                f"{'.'.join(key)}: {name!r} is not a register of {arch.name}", path, where.get(key)
+                f"{'.'.join(key)}: {name!r} is not a register of {arch.name}",
+                path,
+                where.get(key),
             )
-    align = spec.call.stack_align
-    if align & (align - 1):
+    for key, align in {
+        ("call", "stack_align"): spec.call.stack_align,
+        ("call", "incoming_align"): spec.call.incoming_align,
+        ("resolver", "frame_align"): spec.resolver.frame_align,
+        ("resolver", "vector_state", "align"): spec.resolver.vector_state.align,
+    }.items():
+        if align is not None and align & (align - 1):
+            raise AsmgenError(
+                f"{'.'.join(key)}: {align} is not a power of two", path, where.get(key)
+            )
+    if spec.call.return_regs and spec.call.return_reg not in spec.call.return_regs:
         raise AsmgenError(
-            f"call.stack_align: {align} is not a power of two",
+            f"call.return_regs: does not list call.return_reg {spec.call.return_reg!r}",
             path,
-            where.get(("call", "stack_align")),
+            where.get(("call", "return_regs")),
         )
+    _check_vector_state(spec, where, path)
     if spec.call.shadow_space % spec.pointer_size:
         raise AsmgenError(
             f"call.shadow_space: {spec.call.shadow_space:#x} is not a multiple of the "
@@ -132,6 +213,41 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("call", "shadow_space")),
         )
+
+
+def _check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+    arch = spec.arch_info
+    state = spec.resolver.vector_state
+    key = ("resolver", "vector_state", "kind")
+    fp_regs = [arch.register(name) for name in spec.resolver.fp_saves]
+    if state.kind in ("fxsave", "fxsave64"):
+        if not state.area_size:
+            raise AsmgenError(
+                f"resolver.vector_state: {state.kind} needs an area_size",
+                path,
+                where.get(key),
+            )
+        if fp_regs:
+            raise AsmgenError(
+                f"resolver.fp_saves: {state.kind} saves the FP state; list no registers",
+                path,
+                where.get(("resolver", "fp_saves")),
+            )
+    elif state.area_size:
+        raise AsmgenError(
+            f"resolver.vector_state: area_size is computed for {state.kind}; remove it",
+            path,
+            where.get(("resolver", "vector_state", "area_size")),
+        )
+    wanted = "vec" if state.kind == "q-regs" else "fpr"
+    for i, reg in enumerate(fp_regs):
+        if reg.cls != wanted:
+            raise AsmgenError(
+                f"resolver.fp_saves[{i}]: {reg.name} is a {reg.cls} register; "
+                f"vector_state {state.kind} stores {wanted} registers",
+                path,
+                where.get(("resolver", "fp_saves", i)),
+            )
 
 
 class _LineLoader(yaml.SafeLoader):
