@@ -76,6 +76,8 @@ class Resolver(_Model):
     fp_saves: tuple[str, ...] = ()
     # Holds the re-entry function's address for the indirect call.
     scratch: str
+    # Stages an argument on its way to the stack (i386).
+    temp: str | None = None
     # Holds the landing address while registers are restored (RISC arches).
     landing: str | None = None
     # Frame pointer saved with the trampoline's saved link as the first pair
@@ -178,6 +180,7 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
     for key, name in {
         ("call", "return_reg"): spec.call.return_reg,
         ("resolver", "scratch"): spec.resolver.scratch,
+        ("resolver", "temp"): spec.resolver.temp,
         ("resolver", "landing"): spec.resolver.landing,
         ("resolver", "frame_pointer"): spec.resolver.frame_pointer,
         ("trampoline", "link"): spec.trampoline.link,
