@@ -61,6 +61,11 @@ def listing(table: Table, disassemble=None) -> list[ListingLine]:
                 f"{patch.name}: {field.kind} at {field.offset:#x}"
                 + (f" bits {field.shift}..{field.shift + field.bits - 1}" if field.shift else "")
             )
+    if disassemble is None and table.spec.arch_info.capstone is None:
+        # capstone 5 has no LoongArch: llvm-mc's disassembler reads the bytes.
+        from .llvm_mc import llvm_mc_disassembler
+
+        disassemble = llvm_mc_disassembler(table)
     if disassemble is None:
         cs = _capstone(table)
 

@@ -16,6 +16,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from .assemble import END_PROBE, Assembly, collect, parse_lines, probe_name
@@ -40,6 +42,18 @@ def find_llvm_mc() -> str:
         "llvm-mc not found",
         hint="install Debian's llvm-19 (llvm-mc-19) or set ASMGEN_LLVM_MC",
     )
+
+
+@cache
+def llvm_mc_version() -> str:
+    """The version llvm-mc reports, e.g. ``19.1.7``."""
+    result = subprocess.run(
+        [find_llvm_mc(), "--version"], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"LLVM version (\S+)", result.stdout)
+    if result.returncode != 0 or match is None:
+        raise AsmgenError("cannot read llvm-mc's version")
+    return match.group(1)
 
 
 def llvm_mc_command(spec: Spec, output: Path) -> list[str]:
@@ -135,3 +149,46 @@ def _read_object(path: Path, spec: Spec) -> tuple[bytes, dict[str, int], bool]:
             for section in elf.iter_sections()
         )
     return code, symbols, relocated
+
+
+def llvm_mc_disassembler(table) -> Callable[[bytes, int], list[tuple[int, bytes, str]]]:
+    """A disassembler for `disasm.listing` on arches capstone lacks.
+
+    Fixed-width arches only: every code statement of `table` is decoded in one
+    llvm-mc run, one instruction per element; a statement whose words do not
+    all decode comes back empty (the listing then shows it as data).
+    """
+    spec = table.spec
+    arch = spec.arch_info
+    unit = arch.element_size
+    if unit == 1:
+        raise AsmgenError(f"no disassembler for {arch.name}")
+    words = []
+    for stmt in table.statements:
+        if stmt.is_data or stmt.size % unit:
+            continue
+        for at in range(stmt.offset, stmt.offset + stmt.size, unit):
+            words.append((at, table.code[at : at + unit]))
+    text = "\n".join(" ".join(f"0x{b:02x}" for b in word) for _, word in words) + "\n"
+    command = [find_llvm_mc(), "--disassemble", f"-triple={arch.triple(spec.endian)}"]
+    if arch.llvm_mattr:
+        command.append(f"-mattr={arch.llvm_mattr}")
+    result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+    decoded = [
+        " ".join(line.split())
+        for line in result.stdout.splitlines()
+        if line.strip() and not line.strip().startswith(".")
+    ]
+    by_offset: dict[int, str] = {}
+    if result.returncode == 0 and not result.stderr.strip() and len(decoded) == len(words):
+        by_offset = {at: insn for (at, _), insn in zip(words, decoded, strict=True)}
+
+    def disassemble(data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
+        out = []
+        for at in range(offset, offset + len(data), unit):
+            if at not in by_offset:
+                return []
+            out.append((at, data[at - offset : at - offset + unit], by_offset[at]))
+        return out
+
+    return disassemble
