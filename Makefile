@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 LLVM_MC := llvm-mc-19
 
-.PHONY: generate check-generated test lint format bench llvm venv clean
+
+.PHONY: generate check-generated cross-check test lint format bench llvm venv clean
 
 venv: $(STAMP)
 
@@ -41,7 +42,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) llvm check-generated lint
+cross-check: $(STAMP) llvm
+	$(PY) -m asmgen cross-check
+
+test: $(STAMP) llvm check-generated cross-check lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP) llvm

@@ -73,6 +73,23 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_cross_check(args) -> int:
+    from .crosscheck import cross_check, supports_both, unexplained
+
+    failures = 0
+    for item in select(spec_files(args.specs), args.abi):
+        if not supports_both(item.spec):
+            print(f"{item.spec.abi}: skipped ({item.spec.arch} has one assembler only)")
+            continue
+        diffs = cross_check(item.path, args.templates)
+        bad = unexplained(diffs)
+        failures += len(bad)
+        for diff in diffs:
+            print(f"{item.spec.abi}: {diff}{'' if diff in bad else '  (allowed)'}")
+        print(f"{item.spec.abi}: keystone and llvm-mc {'differ' if bad else 'agree'}")
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asmgen", description="LLVM ORC resolver tables from ABI specs and templates"
@@ -94,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("abi")
     _common(explain)
     explain.set_defaults(run=cmd_explain)
+
+    cross = sub.add_parser("cross-check", help="assemble with keystone and llvm-mc and compare")
+    cross.add_argument("abi", nargs="*", help="ABI ids or spec names (default: all)")
+    _common(cross)
+    cross.set_defaults(run=cmd_cross_check)
     return parser
 
 

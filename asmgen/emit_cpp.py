@@ -12,6 +12,7 @@ import re
 
 from .clangformat import clang_format
 from .disasm import listing
+from .errors import AsmgenError
 from .layout import Table
 from .patchkinds import KINDS
 from .provenance import header_lines
@@ -32,6 +33,13 @@ inline void patchField(char *Loc, T Mask, unsigned Shift, uint64_t Value) {
   T Word;
   memcpy(&Word, Loc, sizeof(T));
   Word = (Word & ~Mask) | (static_cast<T>(Value << Shift) & Mask);
+  memcpy(Loc, &Word, sizeof(T));
+}
+
+/// Writes a whole container that the table leaves zero (an instruction word
+/// completed at run time).
+template <typename T> inline void writeWord(char *Loc, uint64_t Value) {
+  T Word = static_cast<T>(Value);
   memcpy(Loc, &Word, sizeof(T));
 }
 } // namespace detail
@@ -64,16 +72,29 @@ def _element_lines(table: Table) -> list[str]:
 def _field_call(table: Table) -> list[str]:
     calls = []
     for patch in table.patches:
+        if any(f.bits for f in patch.fields) and patch.name not in ADDRESS_PARAMS:
+            raise AsmgenError(
+                f"patch {patch.name!r} takes an address, but the C++ writeResolverCode only "
+                f"receives {' and '.join(ADDRESS_PARAMS)}",
+                table.template_path,
+            )
         for field in patch.fields:
             ctype = f"uint{field.size * 8}_t"
-            expr = re.sub(r"\bvalue\b", patch.name, KINDS[field.kind].expr)
-            where = f"{patch.name}Offset"
+            where = f"ResolverWorkingMem + {patch.name}Offset"
             if field.offset != patch.offset:
                 where += f" + {field.offset - patch.offset:#x}"
-            calls.append(
-                f"  detail::patchField<{ctype}>(ResolverWorkingMem + {where}, "
-                f"{ctype}({field.mask:#x}ULL), {field.shift}, {expr});"
-            )
+            expr = re.sub(r"\bvalue\b", patch.name, KINDS[field.kind].expr)
+            if field.whole_word:
+                # The table holds zero here: write the whole instruction word.
+                value = f"{field.base:#x}"
+                if field.bits:
+                    value += f" | ((({expr}) & {(1 << field.bits) - 1:#x}) << {field.shift})"
+                calls.append(f"  detail::writeWord<{ctype}>({where}, {value});")
+            else:
+                calls.append(
+                    f"  detail::patchField<{ctype}>({where}, "
+                    f"{ctype}({field.mask:#x}ULL), {field.shift}, {expr});"
+                )
     return calls
 
 

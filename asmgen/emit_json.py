@@ -30,6 +30,8 @@ def table_record(table: Table) -> dict:
                         "shift": f.shift,
                         "bits": f.bits,
                         "kind": f.kind,
+                        "base": f.base,
+                        "whole_word": f.whole_word,
                     }
                     for f in p.fields
                 ],

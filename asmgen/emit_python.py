@@ -26,7 +26,8 @@ def _patch_repr(table: Table) -> str:
     out = []
     for patch in table.patches:
         fields = "".join(
-            f"            Field({f.offset:#x}, {f.size}, {f.shift}, {f.bits}, {f.kind!r}),\n"
+            f"            Field({f.offset:#x}, {f.size}, {f.shift}, {f.bits}, {f.kind!r}, "
+            f"{f.base:#x}, {f.whole_word}),\n"
             for f in patch.fields
         )
         out.append(
@@ -70,6 +71,7 @@ def emit_python(tables: list[Table]) -> str:
             f"    llvm_class={spec.class_name!r},\n"
             f"    element={spec.arch_info.element!r},\n"
             f"    byteorder={spec.endian!r},\n"
+            f"    pointer_size={spec.pointer_size},\n"
             f"    code=bytes.fromhex(\n{_hex_lines(table.code, '        ')}    ),\n"
             f"    patches=(\n{_patch_repr(table)}    ),\n"
             f"    listing=(\n{_listing_repr(text)}    ),\n"
@@ -91,6 +93,7 @@ class ResolverTable:
     llvm_class: str
     element: str
     byteorder: str
+    pointer_size: int
     code: bytes
     patches: tuple[PatchPoint, ...]
     listing: str
@@ -107,7 +110,7 @@ class ResolverTable:
         values = {"ReentryFnAddr": fn_addr, "ReentryCtxAddr": ctx_addr}
         for patch in self.patches:
             for field in patch.fields:
-                if not 0 <= values[patch.name] < 1 << VALUE_BITS[field.kind]:
+                if field.bits and not 0 <= values[patch.name] < 1 << VALUE_BITS[field.kind]:
                     raise ValueError(
                         f"{self.abi}: {patch.name} {values[patch.name]:#x} does not fit "
                         f"{field.kind}"

@@ -147,16 +147,20 @@ def test_cpp_is_clang_format_clean():
 def test_cpp_compiles_and_writes_the_same_bytes(tmp_path, generated_module):
     """The emitted C++ writeResolverCode produces what the Python module does."""
     header = Path(__file__).resolve().parent.parent / "generated" / "orc_resolvers.h"
-    fn, ctx = 0x1122334455667788, 0x99AABBCCDDEEFF00
-    names = sorted({t.llvm_class: t for t in generated_module.TABLES.values()})
-    body = "".join(
-        f"  {{ char Mem[asmgen::{n}::ResolverCodeSize];\n"
-        f"    asmgen::{n}::writeResolverCode(Mem, {fn:#x}ULL, {ctx:#x}ULL);\n"
-        f'    printf("{n} ");\n'
-        f'    for (unsigned I = 0; I < sizeof(Mem); ++I) printf("%02x", (unsigned char)Mem[I]);\n'
-        f'    printf("\\n"); }}\n'
-        for n in names
-    )
+    addresses = {8: (0x1122334455667788, 0x99AABBCCDDEEFF00), 4: (0x12345678, 0x9ABCDEF0)}
+    # The C++ writes in host byte order, as ORC does: compare the host's order only.
+    tables = {t.llvm_class: t for t in generated_module.TABLES.values() if t.byteorder == "little"}
+    body = ""
+    for name, table in sorted(tables.items()):
+        fn, ctx = addresses[table.pointer_size]
+        body += (
+            f"  {{ char Mem[asmgen::{name}::ResolverCodeSize];\n"
+            f"    asmgen::{name}::writeResolverCode(Mem, {fn:#x}ULL, {ctx:#x}ULL);\n"
+            f'    printf("{name} ");\n'
+            "    for (unsigned I = 0; I < sizeof(Mem); ++I)\n"
+            '      printf("%02x", (unsigned char)Mem[I]);\n'
+            f'    printf("\\n"); }}\n'
+        )
     source = tmp_path / "main.cpp"
     source.write_text(f'#include "{header}"\n#include <cstdio>\nint main() {{\n{body}}}\n')
     binary = tmp_path / "main"
@@ -165,6 +169,40 @@ def test_cpp_compiles_and_writes_the_same_bytes(tmp_path, generated_module):
         line.split()
         for line in subprocess.run([binary], capture_output=True, text=True).stdout.splitlines()
     )
-    for table in generated_module.TABLES.values():
-        if table.byteorder == "little":  # the host writes its own byte order
-            assert printed[table.llvm_class] == table.instantiate(fn, ctx).hex()
+    assert sorted(printed) == sorted(tables)
+    for name, table in tables.items():
+        assert printed[name] == table.instantiate(*addresses[table.pointer_size]).hex()
+
+
+# generated ABI id -> (LLVM fixture key, which bytes)
+GENERATED_VS_LLVM = {
+    "X86_64_SysV": ("X86_64_SysV", "hex"),
+    "X86_64_Win32": ("X86_64_Win32", "hex"),
+    "X86_64_Win32_seed_initial": ("X86_64_Win32_seed_initial", "hex"),
+    "I386": ("I386", "hex"),
+    "AArch64": ("AArch64", "hex"),
+    "Mips32Le": ("Mips32", "hex"),
+    "Mips32Be": ("Mips32", "hex_be"),
+    "Mips64": ("Mips64", "hex"),
+    "Riscv64": ("Riscv64", "hex"),
+    "LoongArch64": ("LoongArch64", "hex"),
+}
+
+
+@pytest.mark.parametrize("abi", GENERATED_VS_LLVM)
+def test_generated_module_matches_llvm(generated_module, llvm_tables, abi):
+    key, which = GENERATED_VS_LLVM[abi]
+    expected = llvm_tables[key]
+    table = generated_module.TABLES[abi]
+    assert table.code.hex() == expected[which]
+    assert table.size == expected["size"]
+    for name, offset in expected["offsets"].items():
+        assert table.patch_point(name.removesuffix("Offset")).offset == offset
+    if which == "hex":  # LLVM's examples are patched on a little-endian host
+        example = expected["example"]
+        fn, ctx = int(example["ReentryFnAddr"], 16), int(example["ReentryCtxAddr"], 16)
+        assert table.instantiate(fn, ctx).hex() == example["hex"]
+
+
+def test_generated_module_covers_every_spec(generated_module):
+    assert sorted(generated_module.TABLES) == sorted(GENERATED_VS_LLVM)
