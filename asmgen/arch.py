@@ -74,7 +74,10 @@ X86_64 = Arch(
     pointer_size=8,
     element="uint8_t",
     registers=_regs("gpr", 64, "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15")
-    + _regs("vec", 128, " ".join(f"xmm{i}" for i in range(16))),
+    + _regs("vec", 128, " ".join(f"xmm{i}" for i in range(16)))
+    # FP control: SSE control/status and the x87 control word.
+    + _regs("ctl", 32, "mxcsr")
+    + _regs("ctl", 16, "fcw"),
     stack_pointer="rsp",
     keystone=("KS_ARCH_X86", "KS_MODE_64"),
     capstone=("CS_ARCH_X86", "CS_MODE_64"),

@@ -99,9 +99,14 @@ def compute_frame(spec: Spec) -> Frame:
     align = spec.call.stack_align
     stack_args = max(0, REENTRY_ARGS - len(spec.call.int_args))
     arg_offsets = tuple(i * slot for i in range(stack_args))
+    # The home area the resolver reserves: the convention's, unless a spec
+    # reproduces a table that reserves less (and declares it).
+    shadow = spec.call.shadow_space
+    if spec.resolver.shadow_space is not None:
+        shadow = spec.resolver.shadow_space
     common = {
         "slot": slot,
-        "shadow": spec.call.shadow_space,
+        "shadow": shadow,
         "align": align,
         "arg_offsets": arg_offsets,
     }
@@ -124,7 +129,7 @@ def _push_frame(spec: Spec, stack_args: int, common: dict) -> Frame:
     pushes = (1 + int(realign) + len(spec.resolver.saves)) * slot
     return_addresses = 2 * slot
     below = len(spec.resolver.saves) * slot if realign else return_addresses + pushes
-    used = below + vector_area + arg_area + spec.call.shadow_space
+    used = below + vector_area + arg_area + common["shadow"]
     return Frame(
         style="push",
         return_addresses=return_addresses,

@@ -43,6 +43,10 @@ class CallConvention(_Model):
     # Every register the result occupies (o32 returns a 64-bit value in
     # v0:v1).  The resolver must not restore them.  Defaults to [return_reg].
     return_regs: tuple[str, ...] = ()
+    # FP control state the caller relies on keeping across the call (x86: mxcsr,
+    # fcw).  `asmgen verify` clobbers it in the re-entry function and checks it
+    # at landing.
+    fp_control: tuple[str, ...] = ()
 
     @property
     def entry_align(self) -> int:
@@ -88,6 +92,11 @@ class Resolver(_Model):
     # (264- and 136-byte frames); their specs state that deliberately.
     frame_align: int | None = Field(default=None, gt=0)
     vector_state: VectorState
+    # Home (shadow) area the resolver actually reserves for the re-entry
+    # function; defaults to call.shadow_space.  Only a spec that reproduces a
+    # defective table (the seed's first Win64 attempt) sets it lower, and then
+    # declares the violation in expected_violations.
+    shadow_space: Hex | None = None
 
 
 class Trampoline(_Model):
@@ -113,6 +122,35 @@ class TableOptions(_Model):
     pad_word: Hex = 0
 
 
+# Contract checks of `asmgen verify` (see asmgen/verify/checks.py).
+VerifyCheck = Literal[
+    "ctx_arg",
+    "trampoline_arg",
+    "stack_align",
+    "shadow_space",
+    "int_args",
+    "fp_args",
+    "callee_saved",
+    "stack_pointer",
+    "return_address",
+    "fp_control",
+    "landing_pc",
+    "native",
+    "frame_align",
+]
+
+
+class ExpectedViolation(_Model):
+    """A contract check that this table is known to fail (a reproduced LLVM defect).
+
+    `asmgen verify` reports it as a declared violation instead of failing, and
+    fails if the check unexpectedly passes, so the declaration stays true.
+    """
+
+    check: VerifyCheck
+    reason: str = Field(min_length=1)
+
+
 class Spec(_Model):
     abi: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
     llvm_class: str | None = None
@@ -130,6 +168,8 @@ class Spec(_Model):
     # Placeholder values that a data slot holds before it is patched (LLVM
     # fills some with marker words); everything not listed starts at zero.
     placeholders: dict[str, Hex] = {}
+    # Contract checks this table is known to fail; see ExpectedViolation.
+    expected_violations: tuple[ExpectedViolation, ...] = ()
 
     @property
     def class_name(self) -> str:
@@ -160,6 +200,7 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
         ("call", "int_args"): spec.call.int_args,
         ("call", "fp_args"): spec.call.fp_args,
         ("call", "callee_saved"): spec.call.callee_saved,
+        ("call", "fp_control"): spec.call.fp_control,
         ("resolver", "saves"): spec.resolver.saves,
         ("resolver", "fp_saves"): spec.resolver.fp_saves,
         ("call", "return_regs"): spec.call.return_regs,

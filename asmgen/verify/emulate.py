@@ -1,0 +1,305 @@
+"""Run the lazy-call chain in unicorn and check the resolver's contract.
+
+caller -> stub -> trampoline -> resolver -> re-entry (a hook playing the JIT)
+-> resolver -> landing.  The resolver is the table under test, instantiated
+with real addresses; the re-entry function is one return instruction, and a
+code hook on it checks the arguments, the alignment and the home area, then
+behaves like the worst conforming callee: it spills its argument registers
+into its home area and clobbers every caller-saved register, the flags and the
+FP control state, before returning the landing address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import unicorn
+
+from .chain import ChainEncoders
+from .facts import EmuFacts
+from .model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
+
+# Layout of the emulated address space, as offsets from EmuFacts.base.
+CALLER, STUB, STUB_SLOT, TRAMP, TRAMP_SLOT = 0x0, 0x100, 0x180, 0x200, 0x280
+RESOLVER, REENTRY, LANDING, CTX = 0x1000, 0x3000, 0x4000, 0x5678
+STACK_LO, STACK_HI = 0x10000, 0x20000
+MAP_SIZE = 0x20000
+# A runaway resolver stops here rather than hanging verify.
+MAX_INSNS = 100_000
+
+SENTINEL_SEED, CLOBBER_SEED = 0x51, 0xC7
+
+
+def pattern(seed: int, index: int, bits: int) -> int:
+    """A value unique to (seed, register), with every byte non-zero and distinct."""
+    out = 0
+    for k in range(bits // 8):
+        out |= ((seed + 0x1D * index + 0x07 * k) % 0xFF + 1) << (8 * k)
+    return out
+
+
+@dataclass
+class _Reg:
+    name: str
+    bits: int
+    reg_id: int
+    # Bits a conforming callee must keep (callee-saved, or the callee-saved low part).
+    keep: int = 0
+
+
+@dataclass
+class _Trace:
+    entry: dict[str, int] | None = None  # registers at the stub (the caller's view)
+    entry_ret: int | None = None
+    reentry: dict | None = None  # what the hook saw
+    accesses: list[tuple[str, str, int, int, int]] = field(default_factory=list)
+    phase: str = "before"
+
+
+class Emulation:
+    def __init__(self, subject: Subject, facts: EmuFacts, enc: ChainEncoders):
+        self.subject, self.facts, self.enc = subject, facts, enc
+        self.spec = subject.spec
+        self.slot = self.spec.pointer_size
+        self.order = self.spec.endian
+        self.base = facts.base
+        mode = getattr(unicorn, facts.uc_mode)
+        if self.order == "big":
+            mode |= unicorn.UC_MODE_BIG_ENDIAN
+        self.uc = unicorn.Uc(getattr(unicorn, facts.uc_arch), mode)
+        self.regs = self._registers()
+        self.trace = _Trace()
+
+    def addr(self, offset: int) -> int:
+        return self.base + offset
+
+    def _registers(self) -> dict[str, _Reg]:
+        """Every register the hook may clobber and the landing may check, at full width."""
+        arch, facts, call = self.spec.arch_info, self.facts, self.spec.call
+        skip = {facts.sp, facts.pc, facts.link, *facts.reserved, *facts.fp_control}
+        regs = {}
+        for reg in arch.registers:
+            if reg.name in skip or reg.name in facts.aliases or reg.cls == "ctl":
+                continue
+            regs[reg.name] = _Reg(reg.name, reg.bits, facts.reg_id(reg.name))
+        for name, bits in facts.extra_clobber:
+            regs[name] = _Reg(name, bits, facts.reg_id(name))
+        for name in call.callee_saved:
+            full, bits = facts.aliases.get(name, (name, None))
+            if full in regs:
+                regs[full].keep |= (1 << (bits or regs[full].bits)) - 1
+        return regs
+
+    # -- memory helpers ---------------------------------------------------
+
+    def word(self, address: int) -> int:
+        return int.from_bytes(self.uc.mem_read(address, self.slot), self.order)
+
+    def pointer(self, value: int) -> bytes:
+        return value.to_bytes(self.slot, self.order)
+
+    def read(self, name: str) -> int:
+        return self.uc.reg_read(self.facts.reg_id(name))
+
+    # -- the run ----------------------------------------------------------
+
+    def run(self) -> dict[str, CheckResult]:
+        uc, a = self.uc, self.addr
+        uc.mem_map(self.base, MAP_SIZE)
+        self.resolver = self.subject.instantiate(a(REENTRY), a(CTX))
+        uc.mem_write(a(CALLER), self.enc.caller(a(CALLER), a(STUB)))
+        uc.mem_write(a(STUB), self.enc.stub(a(STUB), a(STUB_SLOT)))
+        uc.mem_write(a(STUB_SLOT), self.pointer(a(TRAMP)))
+        uc.mem_write(a(TRAMP), self.enc.trampoline(a(TRAMP), a(TRAMP_SLOT)))
+        uc.mem_write(a(TRAMP_SLOT), self.pointer(a(RESOLVER)))
+        uc.mem_write(a(RESOLVER), self.resolver)
+        uc.mem_write(a(REENTRY), self.facts.ret_insn)
+        self._set_sentinels()
+        uc.hook_add(unicorn.UC_HOOK_CODE, self._at_stub, begin=a(STUB), end=a(STUB))
+        uc.hook_add(unicorn.UC_HOOK_CODE, self._at_reentry, begin=a(REENTRY), end=a(REENTRY))
+        uc.hook_add(
+            unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE,
+            self._on_stack_access,
+            begin=a(STACK_LO),
+            end=a(STACK_HI) - 1,
+        )
+        error = ""
+        try:
+            uc.emu_start(a(CALLER), a(LANDING), count=MAX_INSNS)
+        except unicorn.UcError as exc:
+            error = f"emulation stopped: {exc} at pc {self.read(self.facts.pc):#x}"
+        return self._results(error)
+
+    def _set_sentinels(self) -> None:
+        uc, facts, spec = self.uc, self.facts, self.spec
+        for index, reg in enumerate(self.regs.values()):
+            uc.reg_write(reg.reg_id, pattern(SENTINEL_SEED, index, reg.bits))
+        for name in spec.call.fp_control:
+            uc.reg_write(facts.reg_id(name), facts.fp_control[name][0])
+        if facts.flags:
+            uc.reg_write(facts.reg_id(facts.flags[0]), facts.flags[1] & 0x55)
+        # The caller's sp is aligned exactly as the convention promises, no more.
+        align = spec.call.stack_align
+        sp = self.addr(STACK_HI - 0x800)
+        sp -= sp % align
+        uc.reg_write(facts.reg_id(facts.sp), sp)
+
+    def _at_stub(self, uc, address, size, user_data) -> None:
+        if self.trace.entry is not None:
+            return
+        self.trace.entry = {name: uc.reg_read(reg.reg_id) for name, reg in self.regs.items()}
+        self.trace.entry[self.facts.sp] = self.read(self.facts.sp)
+        self.trace.entry_ret = self._return_address()
+
+    def _return_address(self) -> int:
+        if self.facts.link:
+            return self.read(self.facts.link)
+        return self.word(self.read(self.facts.sp))
+
+    def _on_stack_access(self, uc, access, address, size, value, user_data) -> None:
+        pc = self.read(self.facts.pc)
+        if not self.addr(RESOLVER) <= pc < self.addr(RESOLVER) + len(self.resolver):
+            return
+        kind = "write" if access == unicorn.UC_MEM_WRITE else "read"
+        self.trace.accesses.append((self.trace.phase, kind, address, size, pc))
+
+    def _at_reentry(self, uc, address, size, user_data) -> None:
+        facts, call = self.facts, self.spec.call
+        sp = self.read(facts.sp)
+        args_at = sp + facts.call_pushes  # sp as it was at the call
+        args = []
+        for i in range(2):
+            if i < len(call.int_args):
+                args.append(self.read(call.int_args[i]))
+            else:
+                stack_index = i - len(call.int_args)
+                args.append(self.word(args_at + call.shadow_space + stack_index * self.slot))
+        home = (args_at, args_at + call.shadow_space)
+        self.trace.reentry = {"args": args, "sp_at_call": args_at, "home": home}
+        # Spill the register arguments into the home area, as MSVC code does.
+        for i in range(call.shadow_space // self.slot):
+            if i < len(call.int_args):
+                uc.mem_write(args_at + i * self.slot, self.pointer(self.read(call.int_args[i])))
+        # Clobber everything a callee may clobber.
+        for index, reg in enumerate(self.regs.values()):
+            full = (1 << reg.bits) - 1
+            old = uc.reg_read(reg.reg_id)
+            new = (pattern(CLOBBER_SEED, index, reg.bits) & ~reg.keep & full) | (old & reg.keep)
+            uc.reg_write(reg.reg_id, new)
+        if facts.flags:
+            name, mask = facts.flags
+            uc.reg_write(facts.reg_id(name), self.read(name) ^ mask)
+        for name in call.fp_control:
+            uc.reg_write(facts.reg_id(name), facts.fp_control[name][1])
+        uc.reg_write(facts.reg_id(call.return_reg), self.addr(LANDING))
+        self.trace.phase = "after"
+
+    # -- checks -----------------------------------------------------------
+
+    def _results(self, error: str) -> dict[str, CheckResult]:
+        results: dict[str, CheckResult] = {}
+
+        def add(check, findings, note="", status=None):
+            if status is None:
+                status = FAIL if findings else PASS
+            results[check] = CheckResult(check, status, "unicorn", list(findings), note)
+
+        t, spec, call = self.trace, self.spec, self.spec.call
+        bits = 8 * self.slot
+        if t.reentry is None:
+            why = error or "the re-entry function was never called"
+            for check in ("ctx_arg", "trampoline_arg", "stack_align", "shadow_space"):
+                add(check, [Finding("re-entry call", "reached", why)])
+        else:
+            ctx, tramp = t.reentry["args"]
+            where = [call.int_args[i] if i < len(call.int_args) else f"stack arg {i}" for i in (0, 1)]
+            add("ctx_arg", _diff(where[0], self.addr(CTX), ctx, bits))
+            add("trampoline_arg", _diff(where[1], self.addr(TRAMP), tramp, bits))
+            sp = t.reentry["sp_at_call"]
+            add(
+                "stack_align",
+                []
+                if sp % call.stack_align == 0
+                else [Finding("sp at the call", f"0 mod {call.stack_align:#x}", hexw(sp, bits))],
+            )
+            self._check_home(add)
+        landed = not error and self.read(self.facts.pc) == self.addr(LANDING)
+        add(
+            "landing_pc",
+            []
+            if landed
+            else [Finding("pc", hexw(self.addr(LANDING), bits), error or hex(self.read(self.facts.pc)))],
+        )
+        entry = t.entry or {}
+        landing_checks = {
+            "int_args": call.int_args,
+            "fp_args": call.fp_args,
+            "callee_saved": call.callee_saved,
+        }
+        for check, names in landing_checks.items():
+            if not names:
+                add(check, [], "the convention has none", NA)
+            elif not landed:
+                add(check, [Finding("landing", "reached", "not reached")])
+            else:
+                add(check, [f for n in names for f in self._compare(n, entry)])
+        if not landed:
+            for check in ("stack_pointer", "return_address"):
+                add(check, [Finding("landing", "reached", "not reached")])
+        else:
+            sp_name = self.facts.sp
+            add("stack_pointer", _diff(sp_name, entry[sp_name], self.read(sp_name), bits))
+            what = self.facts.link or f"[{sp_name}]"
+            add("return_address", _diff(what, t.entry_ret, self._return_address(), bits))
+        if not call.fp_control:
+            add("fp_control", [], "the spec names no FP control state", NA)
+        elif not landed:
+            add("fp_control", [Finding("landing", "reached", "not reached")])
+        else:
+            found = []
+            for name in call.fp_control:
+                want = self.facts.fp_control[name][0]
+                found += _diff(name, want, self.read(name), self.spec.arch_info.register(name).bits)
+            add("fp_control", found)
+        return results
+
+    def _compare(self, name: str, entry: dict[str, int]) -> list[Finding]:
+        full, part = self.facts.aliases.get(name, (name, None))
+        reg = self.regs[full]
+        bits = part or reg.bits
+        mask = (1 << bits) - 1
+        return _diff(name, entry[full] & mask, self.read(full) & mask, bits)
+
+    def _check_home(self, add) -> None:
+        call = self.spec.call
+        if not call.shadow_space:
+            add("shadow_space", [], "the convention has no home area", NA)
+            return
+        lo, hi = self.trace.reentry["home"]
+        # One finding per instruction: the span of the home area it touched.
+        spans: dict[tuple[str, int], list[int]] = {}
+        for phase, kind, address, size, pc in self.trace.accesses:
+            start, end = max(address, lo), min(address + size, hi)
+            live = (phase, kind) in (("before", "write"), ("after", "read"))
+            if start < end and live:
+                span = spans.setdefault((kind, pc), [start, end])
+                span[0], span[1] = min(span[0], start), max(span[1], end)
+        found = []
+        for (kind, pc), (start, end) in spans.items():
+            at = f"home area [{start - lo:#x}, {end - lo:#x})"
+            where = f"resolver+{pc - self.addr(RESOLVER):#x}"
+            if kind == "write":
+                found.append(Finding(at, "no resolver data", f"written at {where}, before the call"))
+            else:
+                found.append(Finding(at, "not read after the call", f"read at {where}"))
+        add("shadow_space", found)
+
+
+def _diff(what: str, expected: int, got: int, bits: int) -> list[Finding]:
+    if expected == got:
+        return []
+    return [Finding(what, hexw(expected, bits), hexw(got, bits))]
+
+
+def emulate(subject: Subject, facts: EmuFacts, enc: ChainEncoders) -> dict[str, CheckResult]:
+    return Emulation(subject, facts, enc).run()

@@ -1,0 +1,157 @@
+"""Run the resolver on the real CPU, with C-callable Python functions around it.
+
+Python calls the stub as a C function with six integer and eight double
+arguments; the stub jumps to the trampoline, the trampoline calls the
+resolver, and the resolver calls a ctypes re-entry function that records
+(ctx, trampoline) and returns the address of the landing, a second ctypes
+function that records the arguments it received and returns a marker.  What
+an emulator models wrongly (alignment faults, real libffi callbacks, the real
+stack) shows here.
+
+It runs in a forked child, so a broken table kills the child, not verify.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import mmap
+import os
+import platform
+import signal
+
+from .chain import ChainEncoders
+from .facts import EmuFacts
+from .model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
+
+INTS = tuple(0x1111_2222_3333_0000 + 0x0101 * i for i in range(1, 7))
+DOUBLES = tuple(1.5 + 0.25 * i for i in range(8))
+MARKER = 0x600D_CAFE_F00D_1234
+CTX = 0x7EC7_0000_0000_5678
+TIMEOUT_S = 10
+
+REENTRY_T = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)
+LANDING_T = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_int64] * 6, *[ctypes.c_double] * 8)
+
+# Layout of the code block: stub, its pointer slot, trampoline, its slot, resolver.
+STUB, STUB_SLOT, TRAMP, TRAMP_SLOT, RESOLVER = 0x0, 0x40, 0x80, 0xC0, 0x100
+
+
+def not_applicable(subject: Subject, facts: EmuFacts | None) -> str:
+    """Why this table cannot run natively here, or "" if it can."""
+    host = (platform.machine(), platform.system())
+    if facts is None or host not in facts.native_hosts:
+        return f"this host ({host[0]} {host[1]}) does not run {subject.spec.arch} code"
+    if subject.spec.call.int_args != facts.native_int_args:
+        return "the convention is not the host's C convention (ctypes cannot call it)"
+    return ""
+
+
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
+    libc.mmap.argtypes += [ctypes.c_int, ctypes.c_long]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return libc
+
+
+def _run(subject: Subject, enc: ChainEncoders) -> dict:
+    """The chain itself (in the child): returns what the callbacks saw."""
+    seen: dict = {"reentry": [], "landing": []}
+
+    def landing(*args):
+        seen["landing"].append(list(args))
+        return MARKER
+
+    landing_fn = LANDING_T(landing)
+    landing_addr = ctypes.cast(landing_fn, ctypes.c_void_p).value
+
+    def reentry(ctx, tramp):
+        seen["reentry"].append([ctx, tramp])
+        return landing_addr
+
+    reentry_fn = REENTRY_T(reentry)
+    reentry_addr = ctypes.cast(reentry_fn, ctypes.c_void_p).value
+
+    libc = _libc()
+    size = mmap.PAGESIZE * 2
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    base = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, flags, -1, 0)
+    if base in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap failed")
+    code = bytearray(RESOLVER)
+    for offset, data in (
+        (STUB, enc.stub(base + STUB, base + STUB_SLOT)),
+        (STUB_SLOT, (base + TRAMP).to_bytes(8, "little")),
+        (TRAMP, enc.trampoline(base + TRAMP, base + TRAMP_SLOT)),
+        (TRAMP_SLOT, (base + RESOLVER).to_bytes(8, "little")),
+    ):
+        code[offset : offset + len(data)] = data
+    code += subject.instantiate(reentry_addr, CTX)
+    ctypes.memmove(base, bytes(code), len(code))
+    if libc.mprotect(base, size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect failed")
+    seen["tramp"] = base + TRAMP
+    seen["result"] = LANDING_T(base + STUB)(*INTS, *DOUBLES)
+    return seen
+
+
+def _child(subject: Subject, enc: ChainEncoders, fd: int) -> None:
+    signal.alarm(TIMEOUT_S)  # a resolver that loops is killed by SIGALRM
+    try:
+        out = {"ok": _run(subject, enc)}
+    except Exception as exc:  # reported to the parent, which fails the check
+        out = {"error": f"{type(exc).__name__}: {exc}"}
+    os.write(fd, json.dumps(out).encode())
+    os._exit(0)
+
+
+def run_native(subject: Subject, facts: EmuFacts | None, enc: ChainEncoders) -> CheckResult:
+    why = not_applicable(subject, facts)
+    if why:
+        return CheckResult("native", NA, "native", [], why)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _child(subject, enc, write_fd)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        return _fail(Finding("process", "returns to Python", f"killed by {name}"))
+    out = json.loads(data or b'{"error": "no result"}')
+    if "error" in out:
+        return _fail(Finding("run", "completes", out["error"]))
+    return _check(out["ok"])
+
+
+def _fail(*findings: Finding) -> CheckResult:
+    return CheckResult("native", FAIL, "native", list(findings))
+
+
+def _check(seen: dict) -> CheckResult:
+    found = []
+    if seen["reentry"] != [[CTX, seen["tramp"]]]:
+        found.append(
+            Finding(
+                "re-entry(ctx, trampoline)",
+                f"one call ({CTX:#x}, {seen['tramp']:#x})",
+                ", ".join(f"({c:#x}, {t:#x})" for c, t in seen["reentry"]) or "no call",
+            )
+        )
+    if len(seen["landing"]) != 1:
+        found.append(Finding("landing calls", "1", str(len(seen["landing"]))))
+    else:
+        got = seen["landing"][0]
+        for i, (want, have) in enumerate(zip((*INTS, *DOUBLES), got, strict=True)):
+            if want != have:
+                kind = "int" if i < len(INTS) else "double"
+                shown = (hexw(want), hexw(have)) if kind == "int" else (repr(want), repr(have))
+                found.append(Finding(f"landing {kind} arg {i}", *shown))
+    if seen["result"] != MARKER:
+        found.append(Finding("value returned to the caller", hexw(MARKER), hexw(seen["result"])))
+    return CheckResult("native", FAIL if found else PASS, "native", found)
