@@ -19,6 +19,7 @@ from .pipeline import (
     write_outputs,
 )
 from .resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
+from .verify.cli import register as register_verify
 
 DEFAULT_OUT = REPO_ROOT / "generated"
 
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     cross.add_argument("abi", nargs="*", help="ABI ids or spec names (default: all)")
     _common(cross)
     cross.set_defaults(run=cmd_cross_check)
+
+    register_verify(sub)
     return parser
 
 

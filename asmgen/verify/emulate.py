@@ -90,6 +90,38 @@ class Emulation:
                 regs[full].keep |= (1 << (bits or regs[full].bits)) - 1
         return regs
 
+    def where(self, pc: int) -> str:
+        """A code address as `region+offset: instruction`, for findings."""
+        regions = [("caller", CALLER), ("stub", STUB), ("trampoline", TRAMP)]
+        regions += [("resolver", RESOLVER), ("re-entry", REENTRY), ("landing", LANDING)]
+        name, start = max(
+            ((n, self.addr(o)) for n, o in regions if self.addr(o) <= pc),
+            default=("", 0),
+            key=lambda r: r[1],
+        )
+        if not name:
+            return f"{pc:#x}"
+        return f"{name}+{pc - start:#x}{self._disassemble(pc)}"
+
+    def _disassemble(self, pc: int) -> str:
+        import capstone
+
+        arch = self.spec.arch_info
+        if arch.capstone is None:
+            return ""
+        mode = getattr(capstone, arch.capstone[1])
+        mode |= capstone.CS_MODE_BIG_ENDIAN if self.order == "big" else 0
+        cs = capstone.Cs(getattr(capstone, arch.capstone[0]), mode)
+        if self.spec.syntax == "att":
+            cs.syntax = capstone.CS_OPT_SYNTAX_ATT
+        try:
+            data = bytes(self.uc.mem_read(pc, 16))
+        except unicorn.UcError:
+            return ""
+        for insn in cs.disasm(data, pc, 1):
+            return f" ({insn.mnemonic} {insn.op_str})".replace(" )", ")")
+        return ""
+
     # -- memory helpers ---------------------------------------------------
 
     def word(self, address: int) -> int:
@@ -127,7 +159,8 @@ class Emulation:
         try:
             uc.emu_start(a(CALLER), a(LANDING), count=MAX_INSNS)
         except unicorn.UcError as exc:
-            error = f"emulation stopped: {exc} at pc {self.read(self.facts.pc):#x}"
+            sp = self.read(self.facts.sp)
+            error = f"{exc} at {self.where(self.read(self.facts.pc))}, sp {sp:#x}"
         return self._results(error)
 
     def _set_sentinels(self) -> None:
@@ -212,7 +245,9 @@ class Emulation:
                 add(check, [Finding("re-entry call", "reached", why)])
         else:
             ctx, tramp = t.reentry["args"]
-            where = [call.int_args[i] if i < len(call.int_args) else f"stack arg {i}" for i in (0, 1)]
+            where = [
+                call.int_args[i] if i < len(call.int_args) else f"stack arg {i}" for i in (0, 1)
+            ]
             add("ctx_arg", _diff(where[0], self.addr(CTX), ctx, bits))
             add("trampoline_arg", _diff(where[1], self.addr(TRAMP), tramp, bits))
             sp = t.reentry["sp_at_call"]
@@ -228,7 +263,11 @@ class Emulation:
             "landing_pc",
             []
             if landed
-            else [Finding("pc", hexw(self.addr(LANDING), bits), error or hex(self.read(self.facts.pc)))],
+            else [
+                Finding(
+                    "pc", hexw(self.addr(LANDING), bits), error or hex(self.read(self.facts.pc))
+                )
+            ],
         )
         entry = t.entry or {}
         landing_checks = {
@@ -287,9 +326,11 @@ class Emulation:
         found = []
         for (kind, pc), (start, end) in spans.items():
             at = f"home area [{start - lo:#x}, {end - lo:#x})"
-            where = f"resolver+{pc - self.addr(RESOLVER):#x}"
+            where = self.where(pc)
             if kind == "write":
-                found.append(Finding(at, "no resolver data", f"written at {where}, before the call"))
+                found.append(
+                    Finding(at, "no resolver data", f"written at {where}, before the call")
+                )
             else:
                 found.append(Finding(at, "not read after the call", f"read at {where}"))
         add("shadow_space", found)

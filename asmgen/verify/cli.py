@@ -1,0 +1,46 @@
+"""The `asmgen verify` subcommand."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..pipeline import build, select, spec_files
+from ..resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
+from .report import FORMATS, exit_status
+from .runner import subject_from_table, subjects_from_generated, verify
+
+
+def cmd_verify(args) -> int:
+    items = select(spec_files(args.specs), args.abi)
+    if args.build:
+        subjects = [subject_from_table(build(item, args.templates)) for item in items]
+    else:
+        subjects = subjects_from_generated(items, args.generated / "orc_resolvers.py")
+    reports = verify(subjects)
+    sys.stdout.write(FORMATS[args.format](reports))
+    return exit_status(reports)
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "verify", help="prove each table's ABI contract by emulation and native runs"
+    )
+    parser.add_argument("abi", nargs="*", help="ABI ids or spec names (default: all)")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="text")
+    parser.add_argument(
+        "--generated",
+        type=Path,
+        default=REPO_ROOT / "generated",
+        help="folder with the generated orc_resolvers.py whose tables are verified",
+    )
+    parser.add_argument(
+        "--build",
+        action="store_true",
+        help="verify tables built in memory from --specs/--templates instead",
+    )
+    parser.add_argument("--specs", type=Path, default=SPECS_DIR, help="folder of ABI specs")
+    parser.add_argument(
+        "--templates", type=Path, default=TEMPLATES_DIR, help="folder of per-arch templates"
+    )
+    parser.set_defaults(run=cmd_verify)

@@ -1,0 +1,113 @@
+"""Run every check on every subject, and weigh the results against the spec's
+declared expected violations."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import AsmgenError
+from ..frame import compute_frame
+from ..layout import Table
+from ..pipeline import SpecFile
+from .chain import ENCODERS
+from .emulate import emulate
+from .facts import EMU_FACTS
+from .model import CHECKS, FAIL, NA, PASS, CheckResult, Subject
+from .native import run_native
+from .static import frame_check
+
+# Outcomes after the declarations are applied.
+OK, VIOLATION, DECLARED, UNEXPECTED_PASS, SKIPPED = "ok", "FAIL", "declared", "XPASS", "n/a"
+FAILING = (VIOLATION, UNEXPECTED_PASS)
+
+
+@dataclass
+class Outcome:
+    result: CheckResult
+    outcome: str
+    reason: str = ""  # the spec's reason, for declared violations
+
+
+@dataclass
+class AbiReport:
+    abi: str
+    arch: str
+    spec_path: Path
+    source: str
+    emulated: bool  # False: no emulator for this arch, static check only
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return any(o.outcome in FAILING for o in self.outcomes.values())
+
+
+def subject_from_table(table: Table, source: str = "built in memory") -> Subject:
+    def instantiate(fn_addr: int, ctx_addr: int) -> bytes:
+        return table.instantiate({"ReentryFnAddr": fn_addr, "ReentryCtxAddr": ctx_addr})
+
+    return Subject(table.spec, table.spec_path, table.frame, instantiate, source)
+
+
+def load_generated(path: Path):
+    spec = importlib.util.spec_from_file_location("asmgen_verify_generated", path)
+    if spec is None or not path.is_file():
+        raise AsmgenError("generated module not found; run `asmgen generate`", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def subjects_from_generated(items: list[SpecFile], module_path: Path) -> list[Subject]:
+    """Code from the generated Python module (its own instantiate), contracts from the specs."""
+    tables = load_generated(module_path).TABLES
+    subjects = []
+    for item in items:
+        table = tables.get(item.spec.abi)
+        if table is None:
+            raise AsmgenError(
+                f"ABI {item.spec.abi!r} is not in the generated module; run `asmgen generate`",
+                module_path,
+            )
+        frame = compute_frame(item.spec)
+        subjects.append(Subject(item.spec, item.path, frame, table.instantiate, str(module_path)))
+    return subjects
+
+
+def _outcome(result: CheckResult, declared: dict[str, str]) -> Outcome:
+    reason = declared.get(result.check, "")
+    if result.status == FAIL:
+        return Outcome(result, DECLARED if reason else VIOLATION, reason)
+    if reason:
+        # A declaration that no longer holds is itself a failure: the spec must stay true.
+        return Outcome(result, UNEXPECTED_PASS, reason)
+    return Outcome(result, OK if result.status == PASS else SKIPPED)
+
+
+def verify_subject(subject: Subject) -> AbiReport:
+    start = time.perf_counter()
+    spec = subject.spec
+    facts, enc = EMU_FACTS.get(spec.arch), ENCODERS.get(spec.arch)
+    results: dict[str, CheckResult] = {}
+    emulated = facts is not None and enc is not None
+    if emulated:
+        results.update(emulate(subject, facts, enc))
+        results["native"] = run_native(subject, facts, enc)
+    else:
+        why = f"no emulator for {spec.arch}: static frame check only"
+        for check in CHECKS:
+            results[check] = CheckResult(check, NA, "none", [], why)
+    results["frame_align"] = frame_check(subject)
+    declared = {v.check: v.reason for v in spec.expected_violations}
+    report = AbiReport(spec.abi, spec.arch, subject.spec_path, subject.source, emulated)
+    report.outcomes = {check: _outcome(results[check], declared) for check in CHECKS}
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def verify(subjects: list[Subject]) -> list[AbiReport]:
+    return [verify_subject(s) for s in subjects]
