@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LLVM_MC := llvm-mc-19
 
 
-.PHONY: generate check-generated cross-check test lint format bench llvm venv clean
+.PHONY: generate check-generated cross-check verify test lint format bench llvm venv clean
 
 venv: $(STAMP)
 
@@ -45,11 +45,16 @@ format: $(STAMP)
 cross-check: $(STAMP) llvm
 	$(PY) -m asmgen cross-check
 
-test: $(STAMP) llvm check-generated cross-check lint
+# Prove every generated table's ABI contract (unicorn, native x86-64, static frame).
+verify: $(STAMP) llvm
+	$(PY) -m asmgen verify
+
+test: $(STAMP) llvm check-generated cross-check lint verify
 	$(PY) -m pytest -q
 
 bench: $(STAMP) llvm
 	$(PY) bench/bench_generate.py
+	$(PY) bench/bench_verify.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

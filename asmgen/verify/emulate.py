@@ -130,6 +130,9 @@ class Emulation:
     def pointer(self, value: int) -> bytes:
         return value.to_bytes(self.slot, self.order)
 
+    def pc(self) -> int:
+        return self.read(self.facts.pc)
+
     def read(self, name: str) -> int:
         return self.uc.reg_read(self.facts.reg_id(name))
 
@@ -237,7 +240,7 @@ class Emulation:
                 status = FAIL if findings else PASS
             results[check] = CheckResult(check, status, "unicorn", list(findings), note)
 
-        t, spec, call = self.trace, self.spec, self.spec.call
+        t, call = self.trace, self.spec.call
         bits = 8 * self.slot
         if t.reentry is None:
             why = error or "the re-entry function was never called"

@@ -6,7 +6,7 @@ import json
 
 from .. import __version__
 from .model import CHECKS
-from .runner import DECLARED, FAILING, OK, SKIPPED, UNEXPECTED_PASS, VIOLATION, AbiReport
+from .runner import DECLARED, OK, SKIPPED, UNEXPECTED_PASS, VIOLATION, AbiReport
 
 # Column headings, in CHECKS order.
 SHORT = {

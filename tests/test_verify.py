@@ -1,0 +1,252 @@
+"""`asmgen verify`: the contracts hold, the known LLVM defects are found, and
+every mutation of a resolver makes verify fail."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import re
+from pathlib import Path
+
+import pytest
+
+from asmgen.cli import main
+from asmgen.pipeline import build, select, spec_files
+from asmgen.verify import subject_from_table, verify
+from asmgen.verify.emulate import CTX
+from asmgen.verify.native import run_native
+from asmgen.verify.static import frame_check
+
+TEMPLATE = Path("templates/x86_64/resolver.s.j2")
+X86 = ["X86_64_SysV", "X86_64_Win32", "X86_64_Win32_seed_initial"]
+NATIVE_HOST = (platform.machine(), platform.system()) == ("x86_64", "Linux")
+
+
+def _verify_json(capsys, *args: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main(["verify", "--format", "json", *args])
+    return code, json.loads(capsys.readouterr().out)["abis"]
+
+
+def _verify_tree(capsys, tree: Path, *abis: str) -> tuple[int, dict]:
+    return _verify_json(
+        capsys,
+        "--build",
+        "--specs",
+        str(tree / "abi_specs"),
+        "--templates",
+        str(tree / "templates"),
+        *abis,
+    )
+
+
+def _outcomes(abis: dict, abi: str) -> dict[str, str]:
+    return {check: r["outcome"] for check, r in abis[abi]["checks"].items()}
+
+
+def _edit(path: Path, old: str, new: str, count: int = 1) -> None:
+    text = path.read_text()
+    assert text.count(old) == count, f"mutation anchor {old!r} not found {count}x in {path}"
+    path.write_text(text.replace(old, new))
+
+
+# -- the generated tables ---------------------------------------------------
+
+
+def test_generated_tables_keep_their_contracts(capsys):
+    code, abis = _verify_json(capsys)
+    assert code == 0
+    sysv = _outcomes(abis, "X86_64_SysV")
+    assert sysv.pop("shadow_space") == "n/a"  # SysV has no home area
+    assert sysv.pop("native") == ("ok" if NATIVE_HOST else "n/a")
+    assert set(sysv.values()) == {"ok"}
+    win64 = _outcomes(abis, "X86_64_Win32")
+    assert win64.pop("native") == "n/a"  # not the host's C convention
+    assert set(win64.values()) == {"ok"}
+
+
+def test_seed_defects_are_found_and_declared(capsys, llvm_tables):
+    code, abis = _verify_json(capsys, "X86_64_Win32_seed_initial")
+    assert code == 0
+    outcomes = _outcomes(abis, "X86_64_Win32_seed_initial")
+    assert outcomes.pop("shadow_space") == outcomes.pop("fp_control") == "declared"
+    assert outcomes.pop("native") == "n/a"
+    assert set(outcomes.values()) == {"ok"}
+    checks = abis["X86_64_Win32_seed_initial"]["checks"]
+    home = checks["shadow_space"]["findings"]
+    # The live data is the fxsave64 area, written at 0x21 and read back by fxrstor64.
+    assert home[0]["what"] == "home area [0x0, 0x20)"
+    assert home[0]["got"].startswith("written at resolver+0x21 (fxsave64")
+    assert home[1]["got"].startswith("read at resolver+0x48 (fxrstor64")
+    seed_hex = llvm_tables["X86_64_Win32_seed_initial"]["hex"]
+    assert seed_hex[0x21 * 2 : 0x26 * 2] == "480fae0424"  # LLVM's fxsave64 (%rsp)
+    assert seed_hex[0x48 * 2 : 0x4D * 2] == "480fae0c24"  # LLVM's fxrstor64 (%rsp)
+    control = {f["what"]: f for f in checks["fp_control"]["findings"]}
+    # The spilled ctx (home slot 0) comes back as the FCW.
+    assert control["fcw"]["expected"] == "0x027f"
+    assert int(control["fcw"]["got"], 16) == CTX & 0xFFFF
+    assert control["mxcsr"]["got"] != control["mxcsr"]["expected"]
+
+
+def test_text_report_is_a_table_with_a_static_note(capsys):
+    capsys.readouterr()
+    assert main(["verify"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert header[:4] == ["ABI", "ctx", "tramp", "align"]
+    assert "frame*" in header and "native" in header
+    seed = next(line for line in out.splitlines() if line.startswith("X86_64_Win32_seed_initial"))
+    assert seed.split()[4] == "xfail"  # home
+    assert "STATIC check only" in out
+    assert "declared violation" in out
+
+
+# -- declarations stay true ---------------------------------------------------
+
+
+def test_undeclared_violation_fails(capsys, tree):
+    spec = tree / "abi_specs/x86_64_win64_seed.yaml"
+    text = spec.read_text()
+    spec.write_text(text[: text.index("expected_violations:")])
+    code, abis = _verify_tree(capsys, tree, "X86_64_Win32_seed_initial")
+    assert code == 1
+    outcomes = _outcomes(abis, "X86_64_Win32_seed_initial")
+    assert outcomes["shadow_space"] == outcomes["fp_control"] == "FAIL"
+
+
+def test_declared_violation_that_does_not_happen_fails(capsys, tree):
+    spec = tree / "abi_specs/x86_64_sysv.yaml"
+    spec.write_text(
+        spec.read_text() + "expected_violations:\n  - {check: stack_align, reason: not true}\n"
+    )
+    code, abis = _verify_tree(capsys, tree, "X86_64_SysV")
+    assert code == 1
+    assert _outcomes(abis, "X86_64_SysV")["stack_align"] == "XPASS"
+
+
+def test_unknown_check_name_is_a_spec_error(capsys, tree):
+    spec = tree / "abi_specs/x86_64_sysv.yaml"
+    spec.write_text(spec.read_text() + "expected_violations:\n  - {check: bogus, reason: x}\n")
+    capsys.readouterr()
+    assert main(["verify", "--specs", str(tree / "abi_specs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r".*x86_64_sysv\.yaml:\d+: error: expected_violations\.0\.check: .*", err)
+
+
+# -- mutations: each must make verify fail -------------------------------------
+
+
+def test_mutation_removed_push(capsys, tree):
+    # Push one register fewer than the epilogue pops.
+    _edit(
+        tree / TEMPLATE,
+        "{% for reg in resolver.saves %}",
+        "{% for reg in resolver.saves[1:] %}",
+    )
+    code, abis = _verify_tree(capsys, tree)
+    assert code == 1
+    for abi in X86:
+        assert _outcomes(abis, abi)["landing_pc"] == "FAIL"
+    if NATIVE_HOST:
+        assert _outcomes(abis, "X86_64_SysV")["native"] == "FAIL"
+
+
+def test_mutation_one_register_not_saved_is_caught_by_the_clobbering_hook(capsys, tree):
+    _edit(tree / "abi_specs/x86_64_sysv.yaml", "rsi, rdi, r8", "rsi, r8")
+    code, abis = _verify_tree(capsys, tree, "X86_64_SysV")
+    assert code == 1
+    result = abis["X86_64_SysV"]["checks"]["int_args"]
+    assert result["outcome"] == "FAIL"
+    assert [f["what"] for f in result["findings"]] == ["rdi"]
+
+
+def test_mutation_removed_vector_save(capsys, tree):
+    _edit(tree / TEMPLATE, "    fxsave64 (%rsp)\n", "")
+    code, abis = _verify_tree(capsys, tree)
+    assert code == 1
+    sysv = abis["X86_64_SysV"]["checks"]
+    assert sysv["fp_args"]["outcome"] == "FAIL"
+    assert [f["what"] for f in sysv["fp_args"]["findings"]] == [f"xmm{i}" for i in range(8)]
+    assert sysv["fp_control"]["outcome"] == "FAIL"
+    win64 = abis["X86_64_Win32"]["checks"]
+    assert win64["callee_saved"]["outcome"] == "FAIL"  # xmm6-xmm15
+
+
+def test_mutation_frame_size_changed_by_8(capsys, tree):
+    _edit(tree / TEMPLATE, "hex(frame.vector_alloc)", "hex(frame.vector_alloc + 0x8)", count=2)
+    code, abis = _verify_tree(capsys, tree)
+    assert code == 1
+    for abi in X86:
+        checks = abis[abi]["checks"]
+        # fxsave64 faults on the misaligned area before the call is reached.
+        assert checks["stack_align"]["outcome"] == "FAIL"
+        assert "fxsave64" in checks["stack_align"]["findings"][0]["got"]
+    if NATIVE_HOST:
+        native = abis["X86_64_SysV"]["checks"]["native"]
+        assert native["findings"][0]["got"] == "killed by SIGSEGV"
+
+
+def test_mutation_stack_misaligned_at_the_call(capsys, tree):
+    # Keep fxsave64's area aligned but move the call: the alignment check itself must see it.
+    _edit(tree / TEMPLATE, "    callq   *%", "    pushq   %rax\n    callq   *%")
+    _edit(
+        tree / TEMPLATE,
+        "    movq    %{{ call.return_reg }}, 0x8(%rbp)",
+        "    popq %rcx\n    movq    %{{ call.return_reg }}, 0x8(%rbp)",
+    )
+    code, abis = _verify_tree(capsys, tree, "X86_64_SysV")
+    assert code == 1
+    align = abis["X86_64_SysV"]["checks"]["stack_align"]
+    assert align["outcome"] == "FAIL"
+    assert align["findings"][0]["what"] == "sp at the call"
+
+
+def test_mutation_dropped_shadow_space(capsys, tree):
+    text = (tree / TEMPLATE).read_text()
+    mutated = re.sub(r"\{% if frame\.shadow %\}.*?\{% endif %\}\n", "", text, flags=re.S)
+    assert mutated.count("frame.shadow") == 0 and text.count("frame.shadow") == 4
+    (tree / TEMPLATE).write_text(mutated)
+    code, abis = _verify_tree(capsys, tree)
+    assert code == 1
+    win64 = _outcomes(abis, "X86_64_Win32")
+    assert win64["shadow_space"] == win64["fp_control"] == "FAIL"
+    assert "FAIL" not in _outcomes(abis, "X86_64_SysV").values()
+
+
+# -- native run and static check, directly ---------------------------------------
+
+
+def _subject(tree: Path, abi: str):
+    return subject_from_table(
+        build(select(spec_files(tree / "abi_specs"), [abi])[0], tree / "templates")
+    )
+
+
+def test_native_run_sees_a_wrong_trampoline_address(tree):
+    _edit(tree / "abi_specs/x86_64_sysv.yaml", "call_size: 0x6", "call_size: 0x5")
+    from asmgen.verify.chain import ENCODERS
+    from asmgen.verify.facts import EMU_FACTS
+
+    result = run_native(_subject(tree, "X86_64_SysV"), EMU_FACTS["x86_64"], ENCODERS["x86_64"])
+    if not NATIVE_HOST:
+        assert result.status == "n/a"
+        return
+    assert result.status == "fail"
+    assert result.findings[0].what == "re-entry(ctx, trampoline)"
+    # The landing still runs with the caller's arguments intact.
+    assert len(result.findings) == 1
+
+
+def test_static_frame_check_flags_a_misaligned_frame(tree):
+    subject = _subject(tree, "X86_64_SysV")
+    assert frame_check(subject).status == "pass"
+    frame = dataclasses.replace(subject.frame, padding=subject.frame.padding + 8)
+    result = frame_check(dataclasses.replace(subject, frame=frame))
+    assert result.status == "fail"
+    assert result.findings[0].got.endswith("(sp off by 0x8)")
+
+
+def test_in_memory_tables_verify_like_the_generated_module(tree):
+    reports = verify([_subject(tree, abi) for abi in X86])
+    assert [r.failed for r in reports] == [False, False, False]
