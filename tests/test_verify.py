@@ -9,8 +9,6 @@ import platform
 import re
 from pathlib import Path
 
-import pytest
-
 from asmgen.cli import main
 from asmgen.pipeline import build, select, spec_files
 from asmgen.verify import subject_from_table, verify
