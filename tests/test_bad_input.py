@@ -25,8 +25,8 @@ CASES = {
     "missing field": (SPEC, "  return_reg: rax\n", "", SPEC, 8, "call.return_reg: Field required"),
     "wrong type": (SPEC, "stack_align: 0x10", "stack_align: sixteen", SPEC, 13, "stack_align"),
     "unknown register": (SPEC, "[rdi, rsi,", "[rdi, rsx,", SPEC, 9, "'rsx' is not a register"),
-    "register of another arch": (SPEC, "scratch: rax", "scratch: x17", SPEC, 17, "'x17'"),
-    "duplicate register": (SPEC, "rax, rbx, rcx", "rax, rbx, rbx", SPEC, 16, "listed twice"),
+    "register of another arch": (SPEC, "scratch: rax", "scratch: x17", SPEC, 18, "'x17'"),
+    "duplicate register": (SPEC, "rax, rbx, rcx", "rax, rbx, rbx", SPEC, 17, "listed twice"),
     "duplicate key": (
         SPEC,
         "pointer_size: 8\n",

@@ -63,15 +63,20 @@ def _fields(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def test_seed_differs_from_win64_only_in_shadow_space():
+def test_seed_differs_from_win64_only_in_reserved_shadow_space():
+    # Same contract (call:); the seed's resolver reserves no home area and
+    # declares what that costs.
     win64 = _fields(SPECS_DIR / "x86_64_win64.yaml")
     seed = _fields(SPECS_DIR / "x86_64_win64_seed.yaml")
     identity = ("abi", "llvm_class", "description")
     for fields in (win64, seed):
         for key in identity:
             fields.pop(key, None)
-    assert win64["call"].pop("shadow_space") == 0x20
-    assert seed["call"].pop("shadow_space") == 0
+    assert win64["call"]["shadow_space"] == seed["call"]["shadow_space"] == 0x20
+    assert "shadow_space" not in win64["resolver"]
+    assert seed["resolver"].pop("shadow_space") == 0
+    declared = seed.pop("expected_violations")
+    assert sorted(v["check"] for v in declared) == ["fp_control", "shadow_space"]
     assert win64 == seed
 
 
