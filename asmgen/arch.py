@@ -91,7 +91,9 @@ I386 = Arch(
     pointer_size=4,
     element="uint8_t",
     registers=_regs("gpr", 32, "eax ebx ecx edx esi edi ebp esp")
-    + _regs("vec", 128, _numbered("xmm", 8)),
+    + _regs("vec", 128, _numbered("xmm", 8))
+    + _regs("ctl", 32, "mxcsr")
+    + _regs("ctl", 16, "fcw"),
     stack_pointer="esp",
     keystone=("KS_ARCH_X86", "KS_MODE_32"),
     capstone=("CS_ARCH_X86", "CS_MODE_32"),

@@ -21,7 +21,10 @@ from .model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
 
 # Layout of the emulated address space, as offsets from EmuFacts.base.
 CALLER, STUB, STUB_SLOT, TRAMP, TRAMP_SLOT = 0x0, 0x100, 0x180, 0x200, 0x280
-RESOLVER, REENTRY, LANDING, CTX = 0x1000, 0x3000, 0x4000, 0x5678
+RESOLVER, REENTRY, LANDING = 0x1000, 0x3000, 0x4000
+# The context is never dereferenced: a value with every byte distinct and the
+# top bits set shows a truncated or misplaced ctx field.
+CTX = {4: 0x7EC7_5678, 8: 0x7EC7_3C2D_1E0F_5678}
 STACK_LO, STACK_HI = 0x10000, 0x20000
 MAP_SIZE = 0x20000
 # A runaway resolver stops here rather than hanging verify.
@@ -63,6 +66,7 @@ class Emulation:
         self.slot = self.spec.pointer_size
         self.order = self.spec.endian
         self.base = facts.base
+        self.ctx = CTX[self.slot]
         mode = getattr(unicorn, facts.uc_mode)
         if self.order == "big":
             mode |= unicorn.UC_MODE_BIG_ENDIAN
@@ -141,14 +145,20 @@ class Emulation:
     def run(self) -> dict[str, CheckResult]:
         uc, a = self.uc, self.addr
         uc.mem_map(self.base, MAP_SIZE)
-        self.resolver = self.subject.instantiate(a(REENTRY), a(CTX))
-        uc.mem_write(a(CALLER), self.enc.caller(a(CALLER), a(STUB)))
-        uc.mem_write(a(STUB), self.enc.stub(a(STUB), a(STUB_SLOT)))
+        try:
+            self.resolver = self.subject.instantiate(a(REENTRY), self.ctx)
+        except (KeyError, ValueError, TypeError) as exc:
+            # The table's own instantiate is part of what is verified.
+            self.resolver = b""
+            return self._results(f"instantiate() failed: {type(exc).__name__}: {exc}")
+        order, enc = self.order, self.enc
+        uc.mem_write(a(CALLER), enc.caller(a(CALLER), 0, a(STUB), order))
+        uc.mem_write(a(STUB), enc.stub(a(STUB), a(STUB_SLOT), a(TRAMP), order))
         uc.mem_write(a(STUB_SLOT), self.pointer(a(TRAMP)))
-        uc.mem_write(a(TRAMP), self.enc.trampoline(a(TRAMP), a(TRAMP_SLOT)))
+        uc.mem_write(a(TRAMP), enc.trampoline(a(TRAMP), a(TRAMP_SLOT), a(RESOLVER), order))
         uc.mem_write(a(TRAMP_SLOT), self.pointer(a(RESOLVER)))
         uc.mem_write(a(RESOLVER), self.resolver)
-        uc.mem_write(a(REENTRY), self.facts.ret_insn)
+        uc.mem_write(a(REENTRY), enc.ret(order))
         self._set_sentinels()
         uc.hook_add(unicorn.UC_HOOK_CODE, self._at_stub, begin=a(STUB), end=a(STUB))
         uc.hook_add(unicorn.UC_HOOK_CODE, self._at_reentry, begin=a(REENTRY), end=a(REENTRY))
@@ -168,6 +178,8 @@ class Emulation:
 
     def _set_sentinels(self) -> None:
         uc, facts, spec = self.uc, self.facts, self.spec
+        for name, value in facts.init:
+            uc.reg_write(facts.reg_id(name), uc.reg_read(facts.reg_id(name)) | value)
         for index, reg in enumerate(self.regs.values()):
             uc.reg_write(reg.reg_id, pattern(SENTINEL_SEED, index, reg.bits))
         for name in spec.call.fp_control:
@@ -176,8 +188,11 @@ class Emulation:
             uc.reg_write(facts.reg_id(facts.flags[0]), facts.flags[1] & 0x55)
         # The caller's sp is aligned exactly as the convention promises, no more.
         align = spec.call.stack_align
+        promised = getattr(spec.call, "entry_align", align)
         sp = self.addr(STACK_HI - 0x800)
         sp -= sp % align
+        if promised < align:
+            sp -= promised
         uc.reg_write(facts.reg_id(facts.sp), sp)
 
     def _at_stub(self, uc, address, size, user_data) -> None:
@@ -227,7 +242,10 @@ class Emulation:
             uc.reg_write(facts.reg_id(name), self.read(name) ^ mask)
         for name in call.fp_control:
             uc.reg_write(facts.reg_id(name), facts.fp_control[name][1])
-        uc.reg_write(facts.reg_id(call.return_reg), self.addr(LANDING))
+        # The landing address; a result wider than a register (o32's 64-bit
+        # address in v0:v1) has zero in its other registers.
+        for name in getattr(call, "result_regs", (call.return_reg,)):
+            uc.reg_write(facts.reg_id(name), self.addr(LANDING) if name == call.return_reg else 0)
         self.trace.phase = "after"
 
     # -- checks -----------------------------------------------------------
@@ -251,7 +269,7 @@ class Emulation:
             where = [
                 call.int_args[i] if i < len(call.int_args) else f"stack arg {i}" for i in (0, 1)
             ]
-            add("ctx_arg", _diff(where[0], self.addr(CTX), ctx, bits))
+            add("ctx_arg", _diff(where[0], self.ctx, ctx, bits))
             add("trampoline_arg", _diff(where[1], self.addr(TRAMP), tramp, bits))
             sp = t.reentry["sp_at_call"]
             add(

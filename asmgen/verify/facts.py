@@ -25,8 +25,8 @@ class EmuFacts:
     # pushes it (x86), in which case `call_pushes` bytes sit at sp on entry.
     link: str | None
     call_pushes: int
-    # The re-entry function's body: one return instruction (a hook plays the JIT first).
-    ret_insn: bytes
+    # Registers set before the run to enable units the code uses (FPU).
+    init: tuple[tuple[str, int], ...] = ()
     # Registers no code may clobber (hard-wired zero, kernel registers, ...).
     reserved: tuple[str, ...] = ()
     # Flags register and the bits the hook clobbers (arithmetic flags only: a
@@ -43,7 +43,7 @@ class EmuFacts:
     extra_clobber: tuple[tuple[str, int], ...] = ()
     # Base of the emulated address space; 64-bit arches use addresses above 4 GiB
     # so that a truncated address field shows.
-    base: int = 0x10000000
+    base: int = 0x12_1000_0000
     # Native execution: the host (platform.machine(), system) that runs this arch.
     native_hosts: tuple[tuple[str, str], ...] = ()
     # The host C ABI's integer argument registers; only specs with this
@@ -68,7 +68,6 @@ X86_64 = EmuFacts(
     sp="rsp",
     link=None,
     call_pushes=8,
-    ret_insn=bytes.fromhex("c3"),
     # CF PF AF ZF SF OF
     flags=("eflags", 0x8D5),
     fp_control={"mxcsr": (0x9FC0, 0x1F80), "fcw": (0x027F, 0x037F)},
@@ -78,4 +77,82 @@ X86_64 = EmuFacts(
     native_int_args=("rdi", "rsi", "rdx", "rcx", "r8", "r9"),
 )
 
-EMU_FACTS: dict[str, EmuFacts] = {f.arch: f for f in (X86_64,)}
+I386 = EmuFacts(
+    arch="i386",
+    uc_arch="UC_ARCH_X86",
+    uc_mode="UC_MODE_32",
+    const_module="unicorn.x86_const",
+    reg_prefix="UC_X86_REG_",
+    pc="eip",
+    sp="esp",
+    link=None,
+    call_pushes=4,
+    flags=("eflags", 0x8D5),
+    fp_control={"mxcsr": (0x9FC0, 0x1F80), "fcw": (0x027F, 0x037F)},
+    uc_names={"fcw": "fpcw"},
+    base=0x1000_0000,
+)
+
+AARCH64 = EmuFacts(
+    arch="aarch64",
+    uc_arch="UC_ARCH_ARM64",
+    uc_mode="UC_MODE_ARM",
+    const_module="unicorn.arm64_const",
+    reg_prefix="UC_ARM64_REG_",
+    pc="pc",
+    sp="sp",
+    link="x30",
+    call_pushes=0,
+    flags=("nzcv", 0xF000_0000),
+    # d8-d15 are the low halves of q8-q15: AAPCS64 keeps only those.
+    aliases={f"d{i}": (f"q{i}", 64) for i in range(32)},
+)
+
+
+def _mips(arch: str, mode: str, uc_names: dict[str, str], status: int) -> EmuFacts:
+    return EmuFacts(
+        arch=arch,
+        uc_arch="UC_ARCH_MIPS",
+        uc_mode=mode,
+        const_module="unicorn.mips_const",
+        reg_prefix="UC_MIPS_REG_",
+        pc="pc",
+        sp="sp",
+        link="ra",
+        call_pushes=0,
+        reserved=("zero", "k0", "k1"),
+        uc_names=uc_names,
+        # Status.CU1 enables the FPU (and FR selects 64-bit FP registers).
+        init=(("cp0_status", status),),
+        # unicorn's MIPS64 runs no code above 4 GiB; ctx still tests all 64 bits.
+        base=0x1000_0000,
+    )
+
+
+MIPS32 = _mips("mips32", "UC_MODE_MIPS32", {}, 0x2000_0000)
+# n64 names $8-$15 a4-a7, t0-t3; unicorn names them by o32 (t0-t7).
+MIPS64 = _mips(
+    "mips64",
+    "UC_MODE_MIPS64",
+    {n: str(8 + i) for i, n in enumerate(["a4", "a5", "a6", "a7", "t0", "t1", "t2", "t3"])},
+    0x2400_0000,
+)
+
+RISCV64 = EmuFacts(
+    arch="riscv64",
+    uc_arch="UC_ARCH_RISCV",
+    uc_mode="UC_MODE_RISCV64",
+    const_module="unicorn.riscv_const",
+    reg_prefix="UC_RISCV_REG_",
+    pc="pc",
+    sp="sp",
+    link="ra",
+    call_pushes=0,
+    reserved=("zero", "gp", "tp"),
+    # mstatus.FS: the FPU is on.
+    init=(("mstatus", 0x6000),),
+)
+
+EMU_FACTS: dict[str, EmuFacts] = {
+    f.arch: f for f in (X86_64, I386, AARCH64, MIPS32, MIPS64, RISCV64)
+}

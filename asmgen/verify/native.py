@@ -82,9 +82,9 @@ def _run(subject: Subject, enc: ChainEncoders) -> dict:
         raise OSError(ctypes.get_errno(), "mmap failed")
     code = bytearray(RESOLVER)
     for offset, data in (
-        (STUB, enc.stub(base + STUB, base + STUB_SLOT)),
+        (STUB, enc.stub(base + STUB, base + STUB_SLOT, base + TRAMP, "little")),
         (STUB_SLOT, (base + TRAMP).to_bytes(8, "little")),
-        (TRAMP, enc.trampoline(base + TRAMP, base + TRAMP_SLOT)),
+        (TRAMP, enc.trampoline(base + TRAMP, base + TRAMP_SLOT, base + RESOLVER, "little")),
         (TRAMP_SLOT, (base + RESOLVER).to_bytes(8, "little")),
     ):
         code[offset : offset + len(data)] = data
