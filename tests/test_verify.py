@@ -9,6 +9,8 @@ import platform
 import re
 from pathlib import Path
 
+import pytest
+
 from asmgen.cli import main
 from asmgen.pipeline import build, select, spec_files
 from asmgen.verify import subject_from_table, verify
@@ -248,3 +250,93 @@ def test_static_frame_check_flags_a_misaligned_frame(tree):
 def test_in_memory_tables_verify_like_the_generated_module(tree):
     reports = verify([_subject(tree, abi) for abi in X86])
     assert [r.failed for r in reports] == [False, False, False]
+
+
+# -- every arch: LLVM's known defects are found -----------------------------------
+
+# (ABI, check) -> the registers or quantity the finding must name.  The defects
+# are the ones DESIGN.md lists for LLVM's tables.
+KNOWN_DEFECTS = {
+    ("Mips32Le", "fp_args"): ["f12", "f14"],
+    ("Mips32Be", "fp_args"): ["f12", "f14"],
+    ("Mips64", "fp_args"): [f"f{i}" for i in range(12, 20)],
+    ("Riscv64", "fp_args"): [f"fa{i}" for i in range(8)],
+    ("Riscv64", "stack_align"): ["sp at the call"],
+    ("Riscv64", "frame_align"): ["frame size at the call"],
+    ("LoongArch64", "frame_align"): ["frame size at the call"],
+}
+
+
+@pytest.fixture(scope="module")
+def all_abis():
+    from asmgen.verify.report import format_json
+    from asmgen.verify.runner import subjects_from_generated
+
+    root = Path(__file__).resolve().parent.parent
+    reports = verify(subjects_from_generated(spec_files(), root / "generated/orc_resolvers.py"))
+    return json.loads(format_json(reports))["abis"]
+
+
+@pytest.mark.parametrize(("abi", "check"), sorted(KNOWN_DEFECTS))
+def test_llvm_defect_is_found(all_abis, abi, check):
+    result = all_abis[abi]["checks"][check]
+    assert result["outcome"] == "declared"
+    assert [f["what"] for f in result["findings"]] == KNOWN_DEFECTS[(abi, check)]
+
+
+def test_riscv64_sp_is_8_mod_16_at_the_call(all_abis):
+    got = all_abis["Riscv64"]["checks"]["stack_align"]["findings"][0]["got"]
+    assert int(got, 16) % 0x10 == 0x8
+
+
+def test_every_other_check_passes_on_every_emulated_abi(all_abis):
+    for abi, report in all_abis.items():
+        for check, result in report["checks"].items():
+            if (abi, check) in KNOWN_DEFECTS or result["outcome"] == "declared":
+                continue
+            assert result["outcome"] in ("ok", "n/a"), (abi, check, result)
+        if report["emulated"]:
+            # The chain really ran: the landing was reached.
+            assert report["checks"]["landing_pc"]["outcome"] == "ok", abi
+
+
+def test_loongarch_is_static_only_and_says_so(capsys):
+    capsys.readouterr()
+    assert main(["verify", "LoongArch64"]) == 0
+    out = capsys.readouterr().out
+    assert "LoongArch64: not emulated (unicorn has no loongarch64); only the static frame" in out
+    assert "STATIC check only" in out
+
+
+def test_fixing_riscv64_frame_makes_its_declarations_stale(capsys, tree):
+    # A 16-byte-rounded frame keeps the call aligned: the declared stack_align
+    # and frame_align violations no longer happen, and verify says so.
+    _edit(tree / "abi_specs/riscv64.yaml", "  frame_align: 0x8\n", "")
+    code, abis = _verify_tree(capsys, tree, "Riscv64")
+    assert code == 1
+    outcomes = _outcomes(abis, "Riscv64")
+    assert outcomes["stack_align"] == outcomes["frame_align"] == "XPASS"
+    assert outcomes["fp_args"] == "declared"
+
+
+def test_aarch64_mutation_removed_vector_saves(capsys, tree):
+    _edit(tree / "abi_specs/aarch64.yaml", "fp_saves: [q0, q1, q2,", "fp_saves: [q2,")
+    code, abis = _verify_tree(capsys, tree, "AArch64")
+    assert code == 1
+    fp_args = abis["AArch64"]["checks"]["fp_args"]
+    assert [f["what"] for f in fp_args["findings"]] == ["q0", "q1"]
+
+
+def test_aarch64_upper_lanes_of_callee_saved_vectors_are_clobbered(tree):
+    # AAPCS64 keeps only d8-d15: the hook clobbers the upper 64 bits of q8-q15,
+    # so a resolver that did not save them would still pass callee_saved, but
+    # the full registers do change across the call.
+    from asmgen.verify.chain import ENCODERS
+    from asmgen.verify.emulate import Emulation
+    from asmgen.verify.facts import EMU_FACTS
+
+    subject = _subject(tree, "AArch64")
+    emu = Emulation(subject, EMU_FACTS["aarch64"], ENCODERS["aarch64"])
+    assert emu.regs["q8"].keep == (1 << 64) - 1
+    assert emu.regs["q0"].keep == 0
+    assert "d8" not in emu.regs
