@@ -7,6 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
+from . import llvm_patch
 from .disasm import format_listing, listing
 from .errors import AsmgenError
 from .pipeline import (
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     cross.add_argument("abi", nargs="*", help="ABI ids or spec names (default: all)")
     _common(cross)
     cross.set_defaults(run=cmd_cross_check)
+
+    llvm_patch.register(sub, _common)
     return parser
 
 
