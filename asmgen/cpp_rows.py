@@ -21,15 +21,26 @@ def format_element(table: Table, value: int) -> str:
     return f"0x{value:0{2 * table.spec.arch_info.element_size}x}"
 
 
-def resolver_rows(table: Table, indent: int = 6) -> list[str]:
-    """Initializer lines: values, then `// 0xNN: text`; a label is a comment line."""
+def resolver_rows(table: Table, indent: int = 6, split_words: bool = False) -> list[str]:
+    """Initializer lines: values, then `// 0xNN: text`; a label is a comment line.
+
+    With `split_words`, a line of several instruction words (a data slot) takes
+    one row per word, each commented with its offset: clang-format keeps such
+    a table as it is.
+    """
     digits = max(2, len(f"{len(table.code):x}"))
+    unit = table.spec.arch_info.element_size
     rows: list[tuple[str, str]] = []  # (values, comment); a label has no values
     for line in listing(table):
         for label in line.labels:
             rows.append(("", f"{label}:"))
-        values = ", ".join(format_element(table, v) for v in element_values(table, line.data))
-        rows.append((values + ",", f"{line.offset:#0{digits + 2}x}: {line.text}"))
+        words = [format_element(table, v) for v in element_values(table, line.data)]
+        if split_words and unit > 1:
+            for index, word in enumerate(words):
+                offset = f"{line.offset + index * unit:#0{digits + 2}x}:"
+                rows.append((word + ",", f"{offset} {line.text}" if index == 0 else offset))
+            continue
+        rows.append((", ".join(words) + ",", f"{line.offset:#0{digits + 2}x}: {line.text}"))
     column = max(len(values) for values, _ in rows) + 1
     pad = " " * indent
     return [

@@ -50,7 +50,7 @@ def _table_text(table: Table, column: int) -> str:
     """The table declaration at `column`; fenced from clang-format only if it would
     reflow the rows (a long instruction passes the column limit)."""
     pad = " " * column
-    rows = "\n".join(resolver_rows(table, column + 4))
+    rows = "\n".join(resolver_rows(table, column + 4, split_words=True))
     text = f"const {table.spec.arch_info.element} {orc.TABLE}[] = {{\n{rows}\n{pad}}};"
     probe = f"void f() {{\n{INDENT}{_indent(text, column, len(INDENT))}\n}}\n"
     if clang_format(probe, "probe.cpp") == probe:
@@ -292,28 +292,33 @@ def _apply_field(table: Table) -> list[str]:
     is the target's, as everywhere in ORC)."""
     lines = []
     for patch in table.patches:
-        if patch.name not in ADDRESS_PARAMS:
-            raise AsmgenError(
-                f"patch point {patch.name!r} is not an address parameter of "
-                f"{orc.RESOLVER_FN} ({', '.join(ADDRESS_PARAMS)})",
-                table.spec_path,
-            )
         for index, field in enumerate(patch.fields):
+            if field.bits and patch.name not in ADDRESS_PARAMS:
+                raise AsmgenError(
+                    f"patch point {patch.name!r} is not an address parameter of "
+                    f"{orc.RESOLVER_FN} ({', '.join(ADDRESS_PARAMS)})",
+                    table.spec_path,
+                )
             ctype = f"uint{field.size * 8}_t"
             var = f"{patch.name}Field" + (str(index) if len(patch.fields) > 1 else "")
             where = f"ResolverWorkingMem + {patch.name}Offset"
             if field.offset != patch.offset:
                 where += f" + {field.offset - patch.offset:#x}"
             expr = re.sub(r"\bvalue\b", f"{patch.name}.getValue()", KINDS[field.kind].expr)
-            if field.shift == 0 and field.bits == field.size * 8:
+            shifted = f"uint64_t({expr})" + (f" << {field.shift}" if field.shift else "")
+            bits = f"({shifted}) & {field.mask:#x}ULL"
+            if field.whole_word:  # the table holds zero; write base | field
+                value = f"{field.base:#x}" + (f" | {ctype}({bits})" if field.bits else "")
+                lines.append(f"{INDENT}{ctype} {var} = {value};\n")
+            elif not field.bits:
+                continue
+            elif field.shift == 0 and field.bits == field.size * 8:
                 lines.append(f"{INDENT}{ctype} {var} = {expr};\n")
             else:
-                mask = f"{ctype}({field.mask:#x}ULL)"
                 lines += [
                     f"{INDENT}{ctype} {var};\n",
                     f"{INDENT}memcpy(&{var}, {where}, sizeof({var}));\n",
-                    f"{INDENT}{var} = ({var} & ~{mask}) | "
-                    f"({ctype}(uint64_t({expr}) << {field.shift}) & {mask});\n",
+                    f"{INDENT}{var} = ({var} & ~{ctype}({field.mask:#x}ULL)) | {ctype}({bits});\n",
                 ]
             lines.append(f"{INDENT}memcpy({where}, &{var}, sizeof({var}));\n")
     return lines

@@ -212,8 +212,8 @@ def test_add_new_abi(capsys, llvm, tmp_path, llvm_tables):
     assert (code, again) == (0, "")
 
     # The new function, compiled and run, writes LLVM's patched example bytes.
-    written = _run_resolver(llvm, tmp_path, "OrcX86_64_Win32_seed_initial")
-    assert written.hex() == facts["example"]["hex"]
+    written = _run_resolvers(llvm, tmp_path, {"OrcX86_64_Win32_seed_initial": (FN, CTX)})
+    assert written["OrcX86_64_Win32_seed_initial"].hex() == facts["example"]["hex"]
 
 
 def test_patched_tree_compiles_and_runs(capsys, llvm, specs, tmp_path, llvm_tables):
@@ -226,11 +226,81 @@ def test_patched_tree_compiles_and_runs(capsys, llvm, specs, tmp_path, llvm_tabl
     assert code == 0
     _apply(llvm, diff, tmp_path)
     table = _table(specs, "X86_64_Win32")
-    written = _run_resolver(llvm, tmp_path, "OrcX86_64_Win32")
-    assert written == table.instantiate({"ReentryFnAddr": FN, "ReentryCtxAddr": CTX})
+    written = _run_resolvers(
+        llvm, tmp_path, {"OrcX86_64_Win32": (FN, CTX), "OrcX86_64_SysV": (FN, CTX)}
+    )
+    assert written["OrcX86_64_Win32"] == table.instantiate(
+        {"ReentryFnAddr": FN, "ReentryCtxAddr": CTX}
+    )
     # The untouched SysV function still writes LLVM's example.
-    sysv = _run_resolver(llvm, tmp_path, "OrcX86_64_SysV")
-    assert sysv.hex() == llvm_tables["X86_64_SysV"]["example"]["hex"]
+    assert written["OrcX86_64_SysV"].hex() == llvm_tables["X86_64_SysV"]["example"]["hex"]
+
+
+# -- instruction-word tables (uint32_t) ----------------------------------------
+
+
+def _variant(tmp_path: Path, source: str, edits: dict[str, str]) -> Path:
+    out = tmp_path / "variant_specs"
+    out.mkdir(exist_ok=True)
+    text = (ROOT / "abi_specs" / source).read_text()
+    for old, new in edits.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    (out / source).write_text(text)
+    return out
+
+
+def test_replace_word_table(capsys, llvm, tmp_path, llvm_tables):
+    """Riscv64 without a7 in its saves: a smaller frame and table, both data slots move."""
+    specs = _variant(tmp_path, "riscv64.yaml", {"a4, a5, a6, a7]": "a4, a5, a6]"})
+    table = _table(specs, "Riscv64")
+    offsets = {p.name + "Offset": p.offset for p in table.patches}
+    old = llvm_tables["Riscv64"]
+    # One `sd` and one `ld` fewer: the table and both slots move by 8 bytes.
+    assert len(table.code) == old["size"] - 8
+    assert offsets == {name: offset - 8 for name, offset in old["offsets"].items()}
+
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), "--specs", str(specs))
+    assert code == 0
+    assert "clang-format off" not in diff  # one word a row: clang-format leaves it
+    assert "+  static constexpr unsigned ResolverCodeSize = 0x140;" in diff
+    _apply(llvm, diff, tmp_path)
+    _assert_clang_format_clean(llvm)
+
+    found = orc.extract(llvm, "OrcRiscv64")
+    assert (found.element, found.code("little")) == ("uint32_t", table.code)
+    assert (found.offsets, found.resolver_code_size) == (offsets, len(table.code))
+
+    written = _run_resolvers(llvm, tmp_path, {"OrcRiscv64": (FN, CTX)})
+    assert written["OrcRiscv64"] == table.instantiate({"ReentryFnAddr": FN, "ReentryCtxAddr": CTX})
+
+    code, again, _ = _patch(capsys, "--llvm-root", str(llvm), "--specs", str(specs))
+    assert (code, again) == (0, "")
+
+
+def test_add_word_abi(capsys, llvm, tmp_path, llvm_tables):
+    """A MIPS32 variant LLVM lacks: hi/lo pairs and the landing move are written
+    whole at run time by the generated function."""
+    specs = _variant(
+        tmp_path,
+        "mips32_le.yaml",
+        {"abi: Mips32Le\n": "abi: Mips32Ex\n", "llvm_class: OrcMips32Le\n": ""},
+    )
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), "--specs", str(specs))
+    assert code == 0
+    assert "+class LLVM_CLASS_ABI OrcMips32Ex {" in diff
+    _apply(llvm, diff, tmp_path)
+    _assert_clang_format_clean(llvm)
+
+    facts = llvm_tables["Mips32"]
+    found = orc.extract(llvm, "OrcMips32Ex")
+    assert (found.element, found.code("little").hex()) == ("uint32_t", facts["hex"])
+    assert found.offsets == facts["offsets"]
+
+    fn, ctx = 0x12345678, 0x9ABCDEF0  # the sentinels of LLVM's 32-bit examples
+    written = _run_resolvers(llvm, tmp_path, {"OrcMips32Ex": (fn, ctx), "OrcMips32Le": (fn, ctx)})
+    assert written["OrcMips32Ex"].hex() == facts["example"]["hex"]
+    assert written["OrcMips32Le"].hex() == facts["example"]["hex"]  # LLVM's own code agrees
 
 
 STUBS = {
@@ -256,28 +326,31 @@ private:
 }
 
 
-def _run_resolver(repo: Path, tmp_path: Path, class_name: str) -> bytes:
-    """Compile the tree's OrcABISupport.cpp with stand-in LLVM headers, call
-    `class_name::writeResolverCode` with the sentinel addresses, return its bytes."""
+def _run_resolvers(repo: Path, tmp_path: Path, calls: dict[str, tuple[int, int]]) -> dict:
+    """Compile the tree's OrcABISupport.cpp with stand-in LLVM headers and call
+    `Class::writeResolverCode(Mem, 0, Fn, Ctx)` for each class: its bytes."""
     stubs = tmp_path / "stubs"
     for rel, text in STUBS.items():
         (stubs / rel).parent.mkdir(parents=True, exist_ok=True)
         (stubs / rel).write_text(text)
-    driver = tmp_path / f"run_{class_name}.cpp"
-    driver.write_text(f"""
-#include "llvm/ExecutionEngine/Orc/OrcABISupport.h"
-#include <cstdio>
-using namespace llvm::orc;
-int main() {{
-  static char Mem[{class_name}::ResolverCodeSize];
-  {class_name}::writeResolverCode(Mem, ExecutorAddr(0), ExecutorAddr({FN:#x}ULL),
-                                  ExecutorAddr({CTX:#x}ULL));
-  for (unsigned I = 0; I < sizeof(Mem); ++I)
-    printf("%02x", (unsigned char)Mem[I]);
-  return 0;
-}}
-""")
-    exe = tmp_path / f"run_{class_name}"
+    body = "".join(
+        f"""  {{
+    static char Mem[{name}::ResolverCodeSize];
+    {name}::writeResolverCode(Mem, ExecutorAddr(0), ExecutorAddr({fn:#x}ULL),
+                              ExecutorAddr({ctx:#x}ULL));
+    for (unsigned I = 0; I < sizeof(Mem); ++I)
+      printf("%02x", (unsigned char)Mem[I]);
+    printf("\\n");
+  }}
+"""
+        for name, (fn, ctx) in calls.items()
+    )
+    driver = tmp_path / "driver.cpp"
+    driver.write_text(
+        '#include "llvm/ExecutionEngine/Orc/OrcABISupport.h"\n#include <cstdio>\n'
+        f"using namespace llvm::orc;\nint main() {{\n{body}  return 0;\n}}\n"
+    )
+    exe = tmp_path / "driver"
     compiled = subprocess.run(
         [
             *("g++", "-std=c++17", "-w", "-I", str(stubs), "-I", str(repo / "llvm/include")),
@@ -289,7 +362,7 @@ int main() {{
     )
     assert compiled.returncode == 0, compiled.stderr
     ran = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
-    return bytes.fromhex(ran.stdout)
+    return dict(zip(calls, map(bytes.fromhex, ran.stdout.split()), strict=True))
 
 
 # -- errors: one line naming the file, exit 2, no patch -----------------------
@@ -383,7 +456,7 @@ def test_unknown_abi(capsys, llvm, tmp_path):
     out = tmp_path / "out.patch"
     code, _, err = _patch(capsys, "--llvm-root", str(llvm), "-o", str(out), "Vax")
     assert code == 2
-    assert "ABI 'Vax' not found; expected one of: X86_64_SysV" in err
+    assert "ABI 'Vax' not found; expected one of: AArch64, I386," in err
     assert err.startswith(str(ROOT / "abi_specs"))
     assert not out.exists()
 
