@@ -85,10 +85,12 @@ class Plan:
 
     def add(self, src: orc.Source, edit: Edit) -> None:
         for other in self.edits[src.rel]:
-            if (other.start, other.end, other.text) == (edit.start, edit.end, edit.text):
+            same_place = (other.start, other.end) == (edit.start, edit.end)
+            if same_place and other.text == edit.text:
                 return  # two specs of one LLVM class (MIPS32 LE/BE) agree
+            insertions = same_place and edit.start == edit.end  # kept in `order`
             overlap = edit.start < other.end and other.start < edit.end
-            if overlap or (other.start, other.end) == (edit.start, edit.end) != (edit.start,) * 2:
+            if (same_place or overlap) and not insertions:
                 raise src.error(
                     f"{edit.owner} and {other.owner} both change "
                     f"`{src.data[edit.start : edit.end].decode()[:60]}`, differently"
@@ -136,7 +138,9 @@ class Plan:
 
     def _offsets(self, table: Table, fn: orc.ResolverFn) -> bool:
         wanted = {f"{p.name}Offset": p.offset for p in table.patches}
-        for name in sorted(set(fn.offsets) - set(wanted)):
+        unknown = sorted(set(fn.offsets) - set(wanted))
+        if unknown:
+            name = unknown[0]
             raise self.cpp.error(
                 f"{fn.name} uses {name}, but spec {table.spec.abi} has no patch point "
                 f"{name.removesuffix('Offset')!r}; expected only "
