@@ -20,9 +20,13 @@ def clang_format_binary() -> str:
     return found
 
 
-def clang_format(text: str, filename: str = "generated.h") -> str:
+def clang_format(
+    text: str, filename: str = "generated.h", lines: list[tuple[int, int]] | None = None
+) -> str:
+    """Format `text`; with `lines` (1-based, inclusive ranges), only those lines."""
+    ranges = [f"--lines={first}:{last}" for first, last in lines or ()]
     result = subprocess.run(
-        [clang_format_binary(), "--style=LLVM", f"--assume-filename={filename}"],
+        [clang_format_binary(), "--style=LLVM", f"--assume-filename={filename}", *ranges],
         input=text,
         capture_output=True,
         text=True,

@@ -7,6 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
+from . import llvm_patch
 from .disasm import format_listing, listing
 from .errors import AsmgenError
 from .pipeline import (
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     cross.set_defaults(run=cmd_cross_check)
 
     register_verify(sub)
+    llvm_patch.register(sub, _common)
     return parser
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from .clangformat import clang_format
-from .disasm import listing
+from .cpp_rows import resolver_rows
 from .errors import AsmgenError
 from .layout import Table
 from .patchkinds import KINDS
@@ -44,29 +44,6 @@ template <typename T> inline void writeWord(char *Loc, uint64_t Value) {
 }
 } // namespace detail
 """
-
-
-def _element_lines(table: Table) -> list[str]:
-    arch = table.spec.arch_info
-    unit = arch.element_size
-    digits = max(2, len(f"{len(table.code):x}"))
-    rows: list[tuple[str, str]] = []  # (values, comment); a label has no values
-    for line in listing(table):
-        for label in line.labels:
-            rows.append(("", f"{label}:"))
-        if unit == 1:
-            values = [f"0x{b:02x}" for b in line.data]
-        else:
-            values = [
-                f"0x{int.from_bytes(line.data[i : i + 4], table.byteorder):08x}"
-                for i in range(0, len(line.data), 4)
-            ]
-        rows.append((", ".join(values) + ",", f"{line.offset:#0{digits + 2}x}: {line.text}"))
-    column = max(len(values) for values, _ in rows) + 1
-    return [
-        f"      {values:<{column}}// {comment}" if values else f"      // {comment}"
-        for values, comment in rows
-    ]
 
 
 def _field_call(table: Table) -> list[str]:
@@ -106,7 +83,7 @@ def _abi_block(table: Table) -> str:
     offsets = "".join(
         f"  static constexpr unsigned {p.name}Offset = {p.offset:#x};\n" for p in table.patches
     )
-    body = "\n".join(_element_lines(table))
+    body = "\n".join(resolver_rows(table))
     return f"""
 /// {spec.abi}: {spec.description}
 struct {name} {{
