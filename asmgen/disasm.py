@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .arch import Arch
+from .errors import AsmgenError
 from .layout import Table
 
 
@@ -21,16 +23,26 @@ class ListingLine:
     notes: tuple[str, ...]  # patch fields held by this line
 
 
-def _capstone(table: Table):
+def capstone_for(arch: Arch, byteorder: str, syntax: str | None = None, detail: bool = False):
+    """A capstone decoder for `arch`, or None where capstone has no backend."""
+    if arch.capstone is None:
+        return None
     import capstone
 
-    arch = table.spec.arch_info
     cs_arch, cs_mode = arch.capstone
     mode = getattr(capstone, cs_mode)
-    mode |= capstone.CS_MODE_BIG_ENDIAN if table.byteorder == "big" else 0
+    mode |= capstone.CS_MODE_BIG_ENDIAN if byteorder == "big" else 0
     cs = capstone.Cs(getattr(capstone, cs_arch), mode)
-    if table.spec.syntax == "att":
+    if syntax == "att":
         cs.syntax = capstone.CS_OPT_SYNTAX_ATT
+    cs.detail = detail
+    return cs
+
+
+def _capstone(table: Table):
+    cs = capstone_for(table.spec.arch_info, table.byteorder, table.spec.syntax)
+    if cs is None:
+        raise AsmgenError(f"no disassembler for arch {table.spec.arch!r}", table.spec_path)
     return cs
 
 
@@ -48,6 +60,27 @@ def _decode(cs, data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
         pos = insn.address + insn.size - offset
     if pos != len(data):
         return []
+    return out
+
+
+def decode_all(cs, code: bytes, unit: int, byteorder: str) -> list[tuple[int, bytes, str]]:
+    """Decode a whole table with no statement boundaries (as read from tables.json).
+
+    Where the decoder stops (a data word it cannot read), one element becomes
+    a data line and decoding resumes after it.
+    """
+    out: list[tuple[int, bytes, str]] = []
+    pos = 0
+    while pos < len(code):
+        start = pos
+        for insn in cs.disasm(code[pos:], pos):
+            out.append((insn.address, bytes(insn.bytes), f"{insn.mnemonic} {insn.op_str}".strip()))
+            pos = insn.address + insn.size
+        if pos == start:
+            width = unit if len(code) - pos >= unit else 1
+            data = code[pos : pos + width]
+            out.append((pos, data, _data_text(data, width, byteorder)))
+            pos += width
     return out
 
 

@@ -41,6 +41,7 @@ def table_record(table: Table) -> dict:
         "llvm_class": spec.class_name,
         "arch": spec.arch,
         "endian": spec.endian,
+        "syntax": spec.syntax,
         "pointer_size": spec.pointer_size,
         "frame": {
             "pushes": table.frame.pushes,
