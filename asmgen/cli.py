@@ -21,6 +21,7 @@ from .pipeline import (
 )
 from .resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
 from .verify.cli import register as register_verify
+from .review_cli import register as register_review
 
 DEFAULT_OUT = REPO_ROOT / "generated"
 
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_verify(sub)
     llvm_patch.register(sub, _common)
+    register_review(sub)
     return parser
 
 

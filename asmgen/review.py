@@ -48,6 +48,7 @@ class Line:
     tag: str  # equal, retargeted, changed, inserted, deleted
     old: Insn | None
     new: Insn | None
+    change: int | None = None  # index into AbiReview.changes
 
     @property
     def shift(self) -> int | None:
@@ -107,7 +108,9 @@ class AbiReview:
         return "unchanged" if same else "changed"
 
     def count(self, kind: str) -> int:
-        return sum(len(c.new if kind == "inserted" else c.old) for c in self.changes if c.kind == kind)
+        return sum(
+            len(c.new if kind == "inserted" else c.old) for c in self.changes if c.kind == kind
+        )
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,12 @@ def _mask(code: bytes, record: dict) -> bytes:
     order = record.get("endian", "little")
     for patch in record.get("patches", {}).values():
         fields = patch.get("fields") or [
-            {"offset": patch["offset"], "size": patch["size"], "shift": 0, "bits": 8 * patch["size"]}
+            {
+                "offset": patch["offset"],
+                "size": patch["size"],
+                "shift": 0,
+                "bits": 8 * patch["size"],
+            }
         ]
         for f in fields:
             span = slice(f["offset"], f["offset"] + f["size"])
@@ -153,7 +161,9 @@ def listing(record: dict, syntax: str | None, where: str) -> list[Insn]:
     code = bytes.fromhex(record["hex"])
     masked = _mask(code, record)
     out = []
-    for offset, raw, text in decode_all(cs, code, arch.element_size, record.get("endian", "little")):
+    for offset, raw, text in decode_all(
+        cs, code, arch.element_size, record.get("endian", "little")
+    ):
         names = _holders(record, offset, offset + len(raw))
         key = text
         plain = masked[offset : offset + len(raw)]
@@ -241,21 +251,24 @@ def diff_listings(old: list[Insn], new: list[Insn]) -> tuple[list[Line], list[Ch
 
     def add_change(kind: str, olds: list[Insn], news: list[Insn], rewrite=()) -> None:
         previous = changes[-1] if changes else None
-        adjacent = lines and lines[-1].tag == kind
+        adjacent = bool(lines) and lines[-1].change == len(changes) - 1
         if (
             previous is not None
             and adjacent
             and previous.kind == kind
             and (kind != "changed" or previous.rewrite == rewrite)
         ):
-            changes[-1] = Change(kind, previous.old + tuple(olds), previous.new + tuple(news), rewrite)
+            changes[-1] = Change(
+                kind, previous.old + tuple(olds), previous.new + tuple(news), rewrite
+            )
         else:
             changes.append(Change(kind, tuple(olds), tuple(news), rewrite))
+        number = len(changes) - 1
         if kind == "changed":
-            lines.extend(Line(kind, o, n) for o, n in zip(olds, news, strict=True))
+            lines.extend(Line(kind, o, n, number) for o, n in zip(olds, news, strict=True))
         else:
-            lines.extend(Line(kind, o, None) for o in olds)
-            lines.extend(Line(kind, None, n) for n in news)
+            lines.extend(Line(kind, o, None, number) for o in olds)
+            lines.extend(Line(kind, None, n, number) for n in news)
 
     for tag, i1, i2, j1, j2 in opcodes:
         if tag == "equal":
