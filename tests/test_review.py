@@ -1,0 +1,283 @@
+"""`asmgen review`: aligned instruction diffs between tables.
+
+The SysV -> Win64 example is checked twice: from the two specs (built by the
+generator) and from two tables.json files made from LLVM's own bytes in the
+fixtures, so the expected diff does not come from the generator under test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+
+from asmgen.cli import main
+from asmgen.pipeline import spec_files
+from asmgen.resources import SPECS_DIR
+from asmgen.review import review
+from asmgen.review_format import print_terminal
+from asmgen.review_sources import resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What a reviewer must see for SysV -> Win64 (AT&T, as the spec's syntax says):
+# three instructions change and two are inserted, in four changes.
+EXPECTED_EDITS = [
+    "-0x26        movabsq $0, %rdi    ; patch ReentryCtxAddr",
+    "+      0x26  movabsq $0, %rcx    ; patch ReentryCtxAddr",
+    "-0x30        movq 8(%rbp), %rsi",
+    "-0x34        subq $6, %rsi",
+    "+      0x30  movq 8(%rbp), %rdx",
+    "+      0x34  subq $6, %rdx",
+    "+      0x42  subq $0x20, %rsp",
+    "+      0x48  addq $0x20, %rsp",
+]
+
+
+def run_json(capsys, *argv: str) -> dict:
+    assert main(["review", *argv, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def edits(abi: dict) -> list[str]:
+    return [line for line in abi["diff"] if line[:1] in "+-"]
+
+
+def check_sysv_to_win64(abi: dict) -> None:
+    assert edits(abi) == EXPECTED_EDITS
+    assert abi["counts"] == {"changes": 4, "changed": 3, "inserted": 2, "deleted": 0}
+    assert [(c["kind"], c["rewrite"]) for c in abi["changes"]] == [
+        ("changed", [["%rdi", "%rcx"]]),
+        ("changed", [["%rsi", "%rdx"]]),
+        ("inserted", []),
+        ("inserted", []),
+    ]
+    assert abi["size"] == {"old": 0x6C, "new": 0x74}
+    assert abi["patches"] == {
+        "ReentryCtxAddr": {"old": 0x28, "new": 0x28},
+        "ReentryFnAddr": {"old": 0x3A, "new": 0x3A},
+    }
+    # Unchanged instructions: 18 in place, callq moved by 4, the 19 after it by 8.
+    shifts = [line["shift"] for line in abi["lines"] if line["tag"] == "equal"]
+    assert shifts == [0] * 18 + [0] + [4] + [8] * 19
+    assert "@@ 0x48..0x6b -> 0x50..0x73, shifted +0x8: 18 instructions @@" in abi["diff"]
+    assert " 0x42  0x46  callq *%rax         ; +0x4" in abi["diff"]
+
+
+def test_sysv_to_win64_from_specs(capsys):
+    doc = run_json(
+        capsys, str(SPECS_DIR / "x86_64_sysv.yaml"), str(SPECS_DIR / "x86_64_win64.yaml")
+    )
+    (abi,) = doc["abis"]
+    assert (abi["old_abi"], abi["new_abi"], abi["status"]) == (
+        "X86_64_SysV",
+        "X86_64_Win32",
+        "changed",
+    )
+    check_sysv_to_win64(abi)
+    # Derived from the pushes and pops in the code: the same fifteen registers.
+    regs = ["rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", *(f"r{i}" for i in range(8, 16))]
+    assert abi["saved"] == {"old": regs, "new": regs}
+    assert abi["restored"]["new"] == regs[::-1]
+    assert abi["frame"]["old"]["shadow"] == 0 and abi["frame"]["new"]["shadow"] == 0x20
+
+
+def _llvm_tables_json(path: Path, llvm_tables: dict, name: str) -> Path:
+    """A tables.json holding one of LLVM's own tables (bytes and offsets from the fixtures)."""
+    facts = llvm_tables[name]
+    patches = {
+        key.removesuffix("Offset"): {"offset": offset, "size": 8, "kind": "abs64"}
+        for key, offset in facts["offsets"].items()
+    }
+    record = {
+        "arch": "x86_64",
+        "endian": "little",
+        "syntax": "att",
+        "size": facts["size"],
+        "hex": facts["hex"],
+        "patches": patches,
+    }
+    path.write_text(json.dumps({"abis": {name: record}}))
+    return path
+
+
+def test_sysv_to_win64_from_llvm_tables_json(tmp_path, capsys, llvm_tables):
+    old = _llvm_tables_json(tmp_path / "sysv.json", llvm_tables, "X86_64_SysV")
+    new = _llvm_tables_json(tmp_path / "win64.json", llvm_tables, "X86_64_Win32")
+    (abi,) = run_json(capsys, str(old), str(new))["abis"]
+    check_sysv_to_win64(abi)
+
+
+def test_markdown_and_terminal(capsys):
+    sysv, win64 = str(SPECS_DIR / "x86_64_sysv.yaml"), str(SPECS_DIR / "x86_64_win64.yaml")
+    assert main(["review", sysv, win64, "--format", "markdown"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "| X86_64_SysV -> X86_64_Win32 | changed | 0x6c -> 0x74 | "
+        "4 changes (3 changed, 2 inserted instructions) | unchanged | unchanged | "
+        "shadow 0x0 -> 0x20 |"
+    ) in text
+    fence = text.split("```diff\n", 1)[1].split("```", 1)[0].splitlines()
+    assert [line for line in fence if line[:1] in "+-"] == EXPECTED_EDITS
+
+    result = review(
+        resolve(sysv, None, ROOT / "templates"), resolve(win64, None, ROOT / "templates")
+    )
+    plain, tty = io.StringIO(), io.StringIO()
+    print_terminal(result, Console(file=plain, highlight=False, soft_wrap=True))
+    print_terminal(
+        result, Console(file=tty, force_terminal=True, color_system="standard", soft_wrap=True)
+    )
+    assert "\x1b[" not in plain.getvalue()
+    assert "\x1b[32m+      0x42  subq $0x20, %rsp" in tty.getvalue()
+    assert "\x1b[31m-0x26        movabsq $0, %rdi" in tty.getvalue()
+
+
+# --- git revisions ----------------------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    for name in ("abi_specs", "templates", "generated"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "base")
+    return tmp_path
+
+
+def _widen_shadow(repo: Path) -> None:
+    spec = repo / "abi_specs" / "x86_64_win64.yaml"
+    text = spec.read_text()
+    assert "shadow_space: 0x20" in text
+    spec.write_text(text.replace("shadow_space: 0x20", "shadow_space: 0x40"))
+
+
+def _check_shadow_review(doc: dict) -> None:
+    by_name = {abi["new_abi"]: abi for abi in doc["abis"]}
+    assert {n for n, a in by_name.items() if a["status"] == "changed"} == {"X86_64_Win32"}
+    abi = by_name["X86_64_Win32"]
+    assert edits(abi) == [
+        "-0x42        subq $0x20, %rsp",
+        "+      0x42  subq $0x40, %rsp",
+        "-0x48        addq $0x20, %rsp",
+        "+      0x48  addq $0x40, %rsp",
+    ]
+    assert abi["counts"] == {"changes": 2, "changed": 2, "inserted": 0, "deleted": 0}
+    assert abi["frame"]["old"]["shadow"] == 0x20 and abi["frame"]["new"]["shadow"] == 0x40
+    assert abi["size"] == {"old": 0x74, "new": 0x74}
+
+
+def test_git_head_against_working_tree(repo, capsys):
+    # Default OLD is HEAD's committed tables.json; NEW is the working tree built fresh,
+    # so an uncommitted spec edit is reviewed before anything is regenerated.
+    _widen_shadow(repo)
+    _check_shadow_review(run_json(capsys, "--repo", str(repo)))
+
+
+def test_git_two_revisions(repo, capsys):
+    _widen_shadow(repo)
+    argv = ["generate", "--specs", str(repo / "abi_specs"), "--templates", str(repo / "templates")]
+    assert main([*argv, "--out", str(repo / "generated")]) == 0
+    _git(repo, "commit", "-qam", "wider shadow")
+    capsys.readouterr()
+    _check_shadow_review(run_json(capsys, "HEAD~1", "HEAD", "--repo", str(repo)))
+    # Nothing uncommitted: the working tree matches HEAD.
+    doc = run_json(capsys, "--repo", str(repo))
+    assert {abi["status"] for abi in doc["abis"]} == {"unchanged"}
+    assert main(["review", "--repo", str(repo), "--exit-code"]) == 0
+    assert main(["review", "HEAD~1", "--repo", str(repo), "--exit-code"]) == 1
+
+
+def test_bad_revision_is_one_error_line(repo, capsys):
+    assert main(["review", "no-such-rev", "--repo", str(repo)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: 'no-such-rev' is not a file" in err
+
+
+# --- a synthetic change for each arch ---------------------------------------------------------
+
+
+def _one_spec_per_arch() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for item in spec_files(SPECS_DIR):
+        found.setdefault(item.spec.arch, item.path)
+    return found
+
+
+ARCH_SPECS = _one_spec_per_arch()
+
+
+def _edited(tmp_path: Path, path: Path, edit) -> Path:
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    out = tmp_path / f"edited_{path.name}"
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+def _bare(name: str) -> str:
+    return name.lstrip("%$#")
+
+
+@pytest.mark.parametrize("arch", sorted(ARCH_SPECS))
+def test_synthetic_argument_register_change(tmp_path, capsys, arch):
+    """Loading the context into another register is a pure operand rewrite: no shifts."""
+    path = ARCH_SPECS[arch]
+    spec = yaml.safe_load(path.read_text())
+    first, last = spec["call"]["int_args"][0], spec["call"]["int_args"][-1]
+
+    def edit(data):
+        args = data["call"]["int_args"]
+        args[0], args[-1] = last, first
+
+    (abi,) = run_json(capsys, str(path), str(_edited(tmp_path, path, edit)))["abis"]
+    assert abi["changes"], "the edit must show"
+    for change in abi["changes"]:
+        assert change["kind"] == "changed"
+        assert [(_bare(a), _bare(b)) for a, b in change["rewrite"]] == [(_bare(first), _bare(last))]
+    assert abi["size"]["old"] == abi["size"]["new"]
+    assert {line["shift"] for line in abi["lines"]} == {0}
+    assert all(p["old"] == p["new"] for p in abi["patches"].values())
+
+
+@pytest.mark.parametrize("arch", sorted(ARCH_SPECS))
+def test_synthetic_dropped_save(tmp_path, capsys, arch):
+    """Dropping a register from resolver.saves shows in the code's stores and loads."""
+    path = ARCH_SPECS[arch]
+    spec = yaml.safe_load(path.read_text())
+    dropped = spec["resolver"]["saves"][-1]
+
+    def edit(data):
+        data["resolver"]["saves"].remove(dropped)
+
+    (abi,) = run_json(capsys, str(path), str(_edited(tmp_path, path, edit)))["abis"]
+    old, new = abi["saved"]["old"], abi["saved"]["new"]
+    assert _bare(dropped) in map(_bare, old)
+    assert [r for r in old if r not in new] == [r for r in old if _bare(r) == _bare(dropped)]
+    gone = [r for r in abi["restored"]["old"] if r not in abi["restored"]["new"]]
+    assert list(map(_bare, gone)) == [_bare(dropped)]
+    assert abi["size"]["new"] < abi["size"]["old"]
+    assert abi["counts"]["deleted"] + abi["counts"]["changed"] >= 2
+    assert abi["frame"]["old"]["pushes"] > abi["frame"]["new"]["pushes"]
+
+
+def test_identical_inputs_are_unchanged(capsys):
+    path = str(SPECS_DIR / "x86_64_sysv.yaml")
+    (abi,) = run_json(capsys, path, path)["abis"]
+    assert abi["status"] == "unchanged" and abi["changes"] == []
+    assert all(line["tag"] == "equal" and line["shift"] == 0 for line in abi["lines"])
