@@ -246,10 +246,12 @@ def test_synthetic_argument_register_change(tmp_path, capsys, arch):
         args[0], args[-1] = last, first
 
     (abi,) = run_json(capsys, str(path), str(_edited(tmp_path, path, edit)))["abis"]
-    assert abi["changes"], "the edit must show"
-    for change in abi["changes"]:
-        assert change["kind"] == "changed"
-        assert [(_bare(a), _bare(b)) for a, b in change["rewrite"]] == [(_bare(first), _bare(last))]
+    # With two argument registers the swap also moves the second argument.
+    swaps = [[(_bare(first), _bare(last))], [(_bare(last), _bare(first))]]
+    rewrites = [[(_bare(a), _bare(b)) for a, b in c["rewrite"]] for c in abi["changes"]]
+    assert swaps[0] in rewrites
+    assert all(r in swaps for r in rewrites)
+    assert {c["kind"] for c in abi["changes"]} == {"changed"}
     assert abi["size"]["old"] == abi["size"]["new"]
     assert {line["shift"] for line in abi["lines"]} == {0}
     assert all(p["old"] == p["new"] for p in abi["patches"].values())
