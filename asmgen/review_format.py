@@ -138,7 +138,9 @@ def change_count(abi: AbiReview) -> str:
         return "none"
     parts = [f"{abi.count(k)} {k}" for k in ("changed", "inserted", "deleted") if abi.count(k)]
     n = len(abi.changes)
-    return f"{n} change{'s' if n != 1 else ''} ({', '.join(parts)} instructions)"
+    total = sum(abi.count(k) for k in ("changed", "inserted", "deleted"))
+    noun = "instruction" if total == 1 else "instructions"
+    return f"{n} change{'s' if n != 1 else ''} ({', '.join(parts)} {noun})"
 
 
 def _rewrite(change) -> str:

@@ -283,3 +283,41 @@ def test_identical_inputs_are_unchanged(capsys):
     (abi,) = run_json(capsys, path, path)["abis"]
     assert abi["status"] == "unchanged" and abi["changes"] == []
     assert all(line["tag"] == "equal" and line["shift"] == 0 for line in abi["lines"])
+
+
+def _x86_tables_json(path: Path, source: str) -> Path:
+    import keystone
+
+    code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(source, 0)[0])
+    record = {"arch": "x86_64", "endian": "little", "size": len(code), "hex": code.hex()}
+    path.write_text(json.dumps({"abis": {"T": {**record, "patches": {}}}}))
+    return path
+
+
+def test_moved_branch_targets_are_not_changes(tmp_path, capsys):
+    """A jump and a RIP-relative load whose targets moved with the code are context."""
+    body = "jmp done; mov rax, qword ptr [rip + slot]; nop; {extra} done: ret; slot: int3"
+    old = _x86_tables_json(tmp_path / "old.json", body.format(extra=""))
+    new = _x86_tables_json(tmp_path / "new.json", body.format(extra="pause;"))
+    (abi,) = run_json(capsys, str(old), str(new), "-U", "3")["abis"]
+    assert [line["tag"] for line in abi["lines"]] == [
+        "retargeted",
+        "retargeted",
+        "equal",
+        "inserted",
+        "equal",
+        "equal",
+    ]
+    assert abi["counts"] == {"changes": 1, "changed": 0, "inserted": 1, "deleted": 0}
+    assert [line[:1] for line in abi["diff"]] == [" ", " ", " ", "+", " ", " "]
+    assert abi["diff"][0].startswith(" 0x00  0x00  jmp 0xc ")
+    assert abi["diff"][0].endswith("; target moved, was `jmp 0xa`")
+
+
+def test_docs_example_is_current(capsys, monkeypatch):
+    """docs/review.md shows the SysV -> Win64 review exactly as the command prints it."""
+    monkeypatch.chdir(ROOT)
+    sysv, win64 = "abi_specs/x86_64_sysv.yaml", "abi_specs/x86_64_win64.yaml"
+    assert main(["review", sysv, win64, "--format", "markdown"]) == 0
+    shown = "".join(f"    {line}".rstrip() + "\n" for line in capsys.readouterr().out.splitlines())
+    assert shown in (ROOT / "docs" / "review.md").read_text()
