@@ -63,23 +63,25 @@ def _decode(cs, data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
     return out
 
 
-def decode_all(cs, code: bytes, unit: int, byteorder: str) -> list[tuple[int, bytes, str]]:
+def decode_all(
+    cs, code: bytes, unit: int, byteorder: str, base: int = 0
+) -> list[tuple[int, bytes, str]]:
     """Decode a whole table with no statement boundaries (as read from tables.json).
 
     Where the decoder stops (a data word it cannot read), one element becomes
-    a data line and decoding resumes after it.
+    a data line and decoding resumes after it.  `base` is the first byte's address.
     """
     out: list[tuple[int, bytes, str]] = []
     pos = 0
     while pos < len(code):
         start = pos
-        for insn in cs.disasm(code[pos:], pos):
+        for insn in cs.disasm(code[pos:], base + pos):
             out.append((insn.address, bytes(insn.bytes), f"{insn.mnemonic} {insn.op_str}".strip()))
-            pos = insn.address + insn.size
+            pos = insn.address + insn.size - base
         if pos == start:
             width = unit if len(code) - pos >= unit else 1
             data = code[pos : pos + width]
-            out.append((pos, data, _data_text(data, width, byteorder)))
+            out.append((base + pos, data, _data_text(data, width, byteorder)))
             pos += width
     return out
 

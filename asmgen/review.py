@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from .arch import ARCHES
-from .disasm import _decode, capstone_for, decode_all
+from .disasm import capstone_for, decode_all
 from .errors import AsmgenError
 from .review_sources import Source
 from .stackregs import stack_transfers
@@ -168,7 +168,9 @@ def listing(record: dict, syntax: str | None, where: str) -> list[Insn]:
         key = text
         plain = masked[offset : offset + len(raw)]
         if plain != raw:
-            decoded = _decode(cs, plain, offset)
+            decoded = decode_all(
+                cs, plain, arch.element_size, record.get("endian", "little"), offset
+            )
             key = decoded[0][2] if len(decoded) == 1 else f".masked {plain.hex()}"
         if names:
             key += " {" + ",".join(names) + "}"

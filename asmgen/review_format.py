@@ -55,13 +55,11 @@ def _collapsed(run: list[Line], digits: int) -> list[DiffLine]:
 
 
 def diff_lines(abi: AbiReview, context: int = 1) -> list[DiffLine]:
-    shown = [line for line in abi.lines]
-    if not shown:
+    if not abi.lines:
         return []
     digits = max(2, len(f"{max(abi.old_size or 0, abi.new_size or 0):x}"))
-    width = max(
-        len(line.text) for line in [*(ln.old for ln in shown), *(ln.new for ln in shown)] if line
-    )
+    insns = [i for line in abi.lines for i in (line.old, line.new) if i is not None]
+    width = max(len(i.text) for i in insns)
 
     def offset(insn: Insn | None) -> str:
         return " " * (digits + 2) if insn is None else f"{insn.offset:#0{digits + 2}x}"

@@ -95,6 +95,9 @@ def resolve(arg: str, repo: Path | None, templates: Path) -> Source:
 
 
 def working_tree(repo: Path | None, fallback: Path) -> Source:
-    root = repo if repo is not None and (repo / "abi_specs").is_dir() else fallback
+    """The checkout of the git repository, or asmgen's own outside any repository."""
+    root = fallback if repo is None else repo
+    if not (root / "abi_specs").is_dir():
+        raise AsmgenError("no abi_specs/ folder here; name NEW explicitly", root)
     templates = root / "templates"
     return Source("working tree", _from_specs(spec_files(root / "abi_specs"), templates))
