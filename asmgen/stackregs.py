@@ -69,11 +69,32 @@ def _transfer(insn, stack_names: set[str]) -> tuple[str, list[str]] | None:
     return (direction, [r for r, _ in data]) if direction else None
 
 
+def _spellings(cs, arch: Arch) -> dict[str, str]:
+    """capstone's name for each register of the arch table -> the table's spelling.
+
+    capstone prints some registers by alias (AArch64 `x29` is `fp`); reports
+    use the names specs use.
+    """
+    import importlib
+
+    prefix = arch.capstone[0].removeprefix("CS_ARCH_")
+    consts = importlib.import_module(f"capstone.{prefix.lower()}_const")
+    out = {}
+    for reg in arch.registers:
+        bare = reg.name.lstrip("$")
+        reg_id = getattr(consts, f"{prefix}_REG_{bare.upper()}", None)
+        shown = cs.reg_name(reg_id) if reg_id is not None else None
+        out[shown or bare] = reg.name
+    return out
+
+
 def stack_transfers(cs, arch: Arch, code: bytes) -> StackTransfers | None:
     """Saved and restored registers of `code`; None where there is no detail decoder."""
     if cs is None:
         return None
-    stack_names = {arch.stack_pointer.lstrip("$")}
+    spelling = _spellings(cs, arch)
+    stack_names = {shown for shown, name in spelling.items() if name == arch.stack_pointer}
+    stack_names.add(arch.stack_pointer.lstrip("$"))
     saved: list[str] = []
     restored: list[str] = []
     pos = 0
@@ -86,7 +107,8 @@ def stack_transfers(cs, arch: Arch, code: bytes) -> StackTransfers | None:
                 continue
             direction, regs = found
             target = saved if direction == "store" else restored
-            target.extend(r for r in regs if r not in target)
+            names = [spelling.get(r, r) for r in regs]
+            target.extend(r for r in names if r not in target)
         if pos == start:
             pos += arch.element_size
     return StackTransfers(tuple(saved), tuple(restored))
