@@ -86,6 +86,51 @@ def decode_all(
     return out
 
 
+def _llvm_mc_words(arch: Arch, code: bytes, byteorder: str, base: int):
+    """Fixed-width arches capstone lacks: llvm-mc's disassembler, one run per table.
+
+    llvm-mc prints one line per valid word and warns (with the input line) about
+    each invalid one, which then becomes a data word.
+    """
+    import re
+    import shutil
+    import subprocess
+
+    unit = arch.element_size
+    tool = shutil.which("llvm-mc-19") or shutil.which("llvm-mc")
+    if tool is None or unit == 1 or not arch.llvm_triple:
+        raise AsmgenError(f"no disassembler for arch {arch.name!r} (install llvm-19)")
+    words = [code[i : i + unit] for i in range(0, len(code) - len(code) % unit, unit)]
+    # Keep llvm-mc's byte order: its input is the bytes in memory order.
+    text = "".join(" ".join(f"0x{b:02x}" for b in w) + "\n" for w in words)
+    command = [tool, "--disassemble", f"-triple={arch.llvm_triple}"]
+    if arch.llvm_mattr:
+        command.append(f"-mattr={arch.llvm_mattr}")
+    done = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+    bad = {int(n) - 1 for n in re.findall(r"<stdin>:(\d+):\d+: warning: invalid", done.stderr)}
+    decoded = iter(
+        " ".join(line.split())
+        for line in done.stdout.splitlines()
+        if line.strip() and not line.strip().startswith(".")
+    )
+    out = []
+    for index, word in enumerate(words):
+        at = base + index * unit
+        insn = None if index in bad else next(decoded, None)
+        out.append((at, word, insn if insn else _data_text(word, unit, byteorder)))
+    return out
+
+
+def decode_code(
+    arch: Arch, byteorder: str, syntax: str | None, code: bytes, base: int = 0
+) -> list[tuple[int, bytes, str]]:
+    """Decode a table from its bytes alone: capstone, or llvm-mc where capstone has none."""
+    cs = capstone_for(arch, byteorder, syntax)
+    if cs is None:
+        return _llvm_mc_words(arch, code, byteorder, base)
+    return decode_all(cs, code, arch.element_size, byteorder, base)
+
+
 def listing(table: Table, disassemble=None) -> list[ListingLine]:
     """One line per instruction (or data item).  `disassemble` may replace capstone."""
     notes: dict[int, list[str]] = {}

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from .arch import ARCHES
-from .disasm import capstone_for, decode_all
+from .disasm import capstone_for, decode_code
 from .errors import AsmgenError
 from .review_sources import Source
-from .stackregs import stack_transfers
+from .stackregs import stack_transfers, stack_transfers_text
 
 # Record keys shown by their own part of the report.
 _SHOWN = {"hex", "size", "patches", "frame", "syntax"}
@@ -155,23 +155,18 @@ def listing(record: dict, syntax: str | None, where: str) -> list[Insn]:
     arch = ARCHES.get(record["arch"])
     if arch is None:
         raise AsmgenError(f"unknown arch {record['arch']!r}", where)
-    cs = capstone_for(arch, record.get("endian", "little"), syntax)
-    if cs is None:
-        raise AsmgenError(f"no disassembler for arch {arch.name!r}", where)
     code = bytes.fromhex(record["hex"])
+    order = record.get("endian", "little")
     masked = _mask(code, record)
+    plain = {at: (raw, text) for at, raw, text in decode_code(arch, order, syntax, masked)}
     out = []
-    for offset, raw, text in decode_all(
-        cs, code, arch.element_size, record.get("endian", "little")
-    ):
+    for offset, raw, text in decode_code(arch, order, syntax, code):
         names = _holders(record, offset, offset + len(raw))
         key = text
-        plain = masked[offset : offset + len(raw)]
-        if plain != raw:
-            decoded = decode_all(
-                cs, plain, arch.element_size, record.get("endian", "little"), offset
-            )
-            key = decoded[0][2] if len(decoded) == 1 else f".masked {plain.hex()}"
+        if masked[offset : offset + len(raw)] != raw:
+            other = plain.get(offset)
+            same = other is not None and len(other[0]) == len(raw)
+            key = other[1] if same else f".masked {masked[offset : offset + len(raw)].hex()}"
         if names:
             key += " {" + ",".join(names) + "}"
         out.append(Insn(offset, raw, text, key, names))
@@ -297,12 +292,14 @@ def _patch_moves(old: dict, new: dict) -> tuple[PatchMove, ...]:
     )
 
 
-def _transfers(record: dict | None, syntax: str | None):
+def _transfers(record: dict | None, syntax: str | None, lines: list[Insn]):
     if record is None:
         return None
-    arch = ARCHES.get(record["arch"])
-    cs = capstone_for(arch, record.get("endian", "little"), syntax, detail=True) if arch else None
-    return stack_transfers(cs, arch, bytes.fromhex(record["hex"])) if cs else None
+    arch = ARCHES[record["arch"]]
+    cs = capstone_for(arch, record.get("endian", "little"), syntax, detail=True)
+    if cs is None:
+        return stack_transfers_text(arch, [i.text for i in lines])
+    return stack_transfers(cs, arch, bytes.fromhex(record["hex"]))
 
 
 def review_pair(
@@ -317,7 +314,7 @@ def review_pair(
     old_lines = listing(old, syntax, where[0]) if old else []
     new_lines = listing(new, syntax, where[1]) if new else []
     lines, changes = diff_listings(old_lines, new_lines)
-    before, after = _transfers(old, syntax), _transfers(new, syntax)
+    before, after = _transfers(old, syntax, old_lines), _transfers(new, syntax, new_lines)
     fields = {}
     if old and new:
         for key in [k for k in old if k not in _SHOWN] + [k for k in new if k not in old]:

@@ -7,11 +7,14 @@ or a push) from a register; a load is the reverse.  capstone's operand access
 flags say which way data moves where it has them (x86, AArch64).  For the
 load/store arches where it has none (MIPS, RISC-V), the direction comes from
 the load/store naming those ISAs share: stores begin with `s`, loads with `l`
-(after an `f`/`c.` prefix: `fsd`, `c.sdsp`).
+(after an `f`/`c.` prefix: `fsd`, `c.sdsp`).  Where capstone has no decoder
+at all (LoongArch), the same rule reads llvm-mc's text: the first operand is
+the data register, and the stack pointer must appear among the others.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .arch import Arch
@@ -111,4 +114,25 @@ def stack_transfers(cs, arch: Arch, code: bytes) -> StackTransfers | None:
             target.extend(r for r in names if r not in target)
         if pos == start:
             pos += arch.element_size
+    return StackTransfers(tuple(saved), tuple(restored))
+
+
+def stack_transfers_text(arch: Arch, texts: list[str]) -> StackTransfers:
+    """The same report from instruction text, for arches without a capstone decoder."""
+    names = {reg.name.lstrip("$"): reg.name for reg in arch.registers}
+    sp = arch.stack_pointer.lstrip("$")
+    saved: list[str] = []
+    restored: list[str] = []
+    for text in texts:
+        mnemonic, _, operands = text.partition(" ")
+        direction = _direction(mnemonic)
+        parts = [re.findall(r"[\w.]+", part.replace("$", "")) for part in operands.split(",")]
+        if not direction or len(parts) < 2 or len(parts[0]) != 1 or parts[0][0] not in names:
+            continue
+        if not any(sp in part for part in parts[1:]):
+            continue
+        target = saved if direction == "store" else restored
+        reg = names[parts[0][0]]
+        if reg not in target:
+            target.append(reg)
     return StackTransfers(tuple(saved), tuple(restored))

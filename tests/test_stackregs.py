@@ -1,4 +1,7 @@
-"""Saved and restored registers, read from code that an assembler (not asmgen) made."""
+"""Saved and restored registers, read from code that an assembler (not asmgen) made.
+
+Immediates are 0x-hex: keystone's radix setting leaks between engines in one process.
+"""
 
 from __future__ import annotations
 
@@ -52,9 +55,10 @@ CASES = {
         "x0 x1 x29 x30 x16 q0 sp",
         "sp",
         ("KS_ARCH_ARM64", "KS_MODE_LITTLE_ENDIAN"),
-        "stp x29, x30, [sp, #-16]!; mov x29, sp; stp x0, x1, [sp, #-16]!; str q0, [sp, #-16]!;"
-        "ldr x16, [x29, #8]; blr x16; ldr q0, [sp], #16; ldp x0, x1, [sp], #16;"
-        "ldp x29, x30, [sp], #16; ret",
+        "stp x29, x30, [sp, #-0x10]!; mov x29, sp; stp x0, x1, [sp, #-0x10]!;"
+        "str q0, [sp, #-0x10]!; ldr x16, [x29, #0x8]; blr x16; ldr q0, [sp], #0x10;"
+        "ldp x0, x1, [sp], #0x10;"
+        "ldp x29, x30, [sp], #0x10; ret",
         ["x29", "x30", "x0", "x1", "q0"],
         ["q0", "x0", "x1", "x29", "x30"],
     ),
@@ -63,9 +67,9 @@ CASES = {
         "$ra $a0 $t9 $sp $f12",
         "$sp",
         ("KS_ARCH_MIPS", "KS_MODE_MIPS32+KS_MODE_BIG_ENDIAN"),
-        "addiu $sp, $sp, -32; sw $ra, 28($sp); sw $a0, 24($sp); sdc1 $f12, 16($sp);"
-        "lw $t9, 0($a0); jalr $t9; nop; ldc1 $f12, 16($sp); lw $a0, 24($sp); lw $ra, 28($sp);"
-        "jr $ra; addiu $sp, $sp, 32",
+        "addiu $sp, $sp, -0x20; sw $ra, 0x1c($sp); sw $a0, 0x18($sp); sdc1 $f12, 0x10($sp);"
+        "lw $t9, 0x0($a0); jalr $t9; nop; ldc1 $f12, 0x10($sp); lw $a0, 0x18($sp);"
+        "lw $ra, 0x1c($sp); jr $ra; addiu $sp, $sp, 0x20",
         ["$ra", "$a0", "$f12"],
         ["$f12", "$a0", "$ra"],
     ),
@@ -103,6 +107,6 @@ def test_x86_64_push_pop_not_call_or_frame_stores():
     code = _keystone(
         "KS_ARCH_X86",
         "KS_MODE_64",
-        "push rbp; mov rbp, rsp; push rbx; call rax; mov [rbp + 8], rax; pop rbx; pop rbp; ret",
+        "push rbp; mov rbp, rsp; push rbx; call rax; mov [rbp + 0x8], rax; pop rbx; pop rbp; ret",
     )
     _check(ARCHES["x86_64"], "little", code, ["rbp", "rbx"], ["rbx", "rbp"])
