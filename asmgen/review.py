@@ -10,7 +10,8 @@ Counting, which the report and the tests share: an *instruction* is changed
 (paired with a different new instruction of the same mnemonic), inserted or
 deleted.  A *change* is one reviewable edit: a run of adjacent changed
 instructions with the same operand rewrite (for example `rsi -> rdx` on a
-`mov` and a `sub`), or a run of adjacent insertions or deletions.
+`mov` and a `sub`, or every stack offset moved by -8), or a run of adjacent
+insertions or deletions.
 """
 
 from __future__ import annotations
@@ -195,6 +196,18 @@ def _rewrite(old: Insn, new: Insn) -> tuple[tuple[str, str], ...] | None:
     return tuple(pairs)
 
 
+def _signature(rewrite: tuple[tuple[str, str], ...]) -> tuple:
+    """What makes two rewrites one edit: the same register swap, or the same
+    shift of immediates (a frame slot moving by 8 rewrites many offsets)."""
+    out = []
+    for a, b in rewrite:
+        x, y = _number(a), _number(b)
+        item = ("delta", y - x) if x is not None and y is not None else (a, b)
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
 def _retargeted(old: Insn, new: Insn, moved: dict[int, int]) -> bool:
     """Same instruction whose only differences are addresses of code that moved.
 
@@ -253,10 +266,11 @@ def diff_listings(old: list[Insn], new: list[Insn]) -> tuple[list[Line], list[Ch
             previous is not None
             and adjacent
             and previous.kind == kind
-            and (kind != "changed" or previous.rewrite == rewrite)
+            and (kind != "changed" or _signature(previous.rewrite) == _signature(rewrite))
         ):
+            merged = previous.rewrite + tuple(p for p in rewrite if p not in previous.rewrite)
             changes[-1] = Change(
-                kind, previous.old + tuple(olds), previous.new + tuple(news), rewrite
+                kind, previous.old + tuple(olds), previous.new + tuple(news), merged
             )
         else:
             changes.append(Change(kind, tuple(olds), tuple(news), rewrite))

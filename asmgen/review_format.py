@@ -142,7 +142,20 @@ def change_count(abi: AbiReview) -> str:
 
 
 def _rewrite(change) -> str:
-    return ", ".join(f"{a.lstrip('%$#')} -> {b.lstrip('%$#')}" for a, b in change.rewrite)
+    pairs = [(a.lstrip("%$#"), b.lstrip("%$#")) for a, b in change.rewrite]
+    numbers = [(_int(a), _int(b)) for a, b in pairs]
+    if len(pairs) > 1 and all(None not in n for n in numbers):
+        deltas = {b - a for a, b in numbers}
+        if len(deltas) == 1:
+            return f"immediates {_signed(deltas.pop())}"
+    return ", ".join(f"{a} -> {b}" for a, b in pairs)
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
 
 
 def _shifts(abi: AbiReview) -> str:
