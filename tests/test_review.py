@@ -272,10 +272,15 @@ def test_synthetic_dropped_saves(tmp_path, capsys, arch):
 
     (abi,) = run_json(capsys, str(path), str(_edited(tmp_path, path, edit)))["abis"]
     want = sorted(map(_bare, dropped))
+    gone = {
+        what: sorted(_bare(r) for r in abi[what]["old"] if r not in abi[what]["new"])
+        for what in ("saved", "restored")
+    }
+    assert gone["restored"] == want
+    # A stack-argument ABI (i386) still pushes a dropped register as an argument.
+    assert gone["saved"] and set(gone["saved"]) <= set(want)
     for what in ("saved", "restored"):
-        old, new = abi[what]["old"], abi[what]["new"]
-        assert sorted(_bare(r) for r in old if r not in new) == want, what
-        assert not [r for r in new if r not in old], what
+        assert not [r for r in abi[what]["new"] if r not in abi[what]["old"]], what
     assert abi["size"]["new"] < abi["size"]["old"]
     assert abi["counts"]["deleted"] + abi["counts"]["changed"] >= 2
     assert abi["status"] == "changed"
