@@ -182,7 +182,9 @@ def summary(abi: AbiReview) -> list[str]:
     out.append(f"changes: {change_count(abi)}")
     for number, change in enumerate(abi.changes, 1):
         where = change.new[0].offset if change.new else change.old[0].offset
-        texts = "; ".join(i.text for i in (change.new if change.kind != "deleted" else change.old))
+        insns = change.old if change.kind == "deleted" else change.new
+        texts = "; ".join(i.text for i in insns[:2])
+        texts += f"; ... ({len(insns)} instructions)" if len(insns) > 2 else ""
         how = f" ({_rewrite(change)})" if change.rewrite else ""
         out.append(f"  {number}. {change.kind} at {where:#x}{how}: {texts}")
     out.append(f"shifts: {_shifts(abi)}")
