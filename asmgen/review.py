@@ -38,6 +38,7 @@ class Insn:
     text: str
     key: str  # text with patch fields masked, plus the patch names it holds
     patches: tuple[str, ...]
+    runtime: bool = False  # a word the runtime writes whole (shown as it writes it)
 
     @property
     def end(self) -> int:
@@ -121,24 +122,35 @@ class Review:
     abis: tuple[AbiReview, ...]
 
 
+def _fields(record: dict) -> list[dict]:
+    out = []
+    for patch in record.get("patches", {}).values():
+        # Records from before per-field detail: the whole container is the field.
+        whole = {"offset": patch["offset"], "size": patch["size"], "shift": 0}
+        out += patch.get("fields") or [{**whole, "bits": 8 * patch["size"]}]
+    return out
+
+
+def _runtime_view(code: bytes, record: dict) -> bytes:
+    """The code as patching leaves it: a word the runtime writes whole (zero in
+    the table) holds its base instruction, so the review shows that instruction."""
+    out = bytearray(code)
+    order = record.get("endian", "little")
+    for f in _fields(record):
+        if f.get("whole_word"):
+            out[f["offset"] : f["offset"] + f["size"]] = f["base"].to_bytes(f["size"], order)
+    return bytes(out)
+
+
 def _mask(code: bytes, record: dict) -> bytes:
     """The code with every patch field's bits cleared."""
     out = bytearray(code)
     order = record.get("endian", "little")
-    for patch in record.get("patches", {}).values():
-        fields = patch.get("fields") or [
-            {
-                "offset": patch["offset"],
-                "size": patch["size"],
-                "shift": 0,
-                "bits": 8 * patch["size"],
-            }
-        ]
-        for f in fields:
-            span = slice(f["offset"], f["offset"] + f["size"])
-            word = int.from_bytes(out[span], order)
-            word &= ~(((1 << f["bits"]) - 1) << f["shift"])
-            out[span] = word.to_bytes(f["size"], order)
+    for f in _fields(record):
+        span = slice(f["offset"], f["offset"] + f["size"])
+        word = int.from_bytes(out[span], order)
+        word &= ~(((1 << f["bits"]) - 1) << f["shift"])
+        out[span] = word.to_bytes(f["size"], order)
     return bytes(out)
 
 
@@ -156,7 +168,8 @@ def listing(record: dict, syntax: str | None, where: str) -> list[Insn]:
     arch = ARCHES.get(record["arch"])
     if arch is None:
         raise AsmgenError(f"unknown arch {record['arch']!r}", where)
-    code = bytes.fromhex(record["hex"])
+    code = _runtime_view(bytes.fromhex(record["hex"]), record)
+    runtime = {f["offset"] for f in _fields(record) if f.get("whole_word")}
     order = record.get("endian", "little")
     masked = _mask(code, record)
     plain = {at: (raw, text) for at, raw, text in decode_code(arch, order, syntax, masked)}
@@ -170,7 +183,7 @@ def listing(record: dict, syntax: str | None, where: str) -> list[Insn]:
             key = other[1] if same else f".masked {masked[offset : offset + len(raw)].hex()}"
         if names:
             key += " {" + ",".join(names) + "}"
-        out.append(Insn(offset, raw, text, key, names))
+        out.append(Insn(offset, raw, text, key, names, offset in runtime))
     return out
 
 
@@ -313,7 +326,7 @@ def _transfers(record: dict | None, syntax: str | None, lines: list[Insn]):
     cs = capstone_for(arch, record.get("endian", "little"), syntax, detail=True)
     if cs is None:
         return stack_transfers_text(arch, [i.text for i in lines])
-    return stack_transfers(cs, arch, bytes.fromhex(record["hex"]))
+    return stack_transfers(cs, arch, _runtime_view(bytes.fromhex(record["hex"]), record))
 
 
 def review_pair(

@@ -66,6 +66,7 @@ def diff_lines(abi: AbiReview, context: int = 1) -> list[DiffLine]:
 
     def row(sign: str, old: Insn | None, new: Insn | None, insn: Insn, note: str = "") -> str:
         notes = [f"patch {', '.join(insn.patches)}"] if insn.patches else []
+        notes += ["written at run time"] if insn.runtime else []
         notes += [note] if note else []
         tail = f"  ; {'; '.join(notes)}" if notes else ""
         return f"{sign}{offset(old)}  {offset(new)}  {insn.text:<{width}}{tail}".rstrip()
@@ -230,7 +231,9 @@ def frame_change(abi: AbiReview) -> str | None:
 
 def to_json(result: Review, context: int = 1) -> str:
     def insn(i: Insn | None):
-        return None if i is None else {"offset": i.offset, "hex": i.data.hex(), "text": i.text}
+        if i is None:
+            return None
+        return {"offset": i.offset, "hex": i.data.hex(), "text": i.text, "runtime": i.runtime}
 
     abis = []
     for abi in result.abis:
