@@ -93,17 +93,18 @@ def _llvm_mc_words(arch: Arch, code: bytes, byteorder: str, base: int):
     each invalid one, which then becomes a data word.
     """
     import re
-    import shutil
     import subprocess
 
+    from .llvm_mc import find_llvm_mc
+
     unit = arch.element_size
-    tool = shutil.which("llvm-mc-19") or shutil.which("llvm-mc")
-    if tool is None or unit == 1 or not arch.llvm_triple:
-        raise AsmgenError(f"no disassembler for arch {arch.name!r} (install llvm-19)")
+    triple = arch.triple(byteorder)
+    if unit == 1 or not triple:
+        raise AsmgenError(f"no disassembler for arch {arch.name!r}")
     words = [code[i : i + unit] for i in range(0, len(code) - len(code) % unit, unit)]
-    # Keep llvm-mc's byte order: its input is the bytes in memory order.
+    # llvm-mc reads bytes in memory order, so each word goes in as stored.
     text = "".join(" ".join(f"0x{b:02x}" for b in w) + "\n" for w in words)
-    command = [tool, "--disassemble", f"-triple={arch.llvm_triple}"]
+    command = [find_llvm_mc(), "--disassemble", f"-triple={triple}"]
     if arch.llvm_mattr:
         command.append(f"-mattr={arch.llvm_mattr}")
     done = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
