@@ -20,8 +20,8 @@ from .pipeline import (
     write_outputs,
 )
 from .resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
-from .verify.cli import register as register_verify
 from .review_cli import register as register_review
+from .verify.cli import register as register_verify
 
 DEFAULT_OUT = REPO_ROOT / "generated"
 

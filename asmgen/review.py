@@ -17,7 +17,7 @@ insertions or deletions.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 
 from .arch import ARCHES
@@ -86,6 +86,7 @@ class AbiReview:
     restored: tuple[tuple[str, ...] | None, tuple[str, ...] | None]
     frame: tuple[dict | None, dict | None]
     fields: dict[str, tuple] = field(default_factory=dict)  # other record keys that differ
+    verify: tuple[dict | None, dict | None] = (None, None)  # check -> outcome, per side
 
     @property
     def name(self) -> str:
@@ -106,6 +107,7 @@ class AbiReview:
             and all(p.old == p.new for p in self.patches)
             and self.frame[0] == self.frame[1]
             and not self.fields
+            and self.verify[0] == self.verify[1]
         )
         return "unchanged" if same else "changed"
 
@@ -374,16 +376,28 @@ def pairs(old: Source, new: Source) -> list[tuple[str | None, str | None]]:
     return out
 
 
-def review(old: Source, new: Source, syntax: str | None = None, abis=()) -> Review:
+def _verdict(source: Source, abi: str | None) -> dict | None:
+    if abi is None or abi not in source.specs:
+        return None
+    from .review_verify import verdict
+
+    spec, path = source.specs[abi]
+    return verdict(source.records[abi], spec, path, source.label)
+
+
+def review(
+    old: Source, new: Source, syntax: str | None = None, abis=(), verify: bool = False
+) -> Review:
     chosen = []
     for a, b in pairs(old, new):
         if abis and not {a, b} & set(abis):
             continue
-        chosen.append(
-            review_pair(
-                a, old.records.get(a), b, new.records.get(b), syntax, (old.label, new.label)
-            )
+        result = review_pair(
+            a, old.records.get(a), b, new.records.get(b), syntax, (old.label, new.label)
         )
+        if verify:
+            result = replace(result, verify=(_verdict(old, a), _verdict(new, b)))
+        chosen.append(result)
     if abis and not chosen:
         raise AsmgenError(f"no ABI named {', '.join(abis)} on either side", "asmgen review")
     return Review(old.label, new.label, tuple(chosen))

@@ -17,13 +17,12 @@ from .review_sources import repo_root, resolve, working_tree
 
 def run(args) -> int:
     repo = args.repo or repo_root(Path.cwd()) or repo_root(REPO_ROOT)
-    old = resolve(args.old, repo, args.templates)
-    new = (
-        working_tree(repo, REPO_ROOT)
-        if args.new is None
-        else resolve(args.new, repo, args.templates)
-    )
-    result = review(old, new, args.syntax, tuple(args.abi))
+    old = resolve(args.old, repo, args.templates, args.verify)
+    if args.new is None:
+        new = working_tree(repo, REPO_ROOT)
+    else:
+        new = resolve(args.new, repo, args.templates, args.verify)
+    result = review(old, new, args.syntax, tuple(args.abi), args.verify)
     if args.format == "json":
         sys.stdout.write(to_json(result, args.context))
     elif args.format == "markdown":
@@ -53,6 +52,11 @@ def register(sub) -> None:
     parser.add_argument("--repo", type=Path, help="git repository for revisions")
     parser.add_argument(
         "--templates", type=Path, default=TEMPLATES_DIR, help="templates for spec inputs"
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="also run `asmgen verify` on both sides and report changed outcomes",
     )
     parser.add_argument("--exit-code", action="store_true", help="exit 1 when any table changed")
     parser.set_defaults(run=run)

@@ -205,12 +205,37 @@ def summary(abi: AbiReview) -> list[str]:
     out.append(frame_change(abi) or "frame: unchanged")
     for key, (old, new) in abi.fields.items():
         out.append(f"{key}: {_short(old)} -> {_short(new)}")
+    line = verify_change(abi)
+    if line:
+        out.append(line)
     return out
 
 
 def _short(value, limit: int = 60) -> str:
     text = json.dumps(value) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def verify_change(abi: AbiReview) -> str | None:
+    """The checks whose `asmgen verify` outcome differs; None when verify did not run."""
+    old, new = abi.verify
+    if old is None and new is None:
+        return None
+    if old is None or new is None:
+        missing = "old" if old is None else "new"
+        return f"verify: no spec on the {missing} side; {_outcomes(old or new)}"
+    checks = list(old) + [c for c in new if c not in old]
+    moved = [
+        f"{c} {old.get(c, '-')} -> {new.get(c, '-')}" for c in checks if old.get(c) != new.get(c)
+    ]
+    return "verify: " + (", ".join(moved) if moved else f"unchanged ({_outcomes(new)})")
+
+
+def _outcomes(verdicts: dict) -> str:
+    counts: dict[str, int] = {}
+    for outcome in verdicts.values():
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
 
 
 def frame_change(abi: AbiReview) -> str | None:
@@ -266,6 +291,8 @@ def to_json(result: Review, context: int = 1) -> str:
                 "restored": {"old": abi.restored[0], "new": abi.restored[1]},
                 "frame": {"old": abi.frame[0], "new": abi.frame[1]},
                 "fields": {k: {"old": a, "new": b} for k, (a, b) in abi.fields.items()},
+                "verify": {"old": abi.verify[0], "new": abi.verify[1]},
+                "summary": summary(abi),
                 "diff": [d.text for d in diff_lines(abi, context)],
             }
         )
@@ -278,8 +305,10 @@ def _cell(text: str) -> str:
 
 def to_markdown(result: Review, context: int = 1) -> str:
     out = [f"### asmgen review: `{result.old}` -> `{result.new}`", ""]
-    out += ["| ABI | status | size | changes | patch points | saved / restored | frame |"]
-    out += ["|---|---|---|---|---|---|---|"]
+    verified = any(abi.verify != (None, None) for abi in result.abis)
+    header = ["ABI", "status", "size", "changes", "patch points", "saved / restored", "frame"]
+    header += ["verify"] if verified else []
+    out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for abi in result.abis:
         size = (
             _hex(abi.new_size)
@@ -301,6 +330,8 @@ def to_markdown(result: Review, context: int = 1) -> str:
             "; ".join(regs) or "unchanged",
             (frame_change(abi) or "frame: unchanged").removeprefix("frame: "),
         ]
+        if verified:
+            cells.append((verify_change(abi) or "verify: -").removeprefix("verify: "))
         out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     for abi in result.abis:
         if abi.status == "unchanged":

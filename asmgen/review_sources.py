@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .emit_json import table_record
 from .errors import AsmgenError
 from .pipeline import SpecFile, build, spec_files
-from .spec import load_spec
+from .spec import Spec, load_spec
 
 TABLES_IN_REPO = "generated/tables.json"
 
@@ -30,6 +31,7 @@ TABLES_IN_REPO = "generated/tables.json"
 class Source:
     label: str  # how the review names this side
     records: dict[str, dict]  # ABI -> tables.json record
+    specs: dict[str, tuple[Spec, Path]] = field(default_factory=dict)  # ABI -> its contract
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -59,11 +61,26 @@ def _from_tables_json(text: str, where: str) -> dict[str, dict]:
     return abis
 
 
-def _from_specs(items: list[SpecFile], templates: Path) -> dict[str, dict]:
-    return {item.spec.abi: table_record(build(item, templates)) for item in items}
+def _from_specs(label: str, items: list[SpecFile], templates: Path) -> Source:
+    records = {item.spec.abi: table_record(build(item, templates)) for item in items}
+    return Source(label, records, {item.spec.abi: (item.spec, item.path) for item in items})
 
 
-def _from_revision(rev: str, repo: Path) -> Source:
+def _revision_specs(commit: str, repo: Path) -> dict[str, tuple[Spec, Path]]:
+    """The specs as they were at `commit` (for verify), read into a scratch folder."""
+    listed = _git(repo, "ls-tree", "--name-only", commit, "abi_specs/")
+    names = [n for n in listed.stdout.split() if n.endswith((".yaml", ".yml"))]
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="asmgen-review-") as scratch:
+        for name in names:
+            path = Path(scratch) / Path(name).name
+            path.write_text(_git(repo, "show", f"{commit}:{name}").stdout, encoding="utf-8")
+            spec = load_spec(path)
+            found[spec.abi] = (spec, Path(name))
+    return found
+
+
+def _from_revision(rev: str, repo: Path, with_specs: bool) -> Source:
     commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     if commit.returncode != 0:
         raise AsmgenError(
@@ -72,26 +89,27 @@ def _from_revision(rev: str, repo: Path) -> Source:
     shown = _git(repo, "show", f"{commit.stdout.strip()}:{TABLES_IN_REPO}")
     if shown.returncode != 0:
         raise AsmgenError(f"revision {rev} has no {TABLES_IN_REPO}", repo)
-    return Source(rev, _from_tables_json(shown.stdout, f"{rev}:{TABLES_IN_REPO}"))
+    records = _from_tables_json(shown.stdout, f"{rev}:{TABLES_IN_REPO}")
+    specs = _revision_specs(commit.stdout.strip(), repo) if with_specs else {}
+    return Source(rev, records, specs)
 
 
-def resolve(arg: str, repo: Path | None, templates: Path) -> Source:
+def resolve(arg: str, repo: Path | None, templates: Path, with_specs: bool = False) -> Source:
     """One side of a review from its command-line argument."""
     path = Path(arg)
     if path.is_file():
         if path.suffix == ".json":
             return Source(arg, _from_tables_json(path.read_text(encoding="utf-8"), arg))
         if path.suffix in (".yaml", ".yml"):
-            return Source(arg, _from_specs([SpecFile(path, load_spec(path))], templates))
+            return _from_specs(arg, [SpecFile(path, load_spec(path))], templates)
         raise AsmgenError("expected a tables.json, a spec (.yaml) or a folder", path)
     if path.is_dir():
         if (path / "abi_specs").is_dir():
-            tree_templates = path / "templates"
-            return Source(arg, _from_specs(spec_files(path / "abi_specs"), tree_templates))
-        return Source(arg, _from_specs(spec_files(path), templates))
+            return _from_specs(arg, spec_files(path / "abi_specs"), path / "templates")
+        return _from_specs(arg, spec_files(path), templates)
     if repo is None:
         raise AsmgenError(f"{arg!r} is not a file or a folder, and there is no git repository")
-    return _from_revision(arg, repo)
+    return _from_revision(arg, repo, with_specs)
 
 
 def working_tree(repo: Path | None, fallback: Path) -> Source:
@@ -99,5 +117,4 @@ def working_tree(repo: Path | None, fallback: Path) -> Source:
     root = fallback if repo is None else repo
     if not (root / "abi_specs").is_dir():
         raise AsmgenError("no abi_specs/ folder here; name NEW explicitly", root)
-    templates = root / "templates"
-    return Source("working tree", _from_specs(spec_files(root / "abi_specs"), templates))
+    return _from_specs("working tree", spec_files(root / "abi_specs"), root / "templates")

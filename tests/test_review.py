@@ -205,6 +205,17 @@ def test_git_two_revisions(repo, capsys):
     assert main(["review", "HEAD~1", "HEAD", "--repo", str(repo), "--exit-code"]) == 1
 
 
+def test_git_verify_reads_the_revisions_specs(repo, capsys):
+    # The old side's contract comes from HEAD's own specs (read with git), the new
+    # side's from the working tree: a wider home area keeps every check passing.
+    _widen_shadow(repo)
+    doc = run_json(capsys, "--repo", str(repo), "--verify", "--abi", "X86_64_Win32")
+    (abi,) = doc["abis"]
+    assert abi["verify"]["old"] == abi["verify"]["new"]
+    assert abi["verify"]["new"]["shadow_space"] == "pass"
+    assert "verify: unchanged" in abi["summary"][-1]
+
+
 def test_bad_revision_is_one_error_line(repo, capsys):
     assert main(["review", "no-such-rev", "--repo", str(repo)]) == 2
     err = capsys.readouterr().err
@@ -300,6 +311,21 @@ def test_runtime_written_word_is_reviewed(capsys):
     assert abi["counts"] == {"changes": 1, "changed": 1, "inserted": 0, "deleted": 0}
     assert abi["fields"]["endian"] == {"old": "little", "new": "big"}
     assert {line["shift"] for line in abi["lines"]} == {0}
+
+
+def test_verify_verdict_changes(capsys):
+    """Dropping the home area (the seed's Win64 table) turns two verify checks into
+    the violations its spec declares."""
+    win64, seed = str(SPECS_DIR / "x86_64_win64.yaml"), str(SPECS_DIR / "x86_64_win64_seed.yaml")
+    (abi,) = run_json(capsys, win64, seed, "--verify")["abis"]
+    old, new = abi["verify"]["old"], abi["verify"]["new"]
+    assert set(old.values()) <= {"pass", "n/a"} and old["shadow_space"] == "pass"
+    assert {c: v for c, v in new.items() if v != old[c]} == {
+        "shadow_space": "fail (declared)",
+        "fp_control": "fail (declared)",
+    }
+    line = "verify: shadow_space pass -> fail (declared), fp_control pass -> fail (declared)"
+    assert line in abi["summary"]
 
 
 def test_identical_inputs_are_unchanged(capsys):
