@@ -332,6 +332,10 @@ def to_markdown(result: Review, context: int = 1) -> str:
         ]
         if verified:
             cells.append((verify_change(abi) or "verify: -").removeprefix("verify: "))
+        if abi.status in ("added", "removed"):
+            # Nothing to compare against: name the ABI, its status and size only.
+            cells = [abi.name, abi.status, _hex(abi.new_size or abi.old_size)]
+            cells += ["-"] * (len(header) - len(cells))
         out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     for abi in result.abis:
         if abi.status == "unchanged":
