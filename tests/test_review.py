@@ -371,3 +371,19 @@ def test_docs_example_is_current(capsys, monkeypatch):
     assert main(["review", sysv, win64, "--format", "markdown"]) == 0
     shown = "".join(f"    {line}".rstrip() + "\n" for line in capsys.readouterr().out.splitlines())
     assert shown in (ROOT / "docs" / "review.md").read_text()
+
+
+def test_added_and_removed_abis(tmp_path, capsys, llvm_tables):
+    both = {}
+    for name in ("X86_64_SysV", "X86_64_Win32"):
+        path = _llvm_tables_json(tmp_path / f"{name}.json", llvm_tables, name)
+        both.update(json.loads(path.read_text())["abis"])
+    (tmp_path / "old.json").write_text(json.dumps({"abis": both}))
+    sysv = tmp_path / "X86_64_SysV.json"
+    doc = run_json(capsys, str(tmp_path / "old.json"), str(sysv))
+    assert [(a["old_abi"], a["new_abi"], a["status"]) for a in doc["abis"]] == [
+        ("X86_64_SysV", "X86_64_SysV", "unchanged"),
+        ("X86_64_Win32", None, "removed"),
+    ]
+    assert main(["review", str(sysv), str(tmp_path / "old.json"), "--format", "markdown"]) == 0
+    assert "| X86_64_Win32 | added | 0x74 | - | - | - | - |" in capsys.readouterr().out
