@@ -44,6 +44,9 @@ def table_record(table: Table) -> dict:
         "syntax": spec.syntax,
         "pointer_size": spec.pointer_size,
         "frame": {
+            "style": table.frame.style,
+            "size_at_call": table.frame.size_at_call,
+            "aligned_at_call": table.frame.aligned_at_call,
             "pushes": table.frame.pushes,
             "vector_area": table.frame.vector_area,
             "padding": table.frame.padding,
