@@ -122,7 +122,7 @@ def test_markdown_and_terminal(capsys):
     assert (
         "| X86_64_SysV -> X86_64_Win32 | changed | 0x6c -> 0x74 | "
         "4 changes (3 changed, 2 inserted instructions) | unchanged | unchanged | "
-        "shadow 0x0 -> 0x20 |"
+        "size_at_call 0x290 -> 0x2b0, shadow 0x0 -> 0x20 |"
     ) in text
     fence = text.split("```diff\n", 1)[1].split("```", 1)[0].splitlines()
     assert [line for line in fence if line[:1] in "+-"] == EXPECTED_EDITS
