@@ -109,9 +109,13 @@ def _biases(spec: Spec, path: Path, fields, base: Assembly) -> dict[int, int]:
 
 def build_unit(spec: Spec, template_path: Path, role: str) -> UnitTable:
     frame = compute_frame(spec)
-    # Units hold their assembled base words, whatever the resolver table does.
+    # Units hold their assembled base words, whatever the resolver table does,
+    # and the resolver's placeholders are not theirs.
     spec = spec.model_copy(
-        update={"table": spec.table.model_copy(update={"patched_words": "assembled"})}
+        update={
+            "table": spec.table.model_copy(update={"patched_words": "assembled"}),
+            "placeholders": {},
+        }
     )
 
     def first_pass(index: int, use: FieldUse) -> int:
