@@ -226,10 +226,11 @@ def _loop(
         var = unit.unit.target + "Disp" + (str(number) if len(unit.unit.fields) > 1 else "")
         body += _field_lines(unit_field, var, target, unit.spec.pointer_size)
     indented = ["  " + line for line in body]
+    pc_relative = any(f.anchor is not None for f in unit.unit.fields)
     return [
         f"  for (unsigned I = 0; I != {count}; ++I) {{",
         f"    char *Unit = {mem} + I * {size};",
-        f"    uint64_t UnitAddr = {addr} + I * {size};",
+        *([f"    uint64_t UnitAddr = {addr} + I * {size};"] if pc_relative else []),
         f"    memcpy(Unit, {array}, {size});",
         *indented,
         "  }",
@@ -287,7 +288,7 @@ def cpp_bodies(table: Table) -> str:
         "Target",
     )
     # Stub I jumps through pointer I.
-    loop.insert(3, "    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;")
+    loop.insert(2, "    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;")
     lines += loop
     lines += ["}", ""]
     return "\n" + "\n".join(lines)

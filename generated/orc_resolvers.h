@@ -230,8 +230,8 @@ inline void OrcAArch64::writeIndirectStubsBlock(
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
   for (unsigned I = 0; I != NumStubs; ++I) {
     char *Unit = StubsBlockWorkingMem + I * StubSize;
-    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     memcpy(Unit, Stub, StubSize);
     int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
     assert(StubPtrDisp >= -0x100000LL && StubPtrDisp <= 0xffffcLL &&
@@ -350,7 +350,6 @@ inline void OrcI386::writeIndirectStubsBlock(
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
   for (unsigned I = 0; I != NumStubs; ++I) {
     char *Unit = StubsBlockWorkingMem + I * StubSize;
-    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
     memcpy(Unit, Stub, StubSize);
     assert(Target <= 0xffffffffULL && "abs32: address");
@@ -501,8 +500,8 @@ inline void OrcLoongArch64::writeIndirectStubsBlock(
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
   for (unsigned I = 0; I != NumStubs; ++I) {
     char *Unit = StubsBlockWorkingMem + I * StubSize;
-    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     memcpy(Unit, Stub, StubSize);
     int64_t StubPtrDisp0 = detail::displacement(Target, UnitAddr + 0x0, 8);
     assert(StubPtrDisp0 >= -0x80000800LL && StubPtrDisp0 <= 0x7ffff7ffLL &&
@@ -653,7 +652,6 @@ inline void OrcMips32Be::writeTrampolines(char *TrampolineBlockWorkingMem,
   uint64_t Target = ResolverAddr;
   for (unsigned I = 0; I != NumTrampolines; ++I) {
     char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
-    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
     memcpy(Unit, Trampoline, TrampolineSize);
     detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
                                  ((Target + 0x8000) >> 16) & 0xFFFF);
@@ -676,7 +674,6 @@ inline void OrcMips32Be::writeIndirectStubsBlock(
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
   for (unsigned I = 0; I != NumStubs; ++I) {
     char *Unit = StubsBlockWorkingMem + I * StubSize;
-    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
     memcpy(Unit, Stub, StubSize);
     detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffULL), 0,
@@ -824,7 +821,6 @@ inline void OrcMips32Le::writeTrampolines(char *TrampolineBlockWorkingMem,
   uint64_t Target = ResolverAddr;
   for (unsigned I = 0; I != NumTrampolines; ++I) {
     char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
-    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
     memcpy(Unit, Trampoline, TrampolineSize);
     detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
                                  ((Target + 0x8000) >> 16) & 0xFFFF);
@@ -847,7 +843,6 @@ inline void OrcMips32Le::writeIndirectStubsBlock(
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
   for (unsigned I = 0; I != NumStubs; ++I) {
     char *Unit = StubsBlockWorkingMem + I * StubSize;
-    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
     memcpy(Unit, Stub, StubSize);
     detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffULL), 0,
@@ -1030,7 +1025,6 @@ inline void OrcMips64::writeTrampolines(char *TrampolineBlockWorkingMem,
   uint64_t Target = ResolverAddr;
   for (unsigned I = 0; I != NumTrampolines; ++I) {
     char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
-    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
     memcpy(Unit, Trampoline, TrampolineSize);
     detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
                                  ((Target + 0x800080008000) >> 48) & 0xFFFF);
@@ -1061,7 +1055,6 @@ inline void OrcMips64::writeIndirectStubsBlock(
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
   for (unsigned I = 0; I != NumStubs; ++I) {
     char *Unit = StubsBlockWorkingMem + I * StubSize;
-    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
     memcpy(Unit, Stub, StubSize);
     detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffULL), 0,
@@ -1250,8 +1243,8 @@ inline void OrcRiscv64::writeIndirectStubsBlock(
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
   for (unsigned I = 0; I != NumStubs; ++I) {
     char *Unit = StubsBlockWorkingMem + I * StubSize;
-    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     memcpy(Unit, Stub, StubSize);
     int64_t StubPtrDisp0 = detail::displacement(Target, UnitAddr + 0x0, 8);
     assert(StubPtrDisp0 >= -0x80000800LL && StubPtrDisp0 <= 0x7ffff7ffLL &&
@@ -1390,8 +1383,8 @@ inline void OrcX86_64_SysV::writeIndirectStubsBlock(
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
   for (unsigned I = 0; I != NumStubs; ++I) {
     char *Unit = StubsBlockWorkingMem + I * StubSize;
-    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     memcpy(Unit, Stub, StubSize);
     int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
     assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
@@ -1529,8 +1522,8 @@ inline void OrcX86_64_Win32::writeIndirectStubsBlock(
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
   for (unsigned I = 0; I != NumStubs; ++I) {
     char *Unit = StubsBlockWorkingMem + I * StubSize;
-    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     memcpy(Unit, Stub, StubSize);
     int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
     assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
@@ -1666,8 +1659,8 @@ inline void OrcX86_64_Win32_seed_initial::writeIndirectStubsBlock(
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
   for (unsigned I = 0; I != NumStubs; ++I) {
     char *Unit = StubsBlockWorkingMem + I * StubSize;
-    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     memcpy(Unit, Stub, StubSize);
     int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
     assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
