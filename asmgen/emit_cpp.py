@@ -21,7 +21,8 @@ from .provenance import header_lines
 # LLVM's names for the addresses the resolver is patched with.
 ADDRESS_PARAMS = ("ReentryFnAddr", "ReentryCtxAddr")
 
-_PRELUDE = """
+_PRELUDE = (
+    """
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -44,8 +45,11 @@ template <typename T> inline void writeWord(char *Loc, uint64_t Value) {
   T Word = static_cast<T>(Value);
   memcpy(Loc, &Word, sizeof(T));
 }
-""" + emit_units.CPP_PRELUDE + """} // namespace detail
 """
+    + emit_units.CPP_PRELUDE
+    + """} // namespace detail
+"""
+)
 
 
 def _field_call(table: Table) -> list[str]:

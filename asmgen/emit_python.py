@@ -88,7 +88,8 @@ def _listing_repr(text: str) -> str:
     return "".join(f"        {line!r}\n" for line in text.splitlines(keepends=True))
 
 
-_TABLE_CLASS = '''
+_TABLE_CLASS = (
+    """
 
 @dataclass(frozen=True)
 class ResolverTable:
@@ -100,7 +101,9 @@ class ResolverTable:
     code: bytes
     patches: tuple[PatchPoint, ...]
     listing: str
-''' + emit_units.PYTHON_CLASS_FIELDS + '''
+"""
+    + emit_units.PYTHON_CLASS_FIELDS
+    + '''
     @property
     def size(self) -> int:
         return len(self.code)
@@ -119,4 +122,6 @@ class ResolverTable:
                         f"{field.kind}"
                     )
         return apply_patches(self.code, self.patches, values, self.byteorder, ENCODERS)
-''' + emit_units.PYTHON_METHODS
+'''
+    + emit_units.PYTHON_METHODS
+)

@@ -70,11 +70,11 @@ def python_fields(table: Table) -> str:
     )
 
 
-PYTHON_CLASS_FIELDS = '''    pointer_size: int = 0
+PYTHON_CLASS_FIELDS = """    pointer_size: int = 0
     stub_to_pointer_max_displacement: int = 0
     trampoline: Unit | None = None
     stub: Unit | None = None
-'''
+"""
 
 PYTHON_METHODS = '''
     def _unit(self, unit: Unit | None) -> Unit:
@@ -192,7 +192,9 @@ def _field_lines(unit_field: UnitField, var: str, target: str, pointer_size: int
     if unit_field.anchor is None:
         value = target
         if unit_field.high < (1 << 64) - 1:
-            lines.append(f'  assert({target} <= {unit_field.high:#x}ULL && "{kind.name}: address");')
+            lines.append(
+                f'  assert({target} <= {unit_field.high:#x}ULL && "{kind.name}: address");'
+            )
     else:
         value = var
         lines.append(
@@ -206,9 +208,7 @@ def _field_lines(unit_field: UnitField, var: str, target: str, pointer_size: int
                 f'"{limit}");'
             )
         if unit_field.align > 1:
-            lines.append(
-                f'  assert({var} % {unit_field.align} == 0 && "{kind.name}: misaligned");'
-            )
+            lines.append(f'  assert({var} % {unit_field.align} == 0 && "{kind.name}: misaligned");')
     ctype = f"uint{field.size * 8}_t"
     expr = re.sub(r"\bvalue\b", value, kind.expr)
     lines.append(
@@ -254,8 +254,8 @@ def cpp_bodies(table: Table) -> str:
     if trampoline.unit.target == RESOLVER_PTR:
         lines += [
             "  // The resolver's address sits after the trampolines, pointer-aligned.",
-            "  unsigned OffsetToPtr =",
-            "      (NumTrampolines * TrampolineSize + PointerSize - 1) / PointerSize * PointerSize;",
+            "  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /",
+            "                         PointerSize * PointerSize;",
             f"  {pointer} Ptr = static_cast<{pointer}>(ResolverAddr);",
             "  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));",
             "  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;",
@@ -276,7 +276,7 @@ def cpp_bodies(table: Table) -> str:
     lines += [
         f"inline void {name}::writeIndirectStubsBlock({STUB_PARAMS}) {{",
         *_unit_array(stub, "Stub", element),
-        "  static_assert(sizeof(Stub) == StubSize, \"StubSize must match the template\");",
+        '  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");',
     ]
     loop = _loop(
         stub,
@@ -304,8 +304,7 @@ def _unit_record(unit: UnitTable) -> dict:
         "size": unit.size,
         "hex": unit.code.hex(),
         "words": [
-            int.from_bytes(unit.code[i : i + element], order)
-            for i in range(0, unit.size, element)
+            int.from_bytes(unit.code[i : i + element], order) for i in range(0, unit.size, element)
         ]
         if element > 1
         else [],
