@@ -63,15 +63,13 @@ def python_fields(table: Table) -> str:
     if units is None:
         return ""
     return (
-        f"    pointer_size={units.pointer_size},\n"
         f"    stub_to_pointer_max_displacement={units.stub_to_pointer_max_displacement:#x},\n"
         f"    trampoline={_unit_repr(units.trampoline)},\n"
         f"    stub={_unit_repr(units.stub)},\n"
     )
 
 
-PYTHON_CLASS_FIELDS = """    pointer_size: int = 0
-    stub_to_pointer_max_displacement: int = 0
+PYTHON_CLASS_FIELDS = """    stub_to_pointer_max_displacement: int = 0
     trampoline: Unit | None = None
     stub: Unit | None = None
 """

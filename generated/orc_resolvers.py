@@ -279,7 +279,6 @@ class ResolverTable:
     code: bytes
     patches: tuple[PatchPoint, ...]
     listing: str
-    pointer_size: int = 0
     stub_to_pointer_max_displacement: int = 0
     trampoline: Unit | None = None
     stub: Unit | None = None
@@ -450,7 +449,6 @@ AArch64 = ResolverTable(
         'ReentryCtxAddr:\n'
         '  0x118  325476980df0feca      .quad 0xcafef00d98765432  ; patch ReentryCtxAddr: abs64 at 0x118\n'
     ),
-    pointer_size=8,
     stub_to_pointer_max_displacement=0xffffc,
     trampoline=Unit(
         bytes.fromhex('f1031eaa1000005800023fd6'),
@@ -535,7 +533,6 @@ I386 = ResolverTable(
         '  0x47  5d                    popl %ebp\n'
         '  0x48  c3                    retl\n'
     ),
-    pointer_size=4,
     stub_to_pointer_max_displacement=0xffffffff,
     trampoline=Unit(
         bytes.fromhex('e800000000c4c4f1'),
@@ -645,7 +642,6 @@ LoongArch64 = ResolverTable(
         'ReentryFnAddr:\n'
         '  0xc0  325476980df0feca      .long 0x98765432, 0xcafef00d  ; patch ReentryFnAddr: abs64 at 0xc0\n'
     ),
-    pointer_size=8,
     stub_to_pointer_max_displacement=0x7ffff7ff,
     trampoline=Unit(
         bytes.fromhex('0c00001c8c01c0288d01004c00000000'),
@@ -788,7 +784,6 @@ Mips32Be = ResolverTable(
         '  0x0fc  03200008              jr $t9\n'
         '  0x100  00000000              nop\n'
     ),
-    pointer_size=4,
     stub_to_pointer_max_displacement=0xffffffff,
     trampoline=Unit(
         bytes.fromhex('03e0c0253c190000273900000320f80900000000'),
@@ -931,7 +926,6 @@ Mips32Le = ResolverTable(
         '  0x0fc  08002003              jr $t9\n'
         '  0x100  00000000              nop\n'
     ),
-    pointer_size=4,
     stub_to_pointer_max_displacement=0xffffffff,
     trampoline=Unit(
         bytes.fromhex('25c0e0030000193c0000392709f8200300000000'),
@@ -1084,7 +1078,6 @@ Mips64 = ResolverTable(
         '  0x11c  08002003              jr $t9\n'
         '  0x120  00000000              nop\n'
     ),
-    pointer_size=8,
     stub_to_pointer_max_displacement=0xffffffff,
     trampoline=Unit(
         bytes.fromhex('25c0e0030000193c0000396738cc19000000396738cc19000000396709f820030000000000000000'),
@@ -1254,7 +1247,6 @@ Riscv64 = ResolverTable(
         'ReentryFnAddr:\n'
         '  0x140  325476980df0feca      .quad 0xcafef00d98765432  ; patch ReentryFnAddr: abs64 at 0x140\n'
     ),
-    pointer_size=8,
     stub_to_pointer_max_displacement=0x7ffff7ff,
     trampoline=Unit(
         bytes.fromhex('9702000083b2020067830200cefaadde'),
@@ -1360,7 +1352,6 @@ X86_64_SysV = ResolverTable(
         '  0x6a  5d                    popq %rbp\n'
         '  0x6b  c3                    retq\n'
     ),
-    pointer_size=8,
     stub_to_pointer_max_displacement=0x7ffffffa,
     trampoline=Unit(
         bytes.fromhex('ff1500000000c4f1'),
@@ -1460,7 +1451,6 @@ X86_64_Win32 = ResolverTable(
         '  0x72  5d                    popq %rbp\n'
         '  0x73  c3                    retq\n'
     ),
-    pointer_size=8,
     stub_to_pointer_max_displacement=0x7ffffffa,
     trampoline=Unit(
         bytes.fromhex('ff1500000000c4f1'),
@@ -1558,7 +1548,6 @@ X86_64_Win32_seed_initial = ResolverTable(
         '  0x6a  5d                    popq %rbp\n'
         '  0x6b  c3                    retq\n'
     ),
-    pointer_size=8,
     stub_to_pointer_max_displacement=0x7ffffffa,
     trampoline=Unit(
         bytes.fromhex('ff1500000000c4f1'),
