@@ -183,7 +183,11 @@ def _unit_array(unit: UnitTable, name: str, element: str) -> list[str]:
     ]
 
 
-def _field_lines(unit_field: UnitField, var: str, target: str, pointer_size: int) -> list[str]:
+def _field_lines(
+    unit_field: UnitField, names: dict[int, str], unit: UnitTable, target: str
+) -> list[str]:
+    """Statements that set one field; `names` maps each anchor to the variable
+    that holds the displacement from it (declared by its first field)."""
     field = unit_field.field
     kind = KINDS[field.kind]
     lines = []
@@ -194,19 +198,24 @@ def _field_lines(unit_field: UnitField, var: str, target: str, pointer_size: int
                 f'  assert({target} <= {unit_field.high:#x}ULL && "{kind.name}: address");'
             )
     else:
-        value = var
-        lines.append(
-            f"  int64_t {var} = detail::displacement({target}, UnitAddr + {unit_field.anchor:#x}, "
-            f"{pointer_size});"
-        )
-        if kind.value_range() != (-(1 << 63), (1 << 63) - 1):
-            limit = unit_field.limit or kind.name
+        if unit_field.anchor not in names:
+            names[unit_field.anchor] = f"{unit.unit.target}Disp" + (
+                str(len(names)) if names else ""
+            )
             lines.append(
-                f"  assert({var} >= {unit_field.low:#x}LL && {var} <= {unit_field.high:#x}LL && "
-                f'"{limit}");'
+                f"  int64_t {names[unit_field.anchor]} = detail::displacement({target}, "
+                f"UnitAddr + {unit_field.anchor:#x}, {unit.spec.pointer_size});"
+            )
+        value = names[unit_field.anchor]
+        if not kind.partner:
+            lines.append(
+                f"  assert({value} >= {unit_field.low:#x}LL && {value} <= "
+                f'{unit_field.high:#x}LL && "{unit_field.limit or kind.name}");'
             )
         if unit_field.align > 1:
-            lines.append(f'  assert({var} % {unit_field.align} == 0 && "{kind.name}: misaligned");')
+            lines.append(
+                f'  assert({value} % {unit_field.align} == 0 && "{kind.name}: misaligned");'
+            )
     ctype = f"uint{field.size * 8}_t"
     expr = re.sub(r"\bvalue\b", value, kind.expr)
     lines.append(
@@ -219,10 +228,10 @@ def _field_lines(unit_field: UnitField, var: str, target: str, pointer_size: int
 def _loop(
     unit: UnitTable, array: str, mem: str, addr: str, count: str, size: str, target: str
 ) -> list[str]:
-    body = []
-    for number, unit_field in enumerate(unit.unit.fields):
-        var = unit.unit.target + "Disp" + (str(number) if len(unit.unit.fields) > 1 else "")
-        body += _field_lines(unit_field, var, target, unit.spec.pointer_size)
+    body: list[str] = []
+    names: dict[int, str] = {}
+    for unit_field in unit.unit.fields:
+        body += _field_lines(unit_field, names, unit, target)
     indented = ["  " + line for line in body]
     pc_relative = any(f.anchor is not None for f in unit.unit.fields)
     return [

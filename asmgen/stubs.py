@@ -99,7 +99,9 @@ def _biases(spec: Spec, path: Path, fields, base: Assembly) -> dict[int, int]:
         if kind.anchor == "next":
             holder = rendered_into(base.statements, index)
             if holder is None:
-                raise AsmgenError(f"patch field {use.patch} ({use.kind}) is not in a statement")
+                raise AsmgenError(
+                    f"patch field {use.patch} ({use.kind}) is not in a statement", path
+                )
             stmt = base.statements[holder]
             biases[index] = stmt.offset + stmt.size - base.labels[use.patch]
         else:

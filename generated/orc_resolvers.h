@@ -475,14 +475,13 @@ inline void OrcLoongArch64::writeTrampolines(
     char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
     uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
     memcpy(Unit, Trampoline, TrampolineSize);
-    int64_t ResolverPtrDisp0 = detail::displacement(Target, UnitAddr + 0x0, 8);
-    assert(ResolverPtrDisp0 >= -0x80000800LL &&
-           ResolverPtrDisp0 <= 0x7ffff7ffLL && "hi20/lo12 pair: +-2 GiB");
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(ResolverPtrDisp >= -0x80000800LL &&
+           ResolverPtrDisp <= 0x7ffff7ffLL && "hi20/lo12 pair: +-2 GiB");
     detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0x1ffffe0ULL), 5,
-                                 (ResolverPtrDisp0 + 0x800) >> 12);
-    int64_t ResolverPtrDisp1 = detail::displacement(Target, UnitAddr + 0x0, 8);
+                                 (ResolverPtrDisp + 0x800) >> 12);
     detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0x3ffc00ULL), 10,
-                                 ResolverPtrDisp1);
+                                 ResolverPtrDisp);
   }
 }
 
@@ -503,14 +502,13 @@ inline void OrcLoongArch64::writeIndirectStubsBlock(
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
     uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     memcpy(Unit, Stub, StubSize);
-    int64_t StubPtrDisp0 = detail::displacement(Target, UnitAddr + 0x0, 8);
-    assert(StubPtrDisp0 >= -0x80000800LL && StubPtrDisp0 <= 0x7ffff7ffLL &&
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(StubPtrDisp >= -0x80000800LL && StubPtrDisp <= 0x7ffff7ffLL &&
            "hi20/lo12 pair: +-2 GiB");
     detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0x1ffffe0ULL), 5,
-                                 (StubPtrDisp0 + 0x800) >> 12);
-    int64_t StubPtrDisp1 = detail::displacement(Target, UnitAddr + 0x0, 8);
+                                 (StubPtrDisp + 0x800) >> 12);
     detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0x3ffc00ULL), 10,
-                                 StubPtrDisp1);
+                                 StubPtrDisp);
   }
 }
 
@@ -1218,14 +1216,13 @@ inline void OrcRiscv64::writeTrampolines(char *TrampolineBlockWorkingMem,
     char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
     uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
     memcpy(Unit, Trampoline, TrampolineSize);
-    int64_t ResolverPtrDisp0 = detail::displacement(Target, UnitAddr + 0x0, 8);
-    assert(ResolverPtrDisp0 >= -0x80000800LL &&
-           ResolverPtrDisp0 <= 0x7ffff7ffLL && "hi20/lo12 pair: +-2 GiB");
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(ResolverPtrDisp >= -0x80000800LL &&
+           ResolverPtrDisp <= 0x7ffff7ffLL && "hi20/lo12 pair: +-2 GiB");
     detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xfffff000ULL), 12,
-                                 (ResolverPtrDisp0 + 0x800) >> 12);
-    int64_t ResolverPtrDisp1 = detail::displacement(Target, UnitAddr + 0x0, 8);
+                                 (ResolverPtrDisp + 0x800) >> 12);
     detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xfff00000ULL), 20,
-                                 ResolverPtrDisp1);
+                                 ResolverPtrDisp);
   }
 }
 
@@ -1246,14 +1243,13 @@ inline void OrcRiscv64::writeIndirectStubsBlock(
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
     uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     memcpy(Unit, Stub, StubSize);
-    int64_t StubPtrDisp0 = detail::displacement(Target, UnitAddr + 0x0, 8);
-    assert(StubPtrDisp0 >= -0x80000800LL && StubPtrDisp0 <= 0x7ffff7ffLL &&
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(StubPtrDisp >= -0x80000800LL && StubPtrDisp <= 0x7ffff7ffLL &&
            "hi20/lo12 pair: +-2 GiB");
     detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xfffff000ULL), 12,
-                                 (StubPtrDisp0 + 0x800) >> 12);
-    int64_t StubPtrDisp1 = detail::displacement(Target, UnitAddr + 0x0, 8);
+                                 (StubPtrDisp + 0x800) >> 12);
     detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xfff00000ULL), 20,
-                                 StubPtrDisp1);
+                                 StubPtrDisp);
   }
 }
 
