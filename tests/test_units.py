@@ -426,3 +426,13 @@ def test_wrong_pc_anchor_is_caught(tree):
     path.write_text(text)
     with pytest.raises(AsmgenError, match=r"patch field StubPtr \(pcrel32\)"):
         _build(tree, "X86_64_SysV")
+
+
+def test_explain_lists_trampoline_and_stub(capsys):
+    from asmgen.cli import main
+
+    assert main(["explain", "AArch64"]) == 0
+    text = capsys.readouterr().out
+    assert "trampoline: 0xc bytes, reaches ResolverPtr" in text
+    assert "0x04  10000058" in text and "ResolverPtr: ldr19 at 0x4 bits 5..23" in text
+    assert "stub: 0x8 bytes, reaches StubPtr" in text
