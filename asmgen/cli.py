@@ -73,6 +73,9 @@ def cmd_explain(args) -> int:
         print(f"patch {patch.name}: offset {patch.offset:#x}, {patch.size} bytes, {patch.kind}")
     print()
     print(format_listing(listing(table), 10), end="")
+    for unit in (table.units.trampoline, table.units.stub) if table.units else ():
+        print(f"\n{unit.role}: {unit.size:#x} bytes, reaches {unit.unit.target}")
+        print(format_listing(listing(unit), 10), end="")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from . import emit_units
 from .clangformat import clang_format
 from .cpp_rows import resolver_rows
 from .errors import AsmgenError
@@ -20,7 +21,9 @@ from .provenance import header_lines
 # LLVM's names for the addresses the resolver is patched with.
 ADDRESS_PARAMS = ("ReentryFnAddr", "ReentryCtxAddr")
 
-_PRELUDE = """
+_PRELUDE = (
+    """
+#include <cassert>
 #include <cstdint>
 #include <cstring>
 
@@ -42,8 +45,11 @@ template <typename T> inline void writeWord(char *Loc, uint64_t Value) {
   T Word = static_cast<T>(Value);
   memcpy(Loc, &Word, sizeof(T));
 }
-} // namespace detail
 """
+    + emit_units.CPP_PRELUDE
+    + """} // namespace detail
+"""
+)
 
 
 def _field_call(table: Table) -> list[str]:
@@ -88,9 +94,9 @@ def _abi_block(table: Table) -> str:
 /// {spec.abi}: {spec.description}
 struct {name} {{
   static constexpr unsigned ResolverCodeSize = {len(table.code):#x};
-{offsets}
+{offsets}{emit_units.cpp_members(table)}
   static void writeResolverCode(char *ResolverWorkingMem, {params});
-}};
+{emit_units.cpp_declarations(table)}}};
 
 inline void {name}::writeResolverCode(char *ResolverWorkingMem, {params}) {{
   // clang-format off
@@ -103,7 +109,7 @@ inline void {name}::writeResolverCode(char *ResolverWorkingMem, {params}) {{
   memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
 {chr(10).join(_field_call(table))}
 }}
-"""
+{emit_units.cpp_bodies(table)}"""
 
 
 def emit_cpp(tables: list[Table]) -> str:

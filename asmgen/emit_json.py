@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from .emit_units import json_record
 from .layout import Table
 from .provenance import header_lines
 
@@ -59,6 +60,6 @@ def table_record(table: Table) -> dict:
 def emit_json(tables: list[Table]) -> str:
     document = {
         "generated_by": header_lines(tables),
-        "abis": {t.spec.abi: table_record(t) for t in tables},
+        "abis": {t.spec.abi: table_record(t) | json_record(t) for t in tables},
     }
     return json.dumps(document, indent=2) + "\n"

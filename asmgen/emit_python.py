@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from . import runtime
+from . import emit_units, runtime
 from .disasm import format_listing, listing
 from .layout import Table
 from .patchkinds import KINDS
@@ -19,7 +19,8 @@ def _runtime_source() -> str:
 
 
 def _kinds_used(tables: list[Table]) -> list[str]:
-    return sorted({f.kind for t in tables for p in t.patches for f in p.fields})
+    kinds = {f.kind for t in tables for p in t.patches for f in p.fields}
+    return sorted(kinds.union(*(emit_units.unit_kinds(t) for t in tables)))
 
 
 def _patch_repr(table: Table) -> str:
@@ -56,6 +57,7 @@ def emit_python(tables: list[Table]) -> str:
         "`instantiate(fn_addr, ctx_addr)` returns the code with both addresses patched in.\n"
         '"""\n\n',
         _runtime_source(),
+        "\n\n" + emit_units.python_runtime_source(),
         "\n\nENCODERS = {\n" + encoders + "}\n",
         "\n# Address width each kind accepts.\nVALUE_BITS = {\n" + widths + "}\n",
         _TABLE_CLASS,
@@ -75,6 +77,7 @@ def emit_python(tables: list[Table]) -> str:
             f"    code=bytes.fromhex(\n{_hex_lines(table.code, '        ')}    ),\n"
             f"    patches=(\n{_patch_repr(table)}    ),\n"
             f"    listing=(\n{_listing_repr(text)}    ),\n"
+            f"{emit_units.python_fields(table)}"
             ")\n"
         )
     parts.append("\nTABLES = {table.abi: table for table in (" + ", ".join(names) + ",)}\n")
@@ -85,7 +88,8 @@ def _listing_repr(text: str) -> str:
     return "".join(f"        {line!r}\n" for line in text.splitlines(keepends=True))
 
 
-_TABLE_CLASS = '''
+_TABLE_CLASS = (
+    """
 
 @dataclass(frozen=True)
 class ResolverTable:
@@ -97,7 +101,9 @@ class ResolverTable:
     code: bytes
     patches: tuple[PatchPoint, ...]
     listing: str
-
+"""
+    + emit_units.PYTHON_CLASS_FIELDS
+    + '''
     @property
     def size(self) -> int:
         return len(self.code)
@@ -117,3 +123,5 @@ class ResolverTable:
                     )
         return apply_patches(self.code, self.patches, values, self.byteorder, ENCODERS)
 '''
+    + emit_units.PYTHON_METHODS
+)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .assemble import Assembly, Statement, assemble
 from .errors import AsmgenError
@@ -31,6 +32,9 @@ from .patchkinds import ENCODERS, KINDS
 from .render import FieldUse, Rendered, render
 from .runtime import Field, PatchPoint, apply_patches
 from .spec import Spec
+
+if TYPE_CHECKING:
+    from .stubs import Units
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,27 @@ class Table:
     statements: tuple[Statement, ...]
     labels: dict[str, int]
     patches: tuple[PatchPoint, ...]
+    # The arch's trampoline and stub (stubs.py), when it has templates for them.
+    units: Units | None = None
 
     @property
     def byteorder(self) -> str:
         return self.spec.endian
+
+    def _units(self) -> Units:
+        if self.units is None:
+            raise ValueError(f"{self.spec.abi}: no trampoline and stub templates")
+        return self.units
+
+    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
+        """`n` trampolines linked at `block_addr` calling the resolver (and, where
+        they reach it through a pointer, the pointer slot after them)."""
+        return self._units().write_trampolines(block_addr, resolver_addr, n)
+
+    def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
+        """`n` indirect stubs linked at `stubs_addr`, stub I jumping through the
+        pointer at `ptrs_addr + I * pointer size`."""
+        return self._units().write_stubs(stubs_addr, ptrs_addr, n)
 
     def instantiate(self, addresses: dict[str, int]) -> bytes:
         """The table with every patch applied.  Patches that carry no address
@@ -291,3 +312,8 @@ def _patch_points(spec: Spec, rendered: Rendered, base: Assembly, probe) -> tupl
             )
         points.append(_patch_point(name, [f.field for f in found]))
     return tuple(points)
+
+
+# The discovery machinery, for other templates than the resolver (stubs.py).
+discover_patch_points = _patch_points
+rendered_into = _rendered_into

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .emit_cpp import emit_cpp
@@ -13,6 +13,7 @@ from .layout import Table, build_table
 from .output import write_if_changed
 from .resources import SPECS_DIR, TEMPLATES_DIR
 from .spec import Spec, load_spec
+from .stubs import build_units
 
 OUTPUTS = {
     "orc_resolvers.py": emit_python,
@@ -64,7 +65,8 @@ def template_for(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Path:
 
 
 def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
-    return build_table(item.spec, item.path, template_for(item, templates_dir))
+    table = build_table(item.spec, item.path, template_for(item, templates_dir))
+    return replace(table, units=build_units(item.spec, templates_dir))
 
 
 def build_all(items: list[SpecFile], templates_dir: Path = TEMPLATES_DIR) -> list[Table]:

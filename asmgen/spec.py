@@ -107,6 +107,19 @@ class Trampoline(_Model):
     # Register in which the trampoline kept the caller's return address
     # (AArch64 x17, MIPS t8) before calling the resolver.
     saved_link: str | None = None
+    # Register the trampoline loads the resolver's address into (RISC).
+    scratch: str | None = None
+    # Word that pads a trampoline to its size, where the template pads.
+    pad_word: Hex = 0
+
+
+class Stub(_Model):
+    """The indirect stub: jumps through its pointer in the pointers block."""
+
+    # Register the stub loads its pointer into (RISC).
+    scratch: str | None = None
+    # Word that pads a stub to its size, where the template pads.
+    pad_word: Hex = 0
 
 
 class TableOptions(_Model):
@@ -164,6 +177,7 @@ class Spec(_Model):
     call: CallConvention
     resolver: Resolver
     trampoline: Trampoline
+    stub: Stub = Stub()
     table: TableOptions = TableOptions()
     # Placeholder values that a data slot holds before it is patched (LLVM
     # fills some with marker words); everything not listed starts at zero.
@@ -226,6 +240,8 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
         ("resolver", "frame_pointer"): spec.resolver.frame_pointer,
         ("trampoline", "link"): spec.trampoline.link,
         ("trampoline", "saved_link"): spec.trampoline.saved_link,
+        ("trampoline", "scratch"): spec.trampoline.scratch,
+        ("stub", "scratch"): spec.stub.scratch,
     }.items():
         if name is not None and arch.register(name) is None:
             raise AsmgenError(

@@ -35,6 +35,7 @@
 #ifndef ASMGEN_ORC_RESOLVERS_H
 #define ASMGEN_ORC_RESOLVERS_H
 
+#include <cassert>
 #include <cstdint>
 #include <cstring>
 
@@ -56,6 +57,19 @@ template <typename T> inline void writeWord(char *Loc, uint64_t Value) {
   T Word = static_cast<T>(Value);
   memcpy(Loc, &Word, sizeof(T));
 }
+
+/// Target - From in the target's address width, sign-extended: the
+/// displacement a PC-relative field holds.
+inline int64_t displacement(uint64_t Target, uint64_t From,
+                            unsigned PointerSize) {
+  uint64_t D = Target - From;
+  if (PointerSize < 8) {
+    uint64_t Sign = 1ULL << (8 * PointerSize - 1);
+    D &= (Sign << 1) - 1;
+    return static_cast<int64_t>(D ^ Sign) - static_cast<int64_t>(Sign);
+  }
+  return static_cast<int64_t>(D);
+}
 } // namespace detail
 
 /// AArch64: AArch64 (AAPCS64)
@@ -63,10 +77,21 @@ struct OrcAArch64 {
   static constexpr unsigned ResolverCodeSize = 0x120;
   static constexpr unsigned ReentryFnAddrOffset = 0x110;
   static constexpr unsigned ReentryCtxAddrOffset = 0x118;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 12;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xffffc;
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
                                 uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
 };
 
 inline void OrcAArch64::writeResolverCode(char *ResolverWorkingMem,
@@ -161,15 +186,82 @@ inline void OrcAArch64::writeResolverCode(char *ResolverWorkingMem,
                                ReentryCtxAddr);
 }
 
+inline void OrcAArch64::writeTrampolines(char *TrampolineBlockWorkingMem,
+                                         uint64_t TrampolineBlockTargetAddress,
+                                         uint64_t ResolverAddr,
+                                         unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0xaa1e03f1, // 0x00: mov x17, x30
+      0x58000010, // 0x04: ldr x16, #4
+      0xd63f0200, // 0x08: blr x16
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x4, 8);
+    assert(ResolverPtrDisp >= -0x100000LL && ResolverPtrDisp <= 0xffffcLL &&
+           "AArch64 literal-load range: +-1 MiB");
+    assert(ResolverPtrDisp % 4 == 0 && "ldr19: misaligned");
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffe0ULL), 5,
+                                 ResolverPtrDisp >> 2);
+  }
+}
+
+inline void OrcAArch64::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x58000010, // 0x00: ldr x16, #0
+      0xd61f0200, // 0x04: br x16
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(StubPtrDisp >= -0x100000LL && StubPtrDisp <= 0xffffcLL &&
+           "AArch64 literal-load range: +-1 MiB");
+    assert(StubPtrDisp % 4 == 0 && "ldr19: misaligned");
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffe0ULL), 5,
+                                 StubPtrDisp >> 2);
+  }
+}
+
 /// I386: i386 System V / cdecl
 struct OrcI386 {
   static constexpr unsigned ResolverCodeSize = 0x49;
   static constexpr unsigned ReentryCtxAddrOffset = 0x25;
   static constexpr unsigned ReentryFnAddrOffset = 0x2a;
+  static constexpr unsigned PointerSize = 4;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xffffffff;
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
                                 uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
 };
 
 inline void OrcI386::writeResolverCode(char *ResolverWorkingMem,
@@ -221,15 +313,71 @@ inline void OrcI386::writeResolverCode(char *ResolverWorkingMem,
                                uint32_t(0xffffffffULL), 0, ReentryFnAddr);
 }
 
+inline void OrcI386::writeTrampolines(char *TrampolineBlockWorkingMem,
+                                      uint64_t TrampolineBlockTargetAddress,
+                                      uint64_t ResolverAddr,
+                                      unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xe8, 0x00, 0x00, 0x00, 0x00, // 0x00: calll 5
+      0xc4, 0xc4, 0xf1,             // 0x05: .byte 0xc4, 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  uint64_t Target = ResolverAddr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverAddrDisp = detail::displacement(Target, UnitAddr + 0x5, 4);
+    assert(ResolverAddrDisp >= -0x80000000LL &&
+           ResolverAddrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x1, uint32_t(0xffffffffULL), 0,
+                                 ResolverAddrDisp);
+  }
+}
+
+inline void OrcI386::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpl *0
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    memcpy(Unit, Stub, StubSize);
+    assert(Target <= 0xffffffffULL && "abs32: address");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 Target);
+  }
+}
+
 /// LoongArch64: LoongArch64, LP64D
 struct OrcLoongArch64 {
   static constexpr unsigned ResolverCodeSize = 0xc8;
   static constexpr unsigned ReentryCtxAddrOffset = 0xb8;
   static constexpr unsigned ReentryFnAddrOffset = 0xc0;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 16;
+  static constexpr unsigned StubSize = 16;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffff7ff;
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
                                 uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
 };
 
 inline void OrcLoongArch64::writeResolverCode(char *ResolverWorkingMem,
@@ -304,16 +452,87 @@ inline void OrcLoongArch64::writeResolverCode(char *ResolverWorkingMem,
                                ReentryFnAddr);
 }
 
+inline void OrcLoongArch64::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0x1c00000c, // 0x00: pcaddu12i $t0, 0
+      0x28c0018c, // 0x04: ld.d $t0, $t0, 0
+      0x4c00018d, // 0x08: jirl $t1, $t0, 0
+      0x00000000, // 0x0c: .long 0x00000000
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(ResolverPtrDisp >= -0x80000800LL &&
+           ResolverPtrDisp <= 0x7ffff7ffLL && "hi20/lo12 pair: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0x1ffffe0ULL), 5,
+                                 (ResolverPtrDisp + 0x800) >> 12);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0x3ffc00ULL), 10,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcLoongArch64::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x1c00000c, // 0x00: pcaddu12i $t0, 0
+      0x28c0018c, // 0x04: ld.d $t0, $t0, 0
+      0x4c000180, // 0x08: jr $t0
+      0x00000000, // 0x0c: .long 0x00000000
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(StubPtrDisp >= -0x80000800LL && StubPtrDisp <= 0x7ffff7ffLL &&
+           "hi20/lo12 pair: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0x1ffffe0ULL), 5,
+                                 (StubPtrDisp + 0x800) >> 12);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0x3ffc00ULL), 10,
+                                 StubPtrDisp);
+  }
+}
+
 /// Mips32Be: MIPS32 o32, big-endian
 struct OrcMips32Be {
   static constexpr unsigned ResolverCodeSize = 0x104;
   static constexpr unsigned ReentryCtxAddrOffset = 0x6c;
   static constexpr unsigned ReentryFnAddrOffset = 0x7c;
   static constexpr unsigned MoveLandingAddrOffset = 0xf8;
+  static constexpr unsigned PointerSize = 4;
+  static constexpr unsigned TrampolineSize = 20;
+  static constexpr unsigned StubSize = 16;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xffffffff;
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
                                 uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
 };
 
 inline void OrcMips32Be::writeResolverCode(char *ResolverWorkingMem,
@@ -413,16 +632,76 @@ inline void OrcMips32Be::writeResolverCode(char *ResolverWorkingMem,
                               0x60c825);
 }
 
+inline void OrcMips32Be::writeTrampolines(char *TrampolineBlockWorkingMem,
+                                          uint64_t TrampolineBlockTargetAddress,
+                                          uint64_t ResolverAddr,
+                                          unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0x03e0c025, // 0x00: move $t8, $ra
+      0x3c190000, // 0x04: lui $t9, 0
+      0x27390000, // 0x08: addiu $t9, $t9, 0
+      0x0320f809, // 0x0c: jalr $t9
+      0x00000000, // 0x10: nop
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  uint64_t Target = ResolverAddr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
+                                 ((Target + 0x8000) >> 16) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x8, uint32_t(0xffffULL), 0,
+                                 Target & 0xFFFF);
+  }
+}
+
+inline void OrcMips32Be::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x3c190000, // 0x00: lui $t9, 0
+      0x8f390000, // 0x04: lw $t9, ($t9)
+      0x03200008, // 0x08: jr $t9
+      0x00000000, // 0x0c: nop
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    memcpy(Unit, Stub, StubSize);
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffULL), 0,
+                                 ((Target + 0x8000) >> 16) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
+                                 Target & 0xFFFF);
+  }
+}
+
 /// Mips32Le: MIPS32 o32, little-endian
 struct OrcMips32Le {
   static constexpr unsigned ResolverCodeSize = 0x104;
   static constexpr unsigned ReentryCtxAddrOffset = 0x6c;
   static constexpr unsigned ReentryFnAddrOffset = 0x7c;
   static constexpr unsigned MoveLandingAddrOffset = 0xf8;
+  static constexpr unsigned PointerSize = 4;
+  static constexpr unsigned TrampolineSize = 20;
+  static constexpr unsigned StubSize = 16;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xffffffff;
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
                                 uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
 };
 
 inline void OrcMips32Le::writeResolverCode(char *ResolverWorkingMem,
@@ -522,15 +801,75 @@ inline void OrcMips32Le::writeResolverCode(char *ResolverWorkingMem,
                               0x40c825);
 }
 
+inline void OrcMips32Le::writeTrampolines(char *TrampolineBlockWorkingMem,
+                                          uint64_t TrampolineBlockTargetAddress,
+                                          uint64_t ResolverAddr,
+                                          unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0x03e0c025, // 0x00: move $t8, $ra
+      0x3c190000, // 0x04: lui $t9, 0
+      0x27390000, // 0x08: addiu $t9, $t9, 0
+      0x0320f809, // 0x0c: jalr $t9
+      0x00000000, // 0x10: nop
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  uint64_t Target = ResolverAddr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
+                                 ((Target + 0x8000) >> 16) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x8, uint32_t(0xffffULL), 0,
+                                 Target & 0xFFFF);
+  }
+}
+
+inline void OrcMips32Le::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x3c190000, // 0x00: lui $t9, 0
+      0x8f390000, // 0x04: lw $t9, ($t9)
+      0x03200008, // 0x08: jr $t9
+      0x00000000, // 0x0c: nop
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    memcpy(Unit, Stub, StubSize);
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffULL), 0,
+                                 ((Target + 0x8000) >> 16) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
+                                 Target & 0xFFFF);
+  }
+}
+
 /// Mips64: MIPS64 n64, little-endian
 struct OrcMips64 {
   static constexpr unsigned ResolverCodeSize = 0x124;
   static constexpr unsigned ReentryCtxAddrOffset = 0x6c;
   static constexpr unsigned ReentryFnAddrOffset = 0x8c;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 40;
+  static constexpr unsigned StubSize = 32;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xffffffff;
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
                                 uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
 };
 
 inline void OrcMips64::writeResolverCode(char *ResolverWorkingMem,
@@ -661,15 +1000,92 @@ inline void OrcMips64::writeResolverCode(char *ResolverWorkingMem,
                                   (((ReentryFnAddr & 0xFFFF) & 0xffff) << 0));
 }
 
+inline void OrcMips64::writeTrampolines(char *TrampolineBlockWorkingMem,
+                                        uint64_t TrampolineBlockTargetAddress,
+                                        uint64_t ResolverAddr,
+                                        unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0x03e0c025, // 0x00: move $t8, $ra
+      0x3c190000, // 0x04: lui $t9, 0
+      0x67390000, // 0x08: daddiu $t9, $t9, 0
+      0x0019cc38, // 0x0c: dsll $t9, $t9, 0x10
+      0x67390000, // 0x10: daddiu $t9, $t9, 0
+      0x0019cc38, // 0x14: dsll $t9, $t9, 0x10
+      0x67390000, // 0x18: daddiu $t9, $t9, 0
+      0x0320f809, // 0x1c: jalr $t9
+      0x00000000, // 0x20: nop
+      0x00000000, // 0x24: nop
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  uint64_t Target = ResolverAddr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
+                                 ((Target + 0x800080008000) >> 48) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x8, uint32_t(0xffffULL), 0,
+                                 ((Target + 0x80008000) >> 32) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x10, uint32_t(0xffffULL), 0,
+                                 ((Target + 0x8000) >> 16) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x18, uint32_t(0xffffULL), 0,
+                                 Target & 0xFFFF);
+  }
+}
+
+inline void OrcMips64::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x3c190000, // 0x00: lui $t9, 0
+      0x67390000, // 0x04: daddiu $t9, $t9, 0
+      0x0019cc38, // 0x08: dsll $t9, $t9, 0x10
+      0x67390000, // 0x0c: daddiu $t9, $t9, 0
+      0x0019cc38, // 0x10: dsll $t9, $t9, 0x10
+      0xdf390000, // 0x14: ld $t9, ($t9)
+      0x03200008, // 0x18: jr $t9
+      0x00000000, // 0x1c: nop
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    memcpy(Unit, Stub, StubSize);
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffULL), 0,
+                                 ((Target + 0x800080008000) >> 48) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
+                                 ((Target + 0x80008000) >> 32) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0xc, uint32_t(0xffffULL), 0,
+                                 ((Target + 0x8000) >> 16) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x14, uint32_t(0xffffULL), 0,
+                                 Target & 0xFFFF);
+  }
+}
+
 /// Riscv64: RISC-V RV64GC, LP64D
 struct OrcRiscv64 {
   static constexpr unsigned ResolverCodeSize = 0x148;
   static constexpr unsigned ReentryCtxAddrOffset = 0x138;
   static constexpr unsigned ReentryFnAddrOffset = 0x140;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 16;
+  static constexpr unsigned StubSize = 16;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffff7ff;
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
                                 uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
 };
 
 inline void OrcRiscv64::writeResolverCode(char *ResolverWorkingMem,
@@ -776,15 +1192,87 @@ inline void OrcRiscv64::writeResolverCode(char *ResolverWorkingMem,
                                ReentryFnAddr);
 }
 
+inline void OrcRiscv64::writeTrampolines(char *TrampolineBlockWorkingMem,
+                                         uint64_t TrampolineBlockTargetAddress,
+                                         uint64_t ResolverAddr,
+                                         unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0x00000297, // 0x00: auipc t0, 0
+      0x0002b283, // 0x04: ld t0, 0(t0)
+      0x00028367, // 0x08: jalr t1, t0, 0
+      0xdeadface, // 0x0c: .long 0xdeadface
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(ResolverPtrDisp >= -0x80000800LL &&
+           ResolverPtrDisp <= 0x7ffff7ffLL && "hi20/lo12 pair: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xfffff000ULL), 12,
+                                 (ResolverPtrDisp + 0x800) >> 12);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xfff00000ULL), 20,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcRiscv64::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x00000297, // 0x00: auipc t0, 0
+      0x0002b283, // 0x04: ld t0, 0(t0)
+      0x00028067, // 0x08: jr t0
+      0xfeedbeef, // 0x0c: .long 0xfeedbeef
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(StubPtrDisp >= -0x80000800LL && StubPtrDisp <= 0x7ffff7ffLL &&
+           "hi20/lo12 pair: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xfffff000ULL), 12,
+                                 (StubPtrDisp + 0x800) >> 12);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xfff00000ULL), 20,
+                                 StubPtrDisp);
+  }
+}
+
 /// X86_64_SysV: System V AMD64 (Linux, macOS, BSD)
 struct OrcX86_64_SysV {
   static constexpr unsigned ResolverCodeSize = 0x6c;
   static constexpr unsigned ReentryCtxAddrOffset = 0x28;
   static constexpr unsigned ReentryFnAddrOffset = 0x3a;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffffa;
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
                                 uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
 };
 
 inline void OrcX86_64_SysV::writeResolverCode(char *ResolverWorkingMem,
@@ -850,15 +1338,78 @@ inline void OrcX86_64_SysV::writeResolverCode(char *ResolverWorkingMem,
                                ReentryFnAddr);
 }
 
+inline void OrcX86_64_SysV::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xff, 0x15, 0x00, 0x00, 0x00, 0x00, // 0x00: callq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_SysV::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
+}
+
 /// X86_64_Win32: Microsoft x64 (Windows)
 struct OrcX86_64_Win32 {
   static constexpr unsigned ResolverCodeSize = 0x74;
   static constexpr unsigned ReentryCtxAddrOffset = 0x28;
   static constexpr unsigned ReentryFnAddrOffset = 0x3a;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffffa;
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
                                 uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
 };
 
 inline void OrcX86_64_Win32::writeResolverCode(char *ResolverWorkingMem,
@@ -926,16 +1477,79 @@ inline void OrcX86_64_Win32::writeResolverCode(char *ResolverWorkingMem,
                                ReentryFnAddr);
 }
 
+inline void OrcX86_64_Win32::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xff, 0x15, 0x00, 0x00, 0x00, 0x00, // 0x00: callq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_Win32::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
+}
+
 /// X86_64_Win32_seed_initial: first llvm-dev Win64 attempt, without the 32-byte
 /// home area
 struct OrcX86_64_Win32_seed_initial {
   static constexpr unsigned ResolverCodeSize = 0x6c;
   static constexpr unsigned ReentryCtxAddrOffset = 0x28;
   static constexpr unsigned ReentryFnAddrOffset = 0x3a;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffffa;
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
                                 uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
 };
 
 inline void OrcX86_64_Win32_seed_initial::writeResolverCode(
@@ -998,6 +1612,58 @@ inline void OrcX86_64_Win32_seed_initial::writeResolverCode(
   detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
                                uint64_t(0xffffffffffffffffULL), 0,
                                ReentryFnAddr);
+}
+
+inline void OrcX86_64_Win32_seed_initial::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xff, 0x15, 0x00, 0x00, 0x00, 0x00, // 0x00: callq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_Win32_seed_initial::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
 }
 
 } // namespace asmgen

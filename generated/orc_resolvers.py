@@ -100,13 +100,156 @@ def apply_patches(
     return bytes(out)
 
 
+# Patch names a unit template may use: what the unit's field points at.
+RESOLVER_PTR = "ResolverPtr"  # the pointer slot after the trampolines
+RESOLVER_ADDR = "ResolverAddr"  # the resolver itself
+STUB_PTR = "StubPtr"  # the stub's own pointer in the pointers block
+
+
+@dataclass(frozen=True)
+class UnitField:
+    """A field of one unit.  A PC-relative field holds `target - (unit address +
+    anchor)`; an absolute one (`anchor` None) holds the target address.  Values
+    outside [low, high], or not a multiple of `align`, do not fit."""
+
+    field: Field
+    anchor: int | None
+    low: int
+    high: int
+    align: int
+    limit: str
+
+
+@dataclass(frozen=True)
+class Unit:
+    code: bytes
+    target: str
+    fields: tuple[UnitField, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.code)
+
+
+def _check_address(name: str, value: int, pointer_size: int) -> None:
+    if not 0 <= value < 1 << (8 * pointer_size):
+        raise ValueError(f"{name} {value:#x} does not fit a {pointer_size}-byte pointer")
+
+
+def field_value(unit_field: UnitField, site: int, target: int, pointer_size: int) -> int:
+    """What the field must hold for a unit at `site` that reaches `target`."""
+    if unit_field.anchor is None:
+        value = target
+    else:
+        # Displacements wrap around the address space, as the hardware's do.
+        bits = 8 * pointer_size
+        value = (target - site - unit_field.anchor) % (1 << bits)
+        if value >> (bits - 1):
+            value -= 1 << bits
+    what = "address" if unit_field.anchor is None else "displacement"
+    if not unit_field.low <= value <= unit_field.high:
+        raise ValueError(
+            f"{unit_field.field.kind}: {what} {value:#x} from {site:#x} to {target:#x} is out "
+            f"of range [{unit_field.low:#x}, {unit_field.high:#x}]"
+            + (f" ({unit_field.limit})" if unit_field.limit else "")
+        )
+    if value % unit_field.align:
+        raise ValueError(
+            f"{unit_field.field.kind}: {what} {value:#x} from {site:#x} to {target:#x} is not "
+            f"a multiple of {unit_field.align}"
+        )
+    return value
+
+
+def write_units(
+    unit: Unit,
+    count: int,
+    block_addr: int,
+    target_of: Callable[[int], int],
+    pointer_size: int,
+    byteorder: str,
+    encoders: Mapping[str, Callable[[int], int]],
+) -> bytearray:
+    """`count` copies of `unit` as linked at `block_addr`; copy I reaches `target_of(I)`."""
+    if count < 0:
+        raise ValueError(f"count {count} is negative")
+    out = bytearray()
+    for index in range(count):
+        site = block_addr + index * unit.size
+        code = bytearray(unit.code)
+        for unit_field in unit.fields:
+            value = field_value(unit_field, site, target_of(index), pointer_size)
+            apply_field(code, unit_field.field, value, byteorder, encoders[unit_field.field.kind])
+        out += code
+    return out
+
+
+def pointer_slot_offset(count: int, unit_size: int, pointer_size: int) -> int:
+    """Where a trampoline block keeps the resolver's address: after the
+    trampolines, aligned to the pointer size."""
+    return -(-count * unit_size // pointer_size) * pointer_size
+
+
+def write_trampolines(
+    unit: Unit,
+    pointer_size: int,
+    byteorder: str,
+    encoders: Mapping[str, Callable[[int], int]],
+    block_addr: int,
+    resolver_addr: int,
+    count: int,
+) -> bytes:
+    _check_address("block address", block_addr, pointer_size)
+    _check_address("resolver address", resolver_addr, pointer_size)
+    if unit.target == RESOLVER_PTR:
+        slot = pointer_slot_offset(count, unit.size, pointer_size)
+        out = write_units(
+            unit, count, block_addr, lambda _: block_addr + slot, pointer_size, byteorder, encoders
+        )
+        out += bytes(slot - len(out)) + resolver_addr.to_bytes(pointer_size, byteorder)
+        return bytes(out)
+    return bytes(
+        write_units(
+            unit, count, block_addr, lambda _: resolver_addr, pointer_size, byteorder, encoders
+        )
+    )
+
+
+def write_stubs(
+    unit: Unit,
+    pointer_size: int,
+    byteorder: str,
+    encoders: Mapping[str, Callable[[int], int]],
+    stubs_addr: int,
+    ptrs_addr: int,
+    count: int,
+) -> bytes:
+    _check_address("stubs address", stubs_addr, pointer_size)
+    _check_address("pointers address", ptrs_addr, pointer_size)
+    return bytes(
+        write_units(
+            unit,
+            count,
+            stubs_addr,
+            lambda index: ptrs_addr + index * pointer_size,
+            pointer_size,
+            byteorder,
+            encoders,
+        )
+    )
+
+
 ENCODERS = {
     'abs32': lambda value: (value) & 0xffffffff,
     'abs64': lambda value: (value) & 0xffffffffffffffff,
     'hi16': lambda value: (((value + 0x8000) >> 16) & 0xFFFF) & 0xffff,
     'higher16': lambda value: (((value + 0x80008000) >> 32) & 0xFFFF) & 0xffff,
     'highest16': lambda value: (((value + 0x800080008000) >> 48) & 0xFFFF) & 0xffff,
+    'ldr19': lambda value: (value >> 2) & 0x7ffff,
     'lo16': lambda value: (value & 0xFFFF) & 0xffff,
+    'pcrel32': lambda value: (value) & 0xffffffff,
+    'pcrel_hi20': lambda value: ((value + 0x800) >> 12) & 0xfffff,
+    'pcrel_lo12': lambda value: (value) & 0xfff,
     'runtime_word': lambda value: (0) & 0x0,
 }
 
@@ -117,7 +260,11 @@ VALUE_BITS = {
     'hi16': 64,
     'higher16': 64,
     'highest16': 64,
+    'ldr19': 64,
     'lo16': 64,
+    'pcrel32': 64,
+    'pcrel_hi20': 64,
+    'pcrel_lo12': 64,
     'runtime_word': 64,
 }
 
@@ -132,6 +279,9 @@ class ResolverTable:
     code: bytes
     patches: tuple[PatchPoint, ...]
     listing: str
+    stub_to_pointer_max_displacement: int = 0
+    trampoline: Unit | None = None
+    stub: Unit | None = None
 
     @property
     def size(self) -> int:
@@ -151,6 +301,45 @@ class ResolverTable:
                         f"{field.kind}"
                     )
         return apply_patches(self.code, self.patches, values, self.byteorder, ENCODERS)
+
+    def _unit(self, unit: Unit | None) -> Unit:
+        if unit is None:
+            raise ValueError(f"{self.abi}: no trampolines or stubs")
+        return unit
+
+    @property
+    def trampoline_size(self) -> int:
+        return self._unit(self.trampoline).size
+
+    @property
+    def stub_size(self) -> int:
+        return self._unit(self.stub).size
+
+    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
+        """`n` trampolines linked at `block_addr` that call the resolver (through
+        the pointer slot after them, where the arch needs one)."""
+        return write_trampolines(
+            self._unit(self.trampoline),
+            self.pointer_size,
+            self.byteorder,
+            ENCODERS,
+            block_addr,
+            resolver_addr,
+            n,
+        )
+
+    def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
+        """`n` stubs linked at `stubs_addr`; stub I jumps through the pointer at
+        `ptrs_addr + I * pointer_size`."""
+        return write_stubs(
+            self._unit(self.stub),
+            self.pointer_size,
+            self.byteorder,
+            ENCODERS,
+            stubs_addr,
+            ptrs_addr,
+            n,
+        )
 
 
 AArch64 = ResolverTable(
@@ -260,6 +449,27 @@ AArch64 = ResolverTable(
         'ReentryCtxAddr:\n'
         '  0x118  325476980df0feca      .quad 0xcafef00d98765432  ; patch ReentryCtxAddr: abs64 at 0x118\n'
     ),
+    stub_to_pointer_max_displacement=0xffffc,
+    trampoline=Unit(
+        bytes.fromhex('f1031eaa1000005800023fd6'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x4, 4, 5, 19, 'ldr19'),
+                0x4, -0x100000, 0xffffc, 4, 'AArch64 literal-load range: +-1 MiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('1000005800021fd6'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 5, 19, 'ldr19'),
+                0x0, -0x100000, 0xffffc, 4, 'AArch64 literal-load range: +-1 MiB',
+            ),
+        ),
+    ),
 )
 
 
@@ -322,6 +532,27 @@ I386 = ResolverTable(
         '  0x44  8b65fc                movl -4(%ebp), %esp\n'
         '  0x47  5d                    popl %ebp\n'
         '  0x48  c3                    retl\n'
+    ),
+    stub_to_pointer_max_displacement=0xffffffff,
+    trampoline=Unit(
+        bytes.fromhex('e800000000c4c4f1'),
+        'ResolverAddr',
+        (
+            UnitField(
+                Field(0x1, 4, 0, 32, 'pcrel32'),
+                0x5, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('ff2500000000c4f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'abs32'),
+                None, 0x0, 0xffffffff, 1, '',
+            ),
+        ),
     ),
 )
 
@@ -410,6 +641,35 @@ LoongArch64 = ResolverTable(
         '  0xb8  67452301efbeedde      .long 0x01234567, 0xdeedbeef  ; patch ReentryCtxAddr: abs64 at 0xb8\n'
         'ReentryFnAddr:\n'
         '  0xc0  325476980df0feca      .long 0x98765432, 0xcafef00d  ; patch ReentryFnAddr: abs64 at 0xc0\n'
+    ),
+    stub_to_pointer_max_displacement=0x7ffff7ff,
+    trampoline=Unit(
+        bytes.fromhex('0c00001c8c01c0288d01004c00000000'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 5, 20, 'pcrel_hi20'),
+                0x0, -0x80000800, 0x7ffff7ff, 1, 'hi20/lo12 pair: +-2 GiB',
+            ),
+            UnitField(
+                Field(0x4, 4, 10, 12, 'pcrel_lo12'),
+                0x0, -0x8000000000000000, 0x7fffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('0c00001c8c01c0288001004c00000000'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 5, 20, 'pcrel_hi20'),
+                0x0, -0x80000800, 0x7ffff7ff, 1, 'hi20/lo12 pair: +-2 GiB',
+            ),
+            UnitField(
+                Field(0x4, 4, 10, 12, 'pcrel_lo12'),
+                0x0, -0x8000000000000000, 0x7fffffffffffffff, 1, '',
+            ),
+        ),
     ),
 )
 
@@ -524,6 +784,35 @@ Mips32Be = ResolverTable(
         '  0x0fc  03200008              jr $t9\n'
         '  0x100  00000000              nop\n'
     ),
+    stub_to_pointer_max_displacement=0xffffffff,
+    trampoline=Unit(
+        bytes.fromhex('03e0c0253c190000273900000320f80900000000'),
+        'ResolverAddr',
+        (
+            UnitField(
+                Field(0x4, 4, 0, 16, 'hi16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x8, 4, 0, 16, 'lo16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('3c1900008f3900000320000800000000'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 0, 16, 'hi16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x4, 4, 0, 16, 'lo16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+        ),
+    ),
 )
 
 
@@ -636,6 +925,35 @@ Mips32Le = ResolverTable(
         '  0x0f8  00000000              nop  ; patch MoveLandingAddr: runtime_word at 0xf8\n'
         '  0x0fc  08002003              jr $t9\n'
         '  0x100  00000000              nop\n'
+    ),
+    stub_to_pointer_max_displacement=0xffffffff,
+    trampoline=Unit(
+        bytes.fromhex('25c0e0030000193c0000392709f8200300000000'),
+        'ResolverAddr',
+        (
+            UnitField(
+                Field(0x4, 4, 0, 16, 'hi16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x8, 4, 0, 16, 'lo16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('0000193c0000398f0800200300000000'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 0, 16, 'hi16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x4, 4, 0, 16, 'lo16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+        ),
     ),
 )
 
@@ -759,6 +1077,51 @@ Mips64 = ResolverTable(
         '  0x118  25c84000              move $t9, $v0\n'
         '  0x11c  08002003              jr $t9\n'
         '  0x120  00000000              nop\n'
+    ),
+    stub_to_pointer_max_displacement=0xffffffff,
+    trampoline=Unit(
+        bytes.fromhex('25c0e0030000193c0000396738cc19000000396738cc19000000396709f820030000000000000000'),
+        'ResolverAddr',
+        (
+            UnitField(
+                Field(0x4, 4, 0, 16, 'highest16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x8, 4, 0, 16, 'higher16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x10, 4, 0, 16, 'hi16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x18, 4, 0, 16, 'lo16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('0000193c0000396738cc19000000396738cc1900000039df0800200300000000'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 0, 16, 'highest16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x4, 4, 0, 16, 'higher16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0xc, 4, 0, 16, 'hi16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x14, 4, 0, 16, 'lo16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+        ),
     ),
 )
 
@@ -884,6 +1247,35 @@ Riscv64 = ResolverTable(
         'ReentryFnAddr:\n'
         '  0x140  325476980df0feca      .quad 0xcafef00d98765432  ; patch ReentryFnAddr: abs64 at 0x140\n'
     ),
+    stub_to_pointer_max_displacement=0x7ffff7ff,
+    trampoline=Unit(
+        bytes.fromhex('9702000083b2020067830200cefaadde'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 12, 20, 'pcrel_hi20'),
+                0x0, -0x80000800, 0x7ffff7ff, 1, 'hi20/lo12 pair: +-2 GiB',
+            ),
+            UnitField(
+                Field(0x4, 4, 20, 12, 'pcrel_lo12'),
+                0x0, -0x8000000000000000, 0x7fffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('9702000083b2020067800200efbeedfe'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 12, 20, 'pcrel_hi20'),
+                0x0, -0x80000800, 0x7ffff7ff, 1, 'hi20/lo12 pair: +-2 GiB',
+            ),
+            UnitField(
+                Field(0x4, 4, 20, 12, 'pcrel_lo12'),
+                0x0, -0x8000000000000000, 0x7fffffffffffffff, 1, '',
+            ),
+        ),
+    ),
 )
 
 
@@ -959,6 +1351,27 @@ X86_64_SysV = ResolverTable(
         '  0x69  58                    popq %rax\n'
         '  0x6a  5d                    popq %rbp\n'
         '  0x6b  c3                    retq\n'
+    ),
+    stub_to_pointer_max_displacement=0x7ffffffa,
+    trampoline=Unit(
+        bytes.fromhex('ff1500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('ff2500000000c4f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
     ),
 )
 
@@ -1038,6 +1451,27 @@ X86_64_Win32 = ResolverTable(
         '  0x72  5d                    popq %rbp\n'
         '  0x73  c3                    retq\n'
     ),
+    stub_to_pointer_max_displacement=0x7ffffffa,
+    trampoline=Unit(
+        bytes.fromhex('ff1500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('ff2500000000c4f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
 )
 
 
@@ -1113,6 +1547,27 @@ X86_64_Win32_seed_initial = ResolverTable(
         '  0x69  58                    popq %rax\n'
         '  0x6a  5d                    popq %rbp\n'
         '  0x6b  c3                    retq\n'
+    ),
+    stub_to_pointer_max_displacement=0x7ffffffa,
+    trampoline=Unit(
+        bytes.fromhex('ff1500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('ff2500000000c4f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
     ),
 )
 

@@ -225,10 +225,19 @@ def _subject(tree: Path, abi: str):
 
 def test_native_run_sees_a_wrong_trampoline_address(tree):
     _edit(tree / "abi_specs/x86_64_sysv.yaml", "call_size: 0x6", "call_size: 0x5")
+    from asmgen.errors import AsmgenError
+    from asmgen.layout import build_table
+    from asmgen.pipeline import template_for
     from asmgen.verify.chain import ENCODERS
     from asmgen.verify.facts import EMU_FACTS
 
-    result = run_native(_subject(tree, "X86_64_SysV"), EMU_FACTS["x86_64"], ENCODERS["x86_64"])
+    # The generator refuses the spec: its trampoline template returns at 0x6.
+    with pytest.raises(AsmgenError, match="returns at offset 0x6"):
+        _subject(tree, "X86_64_SysV")
+    # The resolver alone still builds, and running it shows the harm.
+    item = select(spec_files(tree / "abi_specs"), ["X86_64_SysV"])[0]
+    resolver = build_table(item.spec, item.path, template_for(item, tree / "templates"))
+    result = run_native(subject_from_table(resolver), EMU_FACTS["x86_64"], ENCODERS["x86_64"])
     if not NATIVE_HOST:
         assert result.status == "n/a"
         return
