@@ -54,12 +54,12 @@ def table_record(table: Table) -> dict:
             "shadow": table.frame.shadow,
             "stack_align": table.frame.align,
         },
-    }
+    } | json_record(table)
 
 
 def emit_json(tables: list[Table]) -> str:
     document = {
         "generated_by": header_lines(tables),
-        "abis": {t.spec.abi: table_record(t) | json_record(t) for t in tables},
+        "abis": {t.spec.abi: table_record(t) for t in tables},
     }
     return json.dumps(document, indent=2) + "\n"
