@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import llvm_patch
 from .disasm import format_listing, listing
+from .docpages.command import add_parser as add_docs_parser
 from .errors import AsmgenError
 from .pipeline import (
     build,
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_verify(sub)
     llvm_patch.register(sub, _common)
     register_review(sub)
+    add_docs_parser(sub, _common)
     return parser
 
 

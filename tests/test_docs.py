@@ -1,0 +1,303 @@
+"""`asmgen docs`: the frame picture and register table agree with the running code,
+the SVG is well-formed and renders, and the pages are deterministic and checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from asmgen.cli import main
+from asmgen.docpages.command import DEFAULT_OUT
+from asmgen.docpages.framemap import frame_map
+from asmgen.docpages.pages import abi_doc, render_pages
+from asmgen.docpages.registers import register_rows
+from asmgen.docpages.svg import WARN_FILL
+from asmgen.pipeline import build, select, spec_files
+from asmgen.resources import SPECS_DIR
+from asmgen.spec import parse_spec
+
+ABIS = ("X86_64_SysV", "X86_64_Win32", "X86_64_Win32_seed_initial")
+SVG = "{http://www.w3.org/2000/svg}"
+
+# Addresses for the emulated run; the caller's sp before its call is REF.
+CODE, FN, LANDING, CTX, REF = 0x10000, 0x20000, 0x30000, 0x5A5A5A5A, 0x108000
+CALLER_RET, TRAMP = 0xCA11E4000, 0x7AA00
+MXCSR = 0x7F80  # valid MXCSR with a distinctive rounding mode
+FCW = 0x037F
+MXCSR_AT, FCW_AT = 24, 0  # offsets in the FXSAVE image (Intel SDM)
+
+
+@pytest.fixture(scope="module")
+def tables():
+    found = spec_files(SPECS_DIR)
+    return {abi: build(select(found, [abi])[0]) for abi in ABIS}
+
+
+@pytest.fixture(scope="module")
+def pages(tables):
+    return render_pages(list(tables.values()))
+
+
+def _emulate(table, callee: bytes = b""):
+    """Run the resolver from the trampoline's call to the re-entry function.
+
+    Returns (uc, sp at the call, initial register values).  With `callee`, the
+    re-entry function runs too and the run stops at the landing address.
+    """
+    from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
+    from unicorn import x86_const as X
+
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    for base in (CODE, FN, LANDING):
+        uc.mem_map(base, 0x1000)
+    uc.mem_map(REF - 0x8000, 0x10000)
+    uc.mem_write(CODE, table.instantiate({"ReentryFnAddr": FN, "ReentryCtxAddr": CTX}))
+    uc.mem_write(FN, callee)
+    # The caller's call and the trampoline's call have pushed their return addresses.
+    uc.mem_write(REF - 8, CALLER_RET.to_bytes(8, "little"))
+    uc.mem_write(REF - 16, (TRAMP + table.spec.trampoline.call_size).to_bytes(8, "little"))
+    uc.reg_write(X.UC_X86_REG_RSP, REF - 16)
+    values = {}
+    for i, reg in enumerate(table.spec.arch_info.registers):
+        if reg.name == "rsp":
+            continue
+        value = (0x1111 * (i + 1)) << (64 if reg.cls == "vec" else 16) | 0x9FC0 + i
+        values[reg.name] = value
+        uc.reg_write(getattr(X, f"UC_X86_REG_{reg.name.upper()}"), value)
+    uc.reg_write(X.UC_X86_REG_MXCSR, MXCSR)
+    uc.reg_write(X.UC_X86_REG_FPCW, FCW)
+    uc.emu_start(CODE, LANDING if callee else FN)
+    sp = uc.reg_read(X.UC_X86_REG_RSP)
+    # Stopped at FN the call has pushed its return address.
+    return uc, sp if callee else sp + 8, values
+
+
+def _word(uc, address: int, size: int = 8) -> int:
+    return int.from_bytes(uc.mem_read(address, size), "little")
+
+
+@pytest.mark.parametrize("abi", ABIS)
+def test_frame_picture_matches_the_emulated_stack(tables, abi):
+    table = tables[abi]
+    doc = abi_doc(table)
+    uc, sp, values = _emulate(table)
+    assert REF - sp == doc.fmap.top
+    assert (sp % doc.fmap.align == 0) == doc.fmap.sp_aligned
+    kinds = {}
+    for region in doc.fmap.resolver_regions():
+        kinds.setdefault(region.kind, []).append(region)
+        if region.kind in ("save", "frame_pointer"):
+            assert _word(uc, sp + region.lo) == values[region.label], region
+    returns = sorted(kinds["return"], key=lambda r: r.lo)
+    assert [_word(uc, sp + r.lo) for r in returns] == [TRAMP + 6, CALLER_RET]
+    assert [r.label for r in kinds["save"]] == list(table.spec.resolver.saves)
+    # The vector-state area is where fxsave64 put its image.
+    (vector,) = kinds["vector"]
+    assert _word(uc, sp + vector.lo + MXCSR_AT, 4) == MXCSR
+    assert _word(uc, sp + vector.lo + FCW_AT, 2) == FCW
+    assert (sp + vector.lo) % table.spec.resolver.vector_state.align == 0
+
+
+@pytest.mark.parametrize("abi", ABIS)
+def test_register_table_offsets_hold_the_registers(tables, abi):
+    table = tables[abi]
+    doc = abi_doc(table)
+    uc, sp, values = _emulate(table)
+    checked = 0
+    for row in doc.registers:
+        found = re.search(r"at sp\+(0x[0-9a-f]+)", row.resolver)
+        if not found:
+            continue
+        size = 16 if row.cls == "vec" else 8
+        assert _word(uc, sp + int(found[1], 16), size) == values[row.name], row
+        checked += 1
+    # Every general register but sp, and all 16 xmm registers in the fxsave64 image.
+    assert checked == 15 + 16
+
+
+def test_register_roles_come_from_the_spec(tables):
+    rows = {r.name: r for r in abi_doc(tables["X86_64_Win32"]).registers}
+    assert rows["rcx"].role == "integer argument 1, caller-saved"
+    assert "passes the context" in rows["rcx"].resolver
+    assert "passes the trampoline address" in rows["rdx"].resolver
+    assert rows["rdi"].role == "callee-saved"
+    assert rows["xmm3"].role == "FP argument 4, caller-saved"
+    assert rows["xmm6"].role == "callee-saved"
+    assert rows["rax"].role == "return value, caller-saved"
+    assert rows["rsp"].role == "stack pointer"
+    sysv = {r.name: r for r in abi_doc(tables["X86_64_SysV"]).registers}
+    assert sysv["rdi"].role == "integer argument 1, caller-saved"
+    assert sysv["rdi"].resolver.startswith("passes the context")
+
+
+def test_unsaved_argument_register_is_a_problem(tables):
+    # A resolver that keeps no vector state drops the FP argument registers.
+    text = (SPECS_DIR / "x86_64_sysv.yaml").read_text()
+    text = text.replace("{kind: fxsave64, area_size: 0x200}", "{kind: none}")
+    spec = parse_spec(text, SPECS_DIR / "x86_64_sysv.yaml")
+    table = tables["X86_64_SysV"]
+    rows = register_rows(spec, frame_map(spec, table.frame))
+    flagged = sorted((r.name for r in rows if r.problem), key=lambda n: int(n[3:]))
+    assert flagged == [f"xmm{i}" for i in range(8)]
+
+
+def test_seed_shows_its_overlap_and_the_others_do_not(tables):
+    seed = abi_doc(tables["X86_64_Win32_seed_initial"]).fmap
+    (overlap,) = seed.overlaps
+    assert (overlap.lo, overlap.hi) == (0, 0x20)
+    (problem,) = seed.problems
+    assert "home area" in problem
+    assert "MXCSR" in problem
+    assert "[sp+0x0, sp+0x20)" in problem
+    vector = seed.vector_region()
+    assert vector.problem == overlap.problem == 0
+    for abi in ("X86_64_SysV", "X86_64_Win32"):
+        fmap = abi_doc(tables[abi]).fmap
+        assert fmap.problems == () and fmap.overlaps == ()
+
+
+def test_the_drawn_overlap_is_real(tables):
+    """A callee that spills its four register arguments into its home area."""
+    from keystone import KS_ARCH_X86, KS_MODE_64, KS_OPT_SYNTAX_ATT, Ks
+
+    ks = Ks(KS_ARCH_X86, KS_MODE_64)
+    ks.syntax = KS_OPT_SYNTAX_ATT
+    spill = "; ".join(
+        f"movq %{reg}, 0x{8 * (i + 1):x}(%rsp)" for i, reg in enumerate(["rcx", "rdx", "r8", "r9"])
+    )
+    callee, _ = ks.asm(f"{spill}; movabsq $0x{LANDING:x}, %rax; retq", FN)
+    restored = {}
+    for abi in ("X86_64_Win32", "X86_64_Win32_seed_initial"):
+        from unicorn import x86_const as X
+
+        uc, _, values = _emulate(tables[abi], bytes(callee))
+        restored[abi] = uc.reg_read(X.UC_X86_REG_MXCSR)
+    assert restored["X86_64_Win32"] == MXCSR
+    # The seed's fxrstor64 reloads MXCSR from the home slot where the callee
+    # spilled its fourth argument, r9 (hardware would fault on the reserved bits).
+    assert restored["X86_64_Win32_seed_initial"] == values["r9"] & 0xFFFFFFFF
+
+
+def test_misaligned_frame_is_flagged(tables):
+    table = tables["X86_64_SysV"]
+    frame = dataclasses.replace(table.frame, padding=0)
+    fmap = frame_map(table.spec, frame)
+    assert not fmap.sp_aligned
+    assert fmap.sp_misalignment == 8
+    assert any("past a 16-byte boundary" in p for p in fmap.problems)
+
+
+def _svg(pages, abi) -> ET.Element:
+    return ET.fromstring(pages[f"{abi}.svg"])
+
+
+def _texts(root) -> list[str]:
+    return ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+
+
+@pytest.mark.parametrize("abi", ABIS)
+def test_svg_is_well_formed_with_the_expected_labels(tables, pages, abi):
+    root = _svg(pages, abi)
+    assert root.tag == f"{SVG}svg"
+    texts = _texts(root)
+    fmap = abi_doc(tables[abi]).fmap
+    for label in (
+        "caller's return address",
+        "trampoline's return address",
+        "saved rbp (frame pointer)",
+        *(f"saved {r}" for r in tables[abi].spec.resolver.saves),
+        "alignment padding",
+        "FCW FSW FTW FOP FIP FDP MXCSR",
+        "xmm15",
+        "sp at the call: 16-byte aligned",
+        f"sp+{fmap.top:#x}",
+    ):
+        assert label in texts, label
+    assert any(t.startswith("vector state (fxsave64)") for t in texts)
+    assert ("callee's home area" in texts) == bool(tables[abi].spec.call.shadow_space)
+    assert ("shadow space" in texts) == bool(tables[abi].frame.shadow)
+
+
+def _rect(root, css_class: str) -> tuple[float, float, float, float]:
+    group = next(g for g in root.iter(f"{SVG}g") if g.get("class") == css_class)
+    rect = group.find(f"{SVG}rect")
+    return tuple(float(rect.get(k)) for k in ("x", "y", "width", "height"))
+
+
+def _png(svg_text: str):
+    import cairosvg
+    from PIL import Image
+
+    return Image.open(io.BytesIO(cairosvg.svg2png(bytestring=svg_text.encode()))).convert("RGB")
+
+
+def _hex_rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def test_svgs_render_to_png(pages):
+    seed = _svg(pages, "X86_64_Win32_seed_initial")
+    image = _png(pages["X86_64_Win32_seed_initial.svg"])
+    assert image.size == (int(seed.get("width")), int(seed.get("height")))
+    assert 600 <= image.width <= 1000 and 1000 <= image.height <= 3000
+    # The overlap band is drawn in the warning colour, where the SVG says it is.
+    x, y, w, h = _rect(seed, "overlap problem")
+    assert image.getpixel((int(x + w * 0.8), int(y + h / 2))) == _hex_rgb(WARN_FILL)
+    # The same place on the corrected Win64 page is the shadow space, not a warning.
+    win = _png(pages["X86_64_Win32.svg"])
+    assert win.getpixel((int(x + w * 0.8), int(y + h / 2))) != _hex_rgb(WARN_FILL)
+    # Every saved register's box has ink (its label) and fill, not only background.
+    for group in seed.iter(f"{SVG}g"):
+        if group.get("class") != "region save":
+            continue
+        rect = group.find(f"{SVG}rect")
+        box = [int(float(rect.get(k))) for k in ("x", "y", "width", "height")]
+        crop = image.crop((box[0] + 2, box[1] + 2, box[0] + box[2] - 2, box[1] + box[3] - 2))
+        colours = {c for _, c in crop.getcolors(maxcolors=4096)}
+        assert (255, 255, 255) not in colours
+        assert len(colours) > 2  # fill, text and antialiasing
+
+
+def test_pages_are_deterministic_and_listing_matches_explain(tables, pages, capsys):
+    assert render_pages(list(tables.values())) == pages
+    assert main(["explain", "X86_64_Win32"]) == 0
+    explained = capsys.readouterr().out
+    listing = explained[explained.index("resolver_entry:") :]
+    assert listing in pages["X86_64_Win32.md"]
+    index = pages["index.md"]
+    for abi in ABIS:
+        assert f"[{abi}]({abi}.md)" in index
+    assert "| 0x20 / 0x0 |" in index  # the seed: needed 0x20, reserved 0
+
+
+def test_checked_in_pages_are_fresh(capsys):
+    assert main(["docs", "--check"]) == 0, capsys.readouterr().out
+    assert DEFAULT_OUT.is_dir()
+
+
+def test_docs_writes_checks_and_prunes(tree, capsys):
+    out = tree / "docs" / "abi"
+    args = ["--specs", str(tree / "abi_specs"), "--templates", str(tree / "templates")]
+    args += ["--out", str(out)]
+    assert main(["docs", "--check", *args]) == 1
+    assert main(["docs", *args]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(["index.md", *(f"{a}.md" for a in ABIS), *(f"{a}.svg" for a in ABIS)])
+    stamp = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["docs", *args]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == stamp
+    assert main(["docs", "--check", *args]) == 0
+    # A spec change makes the pages stale; a removed spec's pages are pruned.
+    (tree / "abi_specs" / "x86_64_win64_seed.yaml").unlink()
+    capsys.readouterr()
+    assert main(["docs", "--check", *args]) == 1
+    assert "X86_64_Win32_seed_initial.md: no spec generates it" in capsys.readouterr().out
+    assert main(["docs", *args]) == 0
+    assert not (out / "X86_64_Win32_seed_initial.svg").exists()
+    (out / "notes.md").write_text("hand-written\n")
+    assert main(["docs", *args]) == 0
+    assert (out / "notes.md").exists()
