@@ -9,6 +9,7 @@ broken alignment rules become problems attached to the regions involved.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -17,6 +18,8 @@ from ..spec import Spec
 from .vector_layout import parts as vector_parts
 
 RESOLVER, CALLEE = 0, 1
+# What the re-entry function's arguments carry, in order.
+ARG_NAMES = ("context", "trampoline address")
 
 
 @dataclass(frozen=True)
@@ -24,9 +27,11 @@ class Region:
     lo: int  # offset from sp at the call
     size: int
     label: str
-    kind: str  # return, frame_pointer, save, padding, vector, shadow, home, part, overlap
+    # return, frame_pointer, save, saved_sp, padding, vector, arg, shadow, home, part, overlap
+    kind: str
     column: int = RESOLVER
     problem: int | None = None  # index into FrameMap.problems
+    reg: str | None = None  # the register whose value the slot holds
 
     @property
     def hi(self) -> int:
@@ -38,8 +43,11 @@ class FrameMap:
     regions: tuple[Region, ...]
     parts: tuple[Region, ...]  # pieces of the vector-state area (fxsave layout)
     overlaps: tuple[Region, ...]  # byte ranges two columns both claim; each has a problem
-    top: int  # bytes from sp up to the aligned reference point (sp before the caller's call)
+    top: int  # bytes from sp up to the top of the picture
+    ref: int  # bytes from sp up to the point the convention keeps aligned
+    ref_label: str  # what that point is
     entry: int  # bytes from sp up to sp at the resolver's first instruction
+    gap: int  # most bytes a realignment may insert just above `ref` (drawn as 0)
     slot: int
     align: int  # the alignment the call needs (call.stack_align)
     sp_misalignment: int  # bytes sp at the call lies past an `align` boundary
@@ -54,7 +62,7 @@ class FrameMap:
 
     def save_offset(self, reg: str) -> int | None:
         for region in self.regions:
-            if region.kind in ("save", "frame_pointer") and region.label == reg:
+            if region.reg == reg:
                 return region.lo
         return None
 
@@ -66,29 +74,86 @@ def span(lo: int, hi: int) -> str:
     return f"[sp+{lo:#x}, sp+{hi:#x})"
 
 
-def _resolver_regions(spec: Spec, frame: Frame) -> list[Region]:
-    """The resolver's own frame, from the top (highest address) down."""
+def _push_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
+    """x86: return addresses and pushes, highest first.  Returns (regions, top)."""
     slot = frame.slot
-    regions = []
-    at = frame.size_at_call
+    regions: list[Region] = []
+    # With realignment the return addresses, the frame pointer and the saved sp
+    # sit above the realigned point, across a gap drawn at its smallest (0).
+    top = frame.size_at_call + (4 * slot if frame.realign else 0)
+    at = top
 
-    def take(size: int, label: str, kind: str) -> None:
+    def take(size: int, label: str, kind: str, reg: str | None = None) -> None:
         nonlocal at
         at -= size
         if size:
-            regions.append(Region(at, size, label, kind))
+            regions.append(Region(at, size, label, kind, reg=reg))
 
     take(slot, "caller's return address", "return")
     take(slot, "trampoline's return address", "return")
-    take(slot, spec.arch_info.frame_pointer or "frame pointer", "frame_pointer")
+    fp = _frame_pointer(spec)
+    take(slot, f"saved {fp} (frame pointer)", "frame_pointer", fp)
+    if frame.realign:
+        take(slot, "saved sp (before realigning)", "saved_sp")
     for reg in spec.resolver.saves:
-        take(slot, reg, "save")
+        take(slot, f"saved {reg}", "save", reg)
     take(frame.padding, "alignment padding", "padding")
     vector = spec.resolver.vector_state
     take(frame.vector_area, f"vector state ({vector.kind})", "vector")
+    args = frame.arg_offsets
+    take(frame.arg_area - len(args) * slot, "argument area padding", "padding")
+    for i in reversed(range(len(args))):
+        take(slot, f"argument {i + 1} ({ARG_NAMES[i]})", "arg")
     take(frame.shadow, "shadow space", "shadow")
     assert at == 0, "the frame's parts do not add up to its size"
-    return regions
+    return regions, top
+
+
+def _store_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
+    """RISC: one block of `frame.size` bytes above the shadow space."""
+    arch = spec.arch_info
+    base = frame.shadow
+    regions = [Region(0, frame.shadow, "shadow space", "shadow")] if frame.shadow else []
+    end = base
+    for reg, offset in frame.save_offsets:
+        size = arch.register(reg).bits // 8
+        kind = "fp_save" if reg in spec.resolver.fp_saves else "save"
+        regions.append(Region(base + offset, size, _saved(spec, reg), kind, reg=reg))
+        end = max(end, base + offset + size)
+    record_lo = base + frame.size - frame.record
+    if frame.record:
+        # The frame record: frame pointer below the saved link, as `stp` stores them.
+        fp, link = spec.resolver.frame_pointer, spec.trampoline.saved_link
+        regions.append(
+            Region(record_lo, frame.slot, f"saved {fp} (frame pointer)", "frame_pointer", reg=fp)
+        )
+        regions.append(
+            Region(record_lo + frame.slot, frame.slot, _saved(spec, link), "save", reg=link)
+        )
+    if record_lo > end:
+        regions.append(Region(end, record_lo - end, "alignment padding", "padding"))
+    return sorted(regions, key=lambda r: -r.lo), frame.size_at_call
+
+
+def _ref_label(frame: Frame) -> str:
+    if frame.realign:
+        return "sp after the resolver realigns it"
+    if frame.return_addresses:
+        return "sp before the caller's call"
+    return "sp at the resolver's entry"
+
+
+def _saved(spec: Spec, reg: str) -> str:
+    """A save slot's label; registers that carry a return address say so."""
+    if reg == spec.trampoline.link:
+        return f"saved {reg} (trampoline's return address)"
+    if reg == spec.trampoline.saved_link:
+        return f"saved {reg} (caller's return address)"
+    return f"saved {reg}"
+
+
+def _frame_pointer(spec: Spec) -> str:
+    return spec.resolver.frame_pointer or spec.arch_info.frame_pointer or "frame pointer"
 
 
 def _parts(spec: Spec, regions: list[Region]) -> list[Region]:
@@ -103,7 +168,10 @@ def _parts(spec: Spec, regions: list[Region]) -> list[Region]:
 
 
 def frame_map(spec: Spec, frame: Frame) -> FrameMap:
-    regions = _resolver_regions(spec, frame)
+    if frame.style == "push":
+        regions, top = _push_regions(spec, frame)
+    else:
+        regions, top = _store_regions(spec, frame)
     parts = _parts(spec, regions)
     overlaps: list[Region] = []
     problems: list[str] = []
@@ -168,8 +236,11 @@ def frame_map(spec: Spec, frame: Frame) -> FrameMap:
         regions=tuple(regions),
         parts=tuple(parts),
         overlaps=tuple(overlaps),
-        top=frame.size_at_call,
-        entry=frame.size_at_call - frame.return_addresses,
+        top=top,
+        ref=frame.size_at_call,
+        ref_label=_ref_label(frame),
+        entry=top - frame.return_addresses,
+        gap=frame.align - frame.slot if frame.realign else 0,
         slot=frame.slot,
         align=frame.align,
         sp_misalignment=misalignment,
@@ -180,4 +251,4 @@ def frame_map(spec: Spec, frame: Frame) -> FrameMap:
 def _with_problem(region: Region, index: int) -> Region:
     if region.problem is not None:
         return region
-    return Region(region.lo, region.size, region.label, region.kind, region.column, index)
+    return dataclasses.replace(region, problem=index)

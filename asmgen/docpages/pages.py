@@ -65,19 +65,38 @@ def _cell(text: str) -> str:
 
 
 def _vector_policy(table: Table) -> str:
-    state = table.spec.resolver.vector_state
-    if state.kind == "none":
-        return "none"
-    return f"{state.kind}, {state.area_size:#x} bytes, {state.align}-byte aligned"
+    resolver = table.spec.resolver
+    state = resolver.vector_state
+    if state.area_size:
+        return f"{state.kind}, {state.area_size:#x} bytes, {state.align}-byte aligned"
+    if resolver.fp_saves:
+        return f"{state.kind}: {len(resolver.fp_saves)} FP/vector registers stored"
+    return "none"
+
+
+# How the frame facts name each kind of region, in the order they are listed.
+KIND_NAMES = {
+    "return": "return addresses",
+    "frame_pointer": "frame pointer",
+    "saved_sp": "saved sp",
+    "save": "saved registers",
+    "fp_save": "saved FP/vector registers",
+    "padding": "padding",
+    "vector": "vector state",
+    "arg": "outgoing arguments",
+    "shadow": "shadow space",
+}
 
 
 def _frame_facts(doc: AbiDoc) -> list[str]:
     spec, frame, fmap = doc.table.spec, doc.table.frame, doc.fmap
+    sizes: dict[str, int] = {}
+    for region in fmap.resolver_regions():
+        if region.hi <= fmap.entry:
+            sizes[region.kind] = sizes.get(region.kind, 0) + region.size
+    parts = ", ".join(f"{KIND_NAMES[k]} {sizes[k]:#x}" for k in KIND_NAMES if k in sizes)
     return [
-        f"- Bytes below sp at the resolver's entry: {fmap.entry:#x} "
-        f"(frame pointer and {len(spec.resolver.saves)} saved registers {frame.pushes:#x}, "
-        f"alignment padding {frame.padding:#x}, vector state {frame.vector_area:#x}, "
-        f"shadow space {frame.shadow:#x}).",
+        f"- The resolver lowers sp by {fmap.entry:#x} bytes below its entry: {parts}.",
         f"- Home (shadow) area the convention gives the callee (`call.shadow_space`): "
         f"{spec.call.shadow_space:#x} bytes; the resolver reserves {frame.shadow:#x}.",
         f"- Stack alignment at the call: the convention needs {frame.align} bytes; "
@@ -111,7 +130,7 @@ def abi_page(doc: AbiDoc, verdict: str | None) -> str:
         "",
         "## Stack frame at the call to the re-entry function",
         "",
-        "Offsets are from sp at the call (before the call pushes its return address); "
+        "Offsets are from sp at the call (before a call instruction pushes anything); "
         "addresses grow upwards.  Drawn to scale; problems in red, numbered as above.",
         "",
         f"![{spec.abi} stack frame]({spec.abi}.svg)",
@@ -178,7 +197,7 @@ def index_page(docs: list[AbiDoc], verdicts: Verdicts) -> str:
     ]
     for doc in docs:
         spec, fmap = doc.table.spec, doc.fmap
-        saved = len(spec.resolver.saves) + 1  # and the frame pointer
+        saved = sum(1 for r in fmap.resolver_regions() if r.reg and r.kind != "fp_save")
         row = [
             f"[{spec.abi}]({spec.abi}.md)",
             spec.arch,
@@ -196,7 +215,7 @@ def index_page(docs: list[AbiDoc], verdicts: Verdicts) -> str:
     out += [
         "",
         "Frame bytes: how far the resolver lowers sp below its entry before the call.  "
-        "Registers saved: general registers pushed, frame pointer included.",
+        "Registers saved: general registers saved in the frame, frame pointer included.",
     ]
     return "\n".join(out) + "\n"
 

@@ -28,7 +28,7 @@ def _roles(spec: Spec, name: str) -> list[str]:
         roles.append(f"integer argument {call.int_args.index(name) + 1}")
     if name in call.fp_args:
         roles.append(f"FP argument {call.fp_args.index(name) + 1}")
-    if name == call.return_reg:
+    if name in call.result_regs:
         roles.append("return value")
     roles.append("callee-saved" if name in call.callee_saved else "caller-saved")
     return roles
@@ -44,8 +44,17 @@ def _uses(spec: Spec, name: str) -> list[str]:
         uses.append("passes the trampoline address (re-entry argument 2)")
     if name == spec.resolver.scratch:
         uses.append("holds the re-entry function's address")
-    if name == call.return_reg:
+    if name in call.result_regs:
         uses.append("receives the landing address")
+    resolver, trampoline = spec.resolver, spec.trampoline
+    if name == resolver.temp:
+        uses.append("carries the trampoline address to its stack slot")
+    if name == resolver.landing:
+        uses.append("holds the landing address while registers are restored")
+    if name == trampoline.link:
+        uses.append("arrives holding the trampoline's return address")
+    if name == trampoline.saved_link:
+        uses.append("arrives holding the caller's return address (kept by the trampoline)")
     return uses
 
 

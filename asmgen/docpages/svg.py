@@ -22,6 +22,9 @@ FILL = {
     "return": "#cfe0f3",
     "frame_pointer": "#dcd3f0",
     "save": "#e2efd9",
+    "fp_save": "#d9ecef",
+    "saved_sp": "#dcd3f0",
+    "arg": "#f3d9e8",
     "padding": "#eeeeee",
     "vector": "#fbe5bf",
     "shadow": "#cdeeea",
@@ -56,14 +59,6 @@ def _text(parent, x, y, text, size=11, anchor="start", fill="#1a1a1a", weight=No
     return _el(parent, "text", text, **attrs)
 
 
-def _region_text(region: Region) -> str:
-    if region.kind == "save":
-        return f"saved {region.label}"
-    if region.kind == "frame_pointer":
-        return f"saved {region.label} (frame pointer)"
-    return region.label
-
-
 def _column(region: Region) -> tuple[int, int]:
     return (COL1_X, COL1_W) if region.column == CALLEE else (COL0_X, COL0_W)
 
@@ -77,6 +72,13 @@ def _badge(parent: ET.Element, x: float, y: float, problem: int) -> None:
     )
 
 
+def _legend(fmap: FrameMap) -> list[str]:
+    lines = [f"{fmap.ref_label}: sp+{fmap.ref:#x}, {fmap.align}-byte aligned by the convention"]
+    if fmap.gap:
+        lines.append(f"realigning may leave 0 to {fmap.gap:#x} bytes above that point; drawn as 0")
+    return lines
+
+
 def render_svg(title: str, fmap: FrameMap, header: str) -> str:
     scale = SLOT_PX / fmap.slot
 
@@ -85,7 +87,7 @@ def render_svg(title: str, fmap: FrameMap, header: str) -> str:
 
     bottom = y(0)
     notes = [textwrap.wrap(f"{i + 1}. {p}", WRAP) for i, p in enumerate(fmap.problems)]
-    height = bottom + 56 + sum(len(n) * 14 + 4 for n in notes)
+    height = bottom + 42 + 14 * len(_legend(fmap)) + sum(len(n) * 14 + 4 for n in notes)
     svg = ET.Element(
         "svg",
         {
@@ -156,16 +158,30 @@ def render_svg(title: str, fmap: FrameMap, header: str) -> str:
                 svg,
                 x + w - 8,
                 mid,
-                f"{_region_text(region)}  {region.size:#x}",
+                f"{region.label}  {region.size:#x}",
                 anchor="end",
                 weight="bold",
             )
         else:
             mid = y(region.hi) + region.size * scale / 2 + 4
-            _text(svg, x + 8, mid, _region_text(region))
+            _text(svg, x + 8, mid, region.label)
             _text(svg, x + w - 8, mid, f"{region.size:#x}", anchor="end", fill="#555555")
         if region.problem is not None:
             _badge(svg, x + w + 10, mid - 4, region.problem)
+    # The point the convention keeps aligned, which the call's alignment counts from.
+    ref = _el(svg, "g", class_="reference")
+    _el(
+        ref,
+        "line",
+        x1=COL0_X,
+        y1=y(fmap.ref),
+        x2=COL1_X - 4,
+        y2=y(fmap.ref),
+        stroke="#1f5fa8",
+        stroke_width=2,
+        stroke_dasharray="6 3",
+    )
+    _text(ref, COL1_X, y(fmap.ref) + 4, f"<- {fmap.ref_label}", size=10, fill="#1f5fa8")
     # Offsets on the left, one at each boundary of the resolver's frame.
     edges = sorted({fmap.top} | {r.lo for r in fmap.resolver_regions()}, reverse=True)
     for offset in edges:
@@ -198,15 +214,9 @@ def render_svg(title: str, fmap: FrameMap, header: str) -> str:
         else f"sp at the call: {fmap.sp_misalignment:#x} past a {fmap.align}-byte boundary"
     )
     _text(svg, AXIS_X, bottom + 18, verdict, fill=colour, weight="bold")
-    _text(
-        svg,
-        AXIS_X,
-        bottom + 34,
-        f"top: sp before the caller's call ({fmap.align}-byte aligned), sp+{fmap.top:#x}",
-        size=10,
-        fill="#555555",
-    )
-    line_y = bottom + 56
+    for i, line in enumerate(_legend(fmap)):
+        _text(svg, AXIS_X, bottom + 34 + 14 * i, line, size=10, fill="#555555")
+    line_y = bottom + 42 + 14 * len(_legend(fmap))
     for lines in notes:
         for line in lines:
             _text(svg, AXIS_X, line_y, line, fill=WARN_STROKE, size=11)

@@ -16,12 +16,7 @@ def frame_text(fmap: FrameMap) -> str:
     rule = " " * 11 + "+" + "-" * BOX + "+"
     out = [f"{'offset':>9}  | {'contents':<{BOX - 8}} {'bytes':>5} |", rule]
     for region in sorted(fmap.resolver_regions(), key=lambda r: -r.lo):
-        name = region.label
-        if region.kind == "save":
-            name = f"saved {name}"
-        elif region.kind == "frame_pointer":
-            name = f"saved {name} (frame pointer)"
-        name += _mark(region.problem)
+        name = region.label + _mark(region.problem)
         out.append(
             f"{'sp+' + format(region.lo, '#x'):>9}  | {name:<{BOX - 8}} {region.size:>#5x} |"
         )
@@ -32,6 +27,10 @@ def frame_text(fmap: FrameMap) -> str:
         else f"MISALIGNED: {fmap.sp_misalignment:#x} past a {fmap.align}-byte boundary"
     )
     out[-1] += f" <- sp at the call ({state})"
+    # Mark the aligned reference point on the boundary line below its region.
+    out.append(f"{fmap.ref_label}: sp+{fmap.ref:#x}, {fmap.align}-byte aligned by the convention")
+    if fmap.gap:
+        out.append(f"realigning may leave 0 to {fmap.gap:#x} bytes above it; drawn as 0")
     for region in fmap.regions:
         if region.column == CALLEE:
             out.append(
