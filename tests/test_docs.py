@@ -360,13 +360,19 @@ def test_checked_in_pages_are_fresh(capsys):
 
 
 def test_docs_writes_checks_and_prunes(tree, capsys):
+    # Three specs are enough to show writing, checking and pruning, and fast.
+    for path in (tree / "abi_specs").glob("*.yaml"):
+        if not path.stem.startswith("x86_64"):
+            path.unlink()
     out = tree / "docs" / "abi"
     args = ["--specs", str(tree / "abi_specs"), "--templates", str(tree / "templates")]
     args += ["--out", str(out)]
     assert main(["docs", "--check", *args]) == 1
     assert main(["docs", *args]) == 0
     written = sorted(p.name for p in out.iterdir())
-    assert written == sorted(["index.md", *(f"{a}.md" for a in ABIS), *(f"{a}.svg" for a in ABIS)])
+    abis = [item.spec.abi for item in spec_files(tree / "abi_specs")]
+    assert sorted(abis) == sorted(ABIS)
+    assert written == sorted(["index.md", *(f"{a}.md" for a in abis), *(f"{a}.svg" for a in abis)])
     stamp = {p: p.stat().st_mtime_ns for p in out.iterdir()}
     assert main(["docs", *args]) == 0
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == stamp
