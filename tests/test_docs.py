@@ -23,12 +23,13 @@ from asmgen.spec import parse_spec
 ABIS = ("X86_64_SysV", "X86_64_Win32", "X86_64_Win32_seed_initial")
 SVG = "{http://www.w3.org/2000/svg}"
 
-# Addresses for the emulated run; the caller's sp before its call is REF.
-CODE, FN, LANDING, CTX, REF = 0x10000, 0x20000, 0x30000, 0x5A5A5A5A, 0x108000
+# Addresses for the emulated runs.
+CODE, FN, LANDING, CTX = 0x10000, 0x20000, 0x30000, 0x5A5A5A5A
 CALLER_RET, TRAMP = 0xCA11E400, 0x7AA00
 MXCSR = 0x7F80  # valid MXCSR with a distinctive rounding mode
 FCW = 0x037F
 MXCSR_AT, FCW_AT = 24, 0  # offsets in the FXSAVE image (Intel SDM)
+CONTROL_VALUES = {"mxcsr": MXCSR, "fcw": FCW}
 
 
 @pytest.fixture(scope="module")
@@ -47,40 +48,6 @@ def pages(tables):
     return render_pages(list(tables.values()))
 
 
-def _emulate(table, callee: bytes = b""):
-    """Run the resolver from the trampoline's call to the re-entry function.
-
-    Returns (uc, sp at the call, initial register values).  With `callee`, the
-    re-entry function runs too and the run stops at the landing address.
-    """
-    from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
-    from unicorn import x86_const as X
-
-    uc = Uc(UC_ARCH_X86, UC_MODE_64)
-    for base in (CODE, FN, LANDING):
-        uc.mem_map(base, 0x1000)
-    uc.mem_map(REF - 0x8000, 0x10000)
-    uc.mem_write(CODE, table.instantiate({"ReentryFnAddr": FN, "ReentryCtxAddr": CTX}))
-    uc.mem_write(FN, callee)
-    # The caller's call and the trampoline's call have pushed their return addresses.
-    uc.mem_write(REF - 8, CALLER_RET.to_bytes(8, "little"))
-    uc.mem_write(REF - 16, (TRAMP + table.spec.trampoline.call_size).to_bytes(8, "little"))
-    uc.reg_write(X.UC_X86_REG_RSP, REF - 16)
-    values = {}
-    for i, reg in enumerate(table.spec.arch_info.registers):
-        if reg.name == "rsp":
-            continue
-        value = (0x1111 * (i + 1)) << (64 if reg.cls == "vec" else 16) | 0x9FC0 + i
-        values[reg.name] = value
-        uc.reg_write(getattr(X, f"UC_X86_REG_{reg.name.upper()}"), value)
-    uc.reg_write(X.UC_X86_REG_MXCSR, MXCSR)
-    uc.reg_write(X.UC_X86_REG_FPCW, FCW)
-    uc.emu_start(CODE, LANDING if callee else FN)
-    sp = uc.reg_read(X.UC_X86_REG_RSP)
-    # Stopped at FN the call has pushed its return address.
-    return uc, sp if callee else sp + 8, values
-
-
 def _word(uc, address: int, size: int = 8) -> int:
     return int.from_bytes(uc.mem_read(address, size), "little")
 
@@ -89,7 +56,7 @@ def _word(uc, address: int, size: int = 8) -> int:
 def test_return_addresses_and_fxsave_image_are_where_drawn(tables, abi):
     table = tables[abi]
     fmap = abi_doc(table).fmap
-    uc, sp, _, _ = _run_to_reentry(table, fmap, fp_control=True)
+    uc, sp, _, _ = _run_to_reentry(table, fmap)
     returns = sorted((r for r in fmap.regions if r.kind == "return"), key=lambda r: r.lo)
     assert [_word(uc, sp + r.lo) for r in returns] == [TRAMP + 6, CALLER_RET]
     vector = fmap.vector_region()
@@ -116,7 +83,9 @@ def _uc_setup(spec):
     if arch.name in ("x86_64", "i386"):
         mode = unicorn.UC_MODE_64 if arch.name == "x86_64" else unicorn.UC_MODE_32
         uc = unicorn.Uc(unicorn.UC_ARCH_X86, mode)
-        ids = {r.name: getattr(x86_const, f"UC_X86_REG_{r.name.upper()}") for r in arch.registers}
+        # unicorn calls the x87 control word FPCW.
+        names = {r.name: {"fcw": "FPCW"}.get(r.name, r.name.upper()) for r in arch.registers}
+        ids = {n: getattr(x86_const, f"UC_X86_REG_{u}") for n, u in names.items()}
     elif arch.name == "aarch64":
         uc = unicorn.Uc(unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
         ids = {
@@ -136,19 +105,21 @@ def _uc_setup(spec):
     return uc, ids
 
 
-def _run_to_reentry(table, fmap, fp_control=False):
+def _run_to_reentry(table, fmap, callee: bytes = b""):
     """Run the resolver until it reaches the re-entry function.
 
     sp at the resolver's entry is placed so that the convention's reference
     point is aligned (and, when the resolver realigns, the realignment gap is
     zero, as the picture draws it).  Returns (uc, sp at the call, register
-    values at entry, expected sp at the call).
+    values at entry, expected sp at the call).  With `callee`, the re-entry
+    function runs too, and the run stops at the landing address.
     """
     spec = table.spec
     uc, ids = _uc_setup(spec)
-    for base in (CODE, FN):
+    for base in (CODE, FN, LANDING):
         uc.mem_map(base, 0x1000)
     uc.mem_map(ALIGNED - 0x8000, 0x10000)
+    uc.mem_write(FN, callee)
     uc.mem_write(CODE, table.instantiate({"ReentryFnAddr": FN, "ReentryCtxAddr": CTX}))
     at_call = ALIGNED - fmap.ref
     for region in fmap.resolver_regions():
@@ -158,16 +129,13 @@ def _run_to_reentry(table, fmap, fp_control=False):
     skip = {spec.arch_info.stack_pointer, "zero"}
     for i, reg in enumerate(spec.arch_info.registers):
         if reg.name not in skip and reg.name in ids:
-            uc.reg_write(ids[reg.name], (0x1111 * (i + 1)) << (reg.bits - 16) | 0x9FC0 + i)
+            value = (0x1111 * (i + 1)) << (reg.bits - 16) | 0x9FC0 + i
+            # Control registers get valid values (distinct from their defaults).
+            uc.reg_write(ids[reg.name], CONTROL_VALUES.get(reg.name, value))
     # Read back: aliases (AArch64 d/q) leave each register with its final value.
     values = {n: uc.reg_read(i) for n, i in ids.items() if n not in skip}
     uc.reg_write(ids[spec.arch_info.stack_pointer], at_call + fmap.entry)
-    if fp_control:  # x86: distinctive FP control words for the fxsave image
-        from unicorn import x86_const
-
-        uc.reg_write(x86_const.UC_X86_REG_MXCSR, MXCSR)
-        uc.reg_write(x86_const.UC_X86_REG_FPCW, FCW)
-    uc.emu_start(CODE, FN, count=10_000)
+    uc.emu_start(CODE, LANDING if callee else FN, count=10_000)
     sp = uc.reg_read(ids[spec.arch_info.stack_pointer])
     # x86: the call has pushed its return address; RISC calls push nothing.
     return uc, sp + table.frame.return_addresses // 2, values, at_call
@@ -197,6 +165,25 @@ def test_every_frame_picture_matches_the_emulated_stack(all_tables, abi):
             checked += 1
     saved = set(table.spec.resolver.saves) | set(table.spec.resolver.fp_saves)
     assert checked >= 2 * len(saved)
+
+
+def test_picture_problems_agree_with_verify(all_tables):
+    """What the pages draw as broken is what `asmgen verify` finds by running the code."""
+    from asmgen.docpages.verdict import verdicts
+
+    found = verdicts(list(all_tables.values()))
+    assert sum(bool(d.fmap.problems) for d in map(abi_doc, all_tables.values())) >= 3
+    for abi, table in all_tables.items():
+        doc, verdict = abi_doc(table), found[abi]
+
+        def failing(check: str, verdict=verdict) -> bool:
+            return verdict.outcome(check) in ("FAIL", "declared", "XPASS")
+
+        assert bool(doc.fmap.overlaps) == failing("shadow_space"), abi
+        assert (not doc.fmap.sp_aligned) == failing("frame_align"), abi
+        unsaved = {r.name for r in doc.registers if r.problem}
+        assert bool(unsaved & set(table.spec.call.fp_args)) == failing("fp_args"), abi
+        assert bool(unsaved & set(table.spec.call.int_args)) == failing("int_args"), abi
 
 
 def test_register_roles_come_from_the_spec(tables):
@@ -254,7 +241,7 @@ def test_the_drawn_overlap_is_real(tables):
     for abi in ("X86_64_Win32", "X86_64_Win32_seed_initial"):
         from unicorn import x86_const as X
 
-        uc, _, values = _emulate(tables[abi], bytes(callee))
+        uc, _, values, _ = _run_to_reentry(tables[abi], abi_doc(tables[abi]).fmap, bytes(callee))
         restored[abi] = uc.reg_read(X.UC_X86_REG_MXCSR)
     assert restored["X86_64_Win32"] == MXCSR
     # The seed's fxrstor64 reloads MXCSR from the home slot where the callee

@@ -11,6 +11,7 @@ from ..output import write_if_changed
 from ..pipeline import build_all, spec_files
 from ..resources import REPO_ROOT
 from .pages import MARKER, render_pages
+from .verdict import verdicts
 
 DEFAULT_OUT = REPO_ROOT / "docs" / "abi"
 
@@ -73,7 +74,7 @@ def _write(outputs: dict[str, str], out: Path) -> int:
 
 def cmd_docs(args) -> int:
     tables = build_all(spec_files(args.specs), args.templates)
-    outputs = render_pages(tables)
+    outputs = render_pages(tables, verdicts(tables))
     return _check(outputs, args.out) if args.check else _write(outputs, args.out)
 
 

@@ -30,7 +30,12 @@ def _roles(spec: Spec, name: str) -> list[str]:
         roles.append(f"FP argument {call.fp_args.index(name) + 1}")
     if name in call.result_regs:
         roles.append("return value")
-    roles.append("callee-saved" if name in call.callee_saved else "caller-saved")
+    if name in call.fp_control:
+        roles.append("FP control state (call.fp_control)")
+    elif spec.arch_info.register(name).cls == "ctl":
+        roles.append("control state")
+    else:
+        roles.append("callee-saved" if name in call.callee_saved else "caller-saved")
     return roles
 
 

@@ -15,13 +15,18 @@ X87_OFFSET, X87_COUNT = 0x20, 8
 VECTOR_OFFSET = 0xA0
 SLOT = 0x10
 VECTORS = {"fxsave": 8, "fxsave64": 16}
+# Control registers held in the image, by their FXSAVE field names.
+CONTROL = {"fcw": 0x0, "mxcsr": 0x18}
 
 
 def vector_slots(kind: str, arch: Arch) -> dict[str, int]:
-    """Vector register -> offset of its slot inside the area (empty if unknown)."""
-    count = VECTORS.get(kind, 0)
-    names = [r.name for r in arch.registers if r.cls == "vec"][:count]
-    return {name: VECTOR_OFFSET + SLOT * i for i, name in enumerate(names)}
+    """Register -> offset of its slot inside the area (empty if unknown)."""
+    if kind not in VECTORS:
+        return {}
+    names = [r.name for r in arch.registers if r.cls == "vec"][: VECTORS[kind]]
+    slots = {name: VECTOR_OFFSET + SLOT * i for i, name in enumerate(names)}
+    controls = {r.name: CONTROL[r.name] for r in arch.registers if r.cls == "ctl"}
+    return slots | {name: offset for name, offset in controls.items() if name in CONTROL}
 
 
 def parts(kind: str, arch: Arch, area_size: int) -> list[tuple[int, int, str]]:
