@@ -333,8 +333,8 @@ def test_pages_are_deterministic_and_listing_matches_explain(tables, pages, caps
     assert render_pages(list(tables.values())) == pages
     assert main(["explain", "X86_64_Win32"]) == 0
     explained = capsys.readouterr().out
-    listing = explained[explained.index("resolver_entry:") :]
-    assert listing in pages["X86_64_Win32.md"]
+    assert "resolver_entry:" in explained
+    assert f"```text\n{explained}```" in pages["X86_64_Win32.md"]
     index = pages["index.md"]
     for abi in ABIS:
         assert f"[{abi}]({abi}.md)" in index
