@@ -107,6 +107,16 @@ def _frame_facts(doc: AbiDoc) -> list[str]:
     ]
 
 
+def _units_sizes(table: Table) -> str:
+    units = table.units
+    if not units:
+        return ""
+    return "".join(
+        f"  {unit.role.capitalize()}: {unit.size:#x} bytes, reaches `{unit.unit.target}`."
+        for unit in (units.trampoline, units.stub)
+    )
+
+
 def abi_page(doc: AbiDoc, verdict: Verdict | None) -> str:
     table, spec = doc.table, doc.table.spec
     out = [
@@ -157,9 +167,11 @@ def abi_page(doc: AbiDoc, verdict: Verdict | None) -> str:
         )
     out += [
         "",
-        "## Resolver code",
+        "## Code",
         "",
-        f"{len(table.code):#x} ({len(table.code)}) bytes.",
+        f"Resolver: {len(table.code):#x} ({len(table.code)}) bytes.{_units_sizes(table)}",
+        "",
+        "Resolver patch points:",
         "",
         "| patch point | offset | bytes | kind |",
         "|---|---|---|---|",
