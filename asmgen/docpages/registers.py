@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..spec import Spec
 from .framemap import FrameMap
-from .vector_layout import vector_slots
+from .vector_layout import register_slots
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def _uses(spec: Spec, name: str) -> list[str]:
 def _vector_slot(spec: Spec, fmap: FrameMap, name: str) -> int | None:
     """Offset from sp of a vector register's slot inside an fxsave-style area."""
     area = fmap.vector_region()
-    slots = vector_slots(spec.resolver.vector_state.kind, spec.arch_info)
+    slots = register_slots(spec.resolver.vector_state.kind, spec.arch_info)
     if area is None or name not in slots:
         return None
     return area.lo + slots[name]

@@ -20,13 +20,19 @@ CONTROL = {"fcw": 0x0, "mxcsr": 0x18}
 
 
 def vector_slots(kind: str, arch: Arch) -> dict[str, int]:
-    """Register -> offset of its slot inside the area (empty if unknown)."""
+    """Vector register -> offset of its slot inside the area (empty if unknown)."""
     if kind not in VECTORS:
         return {}
     names = [r.name for r in arch.registers if r.cls == "vec"][: VECTORS[kind]]
-    slots = {name: VECTOR_OFFSET + SLOT * i for i, name in enumerate(names)}
-    controls = {r.name: CONTROL[r.name] for r in arch.registers if r.cls == "ctl"}
-    return slots | {name: offset for name, offset in controls.items() if name in CONTROL}
+    return {name: VECTOR_OFFSET + SLOT * i for i, name in enumerate(names)}
+
+
+def register_slots(kind: str, arch: Arch) -> dict[str, int]:
+    """Every register the image holds: the vector registers and the control words."""
+    if kind not in VECTORS:
+        return {}
+    controls = {r.name: CONTROL[r.name] for r in arch.registers if r.name in CONTROL}
+    return vector_slots(kind, arch) | controls
 
 
 def parts(kind: str, arch: Arch, area_size: int) -> list[tuple[int, int, str]]:
