@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LLVM_MC := llvm-mc-19
 
 
-.PHONY: generate check-generated cross-check verify test lint format bench llvm venv clean
+.PHONY: generate check-generated cross-check verify test lint format bench llvm cairo venv clean
 
 venv: $(STAMP)
 
@@ -28,11 +28,24 @@ llvm:
 	    exit 1; \
 	  fi; }
 
+# The tests render the docs' SVGs to PNG with cairosvg, which needs libcairo.
+cairo: $(STAMP)
+	@$(PY) -c 'import cairocffi' >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian package libcairo2 (for cairosvg)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcairo2 >/dev/null; \
+	  else \
+	    echo "error: libcairo not found; install the Debian package libcairo2" >&2; \
+	    exit 1; \
+	  fi; }
+
 generate: $(STAMP) llvm
 	$(PY) -m asmgen generate
+	$(PY) -m asmgen docs
 
 check-generated: $(STAMP) llvm
 	$(PY) -m asmgen check
+	$(PY) -m asmgen docs --check
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -49,7 +62,7 @@ cross-check: $(STAMP) llvm
 verify: $(STAMP) llvm
 	$(PY) -m asmgen verify
 
-test: $(STAMP) llvm check-generated cross-check lint verify
+test: $(STAMP) llvm cairo check-generated cross-check lint verify
 	$(PY) -m pytest -q
 
 bench: $(STAMP) llvm

@@ -32,6 +32,8 @@ class Arch:
     comment: str = "#"
     # Numbers written `$N` name registers (MIPS) rather than immediates (x86 AT&T).
     dollar_registers: bool = False
+    # Register a push-style resolver saves first and keeps its frame in (x86 rbp).
+    frame_pointer: str | None = None
     # Byte orders the arch runs in; the first is the default.
     endians: tuple[str, ...] = ("little",)
     # llvm-mc triple for big-endian specs, where it differs (mipsel vs mips).
@@ -83,6 +85,7 @@ X86_64 = Arch(
     capstone=("CS_ARCH_X86", "CS_MODE_64"),
     llvm_triple="x86_64",
     llvm_mattr=None,
+    frame_pointer="rbp",
     return_on_stack=True,
 )
 
@@ -99,6 +102,7 @@ I386 = Arch(
     capstone=("CS_ARCH_X86", "CS_MODE_32"),
     llvm_triple="i386",
     llvm_mattr=None,
+    frame_pointer="ebp",
     return_on_stack=True,
 )
 

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from . import llvm_patch
-from .disasm import format_listing, listing
+from .docpages.command import add_parser as add_docs_parser
 from .errors import AsmgenError
+from .explain import explain_text
 from .pipeline import (
     build,
     build_all,
@@ -65,17 +66,7 @@ def cmd_check(args) -> int:
 
 def cmd_explain(args) -> int:
     (item,) = select(spec_files(args.specs), [args.abi])
-    table = build(item, args.templates)
-    spec = table.spec
-    print(f"{spec.abi} ({spec.class_name}), {spec.arch}, {spec.endian}-endian")
-    print(f"size: {len(table.code):#x} bytes")
-    for patch in table.patches:
-        print(f"patch {patch.name}: offset {patch.offset:#x}, {patch.size} bytes, {patch.kind}")
-    print()
-    print(format_listing(listing(table), 10), end="")
-    for unit in (table.units.trampoline, table.units.stub) if table.units else ():
-        print(f"\n{unit.role}: {unit.size:#x} bytes, reaches {unit.unit.target}")
-        print(format_listing(listing(unit), 10), end="")
+    print(explain_text(build(item, args.templates)), end="")
     return 0
 
 
@@ -126,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_verify(sub)
     llvm_patch.register(sub, _common)
     register_review(sub)
+    add_docs_parser(sub, _common)
     return parser
 
 

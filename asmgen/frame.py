@@ -150,10 +150,15 @@ def _store_frame(spec: Spec, common: dict) -> Frame:
     slot = common["slot"]
     offsets = []
     at = 0
-    for name in spec.resolver.saves + spec.resolver.fp_saves:
+    record = 2 * slot if spec.resolver.frame_pointer else 0
+    # A frame with a frame record is pushed from the top down (AArch64): the
+    # FP/vector registers, pushed last, end up lowest.
+    order = spec.resolver.saves + spec.resolver.fp_saves
+    if record:
+        order = spec.resolver.fp_saves + spec.resolver.saves
+    for name in order:
         offsets.append((name, at))
         at += arch.register(name).bits // 8
-    record = 2 * slot if spec.resolver.frame_pointer else 0
     used = record + at
     size = align_up(used, spec.resolver.frame_align or common["align"])
     return Frame(

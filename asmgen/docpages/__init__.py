@@ -1,0 +1,1 @@
+"""Per-ABI reference pages: frame picture, register table, annotated listing."""
