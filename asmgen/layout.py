@@ -181,13 +181,43 @@ def _container(
     return start, size
 
 
+# probe({field index: bits}) assembles with those fields set, every other at its placeholder.
+Probe = Callable[[dict[int, int]], Assembly]
+
+
+def _batch_probes(rendered: Rendered, base: Assembly, probe: Probe) -> tuple | None:
+    """All address fields clear, then all set, in two assemblies instead of two per field.
+
+    Valid only when every field has a statement of its own and every changed byte
+    falls inside one of them; otherwise each field is probed alone, which also
+    gives the precise error for a misplaced field.
+    """
+    carrying = [i for i, use in enumerate(rendered.fields) if KINDS[use.kind].carries_address]
+    holders = [_rendered_into(base.statements, i) for i in carrying]
+    if len(carrying) < 2 or None in holders or len(set(holders)) != len(holders):
+        return None
+    clear = probe(dict.fromkeys(carrying, 0))
+    full = probe({i: KINDS[rendered.fields[i].kind].mask for i in carrying})
+    if len(clear.code) != len(base.code) or len(full.code) != len(base.code):
+        return None
+    inside = set()
+    for holder in holders:
+        stmt = base.statements[holder]
+        inside.update(range(stmt.offset, stmt.offset + stmt.size))
+    changed = (i for i, (a, b) in enumerate(zip(clear.code, full.code, strict=True)) if a != b)
+    if any(i not in inside for i in changed):
+        return None
+    return clear, full
+
+
 def _discover(
     spec: Spec,
     base: Assembly,
     index: int,
     use: FieldUse,
-    probe,
+    probe: Probe,
     path: Path,
+    batch: tuple | None = None,
 ) -> FoundField:
     kind = KINDS[use.kind]
     order = spec.endian
@@ -205,15 +235,21 @@ def _discover(
         )
         word = int.from_bytes(base.code[start : start + size], order)
         return FoundField(Field(start, size, 0, 0, kind.name, word, whole), holder)
-    clear = probe(index, 0)
-    full = probe(index, kind.mask)
+    if batch is not None:
+        clear, full = batch
+        # Other fields changed too: look only inside this field's statement.
+        stmt = base.statements[holder]
+        window = range(stmt.offset, stmt.offset + stmt.size)
+    else:
+        clear, full = probe({index: 0}), probe({index: kind.mask})
+        window = range(len(base.code))
     if len(clear.code) != len(base.code) or len(full.code) != len(base.code):
         raise AsmgenError(
             f"patch field {use.patch} ({use.kind}) changes the code size with its value; "
             "use an instruction form with a fixed-width field",
             path,
         )
-    changed = [i for i, (a, b) in enumerate(zip(clear.code, full.code, strict=True)) if a != b]
+    changed = [i for i in window if clear.code[i] != full.code[i]]
     if not changed:
         raise AsmgenError(
             f"patch field {use.patch} ({use.kind}) does not reach the assembled code",
@@ -260,9 +296,9 @@ def build_table(spec: Spec, spec_path: Path, template_path: Path) -> Table:
 
     rendered, base = assemble_template(spec, template_path, frame, placeholder)
 
-    def probe(target: int, bits: int) -> Assembly:
+    def probe(values: dict[int, int]) -> Assembly:
         def value(index: int, use: FieldUse) -> int:
-            return bits if index == target else placeholder(index, use)
+            return values[index] if index in values else placeholder(index, use)
 
         return assemble_template(spec, template_path, frame, value, base.labels)[1]
 
@@ -284,11 +320,15 @@ def build_table(spec: Spec, spec_path: Path, template_path: Path) -> Table:
     )
 
 
-def _patch_points(spec: Spec, rendered: Rendered, base: Assembly, probe) -> tuple[PatchPoint, ...]:
+def _patch_points(
+    spec: Spec, rendered: Rendered, base: Assembly, probe: Probe
+) -> tuple[PatchPoint, ...]:
     path = rendered.path
+    batch = _batch_probes(rendered, base, probe)
     fields: dict[str, list[FoundField]] = {}
     for index, use in enumerate(rendered.fields):
-        fields.setdefault(use.patch, []).append(_discover(spec, base, index, use, probe, path))
+        found = _discover(spec, base, index, use, probe, path, batch)
+        fields.setdefault(use.patch, []).append(found)
     unknown = sorted(set(spec.placeholders) - set(fields))
     if unknown:
         raise AsmgenError(f"placeholders: no patch field named {unknown[0]!r}", path)

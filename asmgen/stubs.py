@@ -137,9 +137,10 @@ def build_unit(spec: Spec, template_path: Path, role: str) -> UnitTable:
 
     rendered, base = assemble_template(spec, template_path, frame, clear, first.labels)
 
-    def probe(target: int, bits: int) -> Assembly:
+    def probe(values: dict[int, int]) -> Assembly:
         def value(index: int, use: FieldUse) -> int:
-            return operand(index, use, bits) if index == target else clear(index, use)
+            bits = values.get(index)
+            return clear(index, use) if bits is None else operand(index, use, bits)
 
         return assemble_template(spec, template_path, frame, value, base.labels)[1]
 
