@@ -42,6 +42,11 @@ class Arch:
     # pushes below that address.  Otherwise the return address is in a register
     # and the resolver stores registers into one fixed frame.
     return_on_stack: bool = False
+    # Landing pads: name -> assembler text of the instruction that marks an
+    # indirect-branch target.
+    landing_pads: tuple[tuple[str, str], ...] = ()
+    # Registers a vector-state sequence overwrites (key: "kind/sizing").
+    vector_clobbers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def frame_style(self) -> str:
@@ -87,6 +92,14 @@ X86_64 = Arch(
     llvm_mattr=None,
     frame_pointer="rbp",
     return_on_stack=True,
+    # keystone 0.9.2 has no ENDBR64 mnemonic; its encoding is F3 0F 1E FA (Intel
+    # SDM, CET).  tests/test_variants.py checks llvm-mc assembles `endbr64` alike.
+    landing_pads=(("endbr64", ".byte 0xf3, 0x0f, 0x1e, 0xfa"),),
+    # XSAVE/XRSTOR take the feature mask in EDX:EAX; CPUID writes EAX..EDX.
+    vector_clobbers=(
+        ("xsave64/fixed", ("rax", "rdx")),
+        ("xsave64/cpuid", ("rax", "rbx", "rcx", "rdx")),
+    ),
 )
 
 I386 = Arch(

@@ -33,6 +33,10 @@ from .spec import Spec
 # The re-entry function takes (context, trampoline address).
 REENTRY_ARGS = 2
 
+# XSAVE area facts: the legacy (FXSAVE) region, then the 64-byte header.
+XSAVE_LEGACY = 0x200
+XSAVE_HEADER = 0x40
+
 
 def align_up(value: int, align: int) -> int:
     return value + (-value % align)
@@ -54,6 +58,17 @@ class Frame:
     size: int  # store style: bytes the resolver allocates for its own frame
     save_offsets: tuple[tuple[str, int], ...]  # store style: register -> offset from sp
     arg_offsets: tuple[int, ...]  # offset from sp at the call of each stack argument
+    # Push style: alignment sp is rounded down to (`and`) after the vector
+    # allocation, when the vector area needs more than the stack gives (XSAVE's
+    # 64 bytes); 0 when the allocation is static.  sp is then restored from the
+    # frame pointer.
+    vector_realign: int = 0
+    # Push style, q-regs: vector register -> offset from sp of its slot.
+    vector_slots: tuple[tuple[str, int], ...] = ()
+    # Push style: the vector area's size is read at run time (XSAVE via CPUID).
+    vector_dynamic: bool = False
+    # Push style: bytes of registers pushed below the frame pointer.
+    saves_bytes: int = 0
 
     @property
     def vector_alloc(self) -> int:
@@ -83,7 +98,23 @@ class Frame:
 
     @property
     def aligned_at_call(self) -> bool:
+        if self.vector_realign:
+            # sp is rounded down to vector_realign; only what lies below counts.
+            below = self.vector_offset + self.shadow
+            return self.vector_realign % self.align == 0 and below % self.align == 0
         return self.size_at_call % self.align == 0
+
+    @property
+    def xsave_header_clear(self) -> tuple[int, ...]:
+        """Offsets from sp of the XSAVE header's quadwords.
+
+        XSAVE writes only the XSTATE_BV bits that its feature mask requests and
+        nothing else of the header, and XRSTOR faults on stale bits there
+        (a component XCR0 lacks, a non-zero XCOMP_BV or reserved byte), so the
+        resolver clears the whole header of the uninitialised stack first.
+        """
+        header = self.vector_offset + XSAVE_LEGACY
+        return tuple(header + q for q in range(0, XSAVE_HEADER, 8))
 
     def offset(self, reg: str) -> int:
         """Store style: offset from sp of the slot that holds `reg`."""
@@ -121,23 +152,35 @@ def _push_frame(spec: Spec, stack_args: int, common: dict) -> Frame:
     realign = spec.call.entry_align < align
     vector = spec.resolver.vector_state
     vector_area = vector.area_size
+    slots: list[tuple[str, int]] = []
     arg_area = stack_args * slot
-    if vector_area and arg_area:
+    dynamic = vector.kind == "xsave64" and vector.sizing == "cpuid"
+    if arg_area and (vector_area or dynamic):
         # The vector area sits above the arguments and must stay aligned.
         arg_area = align_up(arg_area, vector.align)
+    for name in spec.resolver.fp_saves:
+        slots.append((name, arg_area + vector_area))
+        vector_area += spec.arch_info.register(name).bits // 8
     # The frame pointer, and with realignment the original sp, are pushed first.
     pushes = (1 + int(realign) + len(spec.resolver.saves)) * slot
     return_addresses = 2 * slot
     below = len(spec.resolver.saves) * slot if realign else return_addresses + pushes
     used = below + vector_area + arg_area + common["shadow"]
+    # The stack is `align`-aligned after realignment, entry_align-aligned otherwise.
+    vector_realign = vector.align if vector.align > max(spec.call.entry_align, align) else 0
     return Frame(
+        vector_realign=vector_realign,
+        vector_slots=tuple(slots),
+        vector_dynamic=dynamic,
+        saves_bytes=len(spec.resolver.saves) * slot,
         style="push",
         return_addresses=return_addresses,
         pushes=pushes,
         realign=realign,
         vector_area=vector_area,
         arg_area=arg_area,
-        padding=-used % align,
+        # With realignment the `and` pads; it can only round sp down.
+        padding=0 if vector_realign else -used % align,
         record=0,
         size=0,
         save_offsets=(),

@@ -18,6 +18,27 @@ from .errors import AsmgenError
 
 Hex = Annotated[int, Field(ge=0)]
 
+# XSAVE facts: the area must be 64-byte aligned, and holds at least the 512-byte
+# legacy (FXSAVE) region and the 64-byte XSAVE header.
+XSAVE_ALIGN = 0x40
+XSAVE_MIN_AREA = 0x240
+# End of each user state component in the standard (non-compacted) XSAVE
+# format, from the offsets and sizes CPUID leaf 0xD reports: x87 and SSE in the
+# legacy region, AVX, MPX BNDREGS and BNDCSR, AVX-512 opmask, ZMM_Hi256,
+# Hi16_ZMM, and PKRU.  A fixed area must reach the end of every component its
+# feature_mask requests.
+XSAVE_COMPONENT_END = {
+    0: 0x240,
+    1: 0x240,
+    2: 0x340,
+    3: 0x400,
+    4: 0x440,
+    5: 0x480,
+    6: 0x680,
+    7: 0xA80,
+    9: 0xA88,
+}
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -57,7 +78,10 @@ class CallConvention(_Model):
         return self.return_regs or (self.return_reg,)
 
 
-VectorKind = Literal["fxsave64", "fxsave", "q-regs", "none"]
+VectorKind = Literal["fxsave64", "fxsave", "xsave64", "q-regs", "none"]
+
+# XSAVE's requested-feature bitmap (EDX:EAX): every state component XCR0 enables.
+ALL_FEATURES = 0xFFFFFFFFFFFFFFFF
 
 
 class VectorState(_Model):
@@ -67,11 +91,24 @@ class VectorState(_Model):
     `area_size` bytes.  q-regs: the full 128-bit vector registers listed in
     `resolver.fp_saves` are stored.  none: no vector state beyond the
     `resolver.fp_saves` list (FP registers stored at their own width).
+    xsave64: XSAVE keeps every state component that `feature_mask` requests
+    and XCR0 enables (x87, SSE, AVX upper halves, AVX-512 masks and upper
+    registers, ...), in an area of `align` (at least 64) bytes alignment whose
+    size is `area_size` (`sizing: fixed`, a maximum the spec sets) or what
+    CPUID leaf 0xD reports at run time (`sizing: cpuid`).
     """
 
     kind: VectorKind
     area_size: Hex = 0
     align: int = Field(default=16, gt=0)
+    # xsave64 only: the state components requested (EDX:EAX).
+    feature_mask: Hex = ALL_FEATURES
+    sizing: Literal["fixed", "cpuid"] = "fixed"
+
+    @property
+    def mask_words(self) -> tuple[int, int]:
+        """feature_mask as the (EAX, EDX) halves XSAVE and XRSTOR read."""
+        return self.feature_mask & 0xFFFFFFFF, self.feature_mask >> 32
 
 
 class Resolver(_Model):
@@ -179,6 +216,10 @@ class Spec(_Model):
     trampoline: Trampoline
     stub: Stub = Stub()
     table: TableOptions = TableOptions()
+    # Instruction that opens every indirect-branch target (resolver and
+    # trampoline entries): a name from the arch's `landing_pads` (endbr64 for
+    # CET, `bti c` for AArch64 BTI).
+    landing_pad: str | None = None
     # Placeholder values that a data slot holds before it is patched (LLVM
     # fills some with marker words); everything not listed starts at zero.
     placeholders: dict[str, Hex] = {}
@@ -193,6 +234,11 @@ class Spec(_Model):
     def arch_info(self) -> Arch:
         return ARCHES[self.arch]
 
+    @property
+    def landing_pad_asm(self) -> str | None:
+        """Assembler text of the landing pad, or None when the spec has none."""
+        return dict(self.arch_info.landing_pads)[self.landing_pad] if self.landing_pad else None
+
     @model_validator(mode="after")
     def _check_against_arch(self) -> Spec:
         arch = ARCHES.get(self.arch)
@@ -205,6 +251,12 @@ class Spec(_Model):
             )
         if self.endian not in arch.endians:
             raise ValueError(f"arch {arch.name} has no {self.endian}-endian mode")
+        pads = dict(arch.landing_pads)
+        if self.landing_pad is not None and self.landing_pad not in pads:
+            known = ", ".join(sorted(pads)) or "none"
+            raise ValueError(
+                f"landing_pad {self.landing_pad!r} is not one of arch {arch.name}'s ({known})"
+            )
         return self
 
 
@@ -280,8 +332,18 @@ def _check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None
     state = spec.resolver.vector_state
     key = ("resolver", "vector_state", "kind")
     fp_regs = [arch.register(name) for name in spec.resolver.fp_saves]
-    if state.kind in ("fxsave", "fxsave64"):
-        if not state.area_size:
+    # One instruction saves the whole FP state into an area.
+    area_instruction = state.kind in ("fxsave", "fxsave64", "xsave64")
+    if state.kind == "xsave64":
+        _check_xsave(spec, where, path)
+    elif state.feature_mask != ALL_FEATURES or state.sizing != "fixed":
+        raise AsmgenError(
+            f"resolver.vector_state: feature_mask and sizing are for xsave64, not {state.kind}",
+            path,
+            where.get(key),
+        )
+    if area_instruction:
+        if not state.area_size and state.sizing == "fixed":
             raise AsmgenError(
                 f"resolver.vector_state: {state.kind} needs an area_size",
                 path,
@@ -307,6 +369,58 @@ def _check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None
                 f"vector_state {state.kind} stores {wanted} registers",
                 path,
                 where.get(("resolver", "fp_saves", i)),
+            )
+
+
+def _check_xsave(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+    state = spec.resolver.vector_state
+    at = ("resolver", "vector_state")
+    if state.align < XSAVE_ALIGN:
+        raise AsmgenError(
+            f"resolver.vector_state.align: xsave64 needs at least {XSAVE_ALIGN:#x}",
+            path,
+            where.get((*at, "align"), where.get(at)),
+        )
+    if state.sizing == "cpuid" and state.area_size:
+        raise AsmgenError(
+            "resolver.vector_state: sizing cpuid reads the area size at run time; "
+            "remove area_size",
+            path,
+            where.get((*at, "area_size")),
+        )
+    if state.sizing == "fixed" and state.area_size < XSAVE_MIN_AREA:
+        raise AsmgenError(
+            f"resolver.vector_state.area_size: xsave64 needs at least {XSAVE_MIN_AREA:#x} "
+            "(legacy area and header)",
+            path,
+            where.get((*at, "area_size")),
+        )
+    if state.sizing == "fixed":
+        requested = [bit for bit in range(64) if state.feature_mask >> bit & 1]
+        unknown = [bit for bit in requested if bit not in XSAVE_COMPONENT_END]
+        if unknown:
+            raise AsmgenError(
+                f"resolver.vector_state.feature_mask: component {unknown[0]} has no known "
+                "standard-format size; a fixed area cannot be sized for it (use sizing: cpuid)",
+                path,
+                where.get((*at, "feature_mask"), where.get(at)),
+            )
+        needed = max(XSAVE_COMPONENT_END[bit] for bit in requested) if requested else 0
+        if state.area_size < needed:
+            raise AsmgenError(
+                f"resolver.vector_state.area_size: {state.area_size:#x} is less than the "
+                f"{needed:#x} bytes that feature_mask {state.feature_mask:#x} can need",
+                path,
+                where.get((*at, "area_size")),
+            )
+    # The save sequence overwrites these before the registers are restored.
+    clobbered = dict(spec.arch_info.vector_clobbers).get(f"xsave64/{state.sizing}", ())
+    for reg in clobbered:
+        if reg not in spec.resolver.saves:
+            raise AsmgenError(
+                f"resolver.saves: xsave64 ({state.sizing}) overwrites {reg}; save it",
+                path,
+                where.get(("resolver", "saves")),
             )
 
 

@@ -13,6 +13,13 @@ SPEC = "abi_specs/x86_64_sysv.yaml"
 TEMPLATE = "templates/x86_64/resolver.s.j2"
 
 
+def _line(rel: str, text: str, after: int = 0) -> int:
+    """Line of the first occurrence of `text` in the checked-in file (plus `after`),
+    so that the cases survive template edits elsewhere."""
+    source = (Path(__file__).resolve().parent.parent / rel).read_text()
+    return source[: source.index(text)].count("\n") + 1 + after
+
+
 def _edit(tree: Path, rel: str, old: str, new: str) -> None:
     path = tree / rel
     text = path.read_text()
@@ -57,16 +64,23 @@ CASES = {
         "%{{ call.int_args[0] }}",
         "%{{ call.first_arg }}",
         TEMPLATE,
-        17,
+        _line(TEMPLATE, "%{{ call.int_args[0] }}"),
         "first_arg",
     ),
-    "jinja syntax": (TEMPLATE, "{% endfor %}", "{% endfro %}", TEMPLATE, 13, "template syntax"),
+    "jinja syntax": (
+        TEMPLATE,
+        "{% endfor %}",
+        "{% endfro %}",
+        TEMPLATE,
+        _line(TEMPLATE, "{% endfor %}"),
+        "template syntax",
+    ),
     "rejected instruction": (
         TEMPLATE,
         "fxsave64 (%rsp)",
         "fxsave64 %rsp, %rax",
         TEMPLATE,
-        15,
+        _line(TEMPLATE, "fxsave64 (%rsp)"),
         "keystone rejects",
     ),
     "bare decimal": (
@@ -74,16 +88,23 @@ CASES = {
         "subq    ${{ hex(trampoline.call_size) }}",
         "subq    $16",
         TEMPLATE,
-        19,
+        _line(TEMPLATE, "subq    ${{ hex(trampoline.call_size) }}"),
         "bare decimal immediate",
     ),
-    "missing patch label": (TEMPLATE, "ReentryFnAddr:\n", "", TEMPLATE, 20, "has no label"),
+    "missing patch label": (
+        TEMPLATE,
+        "ReentryFnAddr:\n",
+        "",
+        TEMPLATE,
+        _line(TEMPLATE, "ReentryFnAddr:\n", after=1) - 1,
+        "has no label",
+    ),
     "duplicate label": (
         TEMPLATE,
         "ReentryFnAddr:\n",
         "ReentryFnAddr:\nReentryFnAddr:\n",
         TEMPLATE,
-        21,
+        _line(TEMPLATE, "ReentryFnAddr:\n", after=1),
         "defined twice",
     ),
 }
