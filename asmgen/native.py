@@ -252,8 +252,8 @@ def run_isolated(abi: str, timeout: float = 60) -> Survival:
 def main(argv: list[str]) -> int:
     from .pipeline import build, select, spec_files
 
-    (item,) = select(spec_files(), argv[:1])
     try:
+        (item,) = select(spec_files(), argv[:1])
         print(json.dumps(run(build(item))))
     except AsmgenError as exc:
         print(exc, file=sys.stderr)

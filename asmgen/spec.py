@@ -23,10 +23,11 @@ Hex = Annotated[int, Field(ge=0)]
 XSAVE_ALIGN = 0x40
 XSAVE_MIN_AREA = 0x240
 # End of each user state component in the standard (non-compacted) XSAVE
-# format, from the offsets and sizes CPUID leaf 0xD reports: x87 and SSE in the
-# legacy region, AVX, MPX BNDREGS and BNDCSR, AVX-512 opmask, ZMM_Hi256,
-# Hi16_ZMM, and PKRU.  A fixed area must reach the end of every component its
-# feature_mask requests.
+# format: x87 and SSE in the legacy region, AVX, MPX BNDREGS and BNDCSR,
+# AVX-512 opmask, ZMM_Hi256, Hi16_ZMM, and PKRU.  CPUID leaf 0xD reports the
+# offsets per CPU; these are Intel's, the largest known (AMD Zen 4 leaves out
+# MPX's space and ends Hi16_ZMM at 0x980).  A fixed area must reach the end of
+# every component its feature_mask requests.
 XSAVE_COMPONENT_END = {
     0: 0x240,
     1: 0x240,
@@ -383,8 +384,7 @@ def _check_xsave(spec: Spec, where: dict[tuple, int], path: Path) -> None:
         )
     if state.sizing == "cpuid" and state.area_size:
         raise AsmgenError(
-            "resolver.vector_state: sizing cpuid reads the area size at run time; "
-            "remove area_size",
+            "resolver.vector_state: sizing cpuid reads the area size at run time; remove area_size",
             path,
             where.get((*at, "area_size")),
         )

@@ -25,8 +25,26 @@
 # X86_64_SysV:
 #   spec abi_specs/x86_64_sysv.yaml
 #   template templates/x86_64/resolver.s.j2
+# X86_64_SysV_AVX:
+#   spec abi_specs/x86_64_sysv_avx.yaml
+#   template templates/x86_64/resolver.s.j2
+# X86_64_SysV_AVX_Fixed:
+#   spec abi_specs/x86_64_sysv_avx_fixed.yaml
+#   template templates/x86_64/resolver.s.j2
+# X86_64_SysV_CET:
+#   spec abi_specs/x86_64_sysv_cet.yaml
+#   template templates/x86_64/resolver.s.j2
+# X86_64_SysV_Lean:
+#   spec abi_specs/x86_64_sysv_lean.yaml
+#   template templates/x86_64/resolver.s.j2
 # X86_64_Win32:
 #   spec abi_specs/x86_64_win64.yaml
+#   template templates/x86_64/resolver.s.j2
+# X86_64_Win32_AVX:
+#   spec abi_specs/x86_64_win64_avx.yaml
+#   template templates/x86_64/resolver.s.j2
+# X86_64_Win32_Lean:
+#   spec abi_specs/x86_64_win64_lean.yaml
 #   template templates/x86_64/resolver.s.j2
 # X86_64_Win32_seed_initial:
 #   spec abi_specs/x86_64_win64_seed.yaml
@@ -1376,6 +1394,351 @@ X86_64_SysV = ResolverTable(
 )
 
 
+X86_64_SysV_AVX = ResolverTable(
+    abi='X86_64_SysV_AVX',
+    llvm_class='OrcX86_64_SysV_AVX',
+    element='uint8_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "554889e550535152565741504151415241534154415541564157b80d00000031"
+        "c90fa24829dc4883e4c031c04889842400020000488984240802000048898424"
+        "1002000048898424180200004889842420020000488984242802000048898424"
+        "300200004889842438020000b8ffffffffbaffffffff480fae242448bf000000"
+        "0000000000488b75084883ee0648b80000000000000000ffd048894508b8ffff"
+        "ffffbaffffffff480fae2c24488d6590415f415e415d415c415b415a41594158"
+        "5f5e5a595b585dc3"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x7d, 8, 'abs64',
+            (
+            Field(0x7d, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x8f, 8, 'abs64',
+            (
+            Field(0x8f, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x00  55                    pushq %rbp\n'
+        '  0x01  4889e5                movq %rsp, %rbp\n'
+        '  0x04  50                    pushq %rax\n'
+        '  0x05  53                    pushq %rbx\n'
+        '  0x06  51                    pushq %rcx\n'
+        '  0x07  52                    pushq %rdx\n'
+        '  0x08  56                    pushq %rsi\n'
+        '  0x09  57                    pushq %rdi\n'
+        '  0x0a  4150                  pushq %r8\n'
+        '  0x0c  4151                  pushq %r9\n'
+        '  0x0e  4152                  pushq %r10\n'
+        '  0x10  4153                  pushq %r11\n'
+        '  0x12  4154                  pushq %r12\n'
+        '  0x14  4155                  pushq %r13\n'
+        '  0x16  4156                  pushq %r14\n'
+        '  0x18  4157                  pushq %r15\n'
+        '  0x1a  b80d000000            movl $0xd, %eax\n'
+        '  0x1f  31c9                  xorl %ecx, %ecx\n'
+        '  0x21  0fa2                  cpuid\n'
+        '  0x23  4829dc                subq %rbx, %rsp\n'
+        '  0x26  4883e4c0              andq $0xffffffffffffffc0, %rsp\n'
+        '  0x2a  31c0                  xorl %eax, %eax\n'
+        '  0x2c  4889842400020000      movq %rax, 0x200(%rsp)\n'
+        '  0x34  4889842408020000      movq %rax, 0x208(%rsp)\n'
+        '  0x3c  4889842410020000      movq %rax, 0x210(%rsp)\n'
+        '  0x44  4889842418020000      movq %rax, 0x218(%rsp)\n'
+        '  0x4c  4889842420020000      movq %rax, 0x220(%rsp)\n'
+        '  0x54  4889842428020000      movq %rax, 0x228(%rsp)\n'
+        '  0x5c  4889842430020000      movq %rax, 0x230(%rsp)\n'
+        '  0x64  4889842438020000      movq %rax, 0x238(%rsp)\n'
+        '  0x6c  b8ffffffff            movl $0xffffffff, %eax\n'
+        '  0x71  baffffffff            movl $0xffffffff, %edx\n'
+        '  0x76  480fae2424            xsave64 (%rsp)\n'
+        'ReentryCtxAddr:\n'
+        '  0x7b  48bf0000000000000000  movabsq $0, %rdi  ; patch ReentryCtxAddr: abs64 at 0x7d\n'
+        '  0x85  488b7508              movq 8(%rbp), %rsi\n'
+        '  0x89  4883ee06              subq $6, %rsi\n'
+        'ReentryFnAddr:\n'
+        '  0x8d  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x8f\n'
+        '  0x97  ffd0                  callq *%rax\n'
+        '  0x99  48894508              movq %rax, 8(%rbp)\n'
+        '  0x9d  b8ffffffff            movl $0xffffffff, %eax\n'
+        '  0xa2  baffffffff            movl $0xffffffff, %edx\n'
+        '  0xa7  480fae2c24            xrstor64 (%rsp)\n'
+        '  0xac  488d6590              leaq -0x70(%rbp), %rsp\n'
+        '  0xb0  415f                  popq %r15\n'
+        '  0xb2  415e                  popq %r14\n'
+        '  0xb4  415d                  popq %r13\n'
+        '  0xb6  415c                  popq %r12\n'
+        '  0xb8  415b                  popq %r11\n'
+        '  0xba  415a                  popq %r10\n'
+        '  0xbc  4159                  popq %r9\n'
+        '  0xbe  4158                  popq %r8\n'
+        '  0xc0  5f                    popq %rdi\n'
+        '  0xc1  5e                    popq %rsi\n'
+        '  0xc2  5a                    popq %rdx\n'
+        '  0xc3  59                    popq %rcx\n'
+        '  0xc4  5b                    popq %rbx\n'
+        '  0xc5  58                    popq %rax\n'
+        '  0xc6  5d                    popq %rbp\n'
+        '  0xc7  c3                    retq\n'
+    ),
+)
+
+
+X86_64_SysV_AVX_Fixed = ResolverTable(
+    abi='X86_64_SysV_AVX_Fixed',
+    llvm_class='OrcX86_64_SysV_AVX_Fixed',
+    element='uint8_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "554889e5505351525657415041514152415341544155415641574881ec800a00"
+        "004883e4c031c048898424000200004889842408020000488984241002000048"
+        "8984241802000048898424200200004889842428020000488984243002000048"
+        "89842438020000b8e7000000ba00000000480fae242448bf0000000000000000"
+        "488b75084883ee0648b80000000000000000ffd048894508b8e7000000ba0000"
+        "0000480fae2c24488d6590415f415e415d415c415b415a415941585f5e5a595b"
+        "585dc3"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x78, 8, 'abs64',
+            (
+            Field(0x78, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x8a, 8, 'abs64',
+            (
+            Field(0x8a, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x00  55                    pushq %rbp\n'
+        '  0x01  4889e5                movq %rsp, %rbp\n'
+        '  0x04  50                    pushq %rax\n'
+        '  0x05  53                    pushq %rbx\n'
+        '  0x06  51                    pushq %rcx\n'
+        '  0x07  52                    pushq %rdx\n'
+        '  0x08  56                    pushq %rsi\n'
+        '  0x09  57                    pushq %rdi\n'
+        '  0x0a  4150                  pushq %r8\n'
+        '  0x0c  4151                  pushq %r9\n'
+        '  0x0e  4152                  pushq %r10\n'
+        '  0x10  4153                  pushq %r11\n'
+        '  0x12  4154                  pushq %r12\n'
+        '  0x14  4155                  pushq %r13\n'
+        '  0x16  4156                  pushq %r14\n'
+        '  0x18  4157                  pushq %r15\n'
+        '  0x1a  4881ec800a0000        subq $0xa80, %rsp\n'
+        '  0x21  4883e4c0              andq $0xffffffffffffffc0, %rsp\n'
+        '  0x25  31c0                  xorl %eax, %eax\n'
+        '  0x27  4889842400020000      movq %rax, 0x200(%rsp)\n'
+        '  0x2f  4889842408020000      movq %rax, 0x208(%rsp)\n'
+        '  0x37  4889842410020000      movq %rax, 0x210(%rsp)\n'
+        '  0x3f  4889842418020000      movq %rax, 0x218(%rsp)\n'
+        '  0x47  4889842420020000      movq %rax, 0x220(%rsp)\n'
+        '  0x4f  4889842428020000      movq %rax, 0x228(%rsp)\n'
+        '  0x57  4889842430020000      movq %rax, 0x230(%rsp)\n'
+        '  0x5f  4889842438020000      movq %rax, 0x238(%rsp)\n'
+        '  0x67  b8e7000000            movl $0xe7, %eax\n'
+        '  0x6c  ba00000000            movl $0, %edx\n'
+        '  0x71  480fae2424            xsave64 (%rsp)\n'
+        'ReentryCtxAddr:\n'
+        '  0x76  48bf0000000000000000  movabsq $0, %rdi  ; patch ReentryCtxAddr: abs64 at 0x78\n'
+        '  0x80  488b7508              movq 8(%rbp), %rsi\n'
+        '  0x84  4883ee06              subq $6, %rsi\n'
+        'ReentryFnAddr:\n'
+        '  0x88  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x8a\n'
+        '  0x92  ffd0                  callq *%rax\n'
+        '  0x94  48894508              movq %rax, 8(%rbp)\n'
+        '  0x98  b8e7000000            movl $0xe7, %eax\n'
+        '  0x9d  ba00000000            movl $0, %edx\n'
+        '  0xa2  480fae2c24            xrstor64 (%rsp)\n'
+        '  0xa7  488d6590              leaq -0x70(%rbp), %rsp\n'
+        '  0xab  415f                  popq %r15\n'
+        '  0xad  415e                  popq %r14\n'
+        '  0xaf  415d                  popq %r13\n'
+        '  0xb1  415c                  popq %r12\n'
+        '  0xb3  415b                  popq %r11\n'
+        '  0xb5  415a                  popq %r10\n'
+        '  0xb7  4159                  popq %r9\n'
+        '  0xb9  4158                  popq %r8\n'
+        '  0xbb  5f                    popq %rdi\n'
+        '  0xbc  5e                    popq %rsi\n'
+        '  0xbd  5a                    popq %rdx\n'
+        '  0xbe  59                    popq %rcx\n'
+        '  0xbf  5b                    popq %rbx\n'
+        '  0xc0  58                    popq %rax\n'
+        '  0xc1  5d                    popq %rbp\n'
+        '  0xc2  c3                    retq\n'
+    ),
+)
+
+
+X86_64_SysV_CET = ResolverTable(
+    abi='X86_64_SysV_CET',
+    llvm_class='OrcX86_64_SysV_CET',
+    element='uint8_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "f30f1efa554889e5505351525657415041514152415341544155415641574881"
+        "ec08020000480fae042448bf0000000000000000488b75084883ee0648b80000"
+        "000000000000ffd048894508480fae0c244881c408020000415f415e415d415c"
+        "415b415a415941585f5e5a595b585dc3"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x2c, 8, 'abs64',
+            (
+            Field(0x2c, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x3e, 8, 'abs64',
+            (
+            Field(0x3e, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x00  f30f1efa              .byte 0xf3, 0x0f, 0x1e, 0xfa\n'
+        '  0x04  55                    pushq %rbp\n'
+        '  0x05  4889e5                movq %rsp, %rbp\n'
+        '  0x08  50                    pushq %rax\n'
+        '  0x09  53                    pushq %rbx\n'
+        '  0x0a  51                    pushq %rcx\n'
+        '  0x0b  52                    pushq %rdx\n'
+        '  0x0c  56                    pushq %rsi\n'
+        '  0x0d  57                    pushq %rdi\n'
+        '  0x0e  4150                  pushq %r8\n'
+        '  0x10  4151                  pushq %r9\n'
+        '  0x12  4152                  pushq %r10\n'
+        '  0x14  4153                  pushq %r11\n'
+        '  0x16  4154                  pushq %r12\n'
+        '  0x18  4155                  pushq %r13\n'
+        '  0x1a  4156                  pushq %r14\n'
+        '  0x1c  4157                  pushq %r15\n'
+        '  0x1e  4881ec08020000        subq $0x208, %rsp\n'
+        '  0x25  480fae0424            fxsave64 (%rsp)\n'
+        'ReentryCtxAddr:\n'
+        '  0x2a  48bf0000000000000000  movabsq $0, %rdi  ; patch ReentryCtxAddr: abs64 at 0x2c\n'
+        '  0x34  488b7508              movq 8(%rbp), %rsi\n'
+        '  0x38  4883ee06              subq $6, %rsi\n'
+        'ReentryFnAddr:\n'
+        '  0x3c  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x3e\n'
+        '  0x46  ffd0                  callq *%rax\n'
+        '  0x48  48894508              movq %rax, 8(%rbp)\n'
+        '  0x4c  480fae0c24            fxrstor64 (%rsp)\n'
+        '  0x51  4881c408020000        addq $0x208, %rsp\n'
+        '  0x58  415f                  popq %r15\n'
+        '  0x5a  415e                  popq %r14\n'
+        '  0x5c  415d                  popq %r13\n'
+        '  0x5e  415c                  popq %r12\n'
+        '  0x60  415b                  popq %r11\n'
+        '  0x62  415a                  popq %r10\n'
+        '  0x64  4159                  popq %r9\n'
+        '  0x66  4158                  popq %r8\n'
+        '  0x68  5f                    popq %rdi\n'
+        '  0x69  5e                    popq %rsi\n'
+        '  0x6a  5a                    popq %rdx\n'
+        '  0x6b  59                    popq %rcx\n'
+        '  0x6c  5b                    popq %rbx\n'
+        '  0x6d  58                    popq %rax\n'
+        '  0x6e  5d                    popq %rbp\n'
+        '  0x6f  c3                    retq\n'
+    ),
+)
+
+
+X86_64_SysV_Lean = ResolverTable(
+    abi='X86_64_SysV_Lean',
+    llvm_class='OrcX86_64_SysV_Lean',
+    element='uint8_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "554889e550515256574150415141524881ec880000000f2904240f294c24100f"
+        "295424200f295c24300f296424400f296c24500f297424600f297c247048bf00"
+        "00000000000000488b75084883ee0648b80000000000000000ffd0488945080f"
+        "2804240f284c24100f285424200f285c24300f286424400f286c24500f287424"
+        "600f287c24704881c488000000415a415941585f5e5a59585dc3"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x3f, 8, 'abs64',
+            (
+            Field(0x3f, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x51, 8, 'abs64',
+            (
+            Field(0x51, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x00  55                    pushq %rbp\n'
+        '  0x01  4889e5                movq %rsp, %rbp\n'
+        '  0x04  50                    pushq %rax\n'
+        '  0x05  51                    pushq %rcx\n'
+        '  0x06  52                    pushq %rdx\n'
+        '  0x07  56                    pushq %rsi\n'
+        '  0x08  57                    pushq %rdi\n'
+        '  0x09  4150                  pushq %r8\n'
+        '  0x0b  4151                  pushq %r9\n'
+        '  0x0d  4152                  pushq %r10\n'
+        '  0x0f  4881ec88000000        subq $0x88, %rsp\n'
+        '  0x16  0f290424              movaps %xmm0, (%rsp)\n'
+        '  0x1a  0f294c2410            movaps %xmm1, 0x10(%rsp)\n'
+        '  0x1f  0f29542420            movaps %xmm2, 0x20(%rsp)\n'
+        '  0x24  0f295c2430            movaps %xmm3, 0x30(%rsp)\n'
+        '  0x29  0f29642440            movaps %xmm4, 0x40(%rsp)\n'
+        '  0x2e  0f296c2450            movaps %xmm5, 0x50(%rsp)\n'
+        '  0x33  0f29742460            movaps %xmm6, 0x60(%rsp)\n'
+        '  0x38  0f297c2470            movaps %xmm7, 0x70(%rsp)\n'
+        'ReentryCtxAddr:\n'
+        '  0x3d  48bf0000000000000000  movabsq $0, %rdi  ; patch ReentryCtxAddr: abs64 at 0x3f\n'
+        '  0x47  488b7508              movq 8(%rbp), %rsi\n'
+        '  0x4b  4883ee06              subq $6, %rsi\n'
+        'ReentryFnAddr:\n'
+        '  0x4f  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x51\n'
+        '  0x59  ffd0                  callq *%rax\n'
+        '  0x5b  48894508              movq %rax, 8(%rbp)\n'
+        '  0x5f  0f280424              movaps (%rsp), %xmm0\n'
+        '  0x63  0f284c2410            movaps 0x10(%rsp), %xmm1\n'
+        '  0x68  0f28542420            movaps 0x20(%rsp), %xmm2\n'
+        '  0x6d  0f285c2430            movaps 0x30(%rsp), %xmm3\n'
+        '  0x72  0f28642440            movaps 0x40(%rsp), %xmm4\n'
+        '  0x77  0f286c2450            movaps 0x50(%rsp), %xmm5\n'
+        '  0x7c  0f28742460            movaps 0x60(%rsp), %xmm6\n'
+        '  0x81  0f287c2470            movaps 0x70(%rsp), %xmm7\n'
+        '  0x86  4881c488000000        addq $0x88, %rsp\n'
+        '  0x8d  415a                  popq %r10\n'
+        '  0x8f  4159                  popq %r9\n'
+        '  0x91  4158                  popq %r8\n'
+        '  0x93  5f                    popq %rdi\n'
+        '  0x94  5e                    popq %rsi\n'
+        '  0x95  5a                    popq %rdx\n'
+        '  0x96  59                    popq %rcx\n'
+        '  0x97  58                    popq %rax\n'
+        '  0x98  5d                    popq %rbp\n'
+        '  0x99  c3                    retq\n'
+    ),
+)
+
+
 X86_64_Win32 = ResolverTable(
     abi='X86_64_Win32',
     llvm_class='OrcX86_64_Win32',
@@ -1471,6 +1834,168 @@ X86_64_Win32 = ResolverTable(
                 0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
             ),
         ),
+    ),
+)
+
+
+X86_64_Win32_AVX = ResolverTable(
+    abi='X86_64_Win32_AVX',
+    llvm_class='OrcX86_64_Win32_AVX',
+    element='uint8_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "554889e550535152565741504151415241534154415541564157b80d00000031"
+        "c90fa24829dc4883e4c031c04889842400020000488984240802000048898424"
+        "1002000048898424180200004889842420020000488984242802000048898424"
+        "300200004889842438020000b8ffffffffbaffffffff480fae242448b9000000"
+        "0000000000488b55084883ea0648b800000000000000004883ec20ffd04883c4"
+        "2048894508b8ffffffffbaffffffff480fae2c24488d6590415f415e415d415c"
+        "415b415a415941585f5e5a595b585dc3"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x7d, 8, 'abs64',
+            (
+            Field(0x7d, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x8f, 8, 'abs64',
+            (
+            Field(0x8f, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x00  55                    pushq %rbp\n'
+        '  0x01  4889e5                movq %rsp, %rbp\n'
+        '  0x04  50                    pushq %rax\n'
+        '  0x05  53                    pushq %rbx\n'
+        '  0x06  51                    pushq %rcx\n'
+        '  0x07  52                    pushq %rdx\n'
+        '  0x08  56                    pushq %rsi\n'
+        '  0x09  57                    pushq %rdi\n'
+        '  0x0a  4150                  pushq %r8\n'
+        '  0x0c  4151                  pushq %r9\n'
+        '  0x0e  4152                  pushq %r10\n'
+        '  0x10  4153                  pushq %r11\n'
+        '  0x12  4154                  pushq %r12\n'
+        '  0x14  4155                  pushq %r13\n'
+        '  0x16  4156                  pushq %r14\n'
+        '  0x18  4157                  pushq %r15\n'
+        '  0x1a  b80d000000            movl $0xd, %eax\n'
+        '  0x1f  31c9                  xorl %ecx, %ecx\n'
+        '  0x21  0fa2                  cpuid\n'
+        '  0x23  4829dc                subq %rbx, %rsp\n'
+        '  0x26  4883e4c0              andq $0xffffffffffffffc0, %rsp\n'
+        '  0x2a  31c0                  xorl %eax, %eax\n'
+        '  0x2c  4889842400020000      movq %rax, 0x200(%rsp)\n'
+        '  0x34  4889842408020000      movq %rax, 0x208(%rsp)\n'
+        '  0x3c  4889842410020000      movq %rax, 0x210(%rsp)\n'
+        '  0x44  4889842418020000      movq %rax, 0x218(%rsp)\n'
+        '  0x4c  4889842420020000      movq %rax, 0x220(%rsp)\n'
+        '  0x54  4889842428020000      movq %rax, 0x228(%rsp)\n'
+        '  0x5c  4889842430020000      movq %rax, 0x230(%rsp)\n'
+        '  0x64  4889842438020000      movq %rax, 0x238(%rsp)\n'
+        '  0x6c  b8ffffffff            movl $0xffffffff, %eax\n'
+        '  0x71  baffffffff            movl $0xffffffff, %edx\n'
+        '  0x76  480fae2424            xsave64 (%rsp)\n'
+        'ReentryCtxAddr:\n'
+        '  0x7b  48b90000000000000000  movabsq $0, %rcx  ; patch ReentryCtxAddr: abs64 at 0x7d\n'
+        '  0x85  488b5508              movq 8(%rbp), %rdx\n'
+        '  0x89  4883ea06              subq $6, %rdx\n'
+        'ReentryFnAddr:\n'
+        '  0x8d  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x8f\n'
+        '  0x97  4883ec20              subq $0x20, %rsp\n'
+        '  0x9b  ffd0                  callq *%rax\n'
+        '  0x9d  4883c420              addq $0x20, %rsp\n'
+        '  0xa1  48894508              movq %rax, 8(%rbp)\n'
+        '  0xa5  b8ffffffff            movl $0xffffffff, %eax\n'
+        '  0xaa  baffffffff            movl $0xffffffff, %edx\n'
+        '  0xaf  480fae2c24            xrstor64 (%rsp)\n'
+        '  0xb4  488d6590              leaq -0x70(%rbp), %rsp\n'
+        '  0xb8  415f                  popq %r15\n'
+        '  0xba  415e                  popq %r14\n'
+        '  0xbc  415d                  popq %r13\n'
+        '  0xbe  415c                  popq %r12\n'
+        '  0xc0  415b                  popq %r11\n'
+        '  0xc2  415a                  popq %r10\n'
+        '  0xc4  4159                  popq %r9\n'
+        '  0xc6  4158                  popq %r8\n'
+        '  0xc8  5f                    popq %rdi\n'
+        '  0xc9  5e                    popq %rsi\n'
+        '  0xca  5a                    popq %rdx\n'
+        '  0xcb  59                    popq %rcx\n'
+        '  0xcc  5b                    popq %rbx\n'
+        '  0xcd  58                    popq %rax\n'
+        '  0xce  5d                    popq %rbp\n'
+        '  0xcf  c3                    retq\n'
+    ),
+)
+
+
+X86_64_Win32_Lean = ResolverTable(
+    abi='X86_64_Win32_Lean',
+    llvm_class='OrcX86_64_Win32_Lean',
+    element='uint8_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "554889e55152415041514883ec480f2904240f294c24100f295424200f295c24"
+        "3048b90000000000000000488b55084883ea0648b800000000000000004883ec"
+        "20ffd04883c420488945080f2804240f284c24100f285424200f285c24304883"
+        "c448415941585a595dc3"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x23, 8, 'abs64',
+            (
+            Field(0x23, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x35, 8, 'abs64',
+            (
+            Field(0x35, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x00  55                    pushq %rbp\n'
+        '  0x01  4889e5                movq %rsp, %rbp\n'
+        '  0x04  51                    pushq %rcx\n'
+        '  0x05  52                    pushq %rdx\n'
+        '  0x06  4150                  pushq %r8\n'
+        '  0x08  4151                  pushq %r9\n'
+        '  0x0a  4883ec48              subq $0x48, %rsp\n'
+        '  0x0e  0f290424              movaps %xmm0, (%rsp)\n'
+        '  0x12  0f294c2410            movaps %xmm1, 0x10(%rsp)\n'
+        '  0x17  0f29542420            movaps %xmm2, 0x20(%rsp)\n'
+        '  0x1c  0f295c2430            movaps %xmm3, 0x30(%rsp)\n'
+        'ReentryCtxAddr:\n'
+        '  0x21  48b90000000000000000  movabsq $0, %rcx  ; patch ReentryCtxAddr: abs64 at 0x23\n'
+        '  0x2b  488b5508              movq 8(%rbp), %rdx\n'
+        '  0x2f  4883ea06              subq $6, %rdx\n'
+        'ReentryFnAddr:\n'
+        '  0x33  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x35\n'
+        '  0x3d  4883ec20              subq $0x20, %rsp\n'
+        '  0x41  ffd0                  callq *%rax\n'
+        '  0x43  4883c420              addq $0x20, %rsp\n'
+        '  0x47  48894508              movq %rax, 8(%rbp)\n'
+        '  0x4b  0f280424              movaps (%rsp), %xmm0\n'
+        '  0x4f  0f284c2410            movaps 0x10(%rsp), %xmm1\n'
+        '  0x54  0f28542420            movaps 0x20(%rsp), %xmm2\n'
+        '  0x59  0f285c2430            movaps 0x30(%rsp), %xmm3\n'
+        '  0x5e  4883c448              addq $0x48, %rsp\n'
+        '  0x62  4159                  popq %r9\n'
+        '  0x64  4158                  popq %r8\n'
+        '  0x66  5a                    popq %rdx\n'
+        '  0x67  59                    popq %rcx\n'
+        '  0x68  5d                    popq %rbp\n'
+        '  0x69  c3                    retq\n'
     ),
 )
 
@@ -1571,4 +2096,4 @@ X86_64_Win32_seed_initial = ResolverTable(
     ),
 )
 
-TABLES = {table.abi: table for table in (AArch64, I386, LoongArch64, Mips32Be, Mips32Le, Mips64, Riscv64, X86_64_SysV, X86_64_Win32, X86_64_Win32_seed_initial,)}
+TABLES = {table.abi: table for table in (AArch64, I386, LoongArch64, Mips32Be, Mips32Le, Mips64, Riscv64, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial,)}

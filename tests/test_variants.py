@@ -1,0 +1,180 @@
+"""Variant resolvers beyond LLVM's: AVX-safe (xsave64), lean, CET landing pad.
+
+Vector state beyond SSE is checked by running the tables natively (unicorn
+models no AVX); everything else by one emulated round trip each.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from asmgen.cli import main
+from asmgen.errors import AsmgenError
+from asmgen.native import cpu_flags, run_isolated
+from asmgen.pipeline import build, select, spec_files
+from asmgen.roundtrip import CTX, ENTRY_SP, TRAMPOLINE, run, run_table
+
+AVX_SAFE = ("X86_64_SysV_AVX", "X86_64_SysV_AVX_Fixed", "X86_64_Win32_AVX")
+LEAN = ("X86_64_SysV_Lean", "X86_64_Win32_Lean")
+VARIANTS = (*AVX_SAFE, *LEAN, "X86_64_SysV_CET")
+
+
+@pytest.fixture(scope="module")
+def tables():
+    found = spec_files()
+    return {abi: build(select(found, [abi])[0]) for abi in (*VARIANTS, "X86_64_SysV")}
+
+
+def _llvm(llvm_tables, name):
+    table = llvm_tables[name]
+    offsets = table["offsets"]
+    patches = {
+        "ReentryFnAddr": offsets["ReentryFnAddrOffset"],
+        "ReentryCtxAddr": offsets["ReentryCtxAddrOffset"],
+    }
+    return bytes.fromhex(table["hex"]), patches
+
+
+# --- native: the full vector state ------------------------------------------
+
+
+def test_this_machine_has_avx():
+    # The native checks below need AVX; on a machine without it they must fail,
+    # not pass vacuously.
+    assert "avx" in cpu_flags()
+
+
+@pytest.mark.parametrize("abi", AVX_SAFE)
+def test_avx_safe_keeps_every_vector_register_natively(abi):
+    seen = run_isolated(abi)
+    assert all(seen.xmm), seen.xmm
+    assert len(seen.upper) >= 0x10 and all(seen.upper), seen.upper
+    assert all(seen.masks), seen.masks
+    assert len(seen.masks) == (8 if "avx512f" in cpu_flags() else 0)
+
+
+def test_llvm_fxsave_loses_the_upper_halves_natively():
+    # The negative control: the same harness shows what LLVM's table loses.
+    seen = run_isolated("X86_64_SysV")
+    assert all(seen.xmm[:0x10])
+    assert not any(seen.upper)
+    if seen.masks:
+        assert not any(seen.masks)
+
+
+def test_lean_keeps_the_fp_arguments_natively():
+    seen = run_isolated("X86_64_SysV_Lean")
+    assert all(seen.xmm[:8])
+    assert not any(seen.xmm[8:0x10])  # not arguments: the re-entry function may clobber them
+
+
+@pytest.mark.parametrize("abi", ("X86_64_SysV_AVX", "X86_64_Win32_AVX"))
+def test_native_reentry_arguments(abi, tables):
+    seen = run_isolated(abi)
+    first, second = tables[abi].spec.call.int_args[:2]
+    assert seen.reentry_args[first] == 0x0C0FFEE0C0FFEE00
+    assert seen.reentry_args[second] == seen.trampoline
+    assert seen.reentry_sp % 0x10 == 8  # the call left sp 16-byte aligned
+
+
+# --- emulated round trip ----------------------------------------------------
+
+
+@pytest.mark.parametrize("abi", VARIANTS)
+def test_round_trip(abi, tables):
+    spec = tables[abi].spec
+    trip = run_table(tables[abi])
+    assert trip.landed
+    assert trip.sp_at_landing == ENTRY_SP and trip.caller_return_kept
+    assert trip.reentry_args == (CTX, TRAMPOLINE)
+    assert trip.reentry_sp % spec.call.stack_align == 8
+    kept = set(spec.call.int_args + spec.call.fp_args + spec.call.callee_saved)
+    kept |= set(spec.resolver.saves + spec.resolver.fp_saves)
+    assert not kept & set(trip.changed), trip.changed
+
+
+@pytest.mark.parametrize("abi", AVX_SAFE)
+def test_xsave_area_is_64_byte_aligned(abi, tables):
+    trip = run_table(tables[abi])
+    assert trip.vector_area_addr is not None and trip.vector_area_addr % 0x40 == 0
+
+
+def test_lean_moves_at_most_half_of_llvms_stack_bytes(tables, llvm_tables):
+    for lean, llvm in (("X86_64_SysV_Lean", "X86_64_SysV"), ("X86_64_Win32_Lean", "X86_64_Win32")):
+        code, patches = _llvm(llvm_tables, llvm)
+        spec = tables[lean].spec
+        reference = run(code, patches, spec.call.int_args, spec.call.callee_saved, 0x0)
+        assert reference.landed
+        assert run_table(tables[lean]).stack_moved * 2 <= reference.stack_moved
+
+
+def test_avx_safe_costs_at_most_twice_llvm(tables, llvm_tables):
+    code, patches = _llvm(llvm_tables, "X86_64_SysV")
+    spec = tables["X86_64_SysV"].spec
+    reference = run(code, patches, spec.call.int_args, spec.call.callee_saved, 0x0)
+    for abi in AVX_SAFE:
+        assert run_table(tables[abi]).instructions <= 2 * reference.instructions
+
+
+# --- CET landing pad --------------------------------------------------------
+
+
+def test_endbr64_bytes_match_llvm_mc(tables, llvm_tables):
+    from asmgen.native import assemble_harness
+
+    code, _ = assemble_harness(".text\nendbr64\n")
+    cet = tables["X86_64_SysV_CET"].code
+    assert cet[: len(code)] == code == bytes.fromhex("f30f1efa")
+    # The rest is LLVM's table, four bytes later.
+    assert cet[len(code) :].hex() == llvm_tables["X86_64_SysV"]["hex"]
+    points = {p.name: p.offset for p in tables["X86_64_SysV_CET"].patches}
+    offsets = llvm_tables["X86_64_SysV"]["offsets"]
+    assert points["ReentryCtxAddr"] == offsets["ReentryCtxAddrOffset"] + 4
+    assert points["ReentryFnAddr"] == offsets["ReentryFnAddrOffset"] + 4
+
+
+def test_endbr64_decodes_as_endbr64(tables):
+    import capstone
+
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    first = next(md.disasm(tables["X86_64_SysV_CET"].code, 0))
+    assert first.mnemonic == "endbr64"
+
+
+# --- spec validation --------------------------------------------------------
+
+AVX_SPEC = "abi_specs/x86_64_sysv_avx_fixed.yaml"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ("area_size: 0xa80", "area_size: 0x680", "less than the 0xa80 bytes"),
+        ("align: 0x40", "align: 0x10", "needs at least 0x40"),
+        ("feature_mask: 0xe7", "feature_mask: 0x20007", "component 17"),
+        ("[rax, rbx, rcx, rdx,", "[rax, rbx, rcx,", "overwrites rdx"),
+    ],
+)
+def test_bad_xsave_specs(tree, capsys, old, new, fragment):
+    path = tree / AVX_SPEC
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    code = main(["check", "--specs", str(tree / "abi_specs"), "--out", str(tree / "generated")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"{path}:") and fragment in err[0], err[0]
+
+
+def test_unknown_landing_pad(tree, capsys):
+    path = tree / "abi_specs/x86_64_sysv_cet.yaml"
+    path.write_text(path.read_text().replace("landing_pad: endbr64", "landing_pad: bti_c"))
+    code = main(["check", "--specs", str(tree / "abi_specs"), "--out", str(tree / "generated")])
+    err = capsys.readouterr().err
+    assert code == 2 and "landing_pad 'bti_c'" in err and "endbr64" in err
+
+
+def test_native_child_failure_is_reported():
+    # A failing child (here: an unknown ABI) is an error with its message.
+    with pytest.raises(AsmgenError, match="unknown ABI 'NoSuchABI'"):
+        run_isolated("NoSuchABI")
