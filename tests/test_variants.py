@@ -178,3 +178,16 @@ def test_native_child_failure_is_reported():
     # A failing child (here: an unknown ABI) is an error with its message.
     with pytest.raises(AsmgenError, match="unknown ABI 'NoSuchABI'"):
         run_isolated("NoSuchABI")
+
+
+def test_docs_cost_table_is_current():
+    from asmgen.costs import markdown, rows
+    from asmgen.pipeline import build_all
+    from asmgen.resources import REPO_ROOT
+
+    items = [i for i in spec_files() if i.spec.arch == "x86_64"]
+    fresh = markdown(rows(build_all(items), REPO_ROOT / "tests" / "fixtures" / "llvm_tables.json"))
+    doc = (REPO_ROOT / "docs" / "variants.md").read_text()
+    assert f"<!-- costs:begin -->\n{fresh}<!-- costs:end -->" in doc
+    # LLVM's own rows compare with themselves: the harness measured LLVM's bytes.
+    assert "| X86_64_SysV | X86_64_SysV | 0x6c |" in fresh
