@@ -11,11 +11,27 @@ import json
 from .emit_units import json_record
 from .layout import Table
 from .provenance import header_lines
+from .unwind import eh_frame, win64_unwind
+
+
+def unwind_record(table: Table) -> dict | None:
+    """The spec's unwind information as hex, with the offsets the JIT needs."""
+    if table.spec.unwind == "eh_frame":
+        frame = eh_frame(table.code)
+        return {"eh_frame": frame.data.hex(), "pc_begin_offset": frame.pc_begin_offset}
+    if table.spec.unwind == "win64":
+        info = win64_unwind(table.code)
+        return {
+            "win64": info.data.hex(),
+            "unwind_info_offset": info.unwind_info_offset,
+            "runtime_function_offset": info.runtime_function_offset,
+        }
+    return None
 
 
 def table_record(table: Table) -> dict:
     spec = table.spec
-    return {
+    record = {
         "element": spec.arch_info.element,
         "size": len(table.code),
         "hex": table.code.hex(),
@@ -55,6 +71,10 @@ def table_record(table: Table) -> dict:
             "stack_align": table.frame.align,
         },
     } | json_record(table)
+    unwind = unwind_record(table)
+    if unwind is not None:
+        record["unwind"] = unwind
+    return record
 
 
 def emit_json(tables: list[Table]) -> str:

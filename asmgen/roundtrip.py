@@ -48,6 +48,14 @@ def _value(i: int) -> int:
     return 0x1111111111111111 * (i % 15 + 1) ^ (i << 56)
 
 
+def initial_state() -> dict[str, int]:
+    """Register values at the trampoline's entry."""
+    state = {name: _value(i) for i, name in enumerate(GPRS)}
+    for i, name in enumerate(XMMS):
+        state[name] = _value(i + 0x20) << 64 | _value(i + 0x40)
+    return state
+
+
 @dataclass(frozen=True)
 class RoundTrip:
     instructions: int  # executed inside the resolver
@@ -81,9 +89,11 @@ def run(
     int_args: tuple[str, ...],
     callee_saved: tuple[str, ...],
     shadow_space: int,
+    on_step=None,
 ) -> RoundTrip:
     """Run resolver bytes `code`, whose abs64 patch fields sit at `patches`
-    offsets, through one round trip."""
+    offsets, through one round trip.  `on_step(uc, offset)` runs before each
+    resolver instruction (offset from the resolver's start)."""
     from unicorn import (
         UC_ARCH_X86,
         UC_HOOK_CODE,
@@ -109,13 +119,9 @@ def run(
     uc.mem_write(RESOLVER, bytes(image))
     uc.mem_write(REENTRY, b"\xc3")  # ret; the hook below does the rest
     uc.mem_write(ENTRY_SP, CALLER_RETURN.to_bytes(8, "little"))
-    initial = {}
-    for i, name in enumerate(GPRS):
-        initial[name] = _value(i)
-        uc.reg_write(_reg(name), initial[name])
-    for i, name in enumerate(XMMS):
-        initial[name] = _value(i + 0x20) << 64 | _value(i + 0x40)
-        uc.reg_write(_reg(name), initial[name])
+    initial = initial_state()
+    for name, value in initial.items():
+        uc.reg_write(_reg(name), value)
     uc.reg_write(_reg("rsp"), ENTRY_SP)
 
     end = RESOLVER + len(image)
@@ -125,6 +131,8 @@ def run(
     def on_code(uc, address, size, _):
         if RESOLVER <= address < end:
             counts["insn"] += 1
+            if on_step is not None:
+                on_step(uc, address - RESOLVER)
             if "area" not in seen and uc.mem_read(address, size)[:4] in (
                 b"\x48\x0f\xae\x04",
                 b"\x48\x0f\xae\x24",
@@ -171,7 +179,7 @@ def run(
     )
 
 
-def run_table(table) -> RoundTrip:
+def run_table(table, on_step=None) -> RoundTrip:
     spec = table.spec
     return run(
         table.code,
@@ -179,4 +187,9 @@ def run_table(table) -> RoundTrip:
         spec.call.int_args,
         spec.call.callee_saved,
         spec.call.shadow_space,
+        on_step,
     )
+
+
+def reg(uc, name: str) -> int:
+    return uc.reg_read(_reg(name))

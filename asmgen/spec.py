@@ -221,6 +221,9 @@ class Spec(_Model):
     # trampoline entries): a name from the arch's `landing_pads` (endbr64 for
     # CET, `bti c` for AArch64 BTI).
     landing_pad: str | None = None
+    # Unwind information emitted beside the table (x86-64): `.eh_frame` CFI for
+    # System V, UNWIND_INFO + RUNTIME_FUNCTION for Win64.  See asmgen/unwind.py.
+    unwind: Literal["eh_frame", "win64"] | None = None
     # Placeholder values that a data slot holds before it is patched (LLVM
     # fills some with marker words); everything not listed starts at zero.
     placeholders: dict[str, Hex] = {}

@@ -1845,25 +1845,25 @@ X86_64_Win32_AVX = ResolverTable(
     byteorder='little',
     pointer_size=8,
     code=bytes.fromhex(
-        "554889e550535152565741504151415241534154415541564157b80d00000031"
-        "c90fa24829dc4883e4c031c04889842400020000488984240802000048898424"
-        "1002000048898424180200004889842420020000488984242802000048898424"
-        "300200004889842438020000b8ffffffffbaffffffff480fae242448b9000000"
-        "0000000000488b55084883ea0648b800000000000000004883ec20ffd04883c4"
-        "2048894508b8ffffffffbaffffffff480fae2c24488d6590415f415e415d415c"
-        "415b415a415941585f5e5a595b585dc3"
+        "554889e5505351525657415041514152415341544155415641574881ec800a00"
+        "004883e4c031c048898424000200004889842408020000488984241002000048"
+        "8984241802000048898424200200004889842428020000488984243002000048"
+        "89842438020000b8e7000000ba00000000480fae242448b90000000000000000"
+        "488b55084883ea0648b800000000000000004883ec20ffd04883c42048894508"
+        "b8e7000000ba00000000480fae2c24488d6590415f415e415d415c415b415a41"
+        "5941585f5e5a595b585dc3"
     ),
     patches=(
         PatchPoint(
-            'ReentryCtxAddr', 0x7d, 8, 'abs64',
+            'ReentryCtxAddr', 0x78, 8, 'abs64',
             (
-            Field(0x7d, 8, 0, 64, 'abs64', 0x0, False),
+            Field(0x78, 8, 0, 64, 'abs64', 0x0, False),
             ),
         ),
         PatchPoint(
-            'ReentryFnAddr', 0x8f, 8, 'abs64',
+            'ReentryFnAddr', 0x8a, 8, 'abs64',
             (
-            Field(0x8f, 8, 0, 64, 'abs64', 0x0, False),
+            Field(0x8a, 8, 0, 64, 'abs64', 0x0, False),
             ),
         ),
     ),
@@ -1885,53 +1885,50 @@ X86_64_Win32_AVX = ResolverTable(
         '  0x14  4155                  pushq %r13\n'
         '  0x16  4156                  pushq %r14\n'
         '  0x18  4157                  pushq %r15\n'
-        '  0x1a  b80d000000            movl $0xd, %eax\n'
-        '  0x1f  31c9                  xorl %ecx, %ecx\n'
-        '  0x21  0fa2                  cpuid\n'
-        '  0x23  4829dc                subq %rbx, %rsp\n'
-        '  0x26  4883e4c0              andq $0xffffffffffffffc0, %rsp\n'
-        '  0x2a  31c0                  xorl %eax, %eax\n'
-        '  0x2c  4889842400020000      movq %rax, 0x200(%rsp)\n'
-        '  0x34  4889842408020000      movq %rax, 0x208(%rsp)\n'
-        '  0x3c  4889842410020000      movq %rax, 0x210(%rsp)\n'
-        '  0x44  4889842418020000      movq %rax, 0x218(%rsp)\n'
-        '  0x4c  4889842420020000      movq %rax, 0x220(%rsp)\n'
-        '  0x54  4889842428020000      movq %rax, 0x228(%rsp)\n'
-        '  0x5c  4889842430020000      movq %rax, 0x230(%rsp)\n'
-        '  0x64  4889842438020000      movq %rax, 0x238(%rsp)\n'
-        '  0x6c  b8ffffffff            movl $0xffffffff, %eax\n'
-        '  0x71  baffffffff            movl $0xffffffff, %edx\n'
-        '  0x76  480fae2424            xsave64 (%rsp)\n'
+        '  0x1a  4881ec800a0000        subq $0xa80, %rsp\n'
+        '  0x21  4883e4c0              andq $0xffffffffffffffc0, %rsp\n'
+        '  0x25  31c0                  xorl %eax, %eax\n'
+        '  0x27  4889842400020000      movq %rax, 0x200(%rsp)\n'
+        '  0x2f  4889842408020000      movq %rax, 0x208(%rsp)\n'
+        '  0x37  4889842410020000      movq %rax, 0x210(%rsp)\n'
+        '  0x3f  4889842418020000      movq %rax, 0x218(%rsp)\n'
+        '  0x47  4889842420020000      movq %rax, 0x220(%rsp)\n'
+        '  0x4f  4889842428020000      movq %rax, 0x228(%rsp)\n'
+        '  0x57  4889842430020000      movq %rax, 0x230(%rsp)\n'
+        '  0x5f  4889842438020000      movq %rax, 0x238(%rsp)\n'
+        '  0x67  b8e7000000            movl $0xe7, %eax\n'
+        '  0x6c  ba00000000            movl $0, %edx\n'
+        '  0x71  480fae2424            xsave64 (%rsp)\n'
         'ReentryCtxAddr:\n'
-        '  0x7b  48b90000000000000000  movabsq $0, %rcx  ; patch ReentryCtxAddr: abs64 at 0x7d\n'
-        '  0x85  488b5508              movq 8(%rbp), %rdx\n'
-        '  0x89  4883ea06              subq $6, %rdx\n'
+        '  0x76  48b90000000000000000  movabsq $0, %rcx  ; patch ReentryCtxAddr: abs64 at 0x78\n'
+        '  0x80  488b5508              movq 8(%rbp), %rdx\n'
+        '  0x84  4883ea06              subq $6, %rdx\n'
         'ReentryFnAddr:\n'
-        '  0x8d  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x8f\n'
-        '  0x97  4883ec20              subq $0x20, %rsp\n'
-        '  0x9b  ffd0                  callq *%rax\n'
-        '  0x9d  4883c420              addq $0x20, %rsp\n'
-        '  0xa1  48894508              movq %rax, 8(%rbp)\n'
-        '  0xa5  b8ffffffff            movl $0xffffffff, %eax\n'
-        '  0xaa  baffffffff            movl $0xffffffff, %edx\n'
-        '  0xaf  480fae2c24            xrstor64 (%rsp)\n'
-        '  0xb4  488d6590              leaq -0x70(%rbp), %rsp\n'
-        '  0xb8  415f                  popq %r15\n'
-        '  0xba  415e                  popq %r14\n'
-        '  0xbc  415d                  popq %r13\n'
-        '  0xbe  415c                  popq %r12\n'
-        '  0xc0  415b                  popq %r11\n'
-        '  0xc2  415a                  popq %r10\n'
-        '  0xc4  4159                  popq %r9\n'
-        '  0xc6  4158                  popq %r8\n'
-        '  0xc8  5f                    popq %rdi\n'
-        '  0xc9  5e                    popq %rsi\n'
-        '  0xca  5a                    popq %rdx\n'
-        '  0xcb  59                    popq %rcx\n'
-        '  0xcc  5b                    popq %rbx\n'
-        '  0xcd  58                    popq %rax\n'
-        '  0xce  5d                    popq %rbp\n'
-        '  0xcf  c3                    retq\n'
+        '  0x88  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x8a\n'
+        '  0x92  4883ec20              subq $0x20, %rsp\n'
+        '  0x96  ffd0                  callq *%rax\n'
+        '  0x98  4883c420              addq $0x20, %rsp\n'
+        '  0x9c  48894508              movq %rax, 8(%rbp)\n'
+        '  0xa0  b8e7000000            movl $0xe7, %eax\n'
+        '  0xa5  ba00000000            movl $0, %edx\n'
+        '  0xaa  480fae2c24            xrstor64 (%rsp)\n'
+        '  0xaf  488d6590              leaq -0x70(%rbp), %rsp\n'
+        '  0xb3  415f                  popq %r15\n'
+        '  0xb5  415e                  popq %r14\n'
+        '  0xb7  415d                  popq %r13\n'
+        '  0xb9  415c                  popq %r12\n'
+        '  0xbb  415b                  popq %r11\n'
+        '  0xbd  415a                  popq %r10\n'
+        '  0xbf  4159                  popq %r9\n'
+        '  0xc1  4158                  popq %r8\n'
+        '  0xc3  5f                    popq %rdi\n'
+        '  0xc4  5e                    popq %rsi\n'
+        '  0xc5  5a                    popq %rdx\n'
+        '  0xc6  59                    popq %rcx\n'
+        '  0xc7  5b                    popq %rbx\n'
+        '  0xc8  58                    popq %rax\n'
+        '  0xc9  5d                    popq %rbp\n'
+        '  0xca  c3                    retq\n'
     ),
 )
 

@@ -1,0 +1,194 @@
+"""Unwind information for x86-64 resolvers, so debuggers and profilers can
+walk through a resolver frame.
+
+The frame is read from the assembled code itself (capstone decodes it): the
+`push %rbp; mov %rsp, %rbp` frame record, the register pushes that follow, and
+the `pop %rbp` that ends it.  Nothing is counted by hand.
+
+`eh_frame` (System V, spec `unwind: eh_frame`) is a `.eh_frame` section body:
+one CIE and one FDE, then a zero terminator.  pc_begin is an absolute 8-byte
+address (DW_EH_PE_absptr) that the JIT writes at `pc_begin_offset` before it
+calls `__register_frame`.  Rules: CFA = rsp+8 at entry; after `push %rbp`,
+CFA = rsp+16 and rbp at CFA-16; after `mov %rsp, %rbp`, CFA = rbp+16; each
+later push saves its register at the next lower slot; after `pop %rbp`, CFA =
+rsp+8 again.
+
+`win64` (spec `unwind: win64`) is an UNWIND_INFO (version 1) followed by one
+RUNTIME_FUNCTION whose addresses are relative to the resolver's first byte
+(the base the JIT passes to RtlAddFunctionTable).  The prolog is `push %rbp;
+mov %rsp, %rbp`: UWOP_SET_FPREG (rbp, offset 0) and UWOP_PUSH_NONVOL (rbp).
+The registers pushed after that are not described: on Win64 the resolver
+changes no non-volatile register, and everything below the frame pointer,
+pushes and the realigned vector area alike, is undone by `rsp = rbp`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+# DWARF register numbers of the x86-64 psABI; 16 is the return address.
+DWARF_REGS = {
+    "rax": 0,
+    "rdx": 1,
+    "rcx": 2,
+    "rbx": 3,
+    "rsi": 4,
+    "rdi": 5,
+    "rbp": 6,
+    "rsp": 7,
+    **{f"r{i}": i for i in range(8, 16)},
+}
+DWARF_RA = 16
+# Win64 register numbers in unwind codes.
+WIN64_REGS = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rsp": 4, "rbp": 5, "rsi": 6, "rdi": 7}
+WIN64_REGS.update({f"r{i}": i for i in range(8, 16)})
+
+# DWARF call-frame instructions used here.
+DW_CFA_advance_loc = 0x40
+DW_CFA_offset = 0x80
+DW_CFA_def_cfa = 0x0C
+DW_CFA_def_cfa_register = 0x0D
+DW_CFA_def_cfa_offset = 0x0E
+DW_CFA_advance_loc1 = 0x02
+# Win64 unwind operations.
+UWOP_PUSH_NONVOL = 0
+UWOP_SET_FPREG = 3
+
+
+@dataclass(frozen=True)
+class FrameEvents:
+    """Offsets just after each frame-changing instruction."""
+
+    push_rbp: int
+    set_fp: int
+    pushes: tuple[tuple[str, int], ...]  # register, end offset
+    pop_rbp: int
+    size: int
+
+
+def frame_events(code: bytes) -> FrameEvents:
+    import capstone
+
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    push_rbp = set_fp = pop_rbp = None
+    pushes = []
+    for insn in md.disasm(code, 0):
+        end = insn.address + insn.size
+        op = insn.op_str.replace(" ", "")
+        if insn.mnemonic == "push" and op == "rbp" and push_rbp is None:
+            push_rbp = end
+        elif insn.mnemonic == "mov" and op == "rbp,rsp" and push_rbp is not None:
+            set_fp = end
+        elif insn.mnemonic == "push" and set_fp is not None:
+            pushes.append((op, end))
+        elif insn.mnemonic == "pop" and op == "rbp":
+            pop_rbp = end
+    if push_rbp is None or set_fp is None or pop_rbp is None:
+        raise ValueError("the resolver has no push %rbp / mov %rsp,%rbp / pop %rbp frame")
+    return FrameEvents(push_rbp, set_fp, tuple(pushes), pop_rbp, len(code))
+
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _sleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        done = (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40)
+        out.append(byte | (0 if done else 0x80))
+        if done:
+            return bytes(out)
+
+
+def _advance(delta: int) -> bytes:
+    if delta < 0x40:
+        return bytes([DW_CFA_advance_loc | delta])
+    return bytes([DW_CFA_advance_loc1, delta])
+
+
+def _pad(body: bytes) -> bytes:
+    """Entries are padded with DW_CFA_nop (0) to a multiple of 8 bytes, length included."""
+    return body + bytes(-(len(body) + 4) % 8)
+
+
+@dataclass(frozen=True)
+class EhFrame:
+    data: bytes
+    pc_begin_offset: int
+
+
+def eh_frame(code: bytes) -> EhFrame:
+    events = frame_events(code)
+    # CIE: id 0, version 1, "zR", code align 1, data align -8, RA column 16,
+    # augmentation data: FDE pointers are DW_EH_PE_absptr (0).
+    cie_body = (
+        struct.pack("<IB", 0, 1)
+        + b"zR\0"
+        + _uleb(1)
+        + _sleb(-8)
+        + _uleb(DWARF_RA)
+        + _uleb(1)
+        + bytes([0x00])
+        + bytes([DW_CFA_def_cfa])
+        + _uleb(DWARF_REGS["rsp"])
+        + _uleb(8)
+        + bytes([DW_CFA_offset | DWARF_RA])
+        + _uleb(1)
+    )
+    cie = _pad(cie_body)
+    cie = struct.pack("<I", len(cie)) + cie
+    ops = bytearray()
+    at = 0
+    ops += _advance(events.push_rbp - at) + bytes([DW_CFA_def_cfa_offset]) + _uleb(0x10)
+    ops += bytes([DW_CFA_offset | DWARF_REGS["rbp"]]) + _uleb(2)
+    at = events.push_rbp
+    ops += _advance(events.set_fp - at) + bytes([DW_CFA_def_cfa_register])
+    ops += _uleb(DWARF_REGS["rbp"])
+    at = events.set_fp
+    for slot, (reg, end) in enumerate(events.pushes, start=3):
+        ops += _advance(end - at) + bytes([DW_CFA_offset | DWARF_REGS[reg]]) + _uleb(slot)
+        at = end
+    ops += _advance(events.pop_rbp - at) + bytes([DW_CFA_def_cfa]) + _uleb(DWARF_REGS["rsp"])
+    ops += _uleb(8)
+    fde_offset = len(cie)
+    # CIE pointer: distance from this field back to the CIE.
+    fde_body = struct.pack("<IQQ", fde_offset + 4, 0, events.size) + _uleb(0) + bytes(ops)
+    fde = _pad(fde_body)
+    fde = struct.pack("<I", len(fde)) + fde
+    return EhFrame(cie + fde + bytes(4), pc_begin_offset=fde_offset + 8)
+
+
+@dataclass(frozen=True)
+class Win64Unwind:
+    data: bytes  # UNWIND_INFO at `unwind_info_offset`, RUNTIME_FUNCTION after it
+    unwind_info_offset: int  # relative to the resolver's first byte
+    runtime_function_offset: int
+
+
+def win64_unwind(code: bytes) -> Win64Unwind:
+    events = frame_events(code)
+    codes = [
+        (events.set_fp, UWOP_SET_FPREG, 0),
+        (events.push_rbp, UWOP_PUSH_NONVOL, WIN64_REGS["rbp"]),
+    ]
+    frame_register, frame_offset = WIN64_REGS["rbp"], 0
+    info = struct.pack(
+        "<BBBB",
+        1,  # version 1, no flags
+        events.set_fp,
+        len(codes),
+        frame_register | frame_offset << 4,
+    )
+    info += b"".join(struct.pack("<BB", offset, op | opinfo << 4) for offset, op, opinfo in codes)
+    info += bytes(len(info) % 4)  # the code array has an even number of slots
+    unwind_at = events.size + (-events.size % 4)
+    function = struct.pack("<III", 0, events.size, unwind_at)
+    return Win64Unwind(info + function, unwind_at, unwind_at + len(info))
