@@ -46,6 +46,12 @@ def _llvm_trip(facts: dict, spec) -> RoundTrip:
     return run(bytes.fromhex(facts["hex"]), patches, call.int_args, call.callee_saved, 0x0)
 
 
+def _convention(spec) -> tuple:
+    """What makes two specs the same calling convention."""
+    call = spec.call
+    return call.int_args, call.fp_args, call.callee_saved, call.shadow_space, call.stack_align
+
+
 def rows(tables: list[Table], facts_path: Path) -> list[Row]:
     facts = json.loads(facts_path.read_text())["abis"]
     by_abi = {t.spec.abi: t for t in tables}
@@ -58,7 +64,7 @@ def rows(tables: list[Table], facts_path: Path) -> list[Row]:
         spec = table.spec
         if spec.arch != "x86_64" or spec.abi in facts:
             continue
-        ref = next((r for r in references if r.spec.call == spec.call), None)
+        ref = next((r for r in references if _convention(r.spec) == _convention(spec)), None)
         if ref is None:
             continue
         llvm = _llvm_trip(facts[ref.spec.abi], ref.spec)

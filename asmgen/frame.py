@@ -92,16 +92,16 @@ class Frame:
     def size_at_call(self) -> int:
         """Bytes from the aligned reference point (the caller's aligned sp, or the
         realigned sp) down to sp at the call."""
+        if self.vector_realign:
+            # sp was rounded down to vector_realign (a multiple of align), with
+            # the outgoing arguments and the vector area above it.
+            return self.shadow
         if self.style == "push":
             return self.aligned_pushes + self.vector_alloc + self.shadow
         return self.size + self.shadow
 
     @property
     def aligned_at_call(self) -> bool:
-        if self.vector_realign:
-            # sp is rounded down to vector_realign; only what lies below counts.
-            below = self.vector_offset + self.shadow
-            return self.vector_realign % self.align == 0 and below % self.align == 0
         return self.size_at_call % self.align == 0
 
     @property

@@ -161,13 +161,16 @@ def patterns(shape: VectorShape) -> bytes:
 
 def run(table: Table) -> dict:
     """Run `table` natively in this process; return what survived."""
+    return run_code(lambda fn, ctx: table.instantiate({"ReentryFnAddr": fn, "ReentryCtxAddr": ctx}))
+
+
+def run_code(instantiate) -> dict:
+    """Run the resolver `instantiate(reentry_fn, ctx)` returns, in this process."""
     shape = host_shape()
     code, symbols = assemble_harness(harness_source(shape))
     buf = mmap.mmap(-1, MAP_SIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-    resolver = table.instantiate(
-        {"ReentryFnAddr": base + symbols["reentry"], "ReentryCtxAddr": CTX}
-    )
+    resolver = instantiate(base + symbols["reentry"], CTX)
     if len(code) > RESOLVER_AT or len(resolver) > MAP_SIZE - RESOLVER_AT:
         raise AsmgenError("native harness does not fit its mapping")
     buf[HARNESS_AT : HARNESS_AT + len(code)] = code

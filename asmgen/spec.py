@@ -187,6 +187,7 @@ VerifyCheck = Literal[
     "fp_control",
     "landing_pc",
     "native",
+    "vector_width",
     "frame_align",
 ]
 

@@ -191,3 +191,46 @@ def test_docs_cost_table_is_current():
     assert f"<!-- costs:begin -->\n{fresh}<!-- costs:end -->" in doc
     # LLVM's own rows compare with themselves: the harness measured LLVM's bytes.
     assert "| X86_64_SysV | X86_64_SysV | 0x6c |" in fresh
+
+
+# --- asmgen patch: each variant as a new ABI class in LLVM -------------------
+
+
+def test_patch_adds_every_variant_as_a_new_class(capsys, tmp_path):
+    import shutil
+
+    from asmgen import orc_source as orc
+
+    from .test_llvm_patch import (
+        TREE,
+        _apply,
+        _assert_clang_format_clean,
+        _git,
+        _patch,
+        _run_resolvers,
+    )
+
+    llvm = tmp_path / "llvm-project"
+    shutil.copytree(TREE, llvm)
+    assert _git(llvm, "init", "-q").returncode == 0
+    _git(llvm, "add", "-A")
+    assert _git(llvm, "commit", "-qm", "base").returncode == 0
+
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), *VARIANTS)
+    assert code == 0
+    removed = [
+        line for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")
+    ]
+    assert removed == []  # only new classes
+    _apply(llvm, diff, tmp_path)
+    _assert_clang_format_clean(llvm)
+    found = spec_files()
+    tables = {abi: build(select(found, [abi])[0]) for abi in VARIANTS}
+    fn, ctx = 0x1122334455667788, 0x99AABBCCDDEEFF00
+    classes = {t.spec.class_name: (fn, ctx) for t in tables.values()}
+    written = _run_resolvers(llvm, tmp_path, classes)
+    for abi, table in tables.items():
+        name = table.spec.class_name
+        assert orc.extract(llvm, name).code("little") == table.code, abi
+        patched = table.instantiate({"ReentryFnAddr": fn, "ReentryCtxAddr": ctx})
+        assert written[name] == patched, abi

@@ -24,6 +24,7 @@ CHECKS: dict[str, str] = {
     "fp_control": "FP control state (call.fp_control) survives to the landing",
     "landing_pc": "pc reaches the address the re-entry function returned",
     "native": "the real CPU runs trampoline -> resolver -> C re-entry -> landing",
+    "vector_width": "native: FP argument registers survive at full YMM/ZMM width",
     "frame_align": "static: the frame computed from the spec keeps the call aligned",
 }
 assert tuple(CHECKS) == get_args(VerifyCheck), "CHECKS and spec.VerifyCheck disagree"

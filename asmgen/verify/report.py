@@ -22,6 +22,7 @@ SHORT = {
     "fp_control": "fpctl",
     "landing_pc": "pc",
     "native": "native",
+    "vector_width": "vwide",
     "frame_align": "frame*",
 }
 CELL = {OK: "ok", VIOLATION: "FAIL", DECLARED: "xfail", UNEXPECTED_PASS: "XPASS", SKIPPED: "-"}

@@ -18,6 +18,7 @@ from .facts import EMU_FACTS
 from .model import CHECKS, FAIL, NA, PASS, CheckResult, Subject
 from .native import run_native
 from .static import frame_check
+from .vector import vector_width_check
 
 # Outcomes after the declarations are applied.
 OK, VIOLATION, DECLARED, UNEXPECTED_PASS, SKIPPED = "ok", "FAIL", "declared", "XPASS", "n/a"
@@ -98,10 +99,16 @@ def verify_subject(subject: Subject, native: bool = True) -> AbiReport:
     emulated = facts is not None and enc is not None
     if emulated:
         results.update(emulate(subject, facts, enc))
+        here = "not run here (host-dependent)"
         results["native"] = (
             run_native(subject, facts, enc)
             if native
-            else CheckResult("native", NA, "none", [], "not run here (host-dependent)")
+            else CheckResult("native", NA, "none", [], here)
+        )
+        results["vector_width"] = (
+            vector_width_check(subject, facts)
+            if native
+            else CheckResult("vector_width", NA, "none", [], here)
         )
     else:
         why = f"no emulator for {spec.arch}: static frame check only"
