@@ -123,7 +123,9 @@ def harness_source(shape: VectorShape) -> str:
     return "\n".join(lines) + "\n"
 
 
-def assemble_harness(source: str) -> tuple[bytes, dict[str, int]]:
+def assemble_harness(
+    source: str, triple: str = "x86_64", mattr: str | None = None
+) -> tuple[bytes, dict[str, int]]:
     from elftools.elf.elffile import ELFFile
 
     from .llvm_mc import find_llvm_mc
@@ -131,7 +133,14 @@ def assemble_harness(source: str) -> tuple[bytes, dict[str, int]]:
     with tempfile.TemporaryDirectory(prefix="asmgen-native-") as tmp:
         out = Path(tmp) / "harness.o"
         result = subprocess.run(
-            [find_llvm_mc(), "-triple=x86_64", "-filetype=obj", "-o", str(out)],
+            [
+                find_llvm_mc(),
+                f"-triple={triple}",
+                *([f"-mattr={mattr}"] if mattr else []),
+                "-filetype=obj",
+                "-o",
+                str(out),
+            ],
             input=source,
             capture_output=True,
             text=True,

@@ -4,11 +4,17 @@
 # AArch64:
 #   spec abi_specs/aarch64.yaml
 #   template templates/aarch64/resolver.s.j2
+# AArch64_BTI:
+#   spec abi_specs/aarch64_bti.yaml
+#   template templates/aarch64/resolver.s.j2
 # I386:
 #   spec abi_specs/i386.yaml
 #   template templates/i386/resolver.s.j2
 # LoongArch64:
 #   spec abi_specs/loongarch64.yaml
+#   template templates/loongarch64/resolver.s.j2
+# LoongArch64_Aligned:
+#   spec abi_specs/loongarch64_aligned.yaml
 #   template templates/loongarch64/resolver.s.j2
 # Mips32Be:
 #   spec abi_specs/mips32_be.yaml
@@ -21,6 +27,9 @@
 #   template templates/mips64/resolver.s.j2
 # Riscv64:
 #   spec abi_specs/riscv64.yaml
+#   template templates/riscv64/resolver.s.j2
+# Riscv64_Aligned:
+#   spec abi_specs/riscv64_aligned.yaml
 #   template templates/riscv64/resolver.s.j2
 # X86_64_SysV:
 #   spec abi_specs/x86_64_sysv.yaml
@@ -491,6 +500,119 @@ AArch64 = ResolverTable(
 )
 
 
+AArch64_BTI = ResolverTable(
+    abi='AArch64_BTI',
+    llvm_class='OrcAArch64_BTI',
+    element='uint32_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "5f2403d5fd47bfa9fd030091fb73bfa9f96bbfa9f763bfa9f55bbfa9f353bfa9"
+        "ee3fbfa9ec37bfa9ea2fbfa9e827bfa9e61fbfa9e417bfa9e20fbfa9e007bfa9"
+        "fe7fbfadfc77bfadfa6fbfadf867bfadf65fbfadf457bfadf24fbfadf047bfad"
+        "ee3fbfadec37bfadea2fbfade827bfade61fbfade417bfade20fbfade007bfad"
+        "00050058e1031eaa213000d16204005840003fd6f10300aae007c1ace20fc1ac"
+        "e417c1ace61fc1ace827c1acea2fc1acec37c1acee3fc1acf047c1acf24fc1ac"
+        "f457c1acf65fc1acf867c1acfa6fc1acfc77c1acfe7fc1ace007c1a8e20fc1a8"
+        "e417c1a8e61fc1a8e827c1a8ea2fc1a8ec37c1a8ee3fc1a8f353c1a8f55bc1a8"
+        "f763c1a8f96bc1a8fb73c1a8fd7bc1a820025fd60000000067452301efbeadde"
+        "325476980df0feca"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryFnAddr', 0x118, 8, 'abs64',
+            (
+            Field(0x118, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryCtxAddr', 0x120, 8, 'abs64',
+            (
+            Field(0x120, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x000  5f2403d5              bti c\n'
+        '  0x004  fd47bfa9              stp x29, x17, [sp, #-0x10]!\n'
+        '  0x008  fd030091              mov x29, sp\n'
+        '  0x00c  fb73bfa9              stp x27, x28, [sp, #-0x10]!\n'
+        '  0x010  f96bbfa9              stp x25, x26, [sp, #-0x10]!\n'
+        '  0x014  f763bfa9              stp x23, x24, [sp, #-0x10]!\n'
+        '  0x018  f55bbfa9              stp x21, x22, [sp, #-0x10]!\n'
+        '  0x01c  f353bfa9              stp x19, x20, [sp, #-0x10]!\n'
+        '  0x020  ee3fbfa9              stp x14, x15, [sp, #-0x10]!\n'
+        '  0x024  ec37bfa9              stp x12, x13, [sp, #-0x10]!\n'
+        '  0x028  ea2fbfa9              stp x10, x11, [sp, #-0x10]!\n'
+        '  0x02c  e827bfa9              stp x8, x9, [sp, #-0x10]!\n'
+        '  0x030  e61fbfa9              stp x6, x7, [sp, #-0x10]!\n'
+        '  0x034  e417bfa9              stp x4, x5, [sp, #-0x10]!\n'
+        '  0x038  e20fbfa9              stp x2, x3, [sp, #-0x10]!\n'
+        '  0x03c  e007bfa9              stp x0, x1, [sp, #-0x10]!\n'
+        '  0x040  fe7fbfad              stp q30, q31, [sp, #-0x20]!\n'
+        '  0x044  fc77bfad              stp q28, q29, [sp, #-0x20]!\n'
+        '  0x048  fa6fbfad              stp q26, q27, [sp, #-0x20]!\n'
+        '  0x04c  f867bfad              stp q24, q25, [sp, #-0x20]!\n'
+        '  0x050  f65fbfad              stp q22, q23, [sp, #-0x20]!\n'
+        '  0x054  f457bfad              stp q20, q21, [sp, #-0x20]!\n'
+        '  0x058  f24fbfad              stp q18, q19, [sp, #-0x20]!\n'
+        '  0x05c  f047bfad              stp q16, q17, [sp, #-0x20]!\n'
+        '  0x060  ee3fbfad              stp q14, q15, [sp, #-0x20]!\n'
+        '  0x064  ec37bfad              stp q12, q13, [sp, #-0x20]!\n'
+        '  0x068  ea2fbfad              stp q10, q11, [sp, #-0x20]!\n'
+        '  0x06c  e827bfad              stp q8, q9, [sp, #-0x20]!\n'
+        '  0x070  e61fbfad              stp q6, q7, [sp, #-0x20]!\n'
+        '  0x074  e417bfad              stp q4, q5, [sp, #-0x20]!\n'
+        '  0x078  e20fbfad              stp q2, q3, [sp, #-0x20]!\n'
+        '  0x07c  e007bfad              stp q0, q1, [sp, #-0x20]!\n'
+        '  0x080  00050058              ldr x0, #0x120\n'
+        '  0x084  e1031eaa              mov x1, x30\n'
+        '  0x088  213000d1              sub x1, x1, #0xc\n'
+        '  0x08c  62040058              ldr x2, #0x118\n'
+        '  0x090  40003fd6              blr x2\n'
+        '  0x094  f10300aa              mov x17, x0\n'
+        '  0x098  e007c1ac              ldp q0, q1, [sp], #0x20\n'
+        '  0x09c  e20fc1ac              ldp q2, q3, [sp], #0x20\n'
+        '  0x0a0  e417c1ac              ldp q4, q5, [sp], #0x20\n'
+        '  0x0a4  e61fc1ac              ldp q6, q7, [sp], #0x20\n'
+        '  0x0a8  e827c1ac              ldp q8, q9, [sp], #0x20\n'
+        '  0x0ac  ea2fc1ac              ldp q10, q11, [sp], #0x20\n'
+        '  0x0b0  ec37c1ac              ldp q12, q13, [sp], #0x20\n'
+        '  0x0b4  ee3fc1ac              ldp q14, q15, [sp], #0x20\n'
+        '  0x0b8  f047c1ac              ldp q16, q17, [sp], #0x20\n'
+        '  0x0bc  f24fc1ac              ldp q18, q19, [sp], #0x20\n'
+        '  0x0c0  f457c1ac              ldp q20, q21, [sp], #0x20\n'
+        '  0x0c4  f65fc1ac              ldp q22, q23, [sp], #0x20\n'
+        '  0x0c8  f867c1ac              ldp q24, q25, [sp], #0x20\n'
+        '  0x0cc  fa6fc1ac              ldp q26, q27, [sp], #0x20\n'
+        '  0x0d0  fc77c1ac              ldp q28, q29, [sp], #0x20\n'
+        '  0x0d4  fe7fc1ac              ldp q30, q31, [sp], #0x20\n'
+        '  0x0d8  e007c1a8              ldp x0, x1, [sp], #0x10\n'
+        '  0x0dc  e20fc1a8              ldp x2, x3, [sp], #0x10\n'
+        '  0x0e0  e417c1a8              ldp x4, x5, [sp], #0x10\n'
+        '  0x0e4  e61fc1a8              ldp x6, x7, [sp], #0x10\n'
+        '  0x0e8  e827c1a8              ldp x8, x9, [sp], #0x10\n'
+        '  0x0ec  ea2fc1a8              ldp x10, x11, [sp], #0x10\n'
+        '  0x0f0  ec37c1a8              ldp x12, x13, [sp], #0x10\n'
+        '  0x0f4  ee3fc1a8              ldp x14, x15, [sp], #0x10\n'
+        '  0x0f8  f353c1a8              ldp x19, x20, [sp], #0x10\n'
+        '  0x0fc  f55bc1a8              ldp x21, x22, [sp], #0x10\n'
+        '  0x100  f763c1a8              ldp x23, x24, [sp], #0x10\n'
+        '  0x104  f96bc1a8              ldp x25, x26, [sp], #0x10\n'
+        '  0x108  fb73c1a8              ldp x27, x28, [sp], #0x10\n'
+        '  0x10c  fd7bc1a8              ldp x29, x30, [sp], #0x10\n'
+        '  0x110  20025fd6              ret x17\n'
+        'code_end:\n'
+        '  0x114  00000000              .long 0x00000000\n'
+        'ReentryFnAddr:\n'
+        '  0x118  67452301efbeadde      .quad 0xdeadbeef01234567  ; patch ReentryFnAddr: abs64 at 0x118\n'
+        'ReentryCtxAddr:\n'
+        '  0x120  325476980df0feca      .quad 0xcafef00d98765432  ; patch ReentryCtxAddr: abs64 at 0x120\n'
+    ),
+)
+
+
 I386 = ResolverTable(
     abi='I386',
     llvm_class='OrcI386',
@@ -688,6 +810,94 @@ LoongArch64 = ResolverTable(
                 0x0, -0x8000000000000000, 0x7fffffffffffffff, 1, '',
             ),
         ),
+    ),
+)
+
+
+LoongArch64_Aligned = ResolverTable(
+    abi='LoongArch64_Aligned',
+    llvm_class='OrcLoongArch64_Aligned',
+    element='uint32_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "63c0fd026100c0296420c0296540c0296660c0296780c02968a0c02969c0c029"
+        "6ae0c0296b00c1296020c12b6140c12b6260c12b6380c12b64a0c12b65c0c12b"
+        "66e0c12b6700c22b0400001c84c0c128a5011500a5d0ff020600001cc6a0c128"
+        "c100004c8c0015006700822b66e0812b65c0812b64a0812b6380812b6260812b"
+        "6140812b6020812b6b00c1286ae0c02869c0c02868a0c0286780c0286660c028"
+        "6540c0286420c0286100c0286340c2028001004c0000000067452301efbeedde"
+        "325476980df0feca"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0xb8, 8, 'abs64',
+            (
+            Field(0xb8, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0xc0, 8, 'abs64',
+            (
+            Field(0xc0, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x00  63c0fd02              addi.d $sp, $sp, -144\n'
+        '  0x04  6100c029              st.d $ra, $sp, 0\n'
+        '  0x08  6420c029              st.d $a0, $sp, 8\n'
+        '  0x0c  6540c029              st.d $a1, $sp, 16\n'
+        '  0x10  6660c029              st.d $a2, $sp, 24\n'
+        '  0x14  6780c029              st.d $a3, $sp, 32\n'
+        '  0x18  68a0c029              st.d $a4, $sp, 40\n'
+        '  0x1c  69c0c029              st.d $a5, $sp, 48\n'
+        '  0x20  6ae0c029              st.d $a6, $sp, 56\n'
+        '  0x24  6b00c129              st.d $a7, $sp, 64\n'
+        '  0x28  6020c12b              fst.d $fa0, $sp, 72\n'
+        '  0x2c  6140c12b              fst.d $fa1, $sp, 80\n'
+        '  0x30  6260c12b              fst.d $fa2, $sp, 88\n'
+        '  0x34  6380c12b              fst.d $fa3, $sp, 96\n'
+        '  0x38  64a0c12b              fst.d $fa4, $sp, 104\n'
+        '  0x3c  65c0c12b              fst.d $fa5, $sp, 112\n'
+        '  0x40  66e0c12b              fst.d $fa6, $sp, 120\n'
+        '  0x44  6700c22b              fst.d $fa7, $sp, 128\n'
+        'ReentryCtxAddr_pc:\n'
+        '  0x48  0400001c              pcaddu12i $a0, 0\n'
+        '  0x4c  84c0c128              ld.d $a0, $a0, 112\n'
+        '  0x50  a5011500              move $a1, $t1\n'
+        '  0x54  a5d0ff02              addi.d $a1, $a1, -12\n'
+        'ReentryFnAddr_pc:\n'
+        '  0x58  0600001c              pcaddu12i $a2, 0\n'
+        '  0x5c  c6a0c128              ld.d $a2, $a2, 104\n'
+        '  0x60  c100004c              jirl $ra, $a2, 0\n'
+        '  0x64  8c001500              move $t0, $a0\n'
+        '  0x68  6700822b              fld.d $fa7, $sp, 128\n'
+        '  0x6c  66e0812b              fld.d $fa6, $sp, 120\n'
+        '  0x70  65c0812b              fld.d $fa5, $sp, 112\n'
+        '  0x74  64a0812b              fld.d $fa4, $sp, 104\n'
+        '  0x78  6380812b              fld.d $fa3, $sp, 96\n'
+        '  0x7c  6260812b              fld.d $fa2, $sp, 88\n'
+        '  0x80  6140812b              fld.d $fa1, $sp, 80\n'
+        '  0x84  6020812b              fld.d $fa0, $sp, 72\n'
+        '  0x88  6b00c128              ld.d $a7, $sp, 64\n'
+        '  0x8c  6ae0c028              ld.d $a6, $sp, 56\n'
+        '  0x90  69c0c028              ld.d $a5, $sp, 48\n'
+        '  0x94  68a0c028              ld.d $a4, $sp, 40\n'
+        '  0x98  6780c028              ld.d $a3, $sp, 32\n'
+        '  0x9c  6660c028              ld.d $a2, $sp, 24\n'
+        '  0xa0  6540c028              ld.d $a1, $sp, 16\n'
+        '  0xa4  6420c028              ld.d $a0, $sp, 8\n'
+        '  0xa8  6100c028              ld.d $ra, $sp, 0\n'
+        '  0xac  6340c202              addi.d $sp, $sp, 144\n'
+        '  0xb0  8001004c              jr $t0\n'
+        'code_end:\n'
+        '  0xb4  00000000              .long 0x00000000\n'
+        'ReentryCtxAddr:\n'
+        '  0xb8  67452301efbeedde      .long 0x01234567, 0xdeedbeef  ; patch ReentryCtxAddr: abs64 at 0xb8\n'
+        'ReentryFnAddr:\n'
+        '  0xc0  325476980df0feca      .long 0x98765432, 0xcafef00d  ; patch ReentryFnAddr: abs64 at 0xc0\n'
     ),
 )
 
@@ -1293,6 +1503,121 @@ Riscv64 = ResolverTable(
                 0x0, -0x8000000000000000, 0x7fffffffffffffff, 1, '',
             ),
         ),
+    ),
+)
+
+
+Riscv64_Aligned = ResolverTable(
+    abi='Riscv64_Aligned',
+    llvm_class='OrcRiscv64_Aligned',
+    element='uint32_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "130101f1233081002334910023382101233c3101233041032334510323386103"
+        "233c710323308105233491052338a105233cb105233011062334a1062338b106"
+        "233cc1062330d1082334e1082338f108233c01092330110b2734a10a2738b10a"
+        "273cc10a2730d10c2734e10c2738f10c273c010d2730110f170500000335050a"
+        "93050300938545ff1706000003368609e7000600930205000334010083348100"
+        "0339010183398101033a0102833a8102033b0103833b8103033c0104833c8104"
+        "033d0105833d8105833001060335810683350107033681078336010803378108"
+        "83370109033881098338010a0735810a8735010b0736810b8736010c0737810c"
+        "8737010d0738810d8738010e1301010f678002007856341278563412efbeadde"
+        "325476980df0feca"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x118, 8, 'abs64',
+            (
+            Field(0x118, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x120, 8, 'abs64',
+            (
+            Field(0x120, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x000  130101f1              addi sp, sp, -0xf0\n'
+        '  0x004  23308100              sd s0, 0(sp)\n'
+        '  0x008  23349100              sd s1, 8(sp)\n'
+        '  0x00c  23382101              sd s2, 0x10(sp)\n'
+        '  0x010  233c3101              sd s3, 0x18(sp)\n'
+        '  0x014  23304103              sd s4, 0x20(sp)\n'
+        '  0x018  23345103              sd s5, 0x28(sp)\n'
+        '  0x01c  23386103              sd s6, 0x30(sp)\n'
+        '  0x020  233c7103              sd s7, 0x38(sp)\n'
+        '  0x024  23308105              sd s8, 0x40(sp)\n'
+        '  0x028  23349105              sd s9, 0x48(sp)\n'
+        '  0x02c  2338a105              sd s10, 0x50(sp)\n'
+        '  0x030  233cb105              sd s11, 0x58(sp)\n'
+        '  0x034  23301106              sd ra, 0x60(sp)\n'
+        '  0x038  2334a106              sd a0, 0x68(sp)\n'
+        '  0x03c  2338b106              sd a1, 0x70(sp)\n'
+        '  0x040  233cc106              sd a2, 0x78(sp)\n'
+        '  0x044  2330d108              sd a3, 0x80(sp)\n'
+        '  0x048  2334e108              sd a4, 0x88(sp)\n'
+        '  0x04c  2338f108              sd a5, 0x90(sp)\n'
+        '  0x050  233c0109              sd a6, 0x98(sp)\n'
+        '  0x054  2330110b              sd a7, 0xa0(sp)\n'
+        '  0x058  2734a10a              fsd fa0, 0xa8(sp)\n'
+        '  0x05c  2738b10a              fsd fa1, 0xb0(sp)\n'
+        '  0x060  273cc10a              fsd fa2, 0xb8(sp)\n'
+        '  0x064  2730d10c              fsd fa3, 0xc0(sp)\n'
+        '  0x068  2734e10c              fsd fa4, 0xc8(sp)\n'
+        '  0x06c  2738f10c              fsd fa5, 0xd0(sp)\n'
+        '  0x070  273c010d              fsd fa6, 0xd8(sp)\n'
+        '  0x074  2730110f              fsd fa7, 0xe0(sp)\n'
+        'ReentryCtxAddr_pc:\n'
+        '  0x078  17050000              auipc a0, 0\n'
+        '  0x07c  0335050a              ld a0, 0xa0(a0)\n'
+        '  0x080  93050300              mv a1, t1\n'
+        '  0x084  938545ff              addi a1, a1, -0xc\n'
+        'ReentryFnAddr_pc:\n'
+        '  0x088  17060000              auipc a2, 0\n'
+        '  0x08c  03368609              ld a2, 0x98(a2)\n'
+        '  0x090  e7000600              jalr a2\n'
+        '  0x094  93020500              mv t0, a0\n'
+        '  0x098  03340100              ld s0, 0(sp)\n'
+        '  0x09c  83348100              ld s1, 8(sp)\n'
+        '  0x0a0  03390101              ld s2, 0x10(sp)\n'
+        '  0x0a4  83398101              ld s3, 0x18(sp)\n'
+        '  0x0a8  033a0102              ld s4, 0x20(sp)\n'
+        '  0x0ac  833a8102              ld s5, 0x28(sp)\n'
+        '  0x0b0  033b0103              ld s6, 0x30(sp)\n'
+        '  0x0b4  833b8103              ld s7, 0x38(sp)\n'
+        '  0x0b8  033c0104              ld s8, 0x40(sp)\n'
+        '  0x0bc  833c8104              ld s9, 0x48(sp)\n'
+        '  0x0c0  033d0105              ld s10, 0x50(sp)\n'
+        '  0x0c4  833d8105              ld s11, 0x58(sp)\n'
+        '  0x0c8  83300106              ld ra, 0x60(sp)\n'
+        '  0x0cc  03358106              ld a0, 0x68(sp)\n'
+        '  0x0d0  83350107              ld a1, 0x70(sp)\n'
+        '  0x0d4  03368107              ld a2, 0x78(sp)\n'
+        '  0x0d8  83360108              ld a3, 0x80(sp)\n'
+        '  0x0dc  03378108              ld a4, 0x88(sp)\n'
+        '  0x0e0  83370109              ld a5, 0x90(sp)\n'
+        '  0x0e4  03388109              ld a6, 0x98(sp)\n'
+        '  0x0e8  8338010a              ld a7, 0xa0(sp)\n'
+        '  0x0ec  0735810a              fld fa0, 0xa8(sp)\n'
+        '  0x0f0  8735010b              fld fa1, 0xb0(sp)\n'
+        '  0x0f4  0736810b              fld fa2, 0xb8(sp)\n'
+        '  0x0f8  8736010c              fld fa3, 0xc0(sp)\n'
+        '  0x0fc  0737810c              fld fa4, 0xc8(sp)\n'
+        '  0x100  8737010d              fld fa5, 0xd0(sp)\n'
+        '  0x104  0738810d              fld fa6, 0xd8(sp)\n'
+        '  0x108  8738010e              fld fa7, 0xe0(sp)\n'
+        '  0x10c  1301010f              addi sp, sp, 0xf0\n'
+        '  0x110  67800200              jr t0\n'
+        'code_end:\n'
+        '  0x114  78563412              .long 0x12345678\n'
+        'ReentryCtxAddr:\n'
+        '  0x118  78563412efbeadde      .quad 0xdeadbeef12345678  ; patch ReentryCtxAddr: abs64 at 0x118\n'
+        'ReentryFnAddr:\n'
+        '  0x120  325476980df0feca      .quad 0xcafef00d98765432  ; patch ReentryFnAddr: abs64 at 0x120\n'
     ),
 )
 
@@ -2093,4 +2418,4 @@ X86_64_Win32_seed_initial = ResolverTable(
     ),
 )
 
-TABLES = {table.abi: table for table in (AArch64, I386, LoongArch64, Mips32Be, Mips32Le, Mips64, Riscv64, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial,)}
+TABLES = {table.abi: table for table in (AArch64, AArch64_BTI, I386, LoongArch64, LoongArch64_Aligned, Mips32Be, Mips32Le, Mips64, Riscv64, Riscv64_Aligned, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial,)}

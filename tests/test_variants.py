@@ -17,6 +17,8 @@ from asmgen.roundtrip import CTX, ENTRY_SP, TRAMPOLINE, run, run_table
 AVX_SAFE = ("X86_64_SysV_AVX", "X86_64_SysV_AVX_Fixed", "X86_64_Win32_AVX")
 LEAN = ("X86_64_SysV_Lean", "X86_64_Win32_Lean")
 VARIANTS = (*AVX_SAFE, *LEAN, "X86_64_SysV_CET")
+# Variants on other arches; asmgen patch adds them as new classes too.
+OTHER_VARIANTS = ("Riscv64_Aligned", "LoongArch64_Aligned", "AArch64_BTI")
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +218,7 @@ def test_patch_adds_every_variant_as_a_new_class(capsys, tmp_path):
     _git(llvm, "add", "-A")
     assert _git(llvm, "commit", "-qm", "base").returncode == 0
 
-    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), *VARIANTS)
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), *VARIANTS, *OTHER_VARIANTS)
     assert code == 0
     removed = [
         line for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")
@@ -225,7 +227,7 @@ def test_patch_adds_every_variant_as_a_new_class(capsys, tmp_path):
     _apply(llvm, diff, tmp_path)
     _assert_clang_format_clean(llvm)
     found = spec_files()
-    tables = {abi: build(select(found, [abi])[0]) for abi in VARIANTS}
+    tables = {abi: build(select(found, [abi])[0]) for abi in (*VARIANTS, *OTHER_VARIANTS)}
     fn, ctx = 0x1122334455667788, 0x99AABBCCDDEEFF00
     classes = {t.spec.class_name: (fn, ctx) for t in tables.values()}
     written = _run_resolvers(llvm, tmp_path, classes)
@@ -234,3 +236,53 @@ def test_patch_adds_every_variant_as_a_new_class(capsys, tmp_path):
         assert orc.extract(llvm, name).code("little") == table.code, abi
         patched = table.instantiate({"ReentryFnAddr": fn, "ReentryCtxAddr": ctx})
         assert written[name] == patched, abi
+
+
+# --- corrected RISC-V and LoongArch frames, AArch64 BTI ----------------------
+
+
+def _verify_outcomes(capsys, *abis):
+    import json
+
+    capsys.readouterr()
+    code = main(["verify", "--format", "json", *abis])
+    found = json.loads(capsys.readouterr().out)["abis"]
+    return code, {abi: {c: r["outcome"] for c, r in found[abi]["checks"].items()} for abi in abis}
+
+
+def test_corrected_riscv64_and_loongarch64_frames(capsys):
+    from asmgen.native import assemble_harness
+
+    found = spec_files()
+    # 21 GPRs and fa0-fa7 (29 x 8 = 232) round up to 240; LLVM's 9 + 8
+    # LoongArch registers (136) round up to 144.
+    cases = {
+        "Riscv64_Aligned": ("riscv64", "+d,-relax", "addi sp, sp, -240"),
+        "LoongArch64_Aligned": ("loongarch64", "+d", "addi.d $sp, $sp, -144"),
+    }
+    for abi, (triple, mattr, first) in cases.items():
+        table = build(select(found, [abi])[0])
+        expected, _ = assemble_harness(f".text\n{first}\n", triple, mattr)
+        assert table.code[:4] == expected, abi
+    code, outcomes = _verify_outcomes(capsys, *cases)
+    assert code == 0
+    rv = outcomes["Riscv64_Aligned"]
+    assert rv["stack_align"] == rv["fp_args"] == rv["frame_align"] == "ok"
+    assert outcomes["LoongArch64_Aligned"]["frame_align"] == "ok"
+
+
+def test_aarch64_bti_landing_pad(capsys, llvm_tables):
+    import capstone
+
+    from asmgen.native import assemble_harness
+
+    table = build(select(spec_files(), ["AArch64_BTI"])[0])
+    bti, _ = assemble_harness(".text\nbti c\n", "aarch64", "+bti")
+    assert table.code[:4] == bti
+    md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    assert next(md.disasm(table.code, 0)).mnemonic == "bti"
+    # LLVM's first instruction follows it.
+    assert table.code[4:8].hex() == llvm_tables["AArch64"]["hex"][:8]
+    code, outcomes = _verify_outcomes(capsys, "AArch64_BTI")
+    assert code == 0
+    assert {o for o in outcomes["AArch64_BTI"].values()} <= {"ok", "n/a"}
