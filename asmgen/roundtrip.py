@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 CODE = 0x100000
 TRAMPOLINE = CODE
-SLOT = CODE + 0x8  # after the 6-byte `callq *0x2(%rip)` and 2 bytes of padding
+SLOT = CODE + 0x40  # the trampoline's pointer to the resolver
 RESOLVER = CODE + 0x1000
 REENTRY = CODE + 0x3000
 LANDING = CODE + 0x3800
@@ -74,13 +74,22 @@ class RoundTrip:
         return self.stack_read + self.stack_written
 
 
-def _trampoline() -> bytes:
+def _trampoline(pad: bytes) -> bytes:
+    """The landing pad, if any, then `callq *SLOT(%rip)`."""
     import keystone
 
     ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64)
     ks.syntax = keystone.KS_OPT_SYNTAX_ATT
-    encoding, _ = ks.asm(f"callq *{hex(SLOT - TRAMPOLINE - CALL_SIZE)}(%rip)", TRAMPOLINE)
-    return bytes(encoding)
+    at = TRAMPOLINE + len(pad)
+    encoding, _ = ks.asm(f"callq *{hex(SLOT - at - CALL_SIZE)}(%rip)", at)
+    if len(encoding) != CALL_SIZE:
+        raise AssertionError(f"trampoline call is {len(encoding)} bytes")
+    return pad + bytes(encoding)
+
+
+def trampoline_return(pad: bytes = b"") -> int:
+    """The return address the trampoline's call pushes."""
+    return TRAMPOLINE + len(pad) + CALL_SIZE
 
 
 def run(
@@ -90,10 +99,12 @@ def run(
     callee_saved: tuple[str, ...],
     shadow_space: int,
     on_step=None,
+    pad: bytes = b"",
 ) -> RoundTrip:
     """Run resolver bytes `code`, whose abs64 patch fields sit at `patches`
     offsets, through one round trip.  `on_step(uc, offset)` runs before each
-    resolver instruction (offset from the resolver's start)."""
+    resolver instruction (offset from the resolver's start).  `pad` opens the
+    trampoline (the spec's landing pad)."""
     from unicorn import (
         UC_ARCH_X86,
         UC_HOOK_CODE,
@@ -111,10 +122,7 @@ def run(
     uc = Uc(UC_ARCH_X86, UC_MODE_64)
     uc.mem_map(CODE, 0x4000)
     uc.mem_map(STACK, STACK_SIZE)
-    tramp = _trampoline()
-    if len(tramp) != CALL_SIZE:
-        raise AssertionError(f"trampoline call is {len(tramp)} bytes")
-    uc.mem_write(TRAMPOLINE, tramp)
+    uc.mem_write(TRAMPOLINE, _trampoline(pad))
     uc.mem_write(SLOT, RESOLVER.to_bytes(8, "little"))
     uc.mem_write(RESOLVER, bytes(image))
     uc.mem_write(REENTRY, b"\xc3")  # ret; the hook below does the rest
@@ -180,6 +188,8 @@ def run(
 
 
 def run_table(table, on_step=None) -> RoundTrip:
+    from .verify.chain import landing_pad_bytes
+
     spec = table.spec
     return run(
         table.code,
@@ -188,6 +198,7 @@ def run_table(table, on_step=None) -> RoundTrip:
         spec.call.callee_saved,
         spec.call.shadow_space,
         on_step,
+        landing_pad_bytes(spec),
     )
 
 

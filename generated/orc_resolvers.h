@@ -4,11 +4,17 @@
 // llvm-mc 19.1.7 AArch64:
 //   spec abi_specs/aarch64.yaml
 //   template templates/aarch64/resolver.s.j2
+// AArch64_BTI:
+//   spec abi_specs/aarch64_bti.yaml
+//   template templates/aarch64/resolver.s.j2
 // I386:
 //   spec abi_specs/i386.yaml
 //   template templates/i386/resolver.s.j2
 // LoongArch64:
 //   spec abi_specs/loongarch64.yaml
+//   template templates/loongarch64/resolver.s.j2
+// LoongArch64_Aligned:
+//   spec abi_specs/loongarch64_aligned.yaml
 //   template templates/loongarch64/resolver.s.j2
 // Mips32Be:
 //   spec abi_specs/mips32_be.yaml
@@ -22,11 +28,32 @@
 // Riscv64:
 //   spec abi_specs/riscv64.yaml
 //   template templates/riscv64/resolver.s.j2
+// Riscv64_Aligned:
+//   spec abi_specs/riscv64_aligned.yaml
+//   template templates/riscv64/resolver.s.j2
 // X86_64_SysV:
 //   spec abi_specs/x86_64_sysv.yaml
 //   template templates/x86_64/resolver.s.j2
+// X86_64_SysV_AVX:
+//   spec abi_specs/x86_64_sysv_avx.yaml
+//   template templates/x86_64/resolver.s.j2
+// X86_64_SysV_AVX_Fixed:
+//   spec abi_specs/x86_64_sysv_avx_fixed.yaml
+//   template templates/x86_64/resolver.s.j2
+// X86_64_SysV_CET:
+//   spec abi_specs/x86_64_sysv_cet.yaml
+//   template templates/x86_64/resolver.s.j2
+// X86_64_SysV_Lean:
+//   spec abi_specs/x86_64_sysv_lean.yaml
+//   template templates/x86_64/resolver.s.j2
 // X86_64_Win32:
 //   spec abi_specs/x86_64_win64.yaml
+//   template templates/x86_64/resolver.s.j2
+// X86_64_Win32_AVX:
+//   spec abi_specs/x86_64_win64_avx.yaml
+//   template templates/x86_64/resolver.s.j2
+// X86_64_Win32_Lean:
+//   spec abi_specs/x86_64_win64_lean.yaml
 //   template templates/x86_64/resolver.s.j2
 // X86_64_Win32_seed_initial:
 //   spec abi_specs/x86_64_win64_seed.yaml
@@ -219,6 +246,178 @@ inline void OrcAArch64::writeTrampolines(char *TrampolineBlockWorkingMem,
 }
 
 inline void OrcAArch64::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x58000010, // 0x00: ldr x16, #0
+      0xd61f0200, // 0x04: br x16
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(StubPtrDisp >= -0x100000LL && StubPtrDisp <= 0xffffcLL &&
+           "AArch64 literal-load range: +-1 MiB");
+    assert(StubPtrDisp % 4 == 0 && "ldr19: misaligned");
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffe0ULL), 5,
+                                 StubPtrDisp >> 2);
+  }
+}
+
+/// AArch64_BTI: AArch64 (AAPCS64) with `bti c` landing pads
+struct OrcAArch64_BTI {
+  static constexpr unsigned ResolverCodeSize = 0x128;
+  static constexpr unsigned ReentryFnAddrOffset = 0x118;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x120;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 16;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xffffc;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcAArch64_BTI::writeResolverCode(char *ResolverWorkingMem,
+                                              uint64_t ReentryFnAddr,
+                                              uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint32_t ResolverCode[] = {
+      // resolver_entry:
+      0xd503245f,             // 0x000: bti c
+      0xa9bf47fd,             // 0x004: stp x29, x17, [sp, #-0x10]!
+      0x910003fd,             // 0x008: mov x29, sp
+      0xa9bf73fb,             // 0x00c: stp x27, x28, [sp, #-0x10]!
+      0xa9bf6bf9,             // 0x010: stp x25, x26, [sp, #-0x10]!
+      0xa9bf63f7,             // 0x014: stp x23, x24, [sp, #-0x10]!
+      0xa9bf5bf5,             // 0x018: stp x21, x22, [sp, #-0x10]!
+      0xa9bf53f3,             // 0x01c: stp x19, x20, [sp, #-0x10]!
+      0xa9bf3fee,             // 0x020: stp x14, x15, [sp, #-0x10]!
+      0xa9bf37ec,             // 0x024: stp x12, x13, [sp, #-0x10]!
+      0xa9bf2fea,             // 0x028: stp x10, x11, [sp, #-0x10]!
+      0xa9bf27e8,             // 0x02c: stp x8, x9, [sp, #-0x10]!
+      0xa9bf1fe6,             // 0x030: stp x6, x7, [sp, #-0x10]!
+      0xa9bf17e4,             // 0x034: stp x4, x5, [sp, #-0x10]!
+      0xa9bf0fe2,             // 0x038: stp x2, x3, [sp, #-0x10]!
+      0xa9bf07e0,             // 0x03c: stp x0, x1, [sp, #-0x10]!
+      0xadbf7ffe,             // 0x040: stp q30, q31, [sp, #-0x20]!
+      0xadbf77fc,             // 0x044: stp q28, q29, [sp, #-0x20]!
+      0xadbf6ffa,             // 0x048: stp q26, q27, [sp, #-0x20]!
+      0xadbf67f8,             // 0x04c: stp q24, q25, [sp, #-0x20]!
+      0xadbf5ff6,             // 0x050: stp q22, q23, [sp, #-0x20]!
+      0xadbf57f4,             // 0x054: stp q20, q21, [sp, #-0x20]!
+      0xadbf4ff2,             // 0x058: stp q18, q19, [sp, #-0x20]!
+      0xadbf47f0,             // 0x05c: stp q16, q17, [sp, #-0x20]!
+      0xadbf3fee,             // 0x060: stp q14, q15, [sp, #-0x20]!
+      0xadbf37ec,             // 0x064: stp q12, q13, [sp, #-0x20]!
+      0xadbf2fea,             // 0x068: stp q10, q11, [sp, #-0x20]!
+      0xadbf27e8,             // 0x06c: stp q8, q9, [sp, #-0x20]!
+      0xadbf1fe6,             // 0x070: stp q6, q7, [sp, #-0x20]!
+      0xadbf17e4,             // 0x074: stp q4, q5, [sp, #-0x20]!
+      0xadbf0fe2,             // 0x078: stp q2, q3, [sp, #-0x20]!
+      0xadbf07e0,             // 0x07c: stp q0, q1, [sp, #-0x20]!
+      0x58000500,             // 0x080: ldr x0, #0x120
+      0xaa1e03e1,             // 0x084: mov x1, x30
+      0xd1004021,             // 0x088: sub x1, x1, #0x10
+      0x58000462,             // 0x08c: ldr x2, #0x118
+      0xd63f0040,             // 0x090: blr x2
+      0xaa0003f1,             // 0x094: mov x17, x0
+      0xacc107e0,             // 0x098: ldp q0, q1, [sp], #0x20
+      0xacc10fe2,             // 0x09c: ldp q2, q3, [sp], #0x20
+      0xacc117e4,             // 0x0a0: ldp q4, q5, [sp], #0x20
+      0xacc11fe6,             // 0x0a4: ldp q6, q7, [sp], #0x20
+      0xacc127e8,             // 0x0a8: ldp q8, q9, [sp], #0x20
+      0xacc12fea,             // 0x0ac: ldp q10, q11, [sp], #0x20
+      0xacc137ec,             // 0x0b0: ldp q12, q13, [sp], #0x20
+      0xacc13fee,             // 0x0b4: ldp q14, q15, [sp], #0x20
+      0xacc147f0,             // 0x0b8: ldp q16, q17, [sp], #0x20
+      0xacc14ff2,             // 0x0bc: ldp q18, q19, [sp], #0x20
+      0xacc157f4,             // 0x0c0: ldp q20, q21, [sp], #0x20
+      0xacc15ff6,             // 0x0c4: ldp q22, q23, [sp], #0x20
+      0xacc167f8,             // 0x0c8: ldp q24, q25, [sp], #0x20
+      0xacc16ffa,             // 0x0cc: ldp q26, q27, [sp], #0x20
+      0xacc177fc,             // 0x0d0: ldp q28, q29, [sp], #0x20
+      0xacc17ffe,             // 0x0d4: ldp q30, q31, [sp], #0x20
+      0xa8c107e0,             // 0x0d8: ldp x0, x1, [sp], #0x10
+      0xa8c10fe2,             // 0x0dc: ldp x2, x3, [sp], #0x10
+      0xa8c117e4,             // 0x0e0: ldp x4, x5, [sp], #0x10
+      0xa8c11fe6,             // 0x0e4: ldp x6, x7, [sp], #0x10
+      0xa8c127e8,             // 0x0e8: ldp x8, x9, [sp], #0x10
+      0xa8c12fea,             // 0x0ec: ldp x10, x11, [sp], #0x10
+      0xa8c137ec,             // 0x0f0: ldp x12, x13, [sp], #0x10
+      0xa8c13fee,             // 0x0f4: ldp x14, x15, [sp], #0x10
+      0xa8c153f3,             // 0x0f8: ldp x19, x20, [sp], #0x10
+      0xa8c15bf5,             // 0x0fc: ldp x21, x22, [sp], #0x10
+      0xa8c163f7,             // 0x100: ldp x23, x24, [sp], #0x10
+      0xa8c16bf9,             // 0x104: ldp x25, x26, [sp], #0x10
+      0xa8c173fb,             // 0x108: ldp x27, x28, [sp], #0x10
+      0xa8c17bfd,             // 0x10c: ldp x29, x30, [sp], #0x10
+      0xd65f0220,             // 0x110: ret x17
+      // code_end:
+      0x00000000,             // 0x114: .long 0x00000000
+      // ReentryFnAddr:
+      0x01234567, 0xdeadbeef, // 0x118: .quad 0xdeadbeef01234567
+      // ReentryCtxAddr:
+      0x98765432, 0xcafef00d, // 0x120: .quad 0xcafef00d98765432
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+}
+
+inline void OrcAArch64_BTI::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0xd503245f, // 0x00: bti c
+      0xaa1e03f1, // 0x04: mov x17, x30
+      0x58000010, // 0x08: ldr x16, #8
+      0xd63f0200, // 0x0c: blr x16
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x8, 8);
+    assert(ResolverPtrDisp >= -0x100000LL && ResolverPtrDisp <= 0xffffcLL &&
+           "AArch64 literal-load range: +-1 MiB");
+    assert(ResolverPtrDisp % 4 == 0 && "ldr19: misaligned");
+    detail::patchField<uint32_t>(Unit + 0x8, uint32_t(0xffffe0ULL), 5,
+                                 ResolverPtrDisp >> 2);
+  }
+}
+
+inline void OrcAArch64_BTI::writeIndirectStubsBlock(
     char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
     uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
   // clang-format off
@@ -486,6 +685,160 @@ inline void OrcLoongArch64::writeTrampolines(
 }
 
 inline void OrcLoongArch64::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x1c00000c, // 0x00: pcaddu12i $t0, 0
+      0x28c0018c, // 0x04: ld.d $t0, $t0, 0
+      0x4c000180, // 0x08: jr $t0
+      0x00000000, // 0x0c: .long 0x00000000
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(StubPtrDisp >= -0x80000800LL && StubPtrDisp <= 0x7ffff7ffLL &&
+           "hi20/lo12 pair: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0x1ffffe0ULL), 5,
+                                 (StubPtrDisp + 0x800) >> 12);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0x3ffc00ULL), 10,
+                                 StubPtrDisp);
+  }
+}
+
+/// LoongArch64_Aligned: LoongArch64, LP64D; 16-byte aligned frame
+struct OrcLoongArch64_Aligned {
+  static constexpr unsigned ResolverCodeSize = 0xc8;
+  static constexpr unsigned ReentryCtxAddrOffset = 0xb8;
+  static constexpr unsigned ReentryFnAddrOffset = 0xc0;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 16;
+  static constexpr unsigned StubSize = 16;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffff7ff;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcLoongArch64_Aligned::writeResolverCode(char *ResolverWorkingMem,
+                                                      uint64_t ReentryFnAddr,
+                                                      uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint32_t ResolverCode[] = {
+      // resolver_entry:
+      0x02fdc063,             // 0x00: addi.d $sp, $sp, -144
+      0x29c00061,             // 0x04: st.d $ra, $sp, 0
+      0x29c02064,             // 0x08: st.d $a0, $sp, 8
+      0x29c04065,             // 0x0c: st.d $a1, $sp, 16
+      0x29c06066,             // 0x10: st.d $a2, $sp, 24
+      0x29c08067,             // 0x14: st.d $a3, $sp, 32
+      0x29c0a068,             // 0x18: st.d $a4, $sp, 40
+      0x29c0c069,             // 0x1c: st.d $a5, $sp, 48
+      0x29c0e06a,             // 0x20: st.d $a6, $sp, 56
+      0x29c1006b,             // 0x24: st.d $a7, $sp, 64
+      0x2bc12060,             // 0x28: fst.d $fa0, $sp, 72
+      0x2bc14061,             // 0x2c: fst.d $fa1, $sp, 80
+      0x2bc16062,             // 0x30: fst.d $fa2, $sp, 88
+      0x2bc18063,             // 0x34: fst.d $fa3, $sp, 96
+      0x2bc1a064,             // 0x38: fst.d $fa4, $sp, 104
+      0x2bc1c065,             // 0x3c: fst.d $fa5, $sp, 112
+      0x2bc1e066,             // 0x40: fst.d $fa6, $sp, 120
+      0x2bc20067,             // 0x44: fst.d $fa7, $sp, 128
+      // ReentryCtxAddr_pc:
+      0x1c000004,             // 0x48: pcaddu12i $a0, 0
+      0x28c1c084,             // 0x4c: ld.d $a0, $a0, 112
+      0x001501a5,             // 0x50: move $a1, $t1
+      0x02ffd0a5,             // 0x54: addi.d $a1, $a1, -12
+      // ReentryFnAddr_pc:
+      0x1c000006,             // 0x58: pcaddu12i $a2, 0
+      0x28c1a0c6,             // 0x5c: ld.d $a2, $a2, 104
+      0x4c0000c1,             // 0x60: jirl $ra, $a2, 0
+      0x0015008c,             // 0x64: move $t0, $a0
+      0x2b820067,             // 0x68: fld.d $fa7, $sp, 128
+      0x2b81e066,             // 0x6c: fld.d $fa6, $sp, 120
+      0x2b81c065,             // 0x70: fld.d $fa5, $sp, 112
+      0x2b81a064,             // 0x74: fld.d $fa4, $sp, 104
+      0x2b818063,             // 0x78: fld.d $fa3, $sp, 96
+      0x2b816062,             // 0x7c: fld.d $fa2, $sp, 88
+      0x2b814061,             // 0x80: fld.d $fa1, $sp, 80
+      0x2b812060,             // 0x84: fld.d $fa0, $sp, 72
+      0x28c1006b,             // 0x88: ld.d $a7, $sp, 64
+      0x28c0e06a,             // 0x8c: ld.d $a6, $sp, 56
+      0x28c0c069,             // 0x90: ld.d $a5, $sp, 48
+      0x28c0a068,             // 0x94: ld.d $a4, $sp, 40
+      0x28c08067,             // 0x98: ld.d $a3, $sp, 32
+      0x28c06066,             // 0x9c: ld.d $a2, $sp, 24
+      0x28c04065,             // 0xa0: ld.d $a1, $sp, 16
+      0x28c02064,             // 0xa4: ld.d $a0, $sp, 8
+      0x28c00061,             // 0xa8: ld.d $ra, $sp, 0
+      0x02c24063,             // 0xac: addi.d $sp, $sp, 144
+      0x4c000180,             // 0xb0: jr $t0
+      // code_end:
+      0x00000000,             // 0xb4: .long 0x00000000
+      // ReentryCtxAddr:
+      0x01234567, 0xdeedbeef, // 0xb8: .long 0x01234567, 0xdeedbeef
+      // ReentryFnAddr:
+      0x98765432, 0xcafef00d, // 0xc0: .long 0x98765432, 0xcafef00d
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcLoongArch64_Aligned::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0x1c00000c, // 0x00: pcaddu12i $t0, 0
+      0x28c0018c, // 0x04: ld.d $t0, $t0, 0
+      0x4c00018d, // 0x08: jirl $t1, $t0, 0
+      0x00000000, // 0x0c: .long 0x00000000
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(ResolverPtrDisp >= -0x80000800LL &&
+           ResolverPtrDisp <= 0x7ffff7ffLL && "hi20/lo12 pair: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0x1ffffe0ULL), 5,
+                                 (ResolverPtrDisp + 0x800) >> 12);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0x3ffc00ULL), 10,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcLoongArch64_Aligned::writeIndirectStubsBlock(
     char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
     uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
   // clang-format off
@@ -1253,6 +1606,184 @@ inline void OrcRiscv64::writeIndirectStubsBlock(
   }
 }
 
+/// Riscv64_Aligned: RISC-V RV64GC, LP64D; 16-byte aligned frame, saves fa0-fa7
+struct OrcRiscv64_Aligned {
+  static constexpr unsigned ResolverCodeSize = 0x128;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x118;
+  static constexpr unsigned ReentryFnAddrOffset = 0x120;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 16;
+  static constexpr unsigned StubSize = 16;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffff7ff;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcRiscv64_Aligned::writeResolverCode(char *ResolverWorkingMem,
+                                                  uint64_t ReentryFnAddr,
+                                                  uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint32_t ResolverCode[] = {
+      // resolver_entry:
+      0xf1010113,             // 0x000: addi sp, sp, -0xf0
+      0x00813023,             // 0x004: sd s0, 0(sp)
+      0x00913423,             // 0x008: sd s1, 8(sp)
+      0x01213823,             // 0x00c: sd s2, 0x10(sp)
+      0x01313c23,             // 0x010: sd s3, 0x18(sp)
+      0x03413023,             // 0x014: sd s4, 0x20(sp)
+      0x03513423,             // 0x018: sd s5, 0x28(sp)
+      0x03613823,             // 0x01c: sd s6, 0x30(sp)
+      0x03713c23,             // 0x020: sd s7, 0x38(sp)
+      0x05813023,             // 0x024: sd s8, 0x40(sp)
+      0x05913423,             // 0x028: sd s9, 0x48(sp)
+      0x05a13823,             // 0x02c: sd s10, 0x50(sp)
+      0x05b13c23,             // 0x030: sd s11, 0x58(sp)
+      0x06113023,             // 0x034: sd ra, 0x60(sp)
+      0x06a13423,             // 0x038: sd a0, 0x68(sp)
+      0x06b13823,             // 0x03c: sd a1, 0x70(sp)
+      0x06c13c23,             // 0x040: sd a2, 0x78(sp)
+      0x08d13023,             // 0x044: sd a3, 0x80(sp)
+      0x08e13423,             // 0x048: sd a4, 0x88(sp)
+      0x08f13823,             // 0x04c: sd a5, 0x90(sp)
+      0x09013c23,             // 0x050: sd a6, 0x98(sp)
+      0x0b113023,             // 0x054: sd a7, 0xa0(sp)
+      0x0aa13427,             // 0x058: fsd fa0, 0xa8(sp)
+      0x0ab13827,             // 0x05c: fsd fa1, 0xb0(sp)
+      0x0ac13c27,             // 0x060: fsd fa2, 0xb8(sp)
+      0x0cd13027,             // 0x064: fsd fa3, 0xc0(sp)
+      0x0ce13427,             // 0x068: fsd fa4, 0xc8(sp)
+      0x0cf13827,             // 0x06c: fsd fa5, 0xd0(sp)
+      0x0d013c27,             // 0x070: fsd fa6, 0xd8(sp)
+      0x0f113027,             // 0x074: fsd fa7, 0xe0(sp)
+      // ReentryCtxAddr_pc:
+      0x00000517,             // 0x078: auipc a0, 0
+      0x0a053503,             // 0x07c: ld a0, 0xa0(a0)
+      0x00030593,             // 0x080: mv a1, t1
+      0xff458593,             // 0x084: addi a1, a1, -0xc
+      // ReentryFnAddr_pc:
+      0x00000617,             // 0x088: auipc a2, 0
+      0x09863603,             // 0x08c: ld a2, 0x98(a2)
+      0x000600e7,             // 0x090: jalr a2
+      0x00050293,             // 0x094: mv t0, a0
+      0x00013403,             // 0x098: ld s0, 0(sp)
+      0x00813483,             // 0x09c: ld s1, 8(sp)
+      0x01013903,             // 0x0a0: ld s2, 0x10(sp)
+      0x01813983,             // 0x0a4: ld s3, 0x18(sp)
+      0x02013a03,             // 0x0a8: ld s4, 0x20(sp)
+      0x02813a83,             // 0x0ac: ld s5, 0x28(sp)
+      0x03013b03,             // 0x0b0: ld s6, 0x30(sp)
+      0x03813b83,             // 0x0b4: ld s7, 0x38(sp)
+      0x04013c03,             // 0x0b8: ld s8, 0x40(sp)
+      0x04813c83,             // 0x0bc: ld s9, 0x48(sp)
+      0x05013d03,             // 0x0c0: ld s10, 0x50(sp)
+      0x05813d83,             // 0x0c4: ld s11, 0x58(sp)
+      0x06013083,             // 0x0c8: ld ra, 0x60(sp)
+      0x06813503,             // 0x0cc: ld a0, 0x68(sp)
+      0x07013583,             // 0x0d0: ld a1, 0x70(sp)
+      0x07813603,             // 0x0d4: ld a2, 0x78(sp)
+      0x08013683,             // 0x0d8: ld a3, 0x80(sp)
+      0x08813703,             // 0x0dc: ld a4, 0x88(sp)
+      0x09013783,             // 0x0e0: ld a5, 0x90(sp)
+      0x09813803,             // 0x0e4: ld a6, 0x98(sp)
+      0x0a013883,             // 0x0e8: ld a7, 0xa0(sp)
+      0x0a813507,             // 0x0ec: fld fa0, 0xa8(sp)
+      0x0b013587,             // 0x0f0: fld fa1, 0xb0(sp)
+      0x0b813607,             // 0x0f4: fld fa2, 0xb8(sp)
+      0x0c013687,             // 0x0f8: fld fa3, 0xc0(sp)
+      0x0c813707,             // 0x0fc: fld fa4, 0xc8(sp)
+      0x0d013787,             // 0x100: fld fa5, 0xd0(sp)
+      0x0d813807,             // 0x104: fld fa6, 0xd8(sp)
+      0x0e013887,             // 0x108: fld fa7, 0xe0(sp)
+      0x0f010113,             // 0x10c: addi sp, sp, 0xf0
+      0x00028067,             // 0x110: jr t0
+      // code_end:
+      0x12345678,             // 0x114: .long 0x12345678
+      // ReentryCtxAddr:
+      0x12345678, 0xdeadbeef, // 0x118: .quad 0xdeadbeef12345678
+      // ReentryFnAddr:
+      0x98765432, 0xcafef00d, // 0x120: .quad 0xcafef00d98765432
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcRiscv64_Aligned::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0x00000297, // 0x00: auipc t0, 0
+      0x0002b283, // 0x04: ld t0, 0(t0)
+      0x00028367, // 0x08: jalr t1, t0, 0
+      0xdeadface, // 0x0c: .long 0xdeadface
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(ResolverPtrDisp >= -0x80000800LL &&
+           ResolverPtrDisp <= 0x7ffff7ffLL && "hi20/lo12 pair: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xfffff000ULL), 12,
+                                 (ResolverPtrDisp + 0x800) >> 12);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xfff00000ULL), 20,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcRiscv64_Aligned::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x00000297, // 0x00: auipc t0, 0
+      0x0002b283, // 0x04: ld t0, 0(t0)
+      0x00028067, // 0x08: jr t0
+      0xfeedbeef, // 0x0c: .long 0xfeedbeef
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(StubPtrDisp >= -0x80000800LL && StubPtrDisp <= 0x7ffff7ffLL &&
+           "hi20/lo12 pair: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xfffff000ULL), 12,
+                                 (StubPtrDisp + 0x800) >> 12);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xfff00000ULL), 20,
+                                 StubPtrDisp);
+  }
+}
+
 /// X86_64_SysV: System V AMD64 (Linux, macOS, BSD)
 struct OrcX86_64_SysV {
   static constexpr unsigned ResolverCodeSize = 0x6c;
@@ -1368,6 +1899,590 @@ inline void OrcX86_64_SysV::writeTrampolines(
 }
 
 inline void OrcX86_64_SysV::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
+}
+
+/// X86_64_SysV_AVX: System V AMD64, full vector state (xsave64, CPUID-sized
+/// area)
+struct OrcX86_64_SysV_AVX {
+  static constexpr unsigned ResolverCodeSize = 0xc8;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x7d;
+  static constexpr unsigned ReentryFnAddrOffset = 0x8f;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffffa;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcX86_64_SysV_AVX::writeResolverCode(char *ResolverWorkingMem,
+                                                  uint64_t ReentryFnAddr,
+                                                  uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint8_t ResolverCode[] = {
+      // resolver_entry:
+      0x55,                                                       // 0x00: pushq %rbp
+      0x48, 0x89, 0xe5,                                           // 0x01: movq %rsp, %rbp
+      0x50,                                                       // 0x04: pushq %rax
+      0x53,                                                       // 0x05: pushq %rbx
+      0x51,                                                       // 0x06: pushq %rcx
+      0x52,                                                       // 0x07: pushq %rdx
+      0x56,                                                       // 0x08: pushq %rsi
+      0x57,                                                       // 0x09: pushq %rdi
+      0x41, 0x50,                                                 // 0x0a: pushq %r8
+      0x41, 0x51,                                                 // 0x0c: pushq %r9
+      0x41, 0x52,                                                 // 0x0e: pushq %r10
+      0x41, 0x53,                                                 // 0x10: pushq %r11
+      0x41, 0x54,                                                 // 0x12: pushq %r12
+      0x41, 0x55,                                                 // 0x14: pushq %r13
+      0x41, 0x56,                                                 // 0x16: pushq %r14
+      0x41, 0x57,                                                 // 0x18: pushq %r15
+      0xb8, 0x0d, 0x00, 0x00, 0x00,                               // 0x1a: movl $0xd, %eax
+      0x31, 0xc9,                                                 // 0x1f: xorl %ecx, %ecx
+      0x0f, 0xa2,                                                 // 0x21: cpuid
+      0x48, 0x29, 0xdc,                                           // 0x23: subq %rbx, %rsp
+      0x48, 0x83, 0xe4, 0xc0,                                     // 0x26: andq $0xffffffffffffffc0, %rsp
+      0x31, 0xc0,                                                 // 0x2a: xorl %eax, %eax
+      0x48, 0x89, 0x84, 0x24, 0x00, 0x02, 0x00, 0x00,             // 0x2c: movq %rax, 0x200(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x08, 0x02, 0x00, 0x00,             // 0x34: movq %rax, 0x208(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x10, 0x02, 0x00, 0x00,             // 0x3c: movq %rax, 0x210(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x18, 0x02, 0x00, 0x00,             // 0x44: movq %rax, 0x218(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x20, 0x02, 0x00, 0x00,             // 0x4c: movq %rax, 0x220(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x28, 0x02, 0x00, 0x00,             // 0x54: movq %rax, 0x228(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x30, 0x02, 0x00, 0x00,             // 0x5c: movq %rax, 0x230(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x38, 0x02, 0x00, 0x00,             // 0x64: movq %rax, 0x238(%rsp)
+      0xb8, 0xff, 0xff, 0xff, 0xff,                               // 0x6c: movl $0xffffffff, %eax
+      0xba, 0xff, 0xff, 0xff, 0xff,                               // 0x71: movl $0xffffffff, %edx
+      0x48, 0x0f, 0xae, 0x24, 0x24,                               // 0x76: xsave64 (%rsp)
+      // ReentryCtxAddr:
+      0x48, 0xbf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x7b: movabsq $0, %rdi
+      0x48, 0x8b, 0x75, 0x08,                                     // 0x85: movq 8(%rbp), %rsi
+      0x48, 0x83, 0xee, 0x06,                                     // 0x89: subq $6, %rsi
+      // ReentryFnAddr:
+      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x8d: movabsq $0, %rax
+      0xff, 0xd0,                                                 // 0x97: callq *%rax
+      0x48, 0x89, 0x45, 0x08,                                     // 0x99: movq %rax, 8(%rbp)
+      0xb8, 0xff, 0xff, 0xff, 0xff,                               // 0x9d: movl $0xffffffff, %eax
+      0xba, 0xff, 0xff, 0xff, 0xff,                               // 0xa2: movl $0xffffffff, %edx
+      0x48, 0x0f, 0xae, 0x2c, 0x24,                               // 0xa7: xrstor64 (%rsp)
+      0x48, 0x8d, 0x65, 0x90,                                     // 0xac: leaq -0x70(%rbp), %rsp
+      0x41, 0x5f,                                                 // 0xb0: popq %r15
+      0x41, 0x5e,                                                 // 0xb2: popq %r14
+      0x41, 0x5d,                                                 // 0xb4: popq %r13
+      0x41, 0x5c,                                                 // 0xb6: popq %r12
+      0x41, 0x5b,                                                 // 0xb8: popq %r11
+      0x41, 0x5a,                                                 // 0xba: popq %r10
+      0x41, 0x59,                                                 // 0xbc: popq %r9
+      0x41, 0x58,                                                 // 0xbe: popq %r8
+      0x5f,                                                       // 0xc0: popq %rdi
+      0x5e,                                                       // 0xc1: popq %rsi
+      0x5a,                                                       // 0xc2: popq %rdx
+      0x59,                                                       // 0xc3: popq %rcx
+      0x5b,                                                       // 0xc4: popq %rbx
+      0x58,                                                       // 0xc5: popq %rax
+      0x5d,                                                       // 0xc6: popq %rbp
+      0xc3,                                                       // 0xc7: retq
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcX86_64_SysV_AVX::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xff, 0x15, 0x00, 0x00, 0x00, 0x00, // 0x00: callq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_SysV_AVX::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
+}
+
+/// X86_64_SysV_AVX_Fixed: System V AMD64, AVX and AVX-512 state (xsave64, fixed
+/// 0xa80-byte area)
+struct OrcX86_64_SysV_AVX_Fixed {
+  static constexpr unsigned ResolverCodeSize = 0xc3;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x78;
+  static constexpr unsigned ReentryFnAddrOffset = 0x8a;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffffa;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcX86_64_SysV_AVX_Fixed::writeResolverCode(
+    char *ResolverWorkingMem, uint64_t ReentryFnAddr, uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint8_t ResolverCode[] = {
+      // resolver_entry:
+      0x55,                                                       // 0x00: pushq %rbp
+      0x48, 0x89, 0xe5,                                           // 0x01: movq %rsp, %rbp
+      0x50,                                                       // 0x04: pushq %rax
+      0x53,                                                       // 0x05: pushq %rbx
+      0x51,                                                       // 0x06: pushq %rcx
+      0x52,                                                       // 0x07: pushq %rdx
+      0x56,                                                       // 0x08: pushq %rsi
+      0x57,                                                       // 0x09: pushq %rdi
+      0x41, 0x50,                                                 // 0x0a: pushq %r8
+      0x41, 0x51,                                                 // 0x0c: pushq %r9
+      0x41, 0x52,                                                 // 0x0e: pushq %r10
+      0x41, 0x53,                                                 // 0x10: pushq %r11
+      0x41, 0x54,                                                 // 0x12: pushq %r12
+      0x41, 0x55,                                                 // 0x14: pushq %r13
+      0x41, 0x56,                                                 // 0x16: pushq %r14
+      0x41, 0x57,                                                 // 0x18: pushq %r15
+      0x48, 0x81, 0xec, 0x80, 0x0a, 0x00, 0x00,                   // 0x1a: subq $0xa80, %rsp
+      0x48, 0x83, 0xe4, 0xc0,                                     // 0x21: andq $0xffffffffffffffc0, %rsp
+      0x31, 0xc0,                                                 // 0x25: xorl %eax, %eax
+      0x48, 0x89, 0x84, 0x24, 0x00, 0x02, 0x00, 0x00,             // 0x27: movq %rax, 0x200(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x08, 0x02, 0x00, 0x00,             // 0x2f: movq %rax, 0x208(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x10, 0x02, 0x00, 0x00,             // 0x37: movq %rax, 0x210(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x18, 0x02, 0x00, 0x00,             // 0x3f: movq %rax, 0x218(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x20, 0x02, 0x00, 0x00,             // 0x47: movq %rax, 0x220(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x28, 0x02, 0x00, 0x00,             // 0x4f: movq %rax, 0x228(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x30, 0x02, 0x00, 0x00,             // 0x57: movq %rax, 0x230(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x38, 0x02, 0x00, 0x00,             // 0x5f: movq %rax, 0x238(%rsp)
+      0xb8, 0xe7, 0x00, 0x00, 0x00,                               // 0x67: movl $0xe7, %eax
+      0xba, 0x00, 0x00, 0x00, 0x00,                               // 0x6c: movl $0, %edx
+      0x48, 0x0f, 0xae, 0x24, 0x24,                               // 0x71: xsave64 (%rsp)
+      // ReentryCtxAddr:
+      0x48, 0xbf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x76: movabsq $0, %rdi
+      0x48, 0x8b, 0x75, 0x08,                                     // 0x80: movq 8(%rbp), %rsi
+      0x48, 0x83, 0xee, 0x06,                                     // 0x84: subq $6, %rsi
+      // ReentryFnAddr:
+      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x88: movabsq $0, %rax
+      0xff, 0xd0,                                                 // 0x92: callq *%rax
+      0x48, 0x89, 0x45, 0x08,                                     // 0x94: movq %rax, 8(%rbp)
+      0xb8, 0xe7, 0x00, 0x00, 0x00,                               // 0x98: movl $0xe7, %eax
+      0xba, 0x00, 0x00, 0x00, 0x00,                               // 0x9d: movl $0, %edx
+      0x48, 0x0f, 0xae, 0x2c, 0x24,                               // 0xa2: xrstor64 (%rsp)
+      0x48, 0x8d, 0x65, 0x90,                                     // 0xa7: leaq -0x70(%rbp), %rsp
+      0x41, 0x5f,                                                 // 0xab: popq %r15
+      0x41, 0x5e,                                                 // 0xad: popq %r14
+      0x41, 0x5d,                                                 // 0xaf: popq %r13
+      0x41, 0x5c,                                                 // 0xb1: popq %r12
+      0x41, 0x5b,                                                 // 0xb3: popq %r11
+      0x41, 0x5a,                                                 // 0xb5: popq %r10
+      0x41, 0x59,                                                 // 0xb7: popq %r9
+      0x41, 0x58,                                                 // 0xb9: popq %r8
+      0x5f,                                                       // 0xbb: popq %rdi
+      0x5e,                                                       // 0xbc: popq %rsi
+      0x5a,                                                       // 0xbd: popq %rdx
+      0x59,                                                       // 0xbe: popq %rcx
+      0x5b,                                                       // 0xbf: popq %rbx
+      0x58,                                                       // 0xc0: popq %rax
+      0x5d,                                                       // 0xc1: popq %rbp
+      0xc3,                                                       // 0xc2: retq
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcX86_64_SysV_AVX_Fixed::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xff, 0x15, 0x00, 0x00, 0x00, 0x00, // 0x00: callq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_SysV_AVX_Fixed::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
+}
+
+/// X86_64_SysV_CET: System V AMD64 with endbr64 landing pads (CET IBT)
+struct OrcX86_64_SysV_CET {
+  static constexpr unsigned ResolverCodeSize = 0x70;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x2c;
+  static constexpr unsigned ReentryFnAddrOffset = 0x3e;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 12;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffffa;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcX86_64_SysV_CET::writeResolverCode(char *ResolverWorkingMem,
+                                                  uint64_t ReentryFnAddr,
+                                                  uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint8_t ResolverCode[] = {
+      // resolver_entry:
+      0xf3, 0x0f, 0x1e, 0xfa,                                     // 0x00: .byte 0xf3, 0x0f, 0x1e, 0xfa
+      0x55,                                                       // 0x04: pushq %rbp
+      0x48, 0x89, 0xe5,                                           // 0x05: movq %rsp, %rbp
+      0x50,                                                       // 0x08: pushq %rax
+      0x53,                                                       // 0x09: pushq %rbx
+      0x51,                                                       // 0x0a: pushq %rcx
+      0x52,                                                       // 0x0b: pushq %rdx
+      0x56,                                                       // 0x0c: pushq %rsi
+      0x57,                                                       // 0x0d: pushq %rdi
+      0x41, 0x50,                                                 // 0x0e: pushq %r8
+      0x41, 0x51,                                                 // 0x10: pushq %r9
+      0x41, 0x52,                                                 // 0x12: pushq %r10
+      0x41, 0x53,                                                 // 0x14: pushq %r11
+      0x41, 0x54,                                                 // 0x16: pushq %r12
+      0x41, 0x55,                                                 // 0x18: pushq %r13
+      0x41, 0x56,                                                 // 0x1a: pushq %r14
+      0x41, 0x57,                                                 // 0x1c: pushq %r15
+      0x48, 0x81, 0xec, 0x08, 0x02, 0x00, 0x00,                   // 0x1e: subq $0x208, %rsp
+      0x48, 0x0f, 0xae, 0x04, 0x24,                               // 0x25: fxsave64 (%rsp)
+      // ReentryCtxAddr:
+      0x48, 0xbf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x2a: movabsq $0, %rdi
+      0x48, 0x8b, 0x75, 0x08,                                     // 0x34: movq 8(%rbp), %rsi
+      0x48, 0x83, 0xee, 0x0a,                                     // 0x38: subq $0xa, %rsi
+      // ReentryFnAddr:
+      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x3c: movabsq $0, %rax
+      0xff, 0xd0,                                                 // 0x46: callq *%rax
+      0x48, 0x89, 0x45, 0x08,                                     // 0x48: movq %rax, 8(%rbp)
+      0x48, 0x0f, 0xae, 0x0c, 0x24,                               // 0x4c: fxrstor64 (%rsp)
+      0x48, 0x81, 0xc4, 0x08, 0x02, 0x00, 0x00,                   // 0x51: addq $0x208, %rsp
+      0x41, 0x5f,                                                 // 0x58: popq %r15
+      0x41, 0x5e,                                                 // 0x5a: popq %r14
+      0x41, 0x5d,                                                 // 0x5c: popq %r13
+      0x41, 0x5c,                                                 // 0x5e: popq %r12
+      0x41, 0x5b,                                                 // 0x60: popq %r11
+      0x41, 0x5a,                                                 // 0x62: popq %r10
+      0x41, 0x59,                                                 // 0x64: popq %r9
+      0x41, 0x58,                                                 // 0x66: popq %r8
+      0x5f,                                                       // 0x68: popq %rdi
+      0x5e,                                                       // 0x69: popq %rsi
+      0x5a,                                                       // 0x6a: popq %rdx
+      0x59,                                                       // 0x6b: popq %rcx
+      0x5b,                                                       // 0x6c: popq %rbx
+      0x58,                                                       // 0x6d: popq %rax
+      0x5d,                                                       // 0x6e: popq %rbp
+      0xc3,                                                       // 0x6f: retq
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcX86_64_SysV_CET::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xf3, 0x0f, 0x1e, 0xfa,             // 0x00: .byte 0xf3, 0x0f, 0x1e, 0xfa
+      0xff, 0x15, 0x00, 0x00, 0x00, 0x00, // 0x04: callq *(%rip)
+      0xc4, 0xf1,                         // 0x0a: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0xa, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x6, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_SysV_CET::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
+}
+
+/// X86_64_SysV_Lean: System V AMD64, argument and caller-saved state only
+struct OrcX86_64_SysV_Lean {
+  static constexpr unsigned ResolverCodeSize = 0x9a;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x3f;
+  static constexpr unsigned ReentryFnAddrOffset = 0x51;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffffa;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcX86_64_SysV_Lean::writeResolverCode(char *ResolverWorkingMem,
+                                                   uint64_t ReentryFnAddr,
+                                                   uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint8_t ResolverCode[] = {
+      // resolver_entry:
+      0x55,                                                       // 0x00: pushq %rbp
+      0x48, 0x89, 0xe5,                                           // 0x01: movq %rsp, %rbp
+      0x50,                                                       // 0x04: pushq %rax
+      0x51,                                                       // 0x05: pushq %rcx
+      0x52,                                                       // 0x06: pushq %rdx
+      0x56,                                                       // 0x07: pushq %rsi
+      0x57,                                                       // 0x08: pushq %rdi
+      0x41, 0x50,                                                 // 0x09: pushq %r8
+      0x41, 0x51,                                                 // 0x0b: pushq %r9
+      0x41, 0x52,                                                 // 0x0d: pushq %r10
+      0x48, 0x81, 0xec, 0x88, 0x00, 0x00, 0x00,                   // 0x0f: subq $0x88, %rsp
+      0x0f, 0x29, 0x04, 0x24,                                     // 0x16: movaps %xmm0, (%rsp)
+      0x0f, 0x29, 0x4c, 0x24, 0x10,                               // 0x1a: movaps %xmm1, 0x10(%rsp)
+      0x0f, 0x29, 0x54, 0x24, 0x20,                               // 0x1f: movaps %xmm2, 0x20(%rsp)
+      0x0f, 0x29, 0x5c, 0x24, 0x30,                               // 0x24: movaps %xmm3, 0x30(%rsp)
+      0x0f, 0x29, 0x64, 0x24, 0x40,                               // 0x29: movaps %xmm4, 0x40(%rsp)
+      0x0f, 0x29, 0x6c, 0x24, 0x50,                               // 0x2e: movaps %xmm5, 0x50(%rsp)
+      0x0f, 0x29, 0x74, 0x24, 0x60,                               // 0x33: movaps %xmm6, 0x60(%rsp)
+      0x0f, 0x29, 0x7c, 0x24, 0x70,                               // 0x38: movaps %xmm7, 0x70(%rsp)
+      // ReentryCtxAddr:
+      0x48, 0xbf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x3d: movabsq $0, %rdi
+      0x48, 0x8b, 0x75, 0x08,                                     // 0x47: movq 8(%rbp), %rsi
+      0x48, 0x83, 0xee, 0x06,                                     // 0x4b: subq $6, %rsi
+      // ReentryFnAddr:
+      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x4f: movabsq $0, %rax
+      0xff, 0xd0,                                                 // 0x59: callq *%rax
+      0x48, 0x89, 0x45, 0x08,                                     // 0x5b: movq %rax, 8(%rbp)
+      0x0f, 0x28, 0x04, 0x24,                                     // 0x5f: movaps (%rsp), %xmm0
+      0x0f, 0x28, 0x4c, 0x24, 0x10,                               // 0x63: movaps 0x10(%rsp), %xmm1
+      0x0f, 0x28, 0x54, 0x24, 0x20,                               // 0x68: movaps 0x20(%rsp), %xmm2
+      0x0f, 0x28, 0x5c, 0x24, 0x30,                               // 0x6d: movaps 0x30(%rsp), %xmm3
+      0x0f, 0x28, 0x64, 0x24, 0x40,                               // 0x72: movaps 0x40(%rsp), %xmm4
+      0x0f, 0x28, 0x6c, 0x24, 0x50,                               // 0x77: movaps 0x50(%rsp), %xmm5
+      0x0f, 0x28, 0x74, 0x24, 0x60,                               // 0x7c: movaps 0x60(%rsp), %xmm6
+      0x0f, 0x28, 0x7c, 0x24, 0x70,                               // 0x81: movaps 0x70(%rsp), %xmm7
+      0x48, 0x81, 0xc4, 0x88, 0x00, 0x00, 0x00,                   // 0x86: addq $0x88, %rsp
+      0x41, 0x5a,                                                 // 0x8d: popq %r10
+      0x41, 0x59,                                                 // 0x8f: popq %r9
+      0x41, 0x58,                                                 // 0x91: popq %r8
+      0x5f,                                                       // 0x93: popq %rdi
+      0x5e,                                                       // 0x94: popq %rsi
+      0x5a,                                                       // 0x95: popq %rdx
+      0x59,                                                       // 0x96: popq %rcx
+      0x58,                                                       // 0x97: popq %rax
+      0x5d,                                                       // 0x98: popq %rbp
+      0xc3,                                                       // 0x99: retq
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcX86_64_SysV_Lean::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xff, 0x15, 0x00, 0x00, 0x00, 0x00, // 0x00: callq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_SysV_Lean::writeIndirectStubsBlock(
     char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
     uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
   // clang-format off
@@ -1507,6 +2622,285 @@ inline void OrcX86_64_Win32::writeTrampolines(
 }
 
 inline void OrcX86_64_Win32::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
+}
+
+/// X86_64_Win32_AVX: Microsoft x64, AVX and AVX-512 state (xsave64, fixed
+/// 0xa80-byte area)
+struct OrcX86_64_Win32_AVX {
+  static constexpr unsigned ResolverCodeSize = 0xcb;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x78;
+  static constexpr unsigned ReentryFnAddrOffset = 0x8a;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffffa;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcX86_64_Win32_AVX::writeResolverCode(char *ResolverWorkingMem,
+                                                   uint64_t ReentryFnAddr,
+                                                   uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint8_t ResolverCode[] = {
+      // resolver_entry:
+      0x55,                                                       // 0x00: pushq %rbp
+      0x48, 0x89, 0xe5,                                           // 0x01: movq %rsp, %rbp
+      0x50,                                                       // 0x04: pushq %rax
+      0x53,                                                       // 0x05: pushq %rbx
+      0x51,                                                       // 0x06: pushq %rcx
+      0x52,                                                       // 0x07: pushq %rdx
+      0x56,                                                       // 0x08: pushq %rsi
+      0x57,                                                       // 0x09: pushq %rdi
+      0x41, 0x50,                                                 // 0x0a: pushq %r8
+      0x41, 0x51,                                                 // 0x0c: pushq %r9
+      0x41, 0x52,                                                 // 0x0e: pushq %r10
+      0x41, 0x53,                                                 // 0x10: pushq %r11
+      0x41, 0x54,                                                 // 0x12: pushq %r12
+      0x41, 0x55,                                                 // 0x14: pushq %r13
+      0x41, 0x56,                                                 // 0x16: pushq %r14
+      0x41, 0x57,                                                 // 0x18: pushq %r15
+      0x48, 0x81, 0xec, 0x80, 0x0a, 0x00, 0x00,                   // 0x1a: subq $0xa80, %rsp
+      0x48, 0x83, 0xe4, 0xc0,                                     // 0x21: andq $0xffffffffffffffc0, %rsp
+      0x31, 0xc0,                                                 // 0x25: xorl %eax, %eax
+      0x48, 0x89, 0x84, 0x24, 0x00, 0x02, 0x00, 0x00,             // 0x27: movq %rax, 0x200(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x08, 0x02, 0x00, 0x00,             // 0x2f: movq %rax, 0x208(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x10, 0x02, 0x00, 0x00,             // 0x37: movq %rax, 0x210(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x18, 0x02, 0x00, 0x00,             // 0x3f: movq %rax, 0x218(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x20, 0x02, 0x00, 0x00,             // 0x47: movq %rax, 0x220(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x28, 0x02, 0x00, 0x00,             // 0x4f: movq %rax, 0x228(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x30, 0x02, 0x00, 0x00,             // 0x57: movq %rax, 0x230(%rsp)
+      0x48, 0x89, 0x84, 0x24, 0x38, 0x02, 0x00, 0x00,             // 0x5f: movq %rax, 0x238(%rsp)
+      0xb8, 0xe7, 0x00, 0x00, 0x00,                               // 0x67: movl $0xe7, %eax
+      0xba, 0x00, 0x00, 0x00, 0x00,                               // 0x6c: movl $0, %edx
+      0x48, 0x0f, 0xae, 0x24, 0x24,                               // 0x71: xsave64 (%rsp)
+      // ReentryCtxAddr:
+      0x48, 0xb9, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x76: movabsq $0, %rcx
+      0x48, 0x8b, 0x55, 0x08,                                     // 0x80: movq 8(%rbp), %rdx
+      0x48, 0x83, 0xea, 0x06,                                     // 0x84: subq $6, %rdx
+      // ReentryFnAddr:
+      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x88: movabsq $0, %rax
+      0x48, 0x83, 0xec, 0x20,                                     // 0x92: subq $0x20, %rsp
+      0xff, 0xd0,                                                 // 0x96: callq *%rax
+      0x48, 0x83, 0xc4, 0x20,                                     // 0x98: addq $0x20, %rsp
+      0x48, 0x89, 0x45, 0x08,                                     // 0x9c: movq %rax, 8(%rbp)
+      0xb8, 0xe7, 0x00, 0x00, 0x00,                               // 0xa0: movl $0xe7, %eax
+      0xba, 0x00, 0x00, 0x00, 0x00,                               // 0xa5: movl $0, %edx
+      0x48, 0x0f, 0xae, 0x2c, 0x24,                               // 0xaa: xrstor64 (%rsp)
+      0x48, 0x8d, 0x65, 0x90,                                     // 0xaf: leaq -0x70(%rbp), %rsp
+      0x41, 0x5f,                                                 // 0xb3: popq %r15
+      0x41, 0x5e,                                                 // 0xb5: popq %r14
+      0x41, 0x5d,                                                 // 0xb7: popq %r13
+      0x41, 0x5c,                                                 // 0xb9: popq %r12
+      0x41, 0x5b,                                                 // 0xbb: popq %r11
+      0x41, 0x5a,                                                 // 0xbd: popq %r10
+      0x41, 0x59,                                                 // 0xbf: popq %r9
+      0x41, 0x58,                                                 // 0xc1: popq %r8
+      0x5f,                                                       // 0xc3: popq %rdi
+      0x5e,                                                       // 0xc4: popq %rsi
+      0x5a,                                                       // 0xc5: popq %rdx
+      0x59,                                                       // 0xc6: popq %rcx
+      0x5b,                                                       // 0xc7: popq %rbx
+      0x58,                                                       // 0xc8: popq %rax
+      0x5d,                                                       // 0xc9: popq %rbp
+      0xc3,                                                       // 0xca: retq
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcX86_64_Win32_AVX::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xff, 0x15, 0x00, 0x00, 0x00, 0x00, // 0x00: callq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_Win32_AVX::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
+}
+
+/// X86_64_Win32_Lean: Microsoft x64, argument registers only
+struct OrcX86_64_Win32_Lean {
+  static constexpr unsigned ResolverCodeSize = 0x6a;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x23;
+  static constexpr unsigned ReentryFnAddrOffset = 0x35;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffffa;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcX86_64_Win32_Lean::writeResolverCode(char *ResolverWorkingMem,
+                                                    uint64_t ReentryFnAddr,
+                                                    uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint8_t ResolverCode[] = {
+      // resolver_entry:
+      0x55,                                                       // 0x00: pushq %rbp
+      0x48, 0x89, 0xe5,                                           // 0x01: movq %rsp, %rbp
+      0x51,                                                       // 0x04: pushq %rcx
+      0x52,                                                       // 0x05: pushq %rdx
+      0x41, 0x50,                                                 // 0x06: pushq %r8
+      0x41, 0x51,                                                 // 0x08: pushq %r9
+      0x48, 0x83, 0xec, 0x48,                                     // 0x0a: subq $0x48, %rsp
+      0x0f, 0x29, 0x04, 0x24,                                     // 0x0e: movaps %xmm0, (%rsp)
+      0x0f, 0x29, 0x4c, 0x24, 0x10,                               // 0x12: movaps %xmm1, 0x10(%rsp)
+      0x0f, 0x29, 0x54, 0x24, 0x20,                               // 0x17: movaps %xmm2, 0x20(%rsp)
+      0x0f, 0x29, 0x5c, 0x24, 0x30,                               // 0x1c: movaps %xmm3, 0x30(%rsp)
+      // ReentryCtxAddr:
+      0x48, 0xb9, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x21: movabsq $0, %rcx
+      0x48, 0x8b, 0x55, 0x08,                                     // 0x2b: movq 8(%rbp), %rdx
+      0x48, 0x83, 0xea, 0x06,                                     // 0x2f: subq $6, %rdx
+      // ReentryFnAddr:
+      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x33: movabsq $0, %rax
+      0x48, 0x83, 0xec, 0x20,                                     // 0x3d: subq $0x20, %rsp
+      0xff, 0xd0,                                                 // 0x41: callq *%rax
+      0x48, 0x83, 0xc4, 0x20,                                     // 0x43: addq $0x20, %rsp
+      0x48, 0x89, 0x45, 0x08,                                     // 0x47: movq %rax, 8(%rbp)
+      0x0f, 0x28, 0x04, 0x24,                                     // 0x4b: movaps (%rsp), %xmm0
+      0x0f, 0x28, 0x4c, 0x24, 0x10,                               // 0x4f: movaps 0x10(%rsp), %xmm1
+      0x0f, 0x28, 0x54, 0x24, 0x20,                               // 0x54: movaps 0x20(%rsp), %xmm2
+      0x0f, 0x28, 0x5c, 0x24, 0x30,                               // 0x59: movaps 0x30(%rsp), %xmm3
+      0x48, 0x83, 0xc4, 0x48,                                     // 0x5e: addq $0x48, %rsp
+      0x41, 0x59,                                                 // 0x62: popq %r9
+      0x41, 0x58,                                                 // 0x64: popq %r8
+      0x5a,                                                       // 0x66: popq %rdx
+      0x59,                                                       // 0x67: popq %rcx
+      0x5d,                                                       // 0x68: popq %rbp
+      0xc3,                                                       // 0x69: retq
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcX86_64_Win32_Lean::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xff, 0x15, 0x00, 0x00, 0x00, 0x00, // 0x00: callq *(%rip)
+      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_Win32_Lean::writeIndirectStubsBlock(
     char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
     uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
   // clang-format off

@@ -511,7 +511,7 @@ AArch64_BTI = ResolverTable(
         "ee3fbfa9ec37bfa9ea2fbfa9e827bfa9e61fbfa9e417bfa9e20fbfa9e007bfa9"
         "fe7fbfadfc77bfadfa6fbfadf867bfadf65fbfadf457bfadf24fbfadf047bfad"
         "ee3fbfadec37bfadea2fbfade827bfade61fbfade417bfade20fbfade007bfad"
-        "00050058e1031eaa213000d16204005840003fd6f10300aae007c1ace20fc1ac"
+        "00050058e1031eaa214000d16204005840003fd6f10300aae007c1ace20fc1ac"
         "e417c1ace61fc1ace827c1acea2fc1acec37c1acee3fc1acf047c1acf24fc1ac"
         "f457c1acf65fc1acf867c1acfa6fc1acfc77c1acfe7fc1ace007c1a8e20fc1a8"
         "e417c1a8e61fc1a8e827c1a8ea2fc1a8ec37c1a8ee3fc1a8f353c1a8f55bc1a8"
@@ -568,7 +568,7 @@ AArch64_BTI = ResolverTable(
         '  0x07c  e007bfad              stp q0, q1, [sp, #-0x20]!\n'
         '  0x080  00050058              ldr x0, #0x120\n'
         '  0x084  e1031eaa              mov x1, x30\n'
-        '  0x088  213000d1              sub x1, x1, #0xc\n'
+        '  0x088  214000d1              sub x1, x1, #0x10\n'
         '  0x08c  62040058              ldr x2, #0x118\n'
         '  0x090  40003fd6              blr x2\n'
         '  0x094  f10300aa              mov x17, x0\n'
@@ -609,6 +609,27 @@ AArch64_BTI = ResolverTable(
         '  0x118  67452301efbeadde      .quad 0xdeadbeef01234567  ; patch ReentryFnAddr: abs64 at 0x118\n'
         'ReentryCtxAddr:\n'
         '  0x120  325476980df0feca      .quad 0xcafef00d98765432  ; patch ReentryCtxAddr: abs64 at 0x120\n'
+    ),
+    stub_to_pointer_max_displacement=0xffffc,
+    trampoline=Unit(
+        bytes.fromhex('5f2403d5f1031eaa1000005800023fd6'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x8, 4, 5, 19, 'ldr19'),
+                0x8, -0x100000, 0xffffc, 4, 'AArch64 literal-load range: +-1 MiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('1000005800021fd6'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 5, 19, 'ldr19'),
+                0x0, -0x100000, 0xffffc, 4, 'AArch64 literal-load range: +-1 MiB',
+            ),
+        ),
     ),
 )
 
@@ -898,6 +919,35 @@ LoongArch64_Aligned = ResolverTable(
         '  0xb8  67452301efbeedde      .long 0x01234567, 0xdeedbeef  ; patch ReentryCtxAddr: abs64 at 0xb8\n'
         'ReentryFnAddr:\n'
         '  0xc0  325476980df0feca      .long 0x98765432, 0xcafef00d  ; patch ReentryFnAddr: abs64 at 0xc0\n'
+    ),
+    stub_to_pointer_max_displacement=0x7ffff7ff,
+    trampoline=Unit(
+        bytes.fromhex('0c00001c8c01c0288d01004c00000000'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 5, 20, 'pcrel_hi20'),
+                0x0, -0x80000800, 0x7ffff7ff, 1, 'hi20/lo12 pair: +-2 GiB',
+            ),
+            UnitField(
+                Field(0x4, 4, 10, 12, 'pcrel_lo12'),
+                0x0, -0x8000000000000000, 0x7fffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('0c00001c8c01c0288001004c00000000'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 5, 20, 'pcrel_hi20'),
+                0x0, -0x80000800, 0x7ffff7ff, 1, 'hi20/lo12 pair: +-2 GiB',
+            ),
+            UnitField(
+                Field(0x4, 4, 10, 12, 'pcrel_lo12'),
+                0x0, -0x8000000000000000, 0x7fffffffffffffff, 1, '',
+            ),
+        ),
     ),
 )
 
@@ -1619,6 +1669,35 @@ Riscv64_Aligned = ResolverTable(
         'ReentryFnAddr:\n'
         '  0x120  325476980df0feca      .quad 0xcafef00d98765432  ; patch ReentryFnAddr: abs64 at 0x120\n'
     ),
+    stub_to_pointer_max_displacement=0x7ffff7ff,
+    trampoline=Unit(
+        bytes.fromhex('9702000083b2020067830200cefaadde'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 12, 20, 'pcrel_hi20'),
+                0x0, -0x80000800, 0x7ffff7ff, 1, 'hi20/lo12 pair: +-2 GiB',
+            ),
+            UnitField(
+                Field(0x4, 4, 20, 12, 'pcrel_lo12'),
+                0x0, -0x8000000000000000, 0x7fffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('9702000083b2020067800200efbeedfe'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 12, 20, 'pcrel_hi20'),
+                0x0, -0x80000800, 0x7ffff7ff, 1, 'hi20/lo12 pair: +-2 GiB',
+            ),
+            UnitField(
+                Field(0x4, 4, 20, 12, 'pcrel_lo12'),
+                0x0, -0x8000000000000000, 0x7fffffffffffffff, 1, '',
+            ),
+        ),
+    ),
 )
 
 
@@ -1812,6 +1891,27 @@ X86_64_SysV_AVX = ResolverTable(
         '  0xc6  5d                    popq %rbp\n'
         '  0xc7  c3                    retq\n'
     ),
+    stub_to_pointer_max_displacement=0x7ffffffa,
+    trampoline=Unit(
+        bytes.fromhex('ff1500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('ff2500000000c4f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
 )
 
 
@@ -1905,6 +2005,27 @@ X86_64_SysV_AVX_Fixed = ResolverTable(
         '  0xc1  5d                    popq %rbp\n'
         '  0xc2  c3                    retq\n'
     ),
+    stub_to_pointer_max_displacement=0x7ffffffa,
+    trampoline=Unit(
+        bytes.fromhex('ff1500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('ff2500000000c4f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
 )
 
 
@@ -1916,7 +2037,7 @@ X86_64_SysV_CET = ResolverTable(
     pointer_size=8,
     code=bytes.fromhex(
         "f30f1efa554889e5505351525657415041514152415341544155415641574881"
-        "ec08020000480fae042448bf0000000000000000488b75084883ee0648b80000"
+        "ec08020000480fae042448bf0000000000000000488b75084883ee0a48b80000"
         "000000000000ffd048894508480fae0c244881c408020000415f415e415d415c"
         "415b415a415941585f5e5a595b585dc3"
     ),
@@ -1958,7 +2079,7 @@ X86_64_SysV_CET = ResolverTable(
         'ReentryCtxAddr:\n'
         '  0x2a  48bf0000000000000000  movabsq $0, %rdi  ; patch ReentryCtxAddr: abs64 at 0x2c\n'
         '  0x34  488b7508              movq 8(%rbp), %rsi\n'
-        '  0x38  4883ee06              subq $6, %rsi\n'
+        '  0x38  4883ee0a              subq $0xa, %rsi\n'
         'ReentryFnAddr:\n'
         '  0x3c  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x3e\n'
         '  0x46  ffd0                  callq *%rax\n'
@@ -1981,6 +2102,27 @@ X86_64_SysV_CET = ResolverTable(
         '  0x6d  58                    popq %rax\n'
         '  0x6e  5d                    popq %rbp\n'
         '  0x6f  c3                    retq\n'
+    ),
+    stub_to_pointer_max_displacement=0x7ffffffa,
+    trampoline=Unit(
+        bytes.fromhex('f30f1efaff1500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x6, 4, 0, 32, 'pcrel32'),
+                0xa, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('ff2500000000c4f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
     ),
 )
 
@@ -2060,6 +2202,27 @@ X86_64_SysV_Lean = ResolverTable(
         '  0x97  58                    popq %rax\n'
         '  0x98  5d                    popq %rbp\n'
         '  0x99  c3                    retq\n'
+    ),
+    stub_to_pointer_max_displacement=0x7ffffffa,
+    trampoline=Unit(
+        bytes.fromhex('ff1500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('ff2500000000c4f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
     ),
 )
 
@@ -2255,6 +2418,27 @@ X86_64_Win32_AVX = ResolverTable(
         '  0xc9  5d                    popq %rbp\n'
         '  0xca  c3                    retq\n'
     ),
+    stub_to_pointer_max_displacement=0x7ffffffa,
+    trampoline=Unit(
+        bytes.fromhex('ff1500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('ff2500000000c4f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
 )
 
 
@@ -2318,6 +2502,27 @@ X86_64_Win32_Lean = ResolverTable(
         '  0x67  59                    popq %rcx\n'
         '  0x68  5d                    popq %rbp\n'
         '  0x69  c3                    retq\n'
+    ),
+    stub_to_pointer_max_displacement=0x7ffffffa,
+    trampoline=Unit(
+        bytes.fromhex('ff1500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('ff2500000000c4f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32'),
+                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
     ),
 )
 

@@ -9,26 +9,25 @@ from __future__ import annotations
 import io
 
 import pytest
+from win64_unwind import decode_runtime_function, decode_unwind_info, virtual_unwind
 
 from asmgen.pipeline import build, select, spec_files
 from asmgen.roundtrip import (
     ENTRY_SP,
     LANDING,
     RESOLVER,
-    TRAMPOLINE,
     initial_state,
     reg,
     run_table,
+    trampoline_return,
 )
 from asmgen.unwind import eh_frame, win64_unwind
-
-from .win64_unwind import decode_runtime_function, decode_unwind_info, virtual_unwind
+from asmgen.verify.chain import landing_pad_bytes
 
 SYSV = [f.spec.abi for f in spec_files() if f.spec.unwind == "eh_frame"]
 WIN64 = [f.spec.abi for f in spec_files() if f.spec.unwind == "win64"]
 # DWARF numbers of the x86-64 psABI (a fact, restated here independently).
 DWARF = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", *(f"r{i}" for i in range(8, 16)))
-RETURN_ADDRESSES = {TRAMPOLINE + 6, LANDING}
 
 
 def _table(abi):
@@ -50,6 +49,7 @@ def test_eh_frame_unwinds_every_instruction(abi):
     from elftools.dwarf.structs import DWARFStructs
 
     table = _table(abi)
+    returns = {trampoline_return(landing_pad_bytes(table.spec)), LANDING}
     frame = eh_frame(table.code)
     data = bytearray(frame.data)
     # The JIT's one write before registering: pc_begin = the resolver's address.
@@ -78,7 +78,7 @@ def test_eh_frame_unwinds_every_instruction(abi):
                 continue
             saved = _read64(uc, cfa + rule.arg)
             if column == ra_column:
-                assert saved in RETURN_ADDRESSES, (abi, hex(offset))
+                assert saved in returns, (abi, hex(offset))
             else:
                 assert saved == initial[DWARF[column]], (abi, hex(offset), DWARF[column])
         checked.append(offset)
@@ -91,6 +91,7 @@ def test_eh_frame_unwinds_every_instruction(abi):
 @pytest.mark.parametrize("abi", WIN64)
 def test_win64_unwind_info_unwinds_every_instruction(abi):
     table = _table(abi)
+    returns = {trampoline_return(landing_pad_bytes(table.spec)), LANDING}
     unwind = win64_unwind(table.code)
     # Lay it out as the JIT would: code, UNWIND_INFO, RUNTIME_FUNCTION.
     image = bytearray(unwind.runtime_function_offset + 12)
@@ -111,7 +112,7 @@ def test_win64_unwind_info_unwinds_every_instruction(abi):
             info, table.code, offset, regs, lambda address: _read64(uc, address)
         )
         assert caller["rsp"] == ENTRY_SP, (abi, hex(offset))
-        assert caller["rip"] in RETURN_ADDRESSES, (abi, hex(offset))
+        assert caller["rip"] in returns, (abi, hex(offset))
         # Win64 non-volatile registers come back as the caller had them.
         for name in ("rbx", "rbp", "rsi", "rdi", "r12", "r13", "r14", "r15"):
             assert caller[name] == initial[name], (abi, hex(offset), name)

@@ -201,9 +201,7 @@ def test_docs_cost_table_is_current():
 def test_patch_adds_every_variant_as_a_new_class(capsys, tmp_path):
     import shutil
 
-    from asmgen import orc_source as orc
-
-    from .test_llvm_patch import (
+    from test_llvm_patch import (
         TREE,
         _apply,
         _assert_clang_format_clean,
@@ -211,6 +209,8 @@ def test_patch_adds_every_variant_as_a_new_class(capsys, tmp_path):
         _patch,
         _run_resolvers,
     )
+
+    from asmgen import orc_source as orc
 
     llvm = tmp_path / "llvm-project"
     shutil.copytree(TREE, llvm)

@@ -18,6 +18,7 @@ arch's code needs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -184,3 +185,27 @@ ENCODERS: dict[str, ChainEncoders] = {
     "mips64": _mips(8),
     "riscv64": RISCV64,
 }
+
+
+def with_landing_pad(enc: ChainEncoders, pad: bytes) -> ChainEncoders:
+    """Trampolines that open with the spec's landing pad (endbr64, `bti c`), as
+    the generated ones do: the call follows the pad, and `trampoline.call_size`
+    counts it."""
+    if not pad:
+        return enc
+    inner = enc.trampoline
+
+    def trampoline(at: int, slot: int, target: int, order: str) -> bytes:
+        return pad + inner(at + len(pad), slot, target, order)
+
+    return dataclasses.replace(enc, trampoline=trampoline)
+
+
+def landing_pad_bytes(spec) -> bytes:
+    """The spec's landing pad, assembled as the templates assemble it."""
+    if spec.landing_pad_asm is None:
+        return b""
+    from ..assemble import _keystone
+
+    encoding, _ = _keystone(spec).asm(spec.landing_pad_asm, 0)
+    return bytes(encoding)

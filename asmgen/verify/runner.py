@@ -12,7 +12,7 @@ from ..errors import AsmgenError
 from ..frame import compute_frame
 from ..layout import Table
 from ..pipeline import SpecFile
-from .chain import ENCODERS
+from .chain import ENCODERS, landing_pad_bytes, with_landing_pad
 from .emulate import emulate
 from .facts import EMU_FACTS
 from .model import CHECKS, FAIL, NA, PASS, CheckResult, Subject
@@ -95,6 +95,8 @@ def verify_subject(subject: Subject, native: bool = True) -> AbiReport:
     start = time.perf_counter()
     spec = subject.spec
     facts, enc = EMU_FACTS.get(spec.arch), ENCODERS.get(spec.arch)
+    if enc is not None:
+        enc = with_landing_pad(enc, landing_pad_bytes(spec))
     results: dict[str, CheckResult] = {}
     emulated = facts is not None and enc is not None
     if emulated:
