@@ -349,7 +349,7 @@ def test_checked_in_pages_are_fresh(capsys):
 def test_docs_writes_checks_and_prunes(tree, capsys):
     # Three specs are enough to show writing, checking and pruning, and fast.
     for path in (tree / "abi_specs").glob("*.yaml"):
-        if not path.stem.startswith("x86_64"):
+        if path.stem not in ("x86_64_sysv", "x86_64_win64", "x86_64_win64_seed"):
             path.unlink()
     out = tree / "docs" / "abi"
     args = ["--specs", str(tree / "abi_specs"), "--templates", str(tree / "templates")]

@@ -127,8 +127,13 @@ def test_endbr64_bytes_match_llvm_mc(tables, llvm_tables):
     code, _ = assemble_harness(".text\nendbr64\n")
     cet = tables["X86_64_SysV_CET"].code
     assert cet[: len(code)] == code == bytes.fromhex("f30f1efa")
-    # The rest is LLVM's table, four bytes later.
-    assert cet[len(code) :].hex() == llvm_tables["X86_64_SysV"]["hex"]
+    # The rest is LLVM's table, four bytes later, except that the trampoline
+    # (endbr64 and the 6-byte call) is 0xa bytes before the return address.
+    old, _ = assemble_harness(".text\nsubq $6, %rsi\n")
+    new, _ = assemble_harness(".text\nsubq $10, %rsi\n")
+    llvm = llvm_tables["X86_64_SysV"]["hex"]
+    assert llvm.count(old.hex()) == 1
+    assert cet[len(code) :].hex() == llvm.replace(old.hex(), new.hex())
     points = {p.name: p.offset for p in tables["X86_64_SysV_CET"].patches}
     offsets = llvm_tables["X86_64_SysV"]["offsets"]
     assert points["ReentryCtxAddr"] == offsets["ReentryCtxAddrOffset"] + 4

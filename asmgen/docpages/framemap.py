@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from ..frame import Frame
-from ..spec import Spec
+from ..spec import XSAVE_MIN_AREA, Spec
 from .vector_layout import parts as vector_parts
 
 RESOLVER, CALLEE = 0, 1
@@ -81,6 +81,11 @@ def _push_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
     # With realignment the return addresses, the frame pointer and the saved sp
     # sit above the realigned point, across a gap drawn at its smallest (0).
     top = frame.size_at_call + (4 * slot if frame.realign else 0)
+    if frame.vector_realign:
+        # sp is rounded down (`and`) below the pushes: the gap is drawn at its
+        # smallest (0), the reference is the realigned sp under the vector area.
+        top = frame.return_addresses + frame.pushes + frame.vector_alloc + frame.shadow
+        top += XSAVE_MIN_AREA if frame.vector_dynamic else 0
     at = top
 
     def take(size: int, label: str, kind: str, reg: str | None = None) -> None:
@@ -99,7 +104,17 @@ def _push_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
         take(slot, f"saved {reg}", "save", reg)
     take(frame.padding, "alignment padding", "padding")
     vector = spec.resolver.vector_state
-    take(frame.vector_area, f"vector state ({vector.kind})", "vector")
+    if frame.vector_slots:
+        # q-regs: one slot per register, highest first.
+        for reg, _ in reversed(frame.vector_slots):
+            size = spec.arch_info.register(reg).bits // 8
+            take(size, f"saved {reg}", "save", reg)
+    elif frame.vector_dynamic:
+        # Sized by CPUID at run time: drawn at the smallest size XSAVE allows.
+        label = f"vector state ({vector.kind}, CPUID-sized; at least {XSAVE_MIN_AREA:#x})"
+        take(XSAVE_MIN_AREA, label, "vector")
+    else:
+        take(frame.vector_area, f"vector state ({vector.kind})", "vector")
     args = frame.arg_offsets
     take(frame.arg_area - len(args) * slot, "argument area padding", "padding")
     for i in reversed(range(len(args))):
@@ -136,7 +151,7 @@ def _store_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
 
 
 def _ref_label(frame: Frame) -> str:
-    if frame.realign:
+    if frame.realign or frame.vector_realign:
         return "sp after the resolver realigns it"
     if frame.return_addresses:
         return "sp before the caller's call"
@@ -224,7 +239,8 @@ def frame_map(spec: Spec, frame: Frame) -> FrameMap:
         if region.kind != "vector":
             continue
         depth = frame.size_at_call - region.lo
-        if vector.align > frame.align or depth % vector.align:
+        # A realigned area (`and $-align`) is aligned by construction.
+        if (vector.align > frame.align and not frame.vector_realign) or depth % vector.align:
             regions[k] = _with_problem(
                 region,
                 problem(

@@ -3,7 +3,8 @@
 The FXSAVE area's layout is fixed by the instruction set (Intel SDM, FXSAVE):
 control and status words first, then the x87/MMX registers, then the vector
 registers, 16 bytes each.  fxsave (32-bit) covers 8 vector registers,
-fxsave64 covers 16.
+fxsave64 covers 16.  XSAVE's standard format starts with the same 512-byte
+legacy region, then its 64-byte header and the extended components.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ STATUS_SIZE = 0x20  # FCW FSW FTW FOP FIP FDP MXCSR MXCSR_MASK
 X87_OFFSET, X87_COUNT = 0x20, 8
 VECTOR_OFFSET = 0xA0
 SLOT = 0x10
-VECTORS = {"fxsave": 8, "fxsave64": 16}
+VECTORS = {"fxsave": 8, "fxsave64": 16, "xsave64": 16}
+LEGACY, HEADER = 0x200, 0x40
 # Control registers held in the image, by their FXSAVE field names.
 CONTROL = {"fcw": 0x0, "mxcsr": 0x18}
 
@@ -43,6 +45,11 @@ def parts(kind: str, arch: Arch, area_size: int) -> list[tuple[int, int, str]]:
     out += [(X87_OFFSET + SLOT * i, SLOT, f"st{i} / mm{i}") for i in range(X87_COUNT)]
     out += [(offset, SLOT, name) for name, offset in vector_slots(kind, arch).items()]
     end = max(offset + size for offset, size, _ in out)
+    if kind == "xsave64" and area_size > LEGACY:
+        out.append((end, LEGACY - end, "reserved"))
+        out.append((LEGACY, HEADER, "XSAVE header"))
+        out.append((LEGACY + HEADER, area_size - LEGACY - HEADER, "extended state (AVX, AVX-512)"))
+        end = area_size
     if area_size > end:
         out.append((end, area_size - end, "reserved"))
     return out

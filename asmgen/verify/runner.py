@@ -83,6 +83,10 @@ def _outcome(result: CheckResult, declared: dict[str, str]) -> Outcome:
     reason = declared.get(result.check, "")
     if result.status == FAIL:
         return Outcome(result, DECLARED if reason else VIOLATION, reason)
+    if result.status == NA:
+        # A check that did not run here (another host, no AVX harness) neither
+        # confirms nor refutes a declaration.
+        return Outcome(result, SKIPPED, reason)
     if reason:
         # A declaration that no longer holds is itself a failure: the spec must stay true.
         return Outcome(result, UNEXPECTED_PASS, reason)
