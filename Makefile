@@ -68,6 +68,7 @@ test: $(STAMP) llvm cairo check-generated cross-check lint verify
 bench: $(STAMP) llvm
 	$(PY) bench/bench_generate.py
 	$(PY) bench/bench_verify.py
+	$(PY) bench/bench_variants.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
