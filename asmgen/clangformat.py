@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .errors import AsmgenError
+from .toolcache import cached
 
 
 def clang_format_binary() -> str:
@@ -25,13 +27,21 @@ def clang_format(
 ) -> str:
     """Format `text`; with `lines` (1-based, inclusive ranges), only those lines."""
     ranges = [f"--lines={first}:{last}" for first, last in lines or ()]
-    result = subprocess.run(
-        [clang_format_binary(), "--style=LLVM", f"--assume-filename={filename}", *ranges],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode:
-        raise AsmgenError(f"clang-format failed: {result.stderr.strip()}", filename)
-    return result.stdout
+    command = [clang_format_binary(), "--style=LLVM", f"--assume-filename={filename}", *ranges]
+
+    def run() -> dict:
+        result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+        return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
+
+    # The pinned wheel's version is part of the key, so an upgrade misses.
+    done = cached(["clang-format", _wheel_version(), *command, text], run)
+    if done["returncode"]:
+        raise AsmgenError(f"clang-format failed: {done['stderr'].strip()}", filename)
+    return done["stdout"]
+
+
+def _wheel_version() -> str:
+    try:
+        return version("clang-format")
+    except PackageNotFoundError:
+        return "unknown"

@@ -24,6 +24,7 @@ from .assemble import END_PROBE, Assembly, collect, parse_lines, probe_name
 from .errors import AsmgenError
 from .render import Rendered
 from .spec import Spec
+from .toolcache import cached
 
 # Debian's llvm-19 installs versioned binaries; ASMGEN_LLVM_MC overrides.
 CANDIDATES = ("llvm-mc-19", "llvm-mc")
@@ -56,6 +57,17 @@ def llvm_mc_version() -> str:
     return match.group(1)
 
 
+def _tool_identity(spec: Spec) -> list[str]:
+    """What a cached llvm-mc result depends on besides its input text."""
+    arch = spec.arch_info
+    return [
+        find_llvm_mc(),
+        llvm_mc_version(),
+        arch.triple(spec.endian) or "",
+        arch.llvm_mattr or "",
+    ]
+
+
 def llvm_mc_command(spec: Spec, output: Path) -> list[str]:
     arch = spec.arch_info
     triple = arch.triple(spec.endian)
@@ -84,18 +96,26 @@ def assemble_llvm_mc(spec: Spec, rendered: Rendered) -> Assembly:
             probes.append(probe_name(index))
     source.append((f"{END_PROBE}:", 0))
     text = "\n".join(s for s, _ in source) + "\n"
-    with tempfile.TemporaryDirectory(prefix="asmgen-mc-") as tmp:
-        output = Path(tmp) / "table.o"
-        result = subprocess.run(
-            llvm_mc_command(spec, output),
-            input=text,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 or _DIAGNOSTIC.search(result.stderr):
-            raise _diagnostic(result.stderr, source, rendered.path)
-        code, symbols, relocated = _read_object(output, spec)
+
+    def run() -> dict:
+        with tempfile.TemporaryDirectory(prefix="asmgen-mc-") as tmp:
+            output = Path(tmp) / "table.o"
+            result = subprocess.run(
+                llvm_mc_command(spec, output),
+                input=text,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0 or _DIAGNOSTIC.search(result.stderr):
+                return {"error": result.stderr}
+            code, symbols, relocated = _read_object(output, spec)
+        return {"code": code.hex(), "symbols": symbols, "relocated": relocated}
+
+    done = cached(["assemble", *_tool_identity(spec), text], run)
+    if "error" in done:
+        raise _diagnostic(done["error"], source, rendered.path)
+    code, symbols, relocated = bytes.fromhex(done["code"]), done["symbols"], done["relocated"]
     if relocated:
         raise AsmgenError(
             "llvm-mc left relocations in .text; the table must be position-independent "
@@ -173,14 +193,20 @@ def llvm_mc_disassembler(table) -> Callable[[bytes, int], list[tuple[int, bytes,
     command = [find_llvm_mc(), "--disassemble", f"-triple={arch.triple(spec.endian)}"]
     if arch.llvm_mattr:
         command.append(f"-mattr={arch.llvm_mattr}")
-    result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+
+    def run() -> dict:
+        result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+        clean = result.returncode == 0 and not result.stderr.strip()
+        return {"stdout": result.stdout, "clean": clean}
+
+    done = cached(["disassemble", *_tool_identity(spec), text], run)
     decoded = [
         " ".join(line.split())
-        for line in result.stdout.splitlines()
+        for line in done["stdout"].splitlines()
         if line.strip() and not line.strip().startswith(".")
     ]
     by_offset: dict[int, str] = {}
-    if result.returncode == 0 and not result.stderr.strip() and len(decoded) == len(words):
+    if done["clean"] and len(decoded) == len(words):
         by_offset = {at: insn for (at, _), insn in zip(words, decoded, strict=True)}
 
     def disassemble(data: bytes, offset: int) -> list[tuple[int, bytes, str]]:

@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Keep the suite hermetic: its own (initially cold) cache of tool runs.
+os.environ["ASMGEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="asmgen-test-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -1,0 +1,50 @@
+"""A content-addressed cache for runs of external tools (llvm-mc).
+
+A run's result depends only on the tool's identity (path and version), its
+arguments and its input, so it is stored under the SHA-256 of those and
+reused by later processes: a warm `asmgen generate` starts no llvm-mc at all.
+Entries are written atomically; a missing, unreadable or corrupt entry is a
+miss.  ASMGEN_CACHE_DIR moves the cache; ASMGEN_CACHE=0 turns it off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def cache_dir() -> Path | None:
+    if os.environ.get("ASMGEN_CACHE", "1") == "0":
+        return None
+    configured = os.environ.get("ASMGEN_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "asmgen"
+
+
+def cached(key: list[str], compute: Callable[[], dict]) -> dict:
+    """`compute()`'s JSON-able result for `key`, from the cache when present."""
+    folder = cache_dir()
+    if folder is None:
+        return compute()
+    digest = hashlib.sha256("\0".join(key).encode("utf-8")).hexdigest()
+    path = folder / digest[:2] / f"{digest}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    result = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(result, handle)
+        os.replace(temp, path)
+    except OSError:
+        pass  # an unwritable cache only costs speed
+    return result
