@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import os
@@ -12,6 +13,7 @@ import pytest
 
 # Keep the suite hermetic: its own (initially cold) cache of tool runs.
 os.environ["ASMGEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="asmgen-test-cache-")
+atexit.register(shutil.rmtree, os.environ["ASMGEN_CACHE_DIR"], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
