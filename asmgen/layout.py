@@ -71,6 +71,19 @@ class Table:
             raise ValueError(f"{self.spec.abi}: no trampoline and stub templates")
         return self.units
 
+    # The same sizes and reach the generated module's table objects carry.
+    @property
+    def trampoline_size(self) -> int:
+        return self._units().trampoline.size
+
+    @property
+    def stub_size(self) -> int:
+        return self._units().stub.size
+
+    @property
+    def stub_to_pointer_max_displacement(self) -> int:
+        return self._units().stub_to_pointer_max_displacement
+
     def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
         """`n` trampolines linked at `block_addr` calling the resolver (and, where
         they reach it through a pointer, the pointer slot after them)."""

@@ -231,16 +231,18 @@ def test_native_run_sees_a_wrong_trampoline_address(tree):
     from asmgen.errors import AsmgenError
     from asmgen.layout import build_table
     from asmgen.pipeline import template_for
-    from asmgen.verify.chain import ENCODERS
     from asmgen.verify.facts import EMU_FACTS
 
     # The generator refuses the spec: its trampoline template returns at 0x6.
     with pytest.raises(AsmgenError, match="returns at offset 0x6"):
         _subject(tree, "X86_64_SysV")
-    # The resolver alone still builds, and running it shows the harm.
+    # The resolver alone still builds; with the original trampolines and stubs
+    # around it, running it shows the harm.
     item = select(spec_files(tree / "abi_specs"), ["X86_64_SysV"])[0]
     resolver = build_table(item.spec, item.path, template_for(item, tree / "templates"))
-    result = run_native(subject_from_table(resolver), EMU_FACTS["x86_64"], ENCODERS["x86_64"])
+    units = build(select(spec_files(), ["X86_64_SysV"])[0]).units
+    resolver = dataclasses.replace(resolver, units=units)
+    result = run_native(subject_from_table(resolver), EMU_FACTS["x86_64"])
     if not NATIVE_HOST:
         assert result.status == "n/a"
         return
@@ -343,12 +345,11 @@ def test_aarch64_upper_lanes_of_callee_saved_vectors_are_clobbered(tree):
     # AAPCS64 keeps only d8-d15: the hook clobbers the upper 64 bits of q8-q15,
     # so a resolver that did not save them would still pass callee_saved, but
     # the full registers do change across the call.
-    from asmgen.verify.chain import ENCODERS
     from asmgen.verify.emulate import Emulation
     from asmgen.verify.facts import EMU_FACTS
 
     subject = _subject(tree, "AArch64")
-    emu = Emulation(subject, EMU_FACTS["aarch64"], ENCODERS["aarch64"])
+    emu = Emulation(subject, EMU_FACTS["aarch64"])
     assert emu.regs["q8"].keep == (1 << 64) - 1
     assert emu.regs["q0"].keep == 0
     assert "d8" not in emu.regs

@@ -1,8 +1,10 @@
 """Run the lazy-call chain in unicorn and check the resolver's contract.
 
-caller -> stub -> trampoline -> resolver -> re-entry (a hook playing the JIT)
--> resolver -> landing.  The resolver is the table under test, instantiated
-with real addresses; the re-entry function is one return instruction, and a
+caller -> stub -> pointer -> trampoline -> resolver -> re-entry (a hook
+playing the JIT) -> resolver -> landing.  The resolver, the stubs and the
+trampolines are the table under test, linked at real addresses as far apart
+as the arch's code reaches (chain.py); the re-entry function is one return
+instruction, and a
 code hook on it checks the arguments, the alignment and the home area, then
 behaves like the worst conforming callee: it spills its argument registers
 into its home area and clobbers every caller-saved register, the flags and the
@@ -15,13 +17,21 @@ from dataclasses import dataclass, field
 
 import unicorn
 
-from .chain import ChainEncoders
+from .chain import SCAFFOLDS, UNITS, Linked, Placement, link
 from .facts import EmuFacts
 from .model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
 
-# Layout of the emulated address space, as offsets from EmuFacts.base.
-CALLER, STUB, STUB_SLOT, TRAMP, TRAMP_SLOT = 0x0, 0x100, 0x180, 0x200, 0x280
+# Layout of the emulated address space, as offsets from EmuFacts.base: the
+# resolver, the re-entry function and the landing share the first pages with
+# the stack; the trampoline block and the stub block are linked megabytes
+# away, the caller in the page before the stubs (its direct call reaches them),
+# and the pointers as far past the stubs as every stub reaches (the table's
+# stub_to_pointer_max_displacement), up to FAR.
 RESOLVER, REENTRY, LANDING = 0x1000, 0x3000, 0x4000
+TRAMPOLINES, STUBS = 0x80_0000, 0x100_0000
+FAR = 1 << 30
+PAGE = 0x1000
+CALLER = STUBS - PAGE
 # The context is never dereferenced: a value with every byte distinct and the
 # top bits set shows a truncated or misplaced ctx field.
 CTX = {4: 0x7EC7_5678, 8: 0x7EC7_3C2D_1E0F_5678}
@@ -59,9 +69,18 @@ class _Trace:
     phase: str = "before"
 
 
+def placement(base: int, units) -> Placement:
+    """The farthest whole page before the stubs' reach holds the pointers."""
+    stubs = base + STUBS
+    reach = min(units.stub_to_pointer_max_displacement, FAR)
+    gap = max(reach // PAGE * PAGE - PAGE, -(-UNITS * units.stub_size // PAGE) * PAGE)
+    return Placement(stubs, stubs + gap, base + TRAMPOLINES, base + RESOLVER)
+
+
 class Emulation:
-    def __init__(self, subject: Subject, facts: EmuFacts, enc: ChainEncoders):
-        self.subject, self.facts, self.enc = subject, facts, enc
+    def __init__(self, subject: Subject, facts: EmuFacts):
+        self.subject, self.facts = subject, facts
+        self.scaffold = SCAFFOLDS[subject.spec.arch]
         self.spec = subject.spec
         self.slot = self.spec.pointer_size
         self.order = self.spec.endian
@@ -74,6 +93,8 @@ class Emulation:
         self.regs = self._registers()
         self.controls = [n for n in self.spec.call.fp_control if n in facts.fp_control]
         self.trace = _Trace()
+        self.linked: Linked | None = None
+        self.resolver = b""
 
     def addr(self, offset: int) -> int:
         return self.base + offset
@@ -97,10 +118,12 @@ class Emulation:
 
     def where(self, pc: int) -> str:
         """A code address as `region+offset: instruction`, for findings."""
-        regions = [("caller", CALLER), ("stub", STUB), ("trampoline", TRAMP)]
-        regions += [("resolver", RESOLVER), ("re-entry", REENTRY), ("landing", LANDING)]
+        regions = [("caller", CALLER), ("resolver", RESOLVER), ("re-entry", REENTRY)]
+        regions = [(n, self.addr(o)) for n, o in [*regions, ("landing", LANDING)]]
+        if self.linked is not None:
+            regions += [(n, at) for n, at, _ in self.linked.blocks]
         name, start = max(
-            ((n, self.addr(o)) for n, o in regions if self.addr(o) <= pc),
+            ((n, at) for n, at in regions if at <= pc),
             default=("", 0),
             key=lambda r: r[1],
         )
@@ -143,25 +166,40 @@ class Emulation:
 
     # -- the run ----------------------------------------------------------
 
+    def _link(self) -> Linked:
+        units = self.subject.units
+        if units is None:
+            raise ValueError("the table has no trampolines and stubs to run")
+        return link(units, placement(self.base, units), self.slot, self.order)
+
+    def _map(self, address: int, data: bytes) -> None:
+        """Map the pages `data` needs (those not mapped yet) and write it."""
+        first, end = address // PAGE, -(-(address + len(data)) // PAGE)
+        for page in range(first, end):
+            if page * PAGE not in self.mapped:
+                self.uc.mem_map(page * PAGE, PAGE)
+                self.mapped.add(page * PAGE)
+        self.uc.mem_write(address, data)
+
     def run(self) -> dict[str, CheckResult]:
         uc, a = self.uc, self.addr
         uc.mem_map(self.base, MAP_SIZE)
+        self.mapped = set(range(self.base, self.base + MAP_SIZE, PAGE))
         try:
+            # The table's own instantiate and block writers are part of what is verified.
             self.resolver = self.subject.instantiate(a(REENTRY), self.ctx)
+            self.linked = self._link()
+            caller = self.scaffold.caller(a(CALLER), self.linked.stub, self.order)
         except (KeyError, ValueError, TypeError) as exc:
-            # The table's own instantiate is part of what is verified.
-            self.resolver = b""
-            return self._results(f"instantiate() failed: {type(exc).__name__}: {exc}")
-        order, enc = self.order, self.enc
-        uc.mem_write(a(CALLER), enc.caller(a(CALLER), 0, a(STUB), order))
-        uc.mem_write(a(STUB), enc.stub(a(STUB), a(STUB_SLOT), a(TRAMP), order))
-        uc.mem_write(a(STUB_SLOT), self.pointer(a(TRAMP)))
-        uc.mem_write(a(TRAMP), enc.trampoline(a(TRAMP), a(TRAMP_SLOT), a(RESOLVER), order))
-        uc.mem_write(a(TRAMP_SLOT), self.pointer(a(RESOLVER)))
+            return self._results(f"linking the chain failed: {type(exc).__name__}: {exc}")
+        for _, address, data in self.linked.blocks:
+            self._map(address, data)
+        stub, order = self.linked.stub, self.order
+        self._map(a(CALLER), caller)
         uc.mem_write(a(RESOLVER), self.resolver)
-        uc.mem_write(a(REENTRY), enc.ret(order))
+        uc.mem_write(a(REENTRY), self.scaffold.ret(order))
         self._set_sentinels()
-        uc.hook_add(unicorn.UC_HOOK_CODE, self._at_stub, begin=a(STUB), end=a(STUB))
+        uc.hook_add(unicorn.UC_HOOK_CODE, self._at_stub, begin=stub, end=stub)
         uc.hook_add(unicorn.UC_HOOK_CODE, self._at_reentry, begin=a(REENTRY), end=a(REENTRY))
         uc.hook_add(
             unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE,
@@ -271,7 +309,7 @@ class Emulation:
                 call.int_args[i] if i < len(call.int_args) else f"stack arg {i}" for i in (0, 1)
             ]
             add("ctx_arg", _diff(where[0], self.ctx, ctx, bits))
-            add("trampoline_arg", _diff(where[1], self.addr(TRAMP), tramp, bits))
+            add("trampoline_arg", _diff(where[1], self.linked.trampoline, tramp, bits))
             sp = t.reentry["sp_at_call"]
             add(
                 "stack_align",
@@ -368,5 +406,5 @@ def _diff(what: str, expected: int, got: int, bits: int) -> list[Finding]:
     return [Finding(what, hexw(expected, bits), hexw(got, bits))]
 
 
-def emulate(subject: Subject, facts: EmuFacts, enc: ChainEncoders) -> dict[str, CheckResult]:
-    return Emulation(subject, facts, enc).run()
+def emulate(subject: Subject, facts: EmuFacts) -> dict[str, CheckResult]:
+    return Emulation(subject, facts).run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import get_args
+from typing import Protocol, get_args
 
 from ..frame import Frame
 from ..spec import Spec, VerifyCheck
@@ -32,9 +32,28 @@ assert tuple(CHECKS) == get_args(VerifyCheck), "CHECKS and spec.VerifyCheck disa
 PASS, FAIL, NA = "pass", "fail", "n/a"
 
 
+class ChainUnits(Protocol):
+    """A table's trampolines and stubs, as the generated module's table objects
+    and asmgen's in-memory `Table` both offer them."""
+
+    @property
+    def trampoline_size(self) -> int: ...
+
+    @property
+    def stub_size(self) -> int: ...
+
+    @property
+    def stub_to_pointer_max_displacement(self) -> int: ...
+
+    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes: ...
+
+    def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class Subject:
-    """One resolver table and the contract (spec) it must keep."""
+    """One resolver table, its trampolines and stubs, and the contract (spec)
+    they must keep."""
 
     spec: Spec
     spec_path: Path
@@ -42,6 +61,9 @@ class Subject:
     # instantiate(fn_addr, ctx_addr) -> code with both addresses patched in.
     instantiate: Callable[[int, int], bytes]
     source: str  # where the code came from, for the report
+    # The table's own trampolines and stubs; None when it has none (an old
+    # tables.json), and then the chain cannot run.
+    units: ChainUnits | None = None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Run the resolver on the real CPU, with C-callable Python functions around it.
 
-Python calls the stub as a C function with six integer and eight double
-arguments; the stub jumps to the trampoline, the trampoline calls the
-resolver, and the resolver calls a ctypes re-entry function that records
+Python calls a stub as a C function with six integer and eight double
+arguments; the stub jumps through its pointer to a trampoline, the trampoline
+calls the resolver (stubs and trampolines are the table's own, written by its
+`write_stubs` and `write_trampolines`), and the resolver calls a ctypes re-entry function that records
 (ctx, trampoline) and returns the address of the landing, a second ctypes
 function that records the arguments it received and returns a marker.  What
 an emulator models wrongly (alignment faults, real libffi callbacks, the real
@@ -21,7 +22,7 @@ import os
 import platform
 import signal
 
-from .chain import ChainEncoders
+from .chain import Placement, link
 from .facts import EmuFacts
 from .model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
 
@@ -34,8 +35,8 @@ TIMEOUT_S = 10
 REENTRY_T = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)
 LANDING_T = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_int64] * 6, *[ctypes.c_double] * 8)
 
-# Layout of the code block: stub, its pointer slot, trampoline, its slot, resolver.
-STUB, STUB_SLOT, TRAMP, TRAMP_SLOT, RESOLVER = 0x0, 0x40, 0x80, 0xC0, 0x100
+# The mapping, in pages: stubs, their pointers, trampolines, then the resolver.
+STUBS, POINTERS, TRAMPOLINES, RESOLVER, PAGES = 0, 1, 2, 3, 6
 
 
 def not_applicable(subject: Subject, facts: EmuFacts | None) -> str:
@@ -45,6 +46,8 @@ def not_applicable(subject: Subject, facts: EmuFacts | None) -> str:
         return f"this host ({host[0]} {host[1]}) does not run {subject.spec.arch} code"
     if subject.spec.call.int_args != facts.native_int_args:
         return "the convention is not the host's C convention (ctypes cannot call it)"
+    if subject.units is None:
+        return "the table has no trampolines and stubs to run"
     return ""
 
 
@@ -57,7 +60,7 @@ def _libc():
     return libc
 
 
-def _run(subject: Subject, enc: ChainEncoders) -> dict:
+def _run(subject: Subject) -> dict:
     """The chain itself (in the child): returns what the callbacks saw."""
     seen: dict = {"reentry": [], "landing": []}
 
@@ -76,41 +79,40 @@ def _run(subject: Subject, enc: ChainEncoders) -> dict:
     reentry_addr = ctypes.cast(reentry_fn, ctypes.c_void_p).value
 
     libc = _libc()
-    size = mmap.PAGESIZE * 2
+    page = mmap.PAGESIZE
+    size = page * PAGES
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
     base = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, flags, -1, 0)
     if base in (None, ctypes.c_void_p(-1).value):
         raise OSError(ctypes.get_errno(), "mmap failed")
-    code = bytearray(RESOLVER)
-    for offset, data in (
-        (STUB, enc.stub(base + STUB, base + STUB_SLOT, base + TRAMP, "little")),
-        (STUB_SLOT, (base + TRAMP).to_bytes(8, "little")),
-        (TRAMP, enc.trampoline(base + TRAMP, base + TRAMP_SLOT, base + RESOLVER, "little")),
-        (TRAMP_SLOT, (base + RESOLVER).to_bytes(8, "little")),
-    ):
-        code[offset : offset + len(data)] = data
-    code += subject.instantiate(reentry_addr, CTX)
-    ctypes.memmove(base, bytes(code), len(code))
+    at = Placement(*(base + page * i for i in (STUBS, POINTERS, TRAMPOLINES, RESOLVER)))
+    linked = link(subject.units, at, 8, "little")
+    resolver = subject.instantiate(reentry_addr, CTX)
+    blocks = [*linked.blocks, ("resolver", at.resolver, resolver)]
+    for what, address, data in blocks:
+        if address + len(data) > base + size:
+            raise ValueError(f"the {what} do not fit the mapping")
+        ctypes.memmove(address, data, len(data))
     if libc.mprotect(base, size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
         raise OSError(ctypes.get_errno(), "mprotect failed")
-    seen["tramp"] = base + TRAMP
-    seen["result"] = LANDING_T(base + STUB)(*INTS, *DOUBLES)
+    seen["tramp"] = linked.trampoline
+    seen["result"] = LANDING_T(linked.stub)(*INTS, *DOUBLES)
     return seen
 
 
-def _child(subject: Subject, enc: ChainEncoders, fd: int) -> None:
+def _child(subject: Subject, fd: int) -> None:
     # A crash is the expected report of a broken table: no traceback dump.
     faulthandler.disable()
     signal.alarm(TIMEOUT_S)  # a resolver that loops is killed by SIGALRM
     try:
-        out = {"ok": _run(subject, enc)}
+        out = {"ok": _run(subject)}
     except Exception as exc:  # reported to the parent, which fails the check
         out = {"error": f"{type(exc).__name__}: {exc}"}
     os.write(fd, json.dumps(out).encode())
     os._exit(0)
 
 
-def run_native(subject: Subject, facts: EmuFacts | None, enc: ChainEncoders) -> CheckResult:
+def run_native(subject: Subject, facts: EmuFacts | None) -> CheckResult:
     why = not_applicable(subject, facts)
     if why:
         return CheckResult("native", NA, "native", [], why)
@@ -118,7 +120,7 @@ def run_native(subject: Subject, facts: EmuFacts | None, enc: ChainEncoders) -> 
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _child(subject, enc, write_fd)
+        _child(subject, write_fd)
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
         data = pipe.read()

@@ -12,7 +12,7 @@ from ..errors import AsmgenError
 from ..frame import compute_frame
 from ..layout import Table
 from ..pipeline import SpecFile
-from .chain import ENCODERS, landing_pad_bytes, with_landing_pad
+from .chain import SCAFFOLDS
 from .emulate import emulate
 from .facts import EMU_FACTS
 from .model import CHECKS, FAIL, NA, PASS, CheckResult, Subject
@@ -51,7 +51,8 @@ def subject_from_table(table: Table, source: str = "built in memory") -> Subject
     def instantiate(fn_addr: int, ctx_addr: int) -> bytes:
         return table.instantiate({"ReentryFnAddr": fn_addr, "ReentryCtxAddr": ctx_addr})
 
-    return Subject(table.spec, table.spec_path, table.frame, instantiate, source)
+    units = table if table.units is not None else None
+    return Subject(table.spec, table.spec_path, table.frame, instantiate, source, units)
 
 
 def load_generated(path: Path):
@@ -64,7 +65,8 @@ def load_generated(path: Path):
 
 
 def subjects_from_generated(items: list[SpecFile], module_path: Path) -> list[Subject]:
-    """Code from the generated Python module (its own instantiate), contracts from the specs."""
+    """Code from the generated Python module (its own instantiate, write_trampolines
+    and write_stubs), contracts from the specs."""
     tables = load_generated(module_path).TABLES
     subjects = []
     for item in items:
@@ -75,7 +77,9 @@ def subjects_from_generated(items: list[SpecFile], module_path: Path) -> list[Su
                 module_path,
             )
         frame = compute_frame(item.spec)
-        subjects.append(Subject(item.spec, item.path, frame, table.instantiate, str(module_path)))
+        units = table if getattr(table, "trampoline", None) is not None else None
+        source = str(module_path)
+        subjects.append(Subject(item.spec, item.path, frame, table.instantiate, source, units))
     return subjects
 
 
@@ -98,16 +102,14 @@ def verify_subject(subject: Subject, native: bool = True) -> AbiReport:
     (the docs pages must be the same on every machine)."""
     start = time.perf_counter()
     spec = subject.spec
-    facts, enc = EMU_FACTS.get(spec.arch), ENCODERS.get(spec.arch)
-    if enc is not None:
-        enc = with_landing_pad(enc, landing_pad_bytes(spec))
+    facts = EMU_FACTS.get(spec.arch)
     results: dict[str, CheckResult] = {}
-    emulated = facts is not None and enc is not None
+    emulated = facts is not None and spec.arch in SCAFFOLDS
     if emulated:
-        results.update(emulate(subject, facts, enc))
+        results.update(emulate(subject, facts))
         here = "not run here (host-dependent)"
         results["native"] = (
-            run_native(subject, facts, enc)
+            run_native(subject, facts)
             if native
             else CheckResult("native", NA, "none", [], here)
         )
