@@ -3,11 +3,11 @@
 Python calls a stub as a C function with six integer and eight double
 arguments; the stub jumps through its pointer to a trampoline, the trampoline
 calls the resolver (stubs and trampolines are the table's own, written by its
-`write_stubs` and `write_trampolines`), and the resolver calls a ctypes re-entry function that records
-(ctx, trampoline) and returns the address of the landing, a second ctypes
-function that records the arguments it received and returns a marker.  What
-an emulator models wrongly (alignment faults, real libffi callbacks, the real
-stack) shows here.
+`write_stubs` and `write_trampolines`), and the resolver calls a ctypes
+re-entry function that records (ctx, trampoline) and returns the address of
+the landing, a second ctypes function that records the arguments it received
+and returns a marker.  What an emulator models wrongly (alignment faults, real
+libffi callbacks, the real stack) shows here.
 
 It runs in a forked child, so a broken table kills the child, not verify.
 """

@@ -109,9 +109,7 @@ def verify_subject(subject: Subject, native: bool = True) -> AbiReport:
         results.update(emulate(subject, facts))
         here = "not run here (host-dependent)"
         results["native"] = (
-            run_native(subject, facts)
-            if native
-            else CheckResult("native", NA, "none", [], here)
+            run_native(subject, facts) if native else CheckResult("native", NA, "none", [], here)
         )
         results["vector_width"] = (
             vector_width_check(subject, facts)
