@@ -4,10 +4,11 @@ The emulator (unicorn 2) models no AVX, so the upper halves of YMM/ZMM and the
 AVX-512 mask registers can only be checked on real hardware.  This module
 builds a small harness around an instantiated table, in one RWX mapping:
 
-    entry(patterns, out)  loads every vector (and mask) register from
-                          `patterns`, puts `out` in the first argument
-                          register and calls the trampoline
-    trampoline            `callq *slot(%rip)`, slot = the resolver
+    entry(patterns, out)  keeps `out`, loads every vector (and mask)
+                          register from `patterns` and calls a stub
+    stub, trampoline      the table's own (its write_stubs and
+                          write_trampolines): the stub jumps through its
+                          pointer to the trampoline, which calls the resolver
     re-entry              records its arguments and sp, overwrites every
                           vector and mask register and the caller-saved
                           GPRs, returns the landing address
@@ -33,12 +34,14 @@ from pathlib import Path
 
 from .errors import AsmgenError
 from .layout import Table
+from .verify.chain import Placement, link
 
 PATTERN_SEED = 0x11
 CLOBBER_BYTE = 0xA5
 CTX = 0x0C0FFEE0C0FFEE00
 # Offsets in the mapping.
 HARNESS_AT = 0x0
+STUBS_AT, POINTERS_AT, TRAMPOLINES_AT = 0x1000, 0x2000, 0x3000
 RESOLVER_AT = 0x4000
 MAP_SIZE = 0x8000
 
@@ -90,14 +93,14 @@ def harness_source(shape: VectorShape) -> str:
         "    subq $8, %rsp",  # sp = 0 mod 16 at the call, as a caller leaves it
         *(f"    {move} {i * shape.width}(%rdi), {r}" for i, r in enumerate(regs)),
         *(f"    kmovq {masks_at + 8 * i}(%rdi), %k{i}" for i in range(shape.masks)),
-        "    movq %rsi, %rdi",
-        "    callq trampoline",
+        # `out` in memory: the re-entry function may clobber any register the
+        # resolver's convention lets it, and a Win64 resolver keeps no rsi/rdi.
+        "    movq %rsi, out(%rip)",
+        "    callq *stub(%rip)",
         "    vzeroupper",
         "    addq $8, %rsp",
         *(f"    popq %{r}" for r in ("r15", "r14", "r13", "r12", "rbp", "rbx")),
         "    retq",
-        "trampoline:",
-        "    callq *slot(%rip)",
         "reentry:",
         *(
             f"    movq %{r}, record+{8 * i}(%rip)"
@@ -112,11 +115,13 @@ def harness_source(shape: VectorShape) -> str:
         "    leaq landing(%rip), %rax",
         "    retq",
         "landing:",
-        *(f"    {move} {r}, {i * shape.width}(%rdi)" for i, r in enumerate(regs)),
-        *(f"    kmovq %k{i}, {masks_at + 8 * i}(%rdi)" for i in range(shape.masks)),
+        "    movq out(%rip), %rax",
+        *(f"    {move} {r}, {i * shape.width}(%rax)" for i, r in enumerate(regs)),
+        *(f"    kmovq %k{i}, {masks_at + 8 * i}(%rax)" for i in range(shape.masks)),
         "    retq",
         ".p2align 6",
-        "slot: .quad 0",
+        "stub: .quad 0",
+        "out: .quad 0",
         "record: .zero 64",
         f"clobber: .fill 64, 1, {CLOBBER_BYTE}",
     ]
@@ -170,22 +175,30 @@ def patterns(shape: VectorShape) -> bytes:
 
 def run(table: Table) -> dict:
     """Run `table` natively in this process; return what survived."""
-    return run_code(lambda fn, ctx: table.instantiate({"ReentryFnAddr": fn, "ReentryCtxAddr": ctx}))
+    return run_code(
+        lambda fn, ctx: table.instantiate({"ReentryFnAddr": fn, "ReentryCtxAddr": ctx}), table
+    )
 
 
-def run_code(instantiate) -> dict:
-    """Run the resolver `instantiate(reentry_fn, ctx)` returns, in this process."""
+def run_code(instantiate, units) -> dict:
+    """Run the resolver `instantiate(reentry_fn, ctx)` returns, reached through
+    the stubs and trampolines `units` writes, in this process."""
     shape = host_shape()
     code, symbols = assemble_harness(harness_source(shape))
     buf = mmap.mmap(-1, MAP_SIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
     resolver = instantiate(base + symbols["reentry"], CTX)
-    if len(code) > RESOLVER_AT or len(resolver) > MAP_SIZE - RESOLVER_AT:
-        raise AsmgenError("native harness does not fit its mapping")
-    buf[HARNESS_AT : HARNESS_AT + len(code)] = code
-    buf[RESOLVER_AT : RESOLVER_AT + len(resolver)] = resolver
-    slot = symbols["slot"]
-    buf[slot : slot + 8] = (base + RESOLVER_AT).to_bytes(8, "little")
+    at = Placement(*(base + o for o in (STUBS_AT, POINTERS_AT, TRAMPOLINES_AT, RESOLVER_AT)))
+    linked = link(units, at, 8, "little")
+    blocks = [("harness", base + HARNESS_AT, code), *linked.blocks]
+    blocks.append(("resolver", at.resolver, resolver))
+    ends = [at.stubs, at.pointers, at.trampolines, at.resolver, base + MAP_SIZE]
+    for (what, address, data), end in zip(blocks, ends, strict=True):
+        if address + len(data) > end:
+            raise AsmgenError(f"native harness: the {what} do not fit their place")
+        buf[address - base : address - base + len(data)] = data
+    stub = symbols["stub"]
+    buf[stub : stub + 8] = linked.stub.to_bytes(8, "little")
     given = patterns(shape)
     source = ctypes.create_string_buffer(given, len(given))
     out = ctypes.create_string_buffer(len(given))
@@ -197,7 +210,7 @@ def run_code(instantiate) -> dict:
     return {
         "shape": {"name": shape.name, "count": shape.count, "width": shape.width},
         "masks": shape.masks,
-        "trampoline": base + symbols["trampoline"],
+        "trampoline": linked.trampoline,
         "ctx": CTX,
         "reentry_args": dict(zip(("rdi", "rsi", "rcx", "rdx"), words[:4], strict=True)),
         "reentry_sp": words[4],

@@ -25,7 +25,7 @@ def _child(subject: Subject, fd: int) -> None:
 
     signal.alarm(TIMEOUT_S)
     try:
-        out = {"ok": run_code(subject.instantiate)}
+        out = {"ok": run_code(subject.instantiate, subject.units)}
     except Exception as exc:  # reported to the parent, which fails the check
         out = {"error": f"{type(exc).__name__}: {exc}"}
     os.write(fd, json.dumps(out).encode())
@@ -38,6 +38,9 @@ def vector_width_check(subject: Subject, facts: EmuFacts | None) -> CheckResult:
     host = (platform.machine(), platform.system())
     if subject.spec.arch != "x86_64" or facts is None or host not in facts.native_hosts:
         return CheckResult("vector_width", NA, "native", [], "needs x86-64 code on this host")
+    if subject.units is None:
+        why = "the table has no trampolines and stubs to run"
+        return CheckResult("vector_width", NA, "native", [], why)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
