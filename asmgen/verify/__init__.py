@@ -2,7 +2,8 @@
 
 model (subjects, results) -> emulate (unicorn chain), native (real CPU),
 static (frame check) -> runner (declared expected violations) -> report.
-Per-arch knowledge is data: facts.py (emulator) and chain.py (stubs).
+Per-arch knowledge is data: facts.py (emulator); chain.py links the table's own
+stubs and trampolines and holds the caller/return scaffolding.
 """
 
 from .runner import AbiReport, subject_from_table, subjects_from_generated, verify

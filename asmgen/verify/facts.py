@@ -1,7 +1,8 @@
 """What the emulator needs to know about each architecture, as data.
 
 Adding an arch to `asmgen verify` is adding one `EmuFacts` record here (and its
-trampoline/stub encoders in chain.py).  Nothing here names an ABI: the
+caller and return scaffolding in chain.py; stubs and trampolines are the
+table's own).  Nothing here names an ABI: the
 calling convention itself (argument registers, callee-saved registers, home
 area, alignment) is read from the spec.
 """
