@@ -29,24 +29,15 @@ _PRELUDE = (
 
 namespace asmgen {
 namespace detail {
-/// Replaces the bits under Mask in the container at Loc (target byte order,
-/// which ORC assumes equals the host's) with Value shifted into place.
-template <typename T>
-inline void patchField(char *Loc, T Mask, unsigned Shift, uint64_t Value) {
-  T Word;
-  memcpy(&Word, Loc, sizeof(T));
-  Word = (Word & ~Mask) | (static_cast<T>(Value << Shift) & Mask);
-  memcpy(Loc, &Word, sizeof(T));
-}
-
 /// Writes a whole container that the table leaves zero (an instruction word
 /// completed at run time).
 template <typename T> inline void writeWord(char *Loc, uint64_t Value) {
   T Word = static_cast<T>(Value);
   memcpy(Loc, &Word, sizeof(T));
 }
+
 """
-    + emit_units.CPP_PRELUDE
+    + "\n".join(emit_units.cpp_helpers(emit_units.HEADER).values())
     + """} // namespace detail
 """
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from dataclasses import dataclass
 
 from . import unitruntime
 from .disasm import listing
@@ -117,51 +118,110 @@ PYTHON_METHODS = '''
 
 # ---------------------------------------------------------------- C++
 
-CPP_PRELUDE = """
-/// Target - From in the target's address width, sign-extended: the
+
+@dataclass(frozen=True)
+class CppStyle:
+    """Where the C++ unit writers go: the generated header (uint64_t addresses,
+    inline, helpers in `detail::`) or LLVM's OrcABISupport.cpp (ExecutorAddr,
+    out of line, file-static helpers)."""
+
+    address: str  # parameter type of an address
+    value: str  # appended to an address parameter to get its uint64_t
+    helpers: str  # qualifier of patchField / displacement
+    helper_storage: str  # before a helper's definition
+    storage: str  # before a writer's (out-of-class) definition
+
+
+HEADER = CppStyle("uint64_t", "", "detail::", "inline ", "inline ")
+LLVM = CppStyle("ExecutorAddr", ".getValue()", "", "static ", "")
+
+PATCH_FIELD = "patchField"
+DISPLACEMENT = "displacement"
+
+
+def cpp_helpers(style: CppStyle) -> dict[str, str]:
+    """The helper definitions the unit writers call, by name."""
+    storage = style.helper_storage
+    return {
+        PATCH_FIELD: f"""/// Replaces the bits under Mask in the container at Loc (target byte order,
+/// which ORC assumes equals the host's) with Value shifted into place.
+template <typename T>
+{storage}void {PATCH_FIELD}(char *Loc, T Mask, unsigned Shift, uint64_t Value) {{
+  T Word;
+  memcpy(&Word, Loc, sizeof(T));
+  Word = (Word & ~Mask) | (static_cast<T>(Value << Shift) & Mask);
+  memcpy(Loc, &Word, sizeof(T));
+}}
+""",
+        DISPLACEMENT: f"""/// Target - From in the target's address width, sign-extended: the
 /// displacement a PC-relative field holds.
-inline int64_t displacement(uint64_t Target, uint64_t From, unsigned PointerSize) {
+{storage}int64_t {DISPLACEMENT}(uint64_t Target, uint64_t From, unsigned PointerSize) {{
   uint64_t D = Target - From;
-  if (PointerSize < 8) {
+  if (PointerSize < 8) {{
     uint64_t Sign = 1ULL << (8 * PointerSize - 1);
     D &= (Sign << 1) - 1;
     return static_cast<int64_t>(D ^ Sign) - static_cast<int64_t>(Sign);
-  }
+  }}
   return static_cast<int64_t>(D);
-}
-"""
+}}
+""",
+    }
+
+
+def helpers_used(table: Table) -> list[str]:
+    """Names from cpp_helpers() that the table's unit writers call."""
+    units = table.units
+    if units is None:
+        return []
+    fields = [f for unit in (units.trampoline, units.stub) for f in unit.unit.fields]
+    used = [PATCH_FIELD] if fields else []
+    if any(f.anchor is not None for f in fields):
+        used.append(DISPLACEMENT)
+    return used
+
+
+def unit_constants(table: Table) -> dict[str, int]:
+    """The class constants of the units, in LLVM's order."""
+    units = table.units
+    if units is None:
+        return {}
+    return {
+        "PointerSize": units.pointer_size,
+        "TrampolineSize": units.trampoline.size,
+        "StubSize": units.stub.size,
+        "StubToPointerMaxDisplacement": max_displacement(units.stub, units.pointer_size),
+    }
 
 
 def cpp_members(table: Table) -> str:
-    units = table.units
-    if units is None:
-        return ""
-    return (
-        f"  static constexpr unsigned PointerSize = {units.pointer_size};\n"
-        f"  static constexpr unsigned TrampolineSize = {units.trampoline.size};\n"
-        f"  static constexpr unsigned StubSize = {units.stub.size};\n"
-        f"  static constexpr unsigned StubToPointerMaxDisplacement = "
-        f"{max_displacement(units.stub, units.pointer_size):#x};\n"
+    return "".join(
+        f"  static constexpr unsigned {name} = "
+        + (f"{value:#x}" if name == "StubToPointerMaxDisplacement" else f"{value}")
+        + ";\n"
+        for name, value in unit_constants(table).items()
     )
 
 
-TRAMPOLINE_PARAMS = (
-    "char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress, "
-    "uint64_t ResolverAddr, unsigned NumTrampolines"
-)
-STUB_PARAMS = (
-    "char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress, "
-    "uint64_t PointersBlockTargetAddress, unsigned NumStubs"
-)
+TRAMPOLINES_FN = "writeTrampolines"
+STUBS_FN = "writeIndirectStubsBlock"
+
+
+def signatures(style: CppStyle, scope: str = "") -> dict[str, str]:
+    """`void [scope::]writeTrampolines(...)` and the stubs writer, with LLVM's
+    parameter names."""
+    a = style.address
+    return {
+        TRAMPOLINES_FN: f"void {scope}{TRAMPOLINES_FN}(char *TrampolineBlockWorkingMem, "
+        f"{a} TrampolineBlockTargetAddress, {a} ResolverAddr, unsigned NumTrampolines)",
+        STUBS_FN: f"void {scope}{STUBS_FN}(char *StubsBlockWorkingMem, "
+        f"{a} StubsBlockTargetAddress, {a} PointersBlockTargetAddress, unsigned NumStubs)",
+    }
 
 
 def cpp_declarations(table: Table) -> str:
     if table.units is None:
         return ""
-    return (
-        f"  static void writeTrampolines({TRAMPOLINE_PARAMS});\n"
-        f"  static void writeIndirectStubsBlock({STUB_PARAMS});\n"
-    )
+    return "".join(f"  static {s};\n" for s in signatures(HEADER).values())
 
 
 def _unit_array(unit: UnitTable, name: str, element: str) -> list[str]:
@@ -184,7 +244,7 @@ def _unit_array(unit: UnitTable, name: str, element: str) -> list[str]:
 
 
 def _field_lines(
-    unit_field: UnitField, names: dict[int, str], unit: UnitTable, target: str
+    unit_field: UnitField, names: dict[int, str], unit: UnitTable, target: str, style: CppStyle
 ) -> list[str]:
     """Statements that set one field; `names` maps each anchor to the variable
     that holds the displacement from it (declared by its first field)."""
@@ -203,7 +263,7 @@ def _field_lines(
                 str(len(names)) if names else ""
             )
             lines.append(
-                f"  int64_t {names[unit_field.anchor]} = detail::displacement({target}, "
+                f"  int64_t {names[unit_field.anchor]} = {style.helpers}{DISPLACEMENT}({target}, "
                 f"UnitAddr + {unit_field.anchor:#x}, {unit.spec.pointer_size});"
             )
         value = names[unit_field.anchor]
@@ -219,41 +279,58 @@ def _field_lines(
     ctype = f"uint{field.size * 8}_t"
     expr = re.sub(r"\bvalue\b", value, kind.expr)
     lines.append(
-        f"  detail::patchField<{ctype}>(Unit + {field.offset:#x}, {ctype}({field.mask:#x}ULL), "
-        f"{field.shift}, {expr});"
+        f"  {style.helpers}{PATCH_FIELD}<{ctype}>(Unit + {field.offset:#x}, "
+        f"{ctype}({field.mask:#x}ULL), {field.shift}, {expr});"
     )
     return lines
 
 
 def _loop(
-    unit: UnitTable, array: str, mem: str, addr: str, count: str, size: str, target: str
+    unit: UnitTable,
+    style: CppStyle,
+    array: str,
+    mem: str,
+    addr: str,
+    count: str,
+    size: str,
+    target: str,
 ) -> list[str]:
     body: list[str] = []
     names: dict[int, str] = {}
     for unit_field in unit.unit.fields:
-        body += _field_lines(unit_field, names, unit, target)
+        body += _field_lines(unit_field, names, unit, target, style)
     indented = ["  " + line for line in body]
     pc_relative = any(f.anchor is not None for f in unit.unit.fields)
     return [
         f"  for (unsigned I = 0; I != {count}; ++I) {{",
         f"    char *Unit = {mem} + I * {size};",
-        *([f"    uint64_t UnitAddr = {addr} + I * {size};"] if pc_relative else []),
+        *([f"    uint64_t UnitAddr = {addr}{style.value} + I * {size};"] if pc_relative else []),
         f"    memcpy(Unit, {array}, {size});",
         *indented,
         "  }",
     ]
 
 
-def cpp_bodies(table: Table) -> str:
+def _note(unit: UnitTable, note: bool) -> list[str]:
+    path = unit.template_path
+    return [f"  // Generated by asmgen from {path.parent.name}/{path.name}."] if note else []
+
+
+def cpp_definitions(table: Table, style: CppStyle, note: bool = False) -> list[str]:
+    """`Class::writeTrampolines` and `Class::writeIndirectStubsBlock`, each a
+    complete definition (unformatted; callers run clang-format); with `note`,
+    each opens with a comment naming its template."""
     units = table.units
     if units is None:
-        return ""
-    name = table.spec.class_name
+        return []
+    sigs = signatures(style, f"{table.spec.class_name}::")
     element = table.spec.arch_info.element
     pointer = f"uint{units.pointer_size * 8}_t"
+    v = style.value
     trampoline = units.trampoline
     lines = [
-        f"inline void {name}::writeTrampolines({TRAMPOLINE_PARAMS}) {{",
+        f"{style.storage}{sigs[TRAMPOLINES_FN]} {{",
+        *_note(trampoline, note),
         *_unit_array(trampoline, "Trampoline", element),
         "  static_assert(sizeof(Trampoline) == TrampolineSize,",
         '                "TrampolineSize must match the template");',
@@ -263,14 +340,15 @@ def cpp_bodies(table: Table) -> str:
             "  // The resolver's address sits after the trampolines, pointer-aligned.",
             "  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /",
             "                         PointerSize * PointerSize;",
-            f"  {pointer} Ptr = static_cast<{pointer}>(ResolverAddr);",
+            f"  {pointer} Ptr = static_cast<{pointer}>(ResolverAddr{v});",
             "  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));",
-            "  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;",
+            f"  uint64_t Target = TrampolineBlockTargetAddress{v} + OffsetToPtr;",
         ]
     else:
-        lines.append("  uint64_t Target = ResolverAddr;")
+        lines.append(f"  uint64_t Target = ResolverAddr{v};")
     lines += _loop(
         trampoline,
+        style,
         "Trampoline",
         "TrampolineBlockWorkingMem",
         "TrampolineBlockTargetAddress",
@@ -278,15 +356,17 @@ def cpp_bodies(table: Table) -> str:
         "TrampolineSize",
         "Target",
     )
-    lines += ["}", ""]
+    lines += ["}"]
     stub = units.stub
-    lines += [
-        f"inline void {name}::writeIndirectStubsBlock({STUB_PARAMS}) {{",
+    stubs = [
+        f"{style.storage}{sigs[STUBS_FN]} {{",
+        *_note(stub, note),
         *_unit_array(stub, "Stub", element),
         '  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");',
     ]
     loop = _loop(
         stub,
+        style,
         "Stub",
         "StubsBlockWorkingMem",
         "StubsBlockTargetAddress",
@@ -295,10 +375,17 @@ def cpp_bodies(table: Table) -> str:
         "Target",
     )
     # Stub I jumps through pointer I.
-    loop.insert(2, "    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;")
-    lines += loop
-    lines += ["}", ""]
-    return "\n" + "\n".join(lines)
+    loop.insert(2, f"    uint64_t Target = PointersBlockTargetAddress{v} + I * PointerSize;")
+    stubs += loop
+    stubs += ["}"]
+    return ["\n".join(lines), "\n".join(stubs)]
+
+
+def cpp_bodies(table: Table) -> str:
+    definitions = cpp_definitions(table, HEADER)
+    if not definitions:
+        return ""
+    return "\n" + "".join(d + "\n\n" for d in definitions)
 
 
 # ---------------------------------------------------------------- JSON

@@ -2,9 +2,22 @@
 
 For an ABI whose class LLVM has, the patch replaces in `writeResolverCode`
 the `ResolverCode[]` table and the `<Patch>Offset` constants, and in the header
-the class's size constants, each only where its value differs; a changed
-function also gets a `static_assert` tying the table to `ResolverCodeSize`.
-An ABI LLVM lacks gets a class declaration and a whole `writeResolverCode`.
+the class's size constants (ResolverCodeSize, PointerSize, TrampolineSize,
+StubSize), each only where its value differs; a changed resolver also gets a
+`static_assert` tying the table to `ResolverCodeSize`.
+
+LLVM's own `writeTrampolines`/`writeIndirectStubsBlock` bodies are kept: they
+write what the generated units write (tests/test_units.py checks every arch
+against LLVM's formulas; the only differences are padding bytes when a
+displacement is negative, which no instruction executes).  What can be stale
+is a size constant, as MIPS32's StubSize (8, for 16-byte stubs), and that is
+replaced.  StubToPointerMaxDisplacement is left alone: LLVM writes it as an
+expression and means a looser bound than the generated one.
+
+An ABI LLVM lacks gets a class declaration with all its constants and complete
+`writeResolverCode`, `writeTrampolines` and `writeIndirectStubsBlock`
+definitions (the unit writers rendered by emit_units, as in the generated
+header), and the .cpp gets the file-static helpers they call, once.
 Every other byte is kept, and only the touched lines go through clang-format,
 as `git clang-format` would.  Nothing is written unless every ABI succeeds.
 """
@@ -17,6 +30,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import emit_units
 from . import orc_source as orc
 from .clangformat import clang_format
 from .cpp_rows import element_values, resolver_rows
@@ -25,6 +39,7 @@ from .errors import AsmgenError
 from .layout import Table
 from .output import write_if_changed
 from .patchkinds import KINDS
+from .unitruntime import RESOLVER_PTR
 from .pipeline import build_all, select, spec_files
 
 INDENT = "  "
@@ -41,7 +56,9 @@ class Edit:
 
 
 def _literal(old: str, value: int) -> str:
-    """`value` in hex, with the digit case of the literal it replaces."""
+    """`value` in the base of the literal it replaces (hex in its digit case, or decimal)."""
+    if not old.lower().startswith("0x"):
+        return str(value)
     text = f"{value:#x}"
     return "0x" + text[2:].upper() if re.search(r"[A-F]", old) else text
 
@@ -66,10 +83,23 @@ def _size_assert(pad: str) -> str:
     return f"{pad}static_assert(sizeof({orc.TABLE}) == ResolverCodeSize);"
 
 
-def _header_facts(table: Table) -> dict[str, int]:
-    """Class constants the generator knows.  TrampolineSize and StubSize join
-    once trampolines and stubs are generated."""
+def _resolver_facts(table: Table) -> dict[str, int]:
+    """Class constants a resolver change can make stale."""
     return {"PointerSize": table.spec.pointer_size, "ResolverCodeSize": len(table.code)}
+
+
+# Unit constants replaced in an existing class (see the module docstring).
+UNIT_FACTS = ("TrampolineSize", "StubSize")
+
+
+def _unit_facts(table: Table) -> dict[str, int]:
+    constants = emit_units.unit_constants(table)
+    return {name: constants[name] for name in UNIT_FACTS if name in constants}
+
+
+def _class_facts(table: Table) -> dict[str, int]:
+    """All constants of a new class, in LLVM's order."""
+    return emit_units.unit_constants(table) | {"ResolverCodeSize": len(table.code)}
 
 
 class Plan:
@@ -82,6 +112,7 @@ class Plan:
         self.functions = orc.resolver_functions(self.cpp)
         self.edits: dict[str, list[Edit]] = {self.header.rel: [], self.cpp.rel: []}
         self.new_count = 0
+        self.helpers: dict[str, str] = {}  # helper name -> the ABI that first needs it
 
     def add(self, src: orc.Source, edit: Edit) -> None:
         for other in self.edits[src.rel]:
@@ -119,9 +150,10 @@ class Plan:
             self.add(self.cpp, Edit(start, end, text, abi))
             changed = True
         changed |= self._offsets(table, fn)
-        changed |= self._class_facts(table)
+        changed |= self._class_facts(table, _resolver_facts(table))
         if changed:
             self._size_assert(table, fn)
+        self._class_facts(table, _unit_facts(table))
 
     def _function(self, name: str) -> orc.ResolverFn:
         fn = self.functions.get(f"{name}::{orc.RESOLVER_FN}")
@@ -162,9 +194,9 @@ class Plan:
                 changed = True
         return changed
 
-    def _class_facts(self, table: Table) -> bool:
+    def _class_facts(self, table: Table, facts: dict[str, int]) -> bool:
         changed = False
-        for member, value in _header_facts(table).items():
+        for member, value in facts.items():
             found = orc.constant(self.classes, table.spec.class_name, member)
             if found is None:
                 raise self.header.error(
@@ -208,8 +240,29 @@ class Plan:
         macro = "LLVM_CLASS_ABI " if b"LLVM_CLASS_ABI" in self.header.data else ""
         header_text = "\n\n" + _class_text(table, macro)
         self.add(self.header, Edit(header_at, header_at, header_text, abi, self.new_count))
-        cpp_text = "\n\n" + _function_text(table)
+        cpp_text = "".join(
+            "\n\n" + text
+            for text in [_function_text(table)]
+            + emit_units.cpp_definitions(table, emit_units.LLVM, note=True)
+        )
         self.add(self.cpp, Edit(cpp_at, cpp_at, cpp_text, abi, self.new_count))
+        for name in emit_units.helpers_used(table):
+            self.helpers.setdefault(name, abi)
+
+    def add_helpers(self) -> None:
+        """The file-static helpers the new unit writers call: added before the
+        first new class, or brought up to date where an earlier patch put them."""
+        if not self.helpers:
+            return
+        found = orc.free_functions(self.cpp, set(self.helpers))
+        at = self.cpp.namespace_body().children[-2].end_byte
+        for name, abi in self.helpers.items():
+            doc, code = _helper_text(name)
+            node = found.get(name)
+            if node is None:
+                self.add(self.cpp, Edit(at, at, f"\n\n{doc}{code}", abi, 0))
+            elif self.cpp.text(node) != code:
+                self.add(self.cpp, Edit(node.start_byte, node.end_byte, code, abi))
 
     # -- result -----------------------------------------------------------------
 
@@ -231,6 +284,15 @@ class Plan:
             for begin, end in spans
         ]
         return clang_format(out.decode(), Path(src.rel).name, lines)
+
+
+def _helper_text(name: str) -> tuple[str, str]:
+    """A helper's doc comment and its definition, as clang-format leaves them
+    (so that a patched file compares equal)."""
+    text = clang_format(emit_units.cpp_helpers(emit_units.LLVM)[name], "helper.cpp").rstrip()
+    lines = text.split("\n")
+    doc = [line for line in lines if line.startswith("///")]
+    return "".join(f"{line}\n" for line in doc), "\n".join(lines[len(doc) :])
 
 
 def _with_fences(src: orc.Source, node) -> tuple[int, int]:
@@ -256,12 +318,32 @@ def _class_text(table: Table, macro: str) -> str:
     spec = table.spec
     what = f"{spec.abi}: {spec.description}" if spec.description else spec.abi
     # Sizes of code in hex, as LLVM writes them; PointerSize in decimal.
+    # Sizes of code and reach in hex, as LLVM writes them; the others in decimal.
     constants = "".join(
         f"{INDENT}static constexpr unsigned {member} = "
-        + (f"{value:#x}" if member.endswith("CodeSize") else f"{value}")
+        + (f"{value:#x}" if member in HEX_CONSTANTS else f"{value}")
         + ";\n"
-        for member, value in _header_facts(table).items()
+        for member, value in _class_facts(table).items()
     )
+    units = ""
+    if table.units is not None:
+        signatures = emit_units.signatures(emit_units.LLVM)
+        slot = table.units.trampoline.unit.target == RESOLVER_PTR
+        how = (
+            f"{INDENT}/// through the resolver's address, stored after the last one; the\n"
+            f"{INDENT}/// memory holds NumTrampolines trampolines and one pointer.\n"
+            if slot
+            else f"{INDENT}/// directly.\n"
+        )
+        units = (
+            f"\n{INDENT}/// Writes NumTrampolines trampolines, as if at\n"
+            f"{INDENT}/// TrampolineBlockTargetAddress, each calling ResolverAddr\n"
+            f"{how}"
+            f"{INDENT}static {signatures[emit_units.TRAMPOLINES_FN]};\n\n"
+            f"{INDENT}/// Writes NumStubs stubs, as if at StubsBlockTargetAddress; stub I\n"
+            f"{INDENT}/// jumps to the address in pointer I of PointersBlockTargetAddress.\n"
+            f"{INDENT}static {signatures[emit_units.STUBS_FN]};\n"
+        )
     return (
         f"/// {what}\n"
         f"class {macro}{spec.class_name} {{\n"
@@ -270,8 +352,12 @@ def _class_text(table: Table, macro: str) -> str:
         f"{INDENT}/// Writes the resolver into ResolverWorkingMem. It calls ReentryFnAddr\n"
         f"{INDENT}/// with ReentryCtxAddr and the address of the trampoline that was taken.\n"
         f"{INDENT}static {_signature(orc.RESOLVER_FN)};\n"
+        f"{units}"
         "};"
     )
+
+
+HEX_CONSTANTS = ("ResolverCodeSize", "StubToPointerMaxDisplacement")
 
 
 def _function_text(table: Table) -> str:
@@ -354,6 +440,7 @@ def make_patch(llvm_root: Path, tables: list[Table]) -> str:
             )
         else:
             plan.add_class(table)
+    plan.add_helpers()
     return "".join(
         _file_diff(src.rel, src.data.decode(), plan.patched(src)) for src in (plan.header, plan.cpp)
     )

@@ -3,8 +3,10 @@
 Finds what `asmgen patch` rewrites, as byte ranges of syntax nodes: the classes
 of the header with their size constants, base classes and inline forwarders,
 and in the .cpp each `<Class>::writeResolverCode` with its `ResolverCode[]`
-table, `<Patch>Offset` constants and `static_assert`s.  The same reader
-extracts a table back, so a patched file can be checked against the generator.
+table, `<Patch>Offset` constants and `static_assert`s, and the file-static
+helpers asmgen's unit writers call.  The same reader extracts a table (and the
+`Trampoline[]`/`Stub[]` of asmgen's unit writers) back, so a patched file can be
+checked against the generator.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ CPP_PATH = "llvm/lib/ExecutionEngine/Orc/OrcABISupport.cpp"
 HEADER_PATH = "llvm/include/llvm/ExecutionEngine/Orc/OrcABISupport.h"
 RESOLVER_FN = "writeResolverCode"
 TABLE = "ResolverCode"
+# The unit writers and the arrays asmgen's own definitions of them hold.
+UNIT_TABLES = {"writeTrampolines": "Trampoline", "writeIndirectStubsBlock": "Stub"}
 
 # Visibility macros between `class` and the name; the parser would take them
 # for the class name, so they are blanked (same length, offsets unchanged).
@@ -198,10 +202,16 @@ class ResolverFn:
     offsets: dict[str, Node] = field(default_factory=dict)  # <Patch>Offset -> literal
     last_offset: Node | None = None
     size_asserts: list[Node] = field(default_factory=list)
+    array: str = TABLE  # the table's name: ResolverCode, Trampoline or Stub
 
 
 def resolver_functions(cpp: Source) -> dict[str, ResolverFn]:
     """Every `Scope::writeResolverCode` defined in the file, keyed by its qualified name."""
+    return member_functions(cpp, RESOLVER_FN, TABLE)
+
+
+def member_functions(cpp: Source, name: str, table: str) -> dict[str, ResolverFn]:
+    """Every `Scope::<name>` defined in the file, with its `<table>[]` array if any."""
     found: dict[str, ResolverFn] = {}
     for node in _walk(cpp.root):
         if node.type != "function_definition":
@@ -212,19 +222,36 @@ def resolver_functions(cpp: Source) -> dict[str, ResolverFn]:
         qualified = declarator.child_by_field_name("declarator")
         if qualified is None or qualified.type != "qualified_identifier":
             continue
-        name = qualified.child_by_field_name("name")
+        member = qualified.child_by_field_name("name")
         body = node.child_by_field_name("body")
-        if name is None or body is None or name.text != RESOLVER_FN.encode():
+        if member is None or body is None or member.text != name.encode():
             continue
-        found[cpp.text(qualified)] = _resolver_fn(cpp, cpp.text(qualified), node, body)
+        found[cpp.text(qualified)] = _resolver_fn(cpp, cpp.text(qualified), node, body, table)
     return found
 
 
-def _resolver_fn(cpp: Source, name: str, node: Node, body: Node) -> ResolverFn:
-    fn = ResolverFn(name, node, body)
+def free_functions(cpp: Source, names: set[str]) -> dict[str, Node]:
+    """Definitions of unqualified functions named in `names` at namespace scope;
+    a template's node is its whole `template <...>` declaration."""
+    found: dict[str, Node] = {}
+    for node in _walk(cpp.root):
+        if node.type != "function_definition":
+            continue
+        parent = node.parent
+        outer = parent if parent is not None and parent.type == "template_declaration" else node
+        if outer.parent is None or outer.parent.type not in ("declaration_list", "translation_unit"):
+            continue
+        name = _declared_name(cpp, node)
+        if name in names and name not in found:
+            found[name] = outer
+    return found
+
+
+def _resolver_fn(cpp: Source, name: str, node: Node, body: Node, table: str) -> ResolverFn:
+    fn = ResolverFn(name, node, body, array=table)
     for stmt in body.children:
         if stmt.type == "static_assert_declaration":
-            if any(n.type == "sizeof_expression" and TABLE.encode() in n.text for n in _walk(stmt)):
+            if any(n.type == "sizeof_expression" and table.encode() in n.text for n in _walk(stmt)):
                 fn.size_asserts.append(stmt)
             continue
         if stmt.type != "declaration":
@@ -237,7 +264,7 @@ def _resolver_fn(cpp: Source, name: str, node: Node, body: Node) -> ResolverFn:
             continue
         if target.type == "array_declarator" and cpp.text(
             target.child_by_field_name("declarator")
-        ) == (TABLE):
+        ) == (table):
             fn.table, fn.values = stmt, value
             fn.element = cpp.text(stmt.child_by_field_name("type"))
         elif (
@@ -254,7 +281,7 @@ def table_values(cpp: Source, fn: ResolverFn) -> list[int]:
     """The table's elements, in order, as integers."""
     if fn.values is None or fn.values.type != "initializer_list" or fn.values.has_error:
         raise cpp.error(
-            f"{fn.name}: expected `const uint8_t {TABLE}[] = {{...}};` "
+            f"{fn.name}: expected `const uint8_t {fn.array}[] = {{...}};` "
             "(or uint32_t) with integer elements",
             fn.table or fn.node,
         )
@@ -264,7 +291,8 @@ def table_values(cpp: Source, fn: ResolverFn) -> list[int]:
             continue
         if item.type != "number_literal":
             raise cpp.error(
-                f"{fn.name}: {TABLE}[] element `{cpp.text(item)}` is not an integer literal", item
+                f"{fn.name}: {fn.array}[] element `{cpp.text(item)}` is not an integer literal",
+                item,
             )
         values.append(number(item))
     return values
@@ -278,10 +306,21 @@ class Extracted:
     values: tuple[int, ...]
     offsets: dict[str, int]
     resolver_code_size: int | None
+    # Integer-literal class constants (own or inherited): PointerSize, StubSize, ...
+    constants: dict[str, int] = field(default_factory=dict)
+    # `Trampoline[]` / `Stub[]` of asmgen-written unit writers, by writer name.
+    units: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def code(self, byteorder: str) -> bytes:
-        unit = 1 if self.element == "uint8_t" else 4
-        return b"".join(v.to_bytes(unit, byteorder) for v in self.values)
+        return _pack(self.element, self.values, byteorder)
+
+    def unit_code(self, writer: str, byteorder: str) -> bytes:
+        return _pack(self.element, self.units[writer], byteorder)
+
+
+def _pack(element: str, values: tuple[int, ...], byteorder: str) -> bytes:
+    unit = 1 if element == "uint8_t" else 4
+    return b"".join(v.to_bytes(unit, byteorder) for v in values)
 
 
 def extract(llvm_root: Path, class_name: str) -> Extracted:
@@ -295,9 +334,21 @@ def extract(llvm_root: Path, class_name: str) -> Extracted:
     if fn is None:
         raise cpp.error(f"no definition of {class_name}::{RESOLVER_FN}")
     size = constant(decls, class_name, "ResolverCodeSize")
+    constants = {}
+    for member in ("PointerSize", "TrampolineSize", "StubSize", "StubToPointerMaxDisplacement"):
+        found = constant(decls, class_name, member)
+        if found is not None and found[1].type == "number_literal":
+            constants[member] = number(found[1])
+    units = {}
+    for writer, array in UNIT_TABLES.items():
+        unit_fn = member_functions(cpp, writer, array).get(f"{class_name}::{writer}")
+        if unit_fn is not None and unit_fn.table is not None:
+            units[writer] = tuple(table_values(cpp, unit_fn))
     return Extracted(
         element=fn.element or "",
         values=tuple(table_values(cpp, fn)),
         offsets={name: number(node) for name, node in fn.offsets.items()},
         resolver_code_size=number(size[1]) if size else None,
+        constants=constants,
+        units=units,
     )

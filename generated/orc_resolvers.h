@@ -68,6 +68,13 @@
 
 namespace asmgen {
 namespace detail {
+/// Writes a whole container that the table leaves zero (an instruction word
+/// completed at run time).
+template <typename T> inline void writeWord(char *Loc, uint64_t Value) {
+  T Word = static_cast<T>(Value);
+  memcpy(Loc, &Word, sizeof(T));
+}
+
 /// Replaces the bits under Mask in the container at Loc (target byte order,
 /// which ORC assumes equals the host's) with Value shifted into place.
 template <typename T>
@@ -75,13 +82,6 @@ inline void patchField(char *Loc, T Mask, unsigned Shift, uint64_t Value) {
   T Word;
   memcpy(&Word, Loc, sizeof(T));
   Word = (Word & ~Mask) | (static_cast<T>(Value << Shift) & Mask);
-  memcpy(Loc, &Word, sizeof(T));
-}
-
-/// Writes a whole container that the table leaves zero (an instruction word
-/// completed at run time).
-template <typename T> inline void writeWord(char *Loc, uint64_t Value) {
-  T Word = static_cast<T>(Value);
   memcpy(Loc, &Word, sizeof(T));
 }
 
