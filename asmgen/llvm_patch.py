@@ -110,6 +110,10 @@ class Plan:
         self.cpp = orc.load(llvm_root, orc.CPP_PATH)
         self.classes = orc.classes(self.header)
         self.functions = orc.resolver_functions(self.cpp)
+        self.unit_writers = {
+            writer: orc.member_functions(self.cpp, writer, array)
+            for writer, array in orc.UNIT_TABLES.items()
+        }
         self.edits: dict[str, list[Edit]] = {self.header.rel: [], self.cpp.rel: []}
         self.new_count = 0
         self.helpers: dict[str, str] = {}  # helper name -> the ABI that first needs it
@@ -154,6 +158,21 @@ class Plan:
         if changed:
             self._size_assert(table, fn)
         self._class_facts(table, _unit_facts(table))
+        self._own_unit_writers(table)
+
+    def _own_unit_writers(self, table: Table) -> None:
+        """Writers an earlier patch added (they hold a `Trampoline[]`/`Stub[]`
+        array; LLVM's do not) are regenerated where they differ; LLVM's are kept."""
+        abi, name = table.spec.abi, table.spec.class_name
+        for writer, text in emit_units.cpp_definitions(table, emit_units.LLVM, note=True).items():
+            fn = self.unit_writers[writer].get(f"{name}::{writer}")
+            if fn is None or fn.table is None:
+                continue
+            for helper in emit_units.helpers_used(table):
+                self.helpers.setdefault(helper, abi)
+            text = _formatted(text)
+            if self.cpp.text(fn.node) != text:
+                self.add(self.cpp, Edit(fn.node.start_byte, fn.node.end_byte, text, abi))
 
     def _function(self, name: str) -> orc.ResolverFn:
         fn = self.functions.get(f"{name}::{orc.RESOLVER_FN}")
@@ -240,10 +259,9 @@ class Plan:
         macro = "LLVM_CLASS_ABI " if b"LLVM_CLASS_ABI" in self.header.data else ""
         header_text = "\n\n" + _class_text(table, macro)
         self.add(self.header, Edit(header_at, header_at, header_text, abi, self.new_count))
+        writers = emit_units.cpp_definitions(table, emit_units.LLVM, note=True).values()
         cpp_text = "".join(
-            "\n\n" + text
-            for text in [_function_text(table)]
-            + emit_units.cpp_definitions(table, emit_units.LLVM, note=True)
+            "\n\n" + text for text in [_function_text(table), *map(_formatted, writers)]
         )
         self.add(self.cpp, Edit(cpp_at, cpp_at, cpp_text, abi, self.new_count))
         for name in emit_units.helpers_used(table):
@@ -286,10 +304,15 @@ class Plan:
         return clang_format(out.decode(), Path(src.rel).name, lines)
 
 
+def _formatted(text: str) -> str:
+    """A namespace-scope definition as clang-format leaves it in the file, so a
+    later run can compare it with what the file holds."""
+    return clang_format(text + "\n", "definition.cpp").rstrip("\n")
+
+
 def _helper_text(name: str) -> tuple[str, str]:
-    """A helper's doc comment and its definition, as clang-format leaves them
-    (so that a patched file compares equal)."""
-    text = clang_format(emit_units.cpp_helpers(emit_units.LLVM)[name], "helper.cpp").rstrip()
+    """A helper's doc comment and its definition, formatted."""
+    text = _formatted(emit_units.cpp_helpers(emit_units.LLVM)[name])
     lines = text.split("\n")
     doc = [line for line in lines if line.startswith("///")]
     return "".join(f"{line}\n" for line in doc), "\n".join(lines[len(doc) :])

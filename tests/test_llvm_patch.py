@@ -122,14 +122,21 @@ def test_forwarding_class_reads_its_base(llvm_tables):
     assert found.resolver_code_size == 0x104
 
 
+def _fixture_classes() -> dict:
+    return orc.classes(orc.load(TREE, orc.HEADER_PATH))
+
+
 def test_every_llvm_table_agrees_but_i386_size(capsys, llvm, tmp_path, llvm_tables):
     """All ABIs LLVM has: tables, offsets and sizes agree, except I386's header
     size (0x4a for a 0x49-byte table, a known LLVM defect), which the patch fixes
-    along with a static_assert that keeps it fixed."""
+    along with a static_assert that keeps it fixed, and MIPS32's StubSize (8,
+    for stubs of four instruction words), which becomes 16.  LLVM's own
+    trampoline and stub writers are kept: they write what the generator writes."""
     # LLVM's own ABIs only: the variants (docs/variants.md) are new classes.
-    abis = [f.path.stem for f in spec_files(ROOT / "abi_specs") if f.spec.abi in llvm_tables]
-    abis.remove("x86_64_win64_seed")
-    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), *abis)
+    declared = _fixture_classes()
+    found = [f for f in spec_files(ROOT / "abi_specs") if f.spec.class_name in declared]
+    assert {f.spec.abi for f in found} >= {"Mips32Le", "Mips32Be", "I386", "X86_64_SysV"}
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), *(f.path.stem for f in found))
     assert code == 0
     changed = [
         line
@@ -139,15 +146,111 @@ def test_every_llvm_table_agrees_but_i386_size(capsys, llvm, tmp_path, llvm_tabl
     assert changed == [
         "-  static constexpr unsigned ResolverCodeSize = 0x4a;",
         "+  static constexpr unsigned ResolverCodeSize = 0x49;",
+        "-  static constexpr unsigned StubSize = 8;",
+        "+  static constexpr unsigned StubSize = 16;",
         "+  static_assert(sizeof(ResolverCode) == ResolverCodeSize);",
     ]
     _apply(llvm, diff, tmp_path)
     _assert_clang_format_clean(llvm)
+    assert orc.extract(llvm, "OrcMips32Be").constants["StubSize"] == 16
     fn, ctx = 0x12345678, 0x9ABCDEF0  # the sentinels of LLVM's 32-bit examples
     written = _run_resolvers(llvm, tmp_path, {"OrcI386": (fn, ctx)})
     assert written["OrcI386"].hex() == llvm_tables["I386"]["example"]["hex"]
-    code, again, _ = _patch(capsys, "--llvm-root", str(llvm), *abis)
+    # LLVM's writers (the fixture's, restated from LLVM's formulas) against the
+    # Python writers; with the old StubSize, MIPS32's stub block overflowed.
+    hosted = [build(f) for f in found if f.spec.endian == "little"]
+    assert _check_unit_writers(llvm, tmp_path, hosted, below=False) >= 40
+    code, again, _ = _patch(capsys, "--llvm-root", str(llvm), *(f.path.stem for f in found))
     assert (code, again) == (0, "")
+
+
+# LLVM's OrcABISupport.h: (PointerSize, TrampolineSize, StubSize); MIPS32's
+# StubSize is 8 there, though its writer puts four words in each stub.
+LLVM_HEADER_SIZES = {
+    "OrcAArch64": (8, 12, 8),
+    "OrcX86_64_SysV": (8, 8, 8),
+    "OrcX86_64_Win32": (8, 8, 8),
+    "OrcI386": (4, 8, 8),
+    "OrcMips32Le": (4, 20, 8),
+    "OrcMips32Be": (4, 20, 8),
+    "OrcMips64": (8, 40, 32),
+    "OrcRiscv64": (8, 16, 16),
+    "OrcLoongArch64": (8, 16, 16),
+}
+
+
+def test_fixture_unit_sizes_are_llvms():
+    for name, sizes in LLVM_HEADER_SIZES.items():
+        constants = orc.extract(TREE, name).constants
+        found = tuple(constants[m] for m in ("PointerSize", "TrampolineSize", "StubSize"))
+        assert found == sizes, name
+
+
+def test_new_classes_get_unit_writers(capsys, llvm, tmp_path):
+    """Every spec LLVM lacks (the variants and the seed) becomes a class whose
+    writeTrampolines and writeIndirectStubsBlock write what the Python writers
+    write, for several addresses and counts, pointers above and below."""
+    declared = _fixture_classes()
+    found = [f for f in spec_files(ROOT / "abi_specs") if f.spec.class_name not in declared]
+    tables = [build(f) for f in found]
+    assert len(tables) >= 8 and all(t.units is not None for t in tables)
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), *(f.path.stem for f in found))
+    assert code == 0
+    assert not [line for line in diff.splitlines() if line.startswith("-") and line[:3] != "---"]
+    # Each class: both writers declared and defined; the helpers once.
+    for table in tables:
+        name = table.spec.class_name
+        assert f"+void {name}::writeTrampolines(" in diff, name
+        assert f"+void {name}::writeIndirectStubsBlock(" in diff, name
+    assert diff.count("+static void patchField(") == 1
+    assert diff.count("+static int64_t displacement(") == 1
+    _apply(llvm, diff, tmp_path)
+    _assert_clang_format_clean(llvm)
+
+    # Round trip: the constants and the unit arrays read back from the tree.
+    for table in tables:
+        units = table.units
+        found_class = orc.extract(llvm, table.spec.class_name)
+        assert found_class.constants == {
+            "PointerSize": units.pointer_size,
+            "TrampolineSize": units.trampoline.size,
+            "StubSize": units.stub.size,
+            "StubToPointerMaxDisplacement": units.stub_to_pointer_max_displacement,
+        }
+        order = table.byteorder
+        assert found_class.unit_code("writeTrampolines", order) == units.trampoline.code
+        assert found_class.unit_code("writeIndirectStubsBlock", order) == units.stub.code
+
+    assert _check_unit_writers(llvm, tmp_path, tables, below=True) >= 80
+    code, again, _ = _patch(capsys, "--llvm-root", str(llvm), *(f.path.stem for f in found))
+    assert (code, again) == (0, "")
+
+
+def test_helpers_added_once_and_kept_current(capsys, llvm, tmp_path):
+    """A second new class reuses the helpers an earlier patch added; a helper
+    edited since is put back."""
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), "X86_64_Win32_seed_initial")
+    _apply(llvm, diff, tmp_path)
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), "X86_64_SysV_Lean")
+    assert code == 0 and "+void OrcX86_64_SysV_Lean::writeTrampolines(" in diff
+    assert "patchField(char" not in diff and "displacement(uint64_t" not in diff
+    _apply(llvm, diff, tmp_path)
+    _break(llvm, orc.CPP_PATH, "D &= (Sign << 1) - 1;", "D &= Sign - 1;")
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), "X86_64_SysV_Lean")
+    changed = [
+        line
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert changed == ["-    D &= Sign - 1;", "+    D &= (Sign << 1) - 1;"]
+    _apply(llvm, diff, tmp_path)
+    # A writer asmgen added is regenerated when it differs (LLVM's are kept).
+    path, old = llvm / orc.CPP_PATH, "static_assert(sizeof(Stub) == StubSize"
+    text = path.read_text()
+    at = text.index(old, text.index("OrcX86_64_SysV_Lean::writeIndirectStubsBlock("))
+    path.write_text(text[:at] + "//" + text[at:])
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), "X86_64_SysV_Lean")
+    assert f"-  //{old}" in diff and f"+  {old}" in diff
 
 
 # -- replacing a table ---------------------------------------------------------
@@ -324,6 +427,10 @@ def test_add_word_abi(capsys, llvm, tmp_path, llvm_tables):
     assert written["OrcMips32Ex"].hex() == facts["example"]["hex"]
     assert written["OrcMips32Le"].hex() == facts["example"]["hex"]  # LLVM's own code agrees
 
+    # Absolute hi/lo fields only: no displacement helper (it would be unused).
+    assert "+static void patchField(" in diff and "displacement(" not in diff
+    assert _check_unit_writers(llvm, tmp_path, [_table(specs, "Mips32Ex")], below=True) == 6
+
 
 STUBS = {
     "llvm/ExecutionEngine/Orc/Shared/ExecutorAddress.h": """
@@ -342,7 +449,17 @@ private:
 """,
     "llvm/Support/Compiler.h": "#pragma once\n#define LLVM_CLASS_ABI\n",
     "llvm/Support/ErrorHandling.h": "#pragma once\n#define llvm_unreachable(M) __builtin_trap()\n",
-    "llvm/Support/MathExtras.h": "#pragma once\n#include <cassert>\n#include <cstring>\n",
+    "llvm/Support/MathExtras.h": """
+#pragma once
+#include <cassert>
+#include <cstdint>
+#include <cstring>
+namespace llvm {
+inline uint64_t alignTo(uint64_t Value, uint64_t Align) {
+  return (Value + Align - 1) / Align * Align;
+}
+}
+""",
     "llvm/Support/FormatVariadic.h": "#pragma once\n",
     "llvm/Support/raw_ostream.h": "#pragma once\n#define LLVM_DEBUG(...) do { } while (false)\n",
 }
@@ -351,31 +468,40 @@ private:
 def _run_resolvers(repo: Path, tmp_path: Path, calls: dict[str, tuple[int, int]]) -> dict:
     """Compile the tree's OrcABISupport.cpp with stand-in LLVM headers and call
     `Class::writeResolverCode(Mem, 0, Fn, Ctx)` for each class: its bytes."""
-    stubs = tmp_path / "stubs"
-    for rel, text in STUBS.items():
-        (stubs / rel).parent.mkdir(parents=True, exist_ok=True)
-        (stubs / rel).write_text(text)
     body = "".join(
         f"""  {{
     static char Mem[{name}::ResolverCodeSize];
     {name}::writeResolverCode(Mem, ExecutorAddr(0), ExecutorAddr({fn:#x}ULL),
                               ExecutorAddr({ctx:#x}ULL));
-    for (unsigned I = 0; I < sizeof(Mem); ++I)
-      printf("%02x", (unsigned char)Mem[I]);
-    printf("\\n");
+    dump(Mem, sizeof(Mem));
   }}
 """
         for name, (fn, ctx) in calls.items()
     )
+    lines = _compile_and_run(repo, tmp_path, body)
+    return dict(zip(calls, map(bytes.fromhex, lines), strict=True))
+
+
+def _compile_and_run(repo: Path, tmp_path: Path, body: str, flags: tuple = ("-w",)) -> list[str]:
+    """Build the tree's OrcABISupport.cpp with a driver whose main() is `body`
+    (`dump(Mem, N)` prints N bytes in hex, one line); the lines it printed."""
+    stubs = tmp_path / "stubs"
+    for rel, text in STUBS.items():
+        (stubs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (stubs / rel).write_text(text)
     driver = tmp_path / "driver.cpp"
     driver.write_text(
         '#include "llvm/ExecutionEngine/Orc/OrcABISupport.h"\n#include <cstdio>\n'
-        f"using namespace llvm::orc;\nint main() {{\n{body}  return 0;\n}}\n"
+        "using namespace llvm::orc;\n"
+        "static void dump(const char *Mem, unsigned N) {\n"
+        '  for (unsigned I = 0; I < N; ++I) printf("%02x", (unsigned char)Mem[I]);\n'
+        '  printf("\\n");\n}\n'
+        f"int main() {{\n{body}  return 0;\n}}\n"
     )
     exe = tmp_path / "driver"
     compiled = subprocess.run(
         [
-            *("g++", "-std=c++17", "-w", "-I", str(stubs), "-I", str(repo / "llvm/include")),
+            *("g++", "-std=c++17", *flags, "-I", str(stubs), "-I", str(repo / "llvm/include")),
             *(str(repo / orc.CPP_PATH), str(driver), "-o", str(exe)),
         ],
         capture_output=True,
@@ -384,7 +510,68 @@ def _run_resolvers(repo: Path, tmp_path: Path, calls: dict[str, tuple[int, int]]
     )
     assert compiled.returncode == 0, compiled.stderr
     ran = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
-    return dict(zip(calls, map(bytes.fromhex, ran.stdout.split()), strict=True))
+    return ran.stdout.splitlines()
+
+
+# -- trampolines and stubs -------------------------------------------------------
+
+# (block, resolver, count) and (stubs, pointers, count); the wide ones only for
+# 64-bit pointers.  Pointers below the stubs are left out where LLVM's own
+# writers run: its x86-64 formula spills sign bits into the padding bytes
+# (tests/test_units.py), a difference no instruction executes.
+TRAMPOLINE_CASES = [(0x10000, 0x7F0000, 1), (0x400000, 0x401000, 3), (0x7FF00000, 0x7FF88888, 7)]
+WIDE_TRAMPOLINE_CASES = [(0x7FFF12345000, 0x7FFF9ABC8888, 2)]
+STUB_CASES = [(0x10000, 0x20000, 1), (0x400000, 0x412340, 4)]
+BELOW_STUB_CASES = [(0x7FF80000, 0x7FF7F000, 3)]
+WIDE_STUB_CASES = [(0x7FFF12340000, 0x7FFF12348888, 2)]
+
+
+def _unit_cases(table, below: bool) -> tuple[list, list]:
+    wide = table.spec.pointer_size == 8
+    trampolines = TRAMPOLINE_CASES + (WIDE_TRAMPOLINE_CASES if wide else [])
+    stubs = STUB_CASES + (BELOW_STUB_CASES if below else []) + (WIDE_STUB_CASES if wide else [])
+    return trampolines, stubs
+
+
+def _check_unit_writers(repo: Path, tmp_path: Path, tables: list, below: bool) -> int:
+    """Compile the tree and call each class's writeTrampolines and
+    writeIndirectStubsBlock; assert they write what the Python writers write,
+    and that the class's size constants describe those bytes.  Returns the
+    number of blocks compared."""
+    body, expected = [], {}
+    for table in tables:
+        name, units = table.spec.class_name, table.units
+        body.append(
+            f'  printf("{name} %u %u %u\\n", {name}::PointerSize, {name}::TrampolineSize, '
+            f"{name}::StubSize);\n"
+        )
+        expected[name] = f"{units.pointer_size} {units.trampoline.size} {units.stub.size}"
+        trampolines, stubs = _unit_cases(table, below)
+        for block, resolver, n in trampolines:
+            data = units.write_trampolines(block, resolver, n)
+            # n trampolines, then (where the code loads it) the resolver's address.
+            assert len(data) >= n * units.trampoline.size
+            key = f"{name}.trampolines({block:#x},{resolver:#x},{n})"
+            body.append(
+                f'  {{ static char M[{len(data)}]; printf("{key} "); {name}::writeTrampolines(M, '
+                f"ExecutorAddr({block:#x}ULL), ExecutorAddr({resolver:#x}ULL), {n}); "
+                "dump(M, sizeof(M)); }\n"
+            )
+            expected[key] = data.hex()
+        for first, pointers, n in stubs:
+            data = units.write_stubs(first, pointers, n)
+            assert len(data) == n * units.stub.size
+            key = f"{name}.stubs({first:#x},{pointers:#x},{n})"
+            body.append(
+                f'  {{ static char M[{n} * {name}::StubSize]; printf("{key} "); '
+                f"{name}::writeIndirectStubsBlock(M, ExecutorAddr({first:#x}ULL), "
+                f"ExecutorAddr({pointers:#x}ULL), {n}); dump(M, sizeof(M)); }}\n"
+            )
+            expected[key] = data.hex()
+    flags = ("-Wall", "-Werror=unused-function")
+    printed = _compile_and_run(repo, tmp_path, "".join(body), flags)
+    assert dict(line.split(" ", 1) for line in printed) == expected
+    return len(expected) - len(tables)
 
 
 # -- errors: one line naming the file, exit 2, no patch -----------------------
