@@ -143,8 +143,8 @@ def cpp_helpers(style: CppStyle) -> dict[str, str]:
     """The helper definitions the unit writers call, by name."""
     storage = style.helper_storage
     return {
-        PATCH_FIELD: f"""/// Replaces the bits under Mask in the container at Loc (target byte order,
-/// which ORC assumes equals the host's) with Value shifted into place.
+        PATCH_FIELD: f"""/// Replaces the bits under Mask in the container at Loc (target byte
+/// order, which ORC assumes equals the host's) with Value shifted into place.
 template <typename T>
 {storage}void {PATCH_FIELD}(char *Loc, T Mask, unsigned Shift, uint64_t Value) {{
   T Word;

@@ -39,8 +39,8 @@ from .errors import AsmgenError
 from .layout import Table
 from .output import write_if_changed
 from .patchkinds import KINDS
-from .unitruntime import RESOLVER_PTR
 from .pipeline import build_all, select, spec_files
+from .unitruntime import RESOLVER_PTR
 
 INDENT = "  "
 FORMAT_OFF, FORMAT_ON = "// clang-format off", "// clang-format on"

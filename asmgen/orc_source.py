@@ -239,7 +239,8 @@ def free_functions(cpp: Source, names: set[str]) -> dict[str, Node]:
             continue
         parent = node.parent
         outer = parent if parent is not None and parent.type == "template_declaration" else node
-        if outer.parent is None or outer.parent.type not in ("declaration_list", "translation_unit"):
+        scope = outer.parent
+        if scope is None or scope.type not in ("declaration_list", "translation_unit"):
             continue
         name = _declared_name(cpp, node)
         if name in names and name not in found:

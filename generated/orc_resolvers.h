@@ -75,8 +75,8 @@ template <typename T> inline void writeWord(char *Loc, uint64_t Value) {
   memcpy(Loc, &Word, sizeof(T));
 }
 
-/// Replaces the bits under Mask in the container at Loc (target byte order,
-/// which ORC assumes equals the host's) with Value shifted into place.
+/// Replaces the bits under Mask in the container at Loc (target byte
+/// order, which ORC assumes equals the host's) with Value shifted into place.
 template <typename T>
 inline void patchField(char *Loc, T Mask, unsigned Shift, uint64_t Value) {
   T Word;

@@ -633,6 +633,16 @@ void OrcI386"""
         ),
         (
             orc.HEADER_PATH,
+            "  static constexpr unsigned StubSize = 8;\n"
+            "  static constexpr unsigned StubToPointerMaxDisplacement = 1 << 31;\n\n"
+            "  /// Writes NumTrampolines",
+            "  static constexpr unsigned StubToPointerMaxDisplacement = 1 << 31;\n\n"
+            "  /// Writes NumTrampolines",
+            orc.HEADER_PATH,
+            "expected `static constexpr unsigned StubSize = ...;` in class OrcX86_64_SysV",
+        ),
+        (
+            orc.HEADER_PATH,
             "namespace orc {",
             "namespace orcx {",
             orc.HEADER_PATH,
@@ -646,6 +656,7 @@ void OrcI386"""
         "missing offset constant",
         "unknown offset constant",
         "missing size constant",
+        "missing stub size",
         "no orc namespace",
     ],
 )
