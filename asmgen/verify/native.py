@@ -9,28 +9,24 @@ the landing, a second ctypes function that records the arguments it received
 and returns a marker.  What an emulator models wrongly (alignment faults, real
 libffi callbacks, the real stack) shows here.
 
-It runs in a forked child, so a broken table kills the child, not verify.
+It runs in a forked child (`forked.py`), so a broken table kills the child, not verify.
 """
 
 from __future__ import annotations
 
 import ctypes
-import faulthandler
-import json
 import mmap
-import os
 import platform
-import signal
 
 from .chain import Placement, link
 from .facts import EmuFacts
+from .forked import run_forked
 from .model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
 
 INTS = tuple(0x1111_2222_3333_0000 + 0x0101 * i for i in range(1, 7))
 DOUBLES = tuple(1.5 + 0.25 * i for i in range(8))
 MARKER = 0x600D_CAFE_F00D_1234
 CTX = 0x7EC7_0000_0000_5678
-TIMEOUT_S = 10
 
 REENTRY_T = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)
 LANDING_T = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_int64] * 6, *[ctypes.c_double] * 8)
@@ -100,38 +96,14 @@ def _run(subject: Subject) -> dict:
     return seen
 
 
-def _child(subject: Subject, fd: int) -> None:
-    # A crash is the expected report of a broken table: no traceback dump.
-    faulthandler.disable()
-    signal.alarm(TIMEOUT_S)  # a resolver that loops is killed by SIGALRM
-    try:
-        out = {"ok": _run(subject)}
-    except Exception as exc:  # reported to the parent, which fails the check
-        out = {"error": f"{type(exc).__name__}: {exc}"}
-    os.write(fd, json.dumps(out).encode())
-    os._exit(0)
-
-
 def run_native(subject: Subject, facts: EmuFacts | None) -> CheckResult:
     why = not_applicable(subject, facts)
     if why:
         return CheckResult("native", NA, "native", [], why)
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _child(subject, write_fd)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        name = signal.Signals(os.WTERMSIG(status)).name
-        return _fail(Finding("process", "returns to Python", f"killed by {name}"))
-    out = json.loads(data or b'{"error": "no result"}')
-    if "error" in out:
-        return _fail(Finding("run", "completes", out["error"]))
-    return _check(out["ok"])
+    out = run_forked(lambda: _run(subject))
+    if isinstance(out, Finding):
+        return _fail(out)
+    return _check(out)
 
 
 def _fail(*findings: Finding) -> CheckResult:
