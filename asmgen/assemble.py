@@ -18,6 +18,7 @@ from .render import Rendered, SourceLine
 from .spec import Spec
 
 LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*):")
+RESERVED = "__asmgen"
 END_PROBE = "__asmgen_end"
 
 
@@ -69,6 +70,12 @@ def parse_lines(rendered: Rendered, arch: Arch) -> list[ParsedLine]:
         labels = []
         while match := LABEL.match(text):
             name = match.group(1)
+            if name.startswith(RESERVED):
+                raise AsmgenError(
+                    f"label {name!r}: names starting with {RESERVED!r} are asmgen's probes",
+                    rendered.path,
+                    line.template_line,
+                )
             if name in seen:
                 raise AsmgenError(
                     f"label {name!r} defined twice (first at line {seen[name]})",
@@ -85,9 +92,62 @@ def parse_lines(rendered: Rendered, arch: Arch) -> list[ParsedLine]:
                 rendered.path,
                 line.template_line,
             )
+        if statement is not None:
+            check_statement(statement, rendered.path, line.template_line)
         if labels or statement:
             parsed.append(ParsedLine(tuple(labels), statement, line.template_line, line.fields))
+    if not any(p.statement for p in parsed):
+        raise AsmgenError("the template renders no statements", rendered.path, 1)
     return parsed
+
+
+# Directives that read host files, or that make the assembler allocate their
+# argument's worth of bytes (keystone crashes on a large one).  A resolver is
+# a few hundred bytes: anything near the limit is a mistake.
+_HOST_FILES = (".incbin", ".include")
+_SIZED = (".space", ".skip", ".zero", ".fill", ".org", ".rept", ".balign", ".balignw", ".balignl")
+_POWER_ALIGN = (".align", ".p2align", ".p2alignw", ".p2alignl")
+MAX_DIRECTIVE_BYTES = 0x1000
+_NUMBER = re.compile(r"^-?(0[xX][0-9a-fA-F]+|\d+)$")
+_LITERAL = re.compile(r"(?<![\w.])(0[xX][0-9a-fA-F]+|\d+)")
+
+
+def _int(text: str) -> int:
+    digits = text.lstrip("-")
+    value = int(digits, 16) if digits[:2] in ("0x", "0X") else int(digits, 10)
+    return -value if text.startswith("-") else value
+
+
+def check_statement(statement: str, path: Path, line: int) -> None:
+    """Refuse what assemblers accept but get wrong or die on."""
+    for match in _LITERAL.finditer(statement):
+        if _int(match.group(1)) >> 64:
+            raise AsmgenError(
+                f"number {match.group(1)} is wider than 64 bits (assemblers truncate it)",
+                path,
+                line,
+            )
+    name, _, rest = statement.partition(" ")
+    name = name.lower()
+    if name in _HOST_FILES:
+        raise AsmgenError(f"{name} reads a host file; a table comes from its template", path, line)
+    if name not in _SIZED + _POWER_ALIGN:
+        return
+    first = rest.split(",")[0].strip()
+    if not _NUMBER.match(first):
+        raise AsmgenError(
+            f"{name} {first!r}: write the size as one number (compute it in Jinja)", path, line
+        )
+    value = _int(first)
+    # `.align N` means N bytes on x86 but 2**N bytes elsewhere.
+    limit = 12 if name in _POWER_ALIGN else MAX_DIRECTIVE_BYTES
+    if not 0 <= value <= limit:
+        raise AsmgenError(
+            f"{name} {first}: out of range for a resolver table (0 to {limit:#x})",
+            path,
+            line,
+            hint=".balign takes bytes on every arch" if name in _POWER_ALIGN else None,
+        )
 
 
 _BARE_DECIMAL = re.compile(r"(?<![\w%.$])-?(\d+)(?![\w.])")
@@ -133,6 +193,8 @@ def _locate_failure(ks, lines: list[ParsedLine], message: str, path: Path) -> As
     """keystone reports no line: try each statement alone to find the culprit."""
     import keystone
 
+    # A statement alone misses the labels it refers to; these define them all.
+    defined = "".join(f"\n{name}:" for line in lines for name in line.labels)
     for line in lines:
         if line.statement is None:
             continue
@@ -145,12 +207,38 @@ def _locate_failure(ks, lines: list[ParsedLine], message: str, path: Path) -> As
                     path,
                     line.template_line,
                 )
+            try:
+                ks.asm(line.statement + defined, 0)
+            except keystone.KsError as again:
+                if again.errno == keystone.KS_ERR_ASM_SYMBOL_MISSING:
+                    return AsmgenError(
+                        f"{line.statement!r} refers to a symbol that no label defines",
+                        path,
+                        line.template_line,
+                    )
             continue
         # keystone sometimes drops an invalid instruction, and all that follows,
         # without raising.
         if not encoding and not line.statement.startswith("."):
             return AsmgenError(
                 f"keystone rejects {line.statement!r}: it produced no code",
+                path,
+                line.template_line,
+            )
+    # Every statement is fine alone: the first prefix keystone rejects ends at
+    # the culprit (`.org` backwards, say).
+    text = ""
+    for index, line in enumerate(lines):
+        text += "".join(f"{name}:\n" for name in line.labels)
+        if line.statement is None:
+            continue
+        text += line.statement + "\n"
+        later = "".join(f"{name}:\n" for rest in lines[index + 1 :] for name in rest.labels)
+        try:
+            ks.asm(text + later, 0)
+        except keystone.KsError as exc:
+            return AsmgenError(
+                f"keystone rejects {line.statement!r} after the lines before it: {exc}",
                 path,
                 line.template_line,
             )

@@ -51,6 +51,7 @@ def _field_call(table: Table) -> list[str]:
                 f"patch {patch.name!r} takes an address, but the C++ writeResolverCode only "
                 f"receives {' and '.join(ADDRESS_PARAMS)}",
                 table.template_path,
+                next((s.template_line for s in table.statements if s.offset == patch.offset), None),
             )
         for field in patch.fields:
             ctype = f"uint{field.size * 8}_t"

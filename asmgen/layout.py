@@ -128,6 +128,8 @@ def assemble_template(
             return rendered, assembly
         missing = sorted(rendered.labels_used - set(assembly.labels))
         if missing:
+            # Render once more with the real labels: label() reports the line.
+            render(spec, template_path, frame, field_value, assembly.labels)
             raise AsmgenError(f"template: label({missing[0]!r}): no such label", template_path)
         if known is not None and all(
             known.get(name) == assembly.labels[name] for name in rendered.labels_used
@@ -231,7 +233,9 @@ def _discover(
     probe: Probe,
     path: Path,
     batch: tuple | None = None,
+    line: int | None = None,
 ) -> FoundField:
+    """Where field `index` lands; `line` is the template line of its `patch` call."""
     kind = KINDS[use.kind]
     order = spec.endian
     whole = spec.table.patched_words == "zero"
@@ -241,6 +245,7 @@ def _discover(
             raise AsmgenError(
                 f"patch field {use.patch} ({use.kind}) is not rendered into a statement",
                 path,
+                line,
             )
         stmt = base.statements[holder]
         start, size = _container(
@@ -261,12 +266,14 @@ def _discover(
             f"patch field {use.patch} ({use.kind}) changes the code size with its value; "
             "use an instruction form with a fixed-width field",
             path,
+            line,
         )
     changed = [i for i in window if clear.code[i] != full.code[i]]
     if not changed:
         raise AsmgenError(
             f"patch field {use.patch} ({use.kind}) does not reach the assembled code",
             path,
+            line,
         )
     first, last = changed[0], changed[-1]
     stmt_index = _statement_at(base.statements, first)
@@ -315,7 +322,7 @@ def build_table(spec: Spec, spec_path: Path, template_path: Path) -> Table:
 
         return assemble_template(spec, template_path, frame, value, base.labels)[1]
 
-    patches = _patch_points(spec, rendered, base, probe)
+    patches = _patch_points(spec, rendered, base, probe, spec_path)
     code = bytearray(base.code)
     for patch in patches:
         for field in patch.fields:
@@ -334,17 +341,23 @@ def build_table(spec: Spec, spec_path: Path, template_path: Path) -> Table:
 
 
 def _patch_points(
-    spec: Spec, rendered: Rendered, base: Assembly, probe: Probe
+    spec: Spec, rendered: Rendered, base: Assembly, probe: Probe, spec_path: Path | None = None
 ) -> tuple[PatchPoint, ...]:
     path = rendered.path
     batch = _batch_probes(rendered, base, probe)
     fields: dict[str, list[FoundField]] = {}
+    lines = rendered.field_lines
     for index, use in enumerate(rendered.fields):
-        found = _discover(spec, base, index, use, probe, path, batch)
+        line = lines[index] if index < len(lines) else None
+        found = _discover(spec, base, index, use, probe, path, batch, line)
         fields.setdefault(use.patch, []).append(found)
     unknown = sorted(set(spec.placeholders) - set(fields))
     if unknown:
-        raise AsmgenError(f"placeholders: no patch field named {unknown[0]!r}", path)
+        raise AsmgenError(
+            f"placeholders: no patch field named {unknown[0]!r} in {path.name}",
+            spec_path or path,
+            spec.line_of("placeholders", unknown[0]) if spec_path else None,
+        )
     points = []
     for name, found in fields.items():
         if name not in base.labels:

@@ -16,6 +16,7 @@ learnt, and repeats until they settle.
 from __future__ import annotations
 
 import re
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class Rendered:
     lines: tuple[SourceLine, ...]
     fields: tuple[FieldUse, ...]
     labels_used: frozenset[str] = frozenset()  # names passed to `label()`
+    field_lines: tuple[int | None, ...] = ()  # template line of each `patch` call
 
 
 class _MarkingLoader(jinja2.BaseLoader):
@@ -63,10 +65,17 @@ class _MarkingLoader(jinja2.BaseLoader):
         self.path = path
 
     def get_source(self, environment, template):
+        # One file per spec: `include` and `extends` of anything (itself too,
+        # which would recurse forever) find nothing.
+        if template != self.path.name:
+            raise jinja2.TemplateNotFound(template)
         try:
             text = self.path.read_text(encoding="utf-8")
         except OSError as exc:
             raise AsmgenError(f"cannot read template: {exc.strerror}", self.path) from None
+        except UnicodeDecodeError as exc:
+            line = exc.object[: exc.start].count(b"\n") + 1
+            raise AsmgenError("template is not UTF-8 text", self.path, line) from None
         marked = []
         for number, line in enumerate(text.split("\n"), start=1):
             if _TAG.sub("", line).strip():
@@ -80,11 +89,41 @@ def _template_error(exc: Exception, path: Path) -> AsmgenError:
     if line is None:
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
         line = frames[-1].lineno if frames else None
-    message = getattr(exc, "message", None) or str(exc)
+    if isinstance(exc, jinja2.TemplateNotFound):
+        message = f"cannot include {exc.name!r}: a template is one self-contained file"
+    elif isinstance(exc, jinja2.TemplateError | AsmgenError):
+        message = getattr(exc, "message", None) or str(exc)
+    else:
+        message = f"{type(exc).__name__}: {exc}"
     return AsmgenError(f"template: {message}", path, line)
 
 
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def _raised_in_asmgen(exc: BaseException, path: Path) -> bool:
+    """True when the exception comes from asmgen's own code (a bug to show with
+    its traceback), not from an expression the template evaluated."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1].filename if frames else str(path)
+    return last != str(path) and last.startswith(_PACKAGE)
+
+
+def _caller_line(template: jinja2.Template, path: Path) -> int | None:
+    """The template line of the expression that is calling a template function."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename != str(path):
+        frame = frame.f_back
+    return template.get_corresponding_lineno(frame.f_lineno) if frame else None
+
+
 _COMPILED: dict[tuple[str, str], jinja2.Template] = {}
+_OTHER_FILES = (
+    jinja2.nodes.Include,
+    jinja2.nodes.Extends,
+    jinja2.nodes.Import,
+    jinja2.nodes.FromImport,
+)
 
 
 def _compile(template_path: Path) -> jinja2.Template:
@@ -102,11 +141,19 @@ def _compile(template_path: Path) -> jinja2.Template:
             autoescape=False,
         )
         try:
+            tree = env.parse(source, template_path.name, str(template_path))
             _COMPILED[key] = env.get_template(template_path.name)
         except jinja2.TemplateSyntaxError as exc:
             raise AsmgenError(
                 f"template syntax: {exc.message}", template_path, exc.lineno
             ) from None
+        for node in tree.find_all(_OTHER_FILES):
+            raise AsmgenError(
+                f"template: {type(node).__name__.lower()} of another template; "
+                "a template is one self-contained file",
+                template_path,
+                node.lineno,
+            )
     return _COMPILED[key]
 
 
@@ -123,13 +170,17 @@ def render(
     """
     template = _compile(template_path)
     fields: list[FieldUse] = []
+    field_lines: list[int | None] = []
 
     used: set[str] = set()
 
     def patch(name: str, kind: str, signed: bool = False) -> str:
         """The field's operand text.  `signed` writes a field whose top bit is set as
         a negative number, for instructions whose immediate is signed (MIPS addiu)."""
-        if kind not in KINDS:
+        # The name becomes a C++ and Python identifier (`<Name>Offset`).
+        if not (isinstance(name, str) and name.isascii() and name.isidentifier()):
+            raise AsmgenError(f"template: patch name {name!r} is not an identifier")
+        if not isinstance(kind, str) or kind not in KINDS:
             raise AsmgenError(
                 f"template: unknown patch kind {kind!r}; known: {', '.join(sorted(KINDS))}"
             )
@@ -138,6 +189,7 @@ def render(
         index = len(fields)
         value = field_value(index, use)
         fields.append(use)
+        field_lines.append(_caller_line(template, template_path))
         marker = f"{_FIELD}{index}{_FIELD}"
         if not pkind.carries_address:
             return marker
@@ -146,6 +198,8 @@ def render(
         return hex(value) + marker
 
     def label(name: str) -> int:
+        if not isinstance(name, str):
+            raise AsmgenError(f"template: label({name!r}): a label name is a string")
         used.add(name)
         if labels is None:
             return 0
@@ -174,6 +228,11 @@ def render(
         raise
     except jinja2.TemplateError as exc:
         raise _template_error(exc, template_path) from None
+    except Exception as exc:
+        # 1/0, a wrong call, ...: the template's fault unless our code raised it.
+        if _raised_in_asmgen(exc, template_path):
+            raise
+        raise _template_error(exc, template_path) from None
 
     lines = []
     for raw in text.split("\n"):
@@ -188,4 +247,6 @@ def render(
                 template_path,
                 int(numbers[-1]) if numbers else None,
             )
-    return Rendered(template_path, tuple(lines), tuple(fields), frozenset(used))
+    return Rendered(
+        template_path, tuple(lines), tuple(fields), frozenset(used), tuple(field_lines)
+    )

@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .arch import ARCHES, Arch
 from .errors import AsmgenError
 
 Hex = Annotated[int, Field(ge=0)]
+# Byte counts of a resolver's frame.  Real ones are a few hundred bytes; the
+# cap turns a typo into an error before an assembler silently truncates the
+# immediate (keystone does) or allocates gigabytes for it.
+Size = Annotated[int, Field(ge=0, le=0x10000)]
+Align = Annotated[int, Field(gt=0, le=0x1000)]
 
 # XSAVE facts: the area must be 64-byte aligned, and holds at least the 512-byte
 # legacy (FXSAVE) region and the 64-byte XSAVE header.
@@ -55,11 +60,11 @@ class CallConvention(_Model):
     callee_saved: tuple[str, ...] = ()
     # Bytes the caller reserves for the callee below the call: Win64's home
     # area, o32's argument area.
-    shadow_space: Hex = 0
-    stack_align: int = Field(gt=0)
+    shadow_space: Size = 0
+    stack_align: Align
     # Stack alignment the resolver may rely on at entry; when it is less than
     # stack_align the resolver realigns its frame.  Defaults to stack_align.
-    incoming_align: int | None = Field(default=None, gt=0)
+    incoming_align: Align | None = None
     # Register holding the re-entry function's result (the landing address).
     return_reg: str
     # Every register the result occupies (o32 returns a 64-bit value in
@@ -100,8 +105,8 @@ class VectorState(_Model):
     """
 
     kind: VectorKind
-    area_size: Hex = 0
-    align: int = Field(default=16, gt=0)
+    area_size: Size = 0
+    align: Align = 16
     # xsave64 only: the state components requested (EDX:EAX).
     feature_mask: Hex = ALL_FEATURES
     sizing: Literal["fixed", "cpuid"] = "fixed"
@@ -128,17 +133,17 @@ class Resolver(_Model):
     # Alignment the resolver rounds its own frame to.  Defaults to
     # call.stack_align.  LLVM's Riscv64 and LoongArch64 tables round to 8 only
     # (264- and 136-byte frames); their specs state that deliberately.
-    frame_align: int | None = Field(default=None, gt=0)
+    frame_align: Align | None = None
     vector_state: VectorState
     # Home (shadow) area the resolver actually reserves for the re-entry
     # function; defaults to call.shadow_space.  Only a spec that reproduces a
     # defective table (the seed's first Win64 attempt) sets it lower, and then
     # declares the violation in expected_violations.
-    shadow_space: Hex | None = None
+    shadow_space: Size | None = None
 
 
 class Trampoline(_Model):
-    call_size: int = Field(gt=0)
+    call_size: int = Field(gt=0, le=0x40)
     # Register in which the trampoline's call left the trampoline's return
     # address (RISC); absent when the call pushed it (x86).
     link: str | None = None
@@ -170,7 +175,7 @@ class TableOptions(_Model):
     #   word, `base | field`.  LLVM's MIPS tables are built this way.
     patched_words: Literal["assembled", "zero"] = "assembled"
     # Word that fills the gap before 8-byte data slots (RISC tables).
-    pad_word: Hex = 0
+    pad_word: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0
 
 
 # Contract checks of `asmgen verify` (see asmgen/verify/checks.py).
@@ -230,6 +235,15 @@ class Spec(_Model):
     placeholders: dict[str, Hex] = {}
     # Contract checks this table is known to fail; see ExpectedViolation.
     expected_violations: tuple[ExpectedViolation, ...] = ()
+    # Line of every key in the spec file, for errors found after loading.
+    _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
+
+    def line_of(self, *key: str | int) -> int | None:
+        """The line of `key` in the spec file, or of its nearest enclosing key."""
+        for n in range(len(key), 0, -1):
+            if key[:n] in self._lines:
+                return self._lines[key[:n]]
+        return None
 
     @property
     def class_name(self) -> str:
@@ -323,6 +337,14 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             where.get(("call", "return_regs")),
         )
     _check_vector_state(spec, where, path)
+    limit = 1 << (8 * spec.pointer_size)
+    for name, value in spec.placeholders.items():
+        if value >= limit:
+            raise AsmgenError(
+                f"placeholders.{name}: {value:#x} does not fit a {spec.pointer_size}-byte pointer",
+                path,
+                where.get(("placeholders", name)),
+            )
     if spec.call.shadow_space % spec.pointer_size:
         raise AsmgenError(
             f"call.shadow_space: {spec.call.shadow_space:#x} is not a multiple of the "
@@ -432,8 +454,17 @@ class _LineLoader(yaml.SafeLoader):
     """Safe loader that refuses duplicate keys and records each key's line."""
 
 
-def _to_python(loader: _LineLoader, node: yaml.Node, key: tuple, where: dict, path: Path) -> Any:
+def _to_python(
+    loader: _LineLoader, node: yaml.Node, key: tuple, where: dict, path: Path, open_=()
+) -> Any:
     where[key] = node.start_mark.line + 1
+    if isinstance(node, yaml.CollectionNode):
+        # An alias to an enclosing node (`a: &x [*x]`) would recurse forever.
+        if any(node is o for o in open_):
+            raise AsmgenError(
+                "recursive YAML alias", path, node.start_mark.line + 1, node.start_mark.column + 1
+            )
+        open_ = (*open_, node)
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
         for key_node, value_node in node.value:
@@ -449,12 +480,13 @@ def _to_python(loader: _LineLoader, node: yaml.Node, key: tuple, where: dict, pa
                     key_node.start_mark.line + 1,
                     key_node.start_mark.column + 1,
                 )
-            result[name] = _to_python(loader, value_node, (*key, name), where, path)
+            result[name] = _to_python(loader, value_node, (*key, name), where, path, open_)
             where[(*key, name)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _to_python(loader, item, (*key, i), where, path) for i, item in enumerate(node.value)
+            _to_python(loader, item, (*key, i), where, path, open_)
+            for i, item in enumerate(node.value)
         ]
     return loader.construct_object(node, deep=True)
 
@@ -479,6 +511,8 @@ def parse_spec(text: str, path: Path) -> Spec:
             data = _to_python(loader, root, (), where, path)
         finally:
             loader.dispose()
+    except RecursionError:
+        raise AsmgenError("spec nests too deeply", path, 1) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -501,6 +535,7 @@ def parse_spec(text: str, path: Path) -> Spec:
         message = err["msg"].removeprefix("Value error, ")
         raise AsmgenError(f"{field}: {message}", path, line) from None
     _check_registers(spec, where, path)
+    spec._lines = where
     return spec
 
 
