@@ -87,8 +87,15 @@ def cmd_cross_check(args) -> int:
     return 1 if failures else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one `asmgen: error:` line too, not usage plus error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (hint: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="asmgen", description="LLVM ORC resolver tables from ABI specs and templates"
     )
     sub = parser.add_subparsers(dest="command", required=True)

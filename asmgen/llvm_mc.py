@@ -34,7 +34,13 @@ _DIAGNOSTIC = re.compile(r"^<stdin>:(\d+):(\d+): (error|warning): (.*)$", re.MUL
 def find_llvm_mc() -> str:
     override = os.environ.get("ASMGEN_LLVM_MC")
     if override:
-        return override
+        found = shutil.which(override)
+        if found is None:
+            raise AsmgenError(
+                f"ASMGEN_LLVM_MC={override!r} is not an executable",
+                hint="point it at llvm-mc, or unset it to search PATH",
+            )
+        return found
     for name in CANDIDATES:
         found = shutil.which(name)
         if found:

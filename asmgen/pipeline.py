@@ -10,7 +10,7 @@ from .emit_json import emit_json
 from .emit_python import emit_python
 from .errors import AsmgenError
 from .layout import Table, build_table
-from .output import write_if_changed
+from .output import write_files
 from .resources import SPECS_DIR, TEMPLATES_DIR
 from .spec import Spec, load_spec
 from .stubs import build_units
@@ -37,7 +37,9 @@ def spec_files(specs_dir: Path = SPECS_DIR) -> list[SpecFile]:
     for item in found:
         if item.spec.abi in seen:
             raise AsmgenError(
-                f"ABI {item.spec.abi!r} is also defined in {seen[item.spec.abi]}", item.path
+                f"ABI {item.spec.abi!r} is also defined in {seen[item.spec.abi]}",
+                item.path,
+                item.spec.line_of("abi"),
             )
         seen[item.spec.abi] = item.path
     return found
@@ -52,7 +54,8 @@ def select(found: list[SpecFile], names: list[str]) -> list[SpecFile]:
         match = [f for f in found if name in (f.spec.abi, f.path.stem)]
         if not match:
             known = ", ".join(f.spec.abi for f in found)
-            raise AsmgenError(f"unknown ABI {name!r}; known: {known}")
+            folder = found[0].path.parent if found else None
+            raise AsmgenError(f"unknown ABI {name!r}; known: {known}", folder)
         chosen.extend(m for m in match if m not in chosen)
     return chosen
 
@@ -60,13 +63,24 @@ def select(found: list[SpecFile], names: list[str]) -> list[SpecFile]:
 def template_for(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Path:
     path = templates_dir / item.spec.arch / item.spec.template
     if not path.is_file():
-        raise AsmgenError(f"template {path} not found for arch {item.spec.arch!r}", item.path)
+        raise AsmgenError(
+            f"template {path} not found for arch {item.spec.arch!r}",
+            item.path,
+            item.spec.line_of("template") or item.spec.line_of("arch"),
+        )
     return path
 
 
 def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
-    table = build_table(item.spec, item.path, template_for(item, templates_dir))
-    return replace(table, units=build_units(item.spec, templates_dir))
+    try:
+        table = build_table(item.spec, item.path, template_for(item, templates_dir))
+        return replace(table, units=build_units(item.spec, templates_dir))
+    except AsmgenError as exc:
+        if exc.path is not None:
+            raise
+        # Naming no file, it is about the tools the spec's backend picked
+        # (llvm-mc not found, say): point at that choice.
+        raise AsmgenError(exc.message, item.path, item.spec.line_of("backend"), hint=exc.hint)
 
 
 def build_all(items: list[SpecFile], templates_dir: Path = TEMPLATES_DIR) -> list[Table]:
@@ -79,9 +93,8 @@ def render_outputs(tables: list[Table]) -> dict[str, str]:
 
 
 def write_outputs(outputs: dict[str, str], out_dir: Path) -> list[Path]:
-    return [
-        out_dir / name for name, text in outputs.items() if write_if_changed(out_dir / name, text)
-    ]
+    """Write the changed files as one set (see output.py); the paths written."""
+    return write_files({out_dir / name: text for name, text in outputs.items()})
 
 
 def stale_outputs(outputs: dict[str, str], out_dir: Path) -> list[str]:
@@ -90,7 +103,7 @@ def stale_outputs(outputs: dict[str, str], out_dir: Path) -> list[str]:
         path = out_dir / name
         try:
             current = path.read_text(encoding="utf-8")
-        except (FileNotFoundError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError):
             current = None
         if current != text:
             stale.append(name)

@@ -60,7 +60,14 @@ def load_generated(path: Path):
     if spec is None or not path.is_file():
         raise AsmgenError("generated module not found; run `asmgen generate`", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise AsmgenError(f"generated module: {exc.msg}", path, exc.lineno) from None
+    except Exception as exc:
+        raise AsmgenError(f"generated module fails to load: {exc}", path) from None
+    if not isinstance(getattr(module, "TABLES", None), dict):
+        raise AsmgenError("generated module has no TABLES; run `asmgen generate`", path)
     return module
 
 
