@@ -336,6 +336,7 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("call", "return_regs")),
         )
+    _check_roles(spec, where, path)
     _check_vector_state(spec, where, path)
     limit = 1 << (8 * spec.pointer_size)
     for name, value in spec.placeholders.items():
@@ -351,6 +352,55 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             f"pointer size ({spec.pointer_size})",
             path,
             where.get(("call", "shadow_space")),
+        )
+
+
+# The register classes each role may name (lists and single registers alike).
+_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("call", "int_args"): ("gpr",),
+    ("call", "fp_args"): ("fpr", "vec"),
+    ("call", "callee_saved"): ("gpr", "fpr", "vec"),
+    ("call", "fp_control"): ("ctl",),
+    ("call", "return_reg"): ("gpr",),
+    ("call", "return_regs"): ("gpr",),
+    ("resolver", "saves"): ("gpr",),
+    ("resolver", "scratch"): ("gpr",),
+    ("resolver", "temp"): ("gpr",),
+    ("resolver", "landing"): ("gpr",),
+    ("resolver", "frame_pointer"): ("gpr",),
+    ("trampoline", "link"): ("gpr",),
+    ("trampoline", "saved_link"): ("gpr",),
+}
+
+
+def _check_roles(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+    """Each register fits its role: no vector register as an argument, no
+    stack pointer as a scratch, and the re-entry function's address is not
+    loaded into a register that carries one of its two arguments."""
+    arch = spec.arch_info
+    for key, classes in _ROLES.items():
+        value = getattr(getattr(spec, key[0]), key[1])
+        names = value if isinstance(value, tuple) else (value,) if value else ()
+        for i, name in enumerate(names):
+            reg = arch.register(name)
+            line = where.get((*key, i), where.get(key))
+            field = ".".join(key) + (f"[{i}]" if isinstance(value, tuple) else "")
+            if reg.cls not in classes:
+                raise AsmgenError(
+                    f"{field}: {name} is a {reg.cls} register; this role takes "
+                    f"{' or '.join(classes)}",
+                    path,
+                    line,
+                )
+            if name == arch.stack_pointer and key != ("call", "callee_saved"):
+                raise AsmgenError(f"{field}: {name} is the stack pointer", path, line)
+    args = spec.call.int_args[:2]
+    if spec.resolver.scratch in args:
+        raise AsmgenError(
+            f"resolver.scratch: {spec.resolver.scratch} carries an argument of the "
+            "re-entry call; pick another register",
+            path,
+            where.get(("resolver", "scratch")),
         )
 
 
