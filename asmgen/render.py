@@ -144,9 +144,10 @@ def _compile(template_path: Path) -> jinja2.Template:
             tree = env.parse(source, template_path.name, str(template_path))
             _COMPILED[key] = env.get_template(template_path.name)
         except jinja2.TemplateSyntaxError as exc:
-            raise AsmgenError(
-                f"template syntax: {exc.message}", template_path, exc.lineno
-            ) from None
+            line = exc.lineno
+            if (exc.message or "").startswith("Unexpected end of template"):
+                line = len(source.splitlines())  # Jinja names the last text's first line
+            raise AsmgenError(f"template syntax: {exc.message}", template_path, line) from None
         for node in tree.find_all(_OTHER_FILES):
             raise AsmgenError(
                 f"template: {type(node).__name__.lower()} of another template; "

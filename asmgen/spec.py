@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from .arch import ARCHES, Arch
 from .errors import AsmgenError
@@ -258,25 +266,42 @@ class Spec(_Model):
         """Assembler text of the landing pad, or None when the spec has none."""
         return dict(self.arch_info.landing_pads)[self.landing_pad] if self.landing_pad else None
 
-    @model_validator(mode="after")
-    def _check_against_arch(self) -> Spec:
-        arch = ARCHES.get(self.arch)
-        if arch is None:
-            raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(sorted(ARCHES))}")
-        if self.pointer_size != arch.pointer_size:
+    # Field validators (not one model validator) so an error names its key's line.
+    # Fields are validated in order: `arch` is known by the time the others run.
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, arch: str) -> str:
+        if arch not in ARCHES:
+            raise ValueError(f"unknown arch {arch!r}; known: {', '.join(sorted(ARCHES))}")
+        return arch
+
+    @field_validator("pointer_size")
+    @classmethod
+    def _arch_pointer_size(cls, size: int, info: ValidationInfo) -> int:
+        arch = ARCHES.get(info.data.get("arch", ""))
+        if arch is not None and size != arch.pointer_size:
             raise ValueError(
-                f"pointer_size {self.pointer_size} does not match arch {arch.name} "
-                f"({arch.pointer_size})"
+                f"pointer_size {size} does not match arch {arch.name} ({arch.pointer_size})"
             )
-        if self.endian not in arch.endians:
-            raise ValueError(f"arch {arch.name} has no {self.endian}-endian mode")
-        pads = dict(arch.landing_pads)
-        if self.landing_pad is not None and self.landing_pad not in pads:
+        return size
+
+    @field_validator("endian")
+    @classmethod
+    def _arch_endian(cls, endian: str, info: ValidationInfo) -> str:
+        arch = ARCHES.get(info.data.get("arch", ""))
+        if arch is not None and endian not in arch.endians:
+            raise ValueError(f"arch {arch.name} has no {endian}-endian mode")
+        return endian
+
+    @field_validator("landing_pad")
+    @classmethod
+    def _arch_landing_pad(cls, pad: str | None, info: ValidationInfo) -> str | None:
+        arch = ARCHES.get(info.data.get("arch", ""))
+        pads = dict(arch.landing_pads) if arch is not None else {}
+        if arch is not None and pad is not None and pad not in pads:
             known = ", ".join(sorted(pads)) or "none"
-            raise ValueError(
-                f"landing_pad {self.landing_pad!r} is not one of arch {arch.name}'s ({known})"
-            )
-        return self
+            raise ValueError(f"landing_pad {pad!r} is not one of arch {arch.name}'s ({known})")
+        return pad
 
 
 def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
@@ -500,6 +525,9 @@ def _check_xsave(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             )
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 class _LineLoader(yaml.SafeLoader):
     """Safe loader that refuses duplicate keys and records each key's line."""
 
@@ -509,6 +537,14 @@ def _to_python(
 ) -> Any:
     where[key] = node.start_mark.line + 1
     if isinstance(node, yaml.CollectionNode):
+        if node.tag not in _PLAIN_TAGS:
+            # Built here rather than by the loader, so a tag would be ignored.
+            raise AsmgenError(
+                f"YAML tag {node.tag!r} is not allowed in a spec",
+                path,
+                node.start_mark.line + 1,
+                node.start_mark.column + 1,
+            )
         # An alias to an enclosing node (`a: &x [*x]`) would recurse forever.
         if any(node is o for o in open_):
             raise AsmgenError(
@@ -573,7 +609,7 @@ def parse_spec(text: str, path: Path) -> Spec:
             mark.column + 1 if mark else None,
         ) from None
     if not isinstance(data, dict):
-        raise AsmgenError("spec must be a mapping of fields", path, 1)
+        raise AsmgenError("spec must be a mapping of fields", path, root.start_mark.line + 1)
     try:
         spec = Spec.model_validate(_freeze(data))
     except ValidationError as exc:
@@ -594,6 +630,7 @@ def load_spec(path: Path) -> Spec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise AsmgenError(f"cannot read spec: {exc.strerror}", path) from None
-    except UnicodeDecodeError:
-        raise AsmgenError("spec is not UTF-8 text", path) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise AsmgenError("spec is not UTF-8 text", path, line) from None
     return parse_spec(text, path)

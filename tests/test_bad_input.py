@@ -1,146 +1,141 @@
-"""Bad input: one `path:line: error:` line, exit 2, no traceback, outputs untouched."""
+"""Bad input: one `path:line[:col]: error: message` line, exit 2, no traceback,
+and nothing changed in the output folder.
+
+The inputs are files in tests/bad_inputs/: malformed specs (specs/*.yaml, each
+added beside the real specs), malformed templates (templates/<arch>/*.j2, each
+replacing that arch's template) and command lines (cli.yaml).  The first line
+of every spec and template says what it must produce: ``expect: LINE: text``.
+"""
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from asmgen.cli import main
 
-SPEC = "abi_specs/x86_64_sysv.yaml"
-TEMPLATE = "templates/x86_64/resolver.s.j2"
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).resolve().parent / "bad_inputs"
+EXPECT = re.compile(rb"expect: (\d+): (.*?)\s*(#\})?$")
+
+SPECS = sorted(CORPUS.glob("specs/*.yaml"))
+TEMPLATES = sorted(CORPUS.glob("templates/*/*.j2"))
+CLI = yaml.safe_load((CORPUS / "cli.yaml").read_text())
 
 
-def _line(rel: str, text: str, after: int = 0) -> int:
-    """Line of the first occurrence of `text` in the checked-in file (plus `after`),
-    so that the cases survive template edits elsewhere."""
-    source = (Path(__file__).resolve().parent.parent / rel).read_text()
-    return source[: source.index(text)].count("\n") + 1 + after
+def _expectation(path: Path) -> tuple[int, str]:
+    first = path.read_bytes().split(b"\n", 1)[0]
+    match = EXPECT.search(first)
+    assert match, f"{path}: first line must say `expect: LINE: text`"
+    return int(match.group(1)), match.group(2).decode()
 
 
-def _edit(tree: Path, rel: str, old: str, new: str) -> None:
-    path = tree / rel
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
 
 
-# (file to edit, text, replacement, expected file, expected line, message fragment)
-CASES = {
-    "missing field": (SPEC, "  return_reg: rax\n", "", SPEC, 8, "call.return_reg: Field required"),
-    "wrong type": (SPEC, "stack_align: 0x10", "stack_align: sixteen", SPEC, 13, "stack_align"),
-    "unknown register": (SPEC, "[rdi, rsi,", "[rdi, rsx,", SPEC, 9, "'rsx' is not a register"),
-    "register of another arch": (SPEC, "scratch: rax", "scratch: x17", SPEC, 18, "'x17'"),
-    "duplicate register": (SPEC, "rax, rbx, rcx", "rax, rbx, rbx", SPEC, 17, "listed twice"),
-    "duplicate key": (
-        SPEC,
-        "pointer_size: 8\n",
-        "pointer_size: 8\npointer_size: 8\n",
-        SPEC,
-        8,
-        "duplicate key 'pointer_size'",
-    ),
-    "unknown key": (
-        SPEC,
-        "pointer_size: 8\n",
-        "pointer_size: 8\npointer_bits: 64\n",
-        SPEC,
-        8,
-        "pointer_bits: Extra inputs",
-    ),
-    "broken yaml": (SPEC, "int_args: [rdi, rsi,", "int_args: [rdi, rsi,,:", SPEC, 9, "YAML syntax"),
-    "misaligned shadow space": (
-        SPEC,
-        "shadow_space: 0x0",
-        "shadow_space: 0x3",
-        SPEC,
-        12,
-        "not a multiple",
-    ),
-    "undefined variable": (
-        TEMPLATE,
-        "%{{ call.int_args[0] }}",
-        "%{{ call.first_arg }}",
-        TEMPLATE,
-        _line(TEMPLATE, "%{{ call.int_args[0] }}"),
-        "first_arg",
-    ),
-    "jinja syntax": (
-        TEMPLATE,
-        "{% endfor %}",
-        "{% endfro %}",
-        TEMPLATE,
-        _line(TEMPLATE, "{% endfor %}"),
-        "template syntax",
-    ),
-    "rejected instruction": (
-        TEMPLATE,
-        "fxsave64 (%rsp)",
-        "fxsave64 %rsp, %rax",
-        TEMPLATE,
-        _line(TEMPLATE, "fxsave64 (%rsp)"),
-        "keystone rejects",
-    ),
-    "bare decimal": (
-        TEMPLATE,
-        "subq    ${{ hex(trampoline.call_size) }}",
-        "subq    $16",
-        TEMPLATE,
-        _line(TEMPLATE, "subq    ${{ hex(trampoline.call_size) }}"),
-        "bare decimal immediate",
-    ),
-    "missing patch label": (
-        TEMPLATE,
-        "ReentryFnAddr:\n",
-        "",
-        TEMPLATE,
-        _line(TEMPLATE, "ReentryFnAddr:\n", after=1) - 1,
-        "has no label",
-    ),
-    "duplicate label": (
-        TEMPLATE,
-        "ReentryFnAddr:\n",
-        "ReentryFnAddr:\nReentryFnAddr:\n",
-        TEMPLATE,
-        _line(TEMPLATE, "ReentryFnAddr:\n", after=1),
-        "defined twice",
-    ),
-}
+@pytest.fixture
+def filled(tree: Path) -> Path:
+    """The scratch tree with the checked-in outputs in generated/."""
+    for path in (ROOT / "generated").iterdir():
+        shutil.copy2(path, tree / "generated" / path.name)
+    return tree
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_one_clean_line(tree, capsys, case):
-    rel, old, new, where, line, fragment = CASES[case]
-    out = tree / "generated"
-    (out / "sentinel.txt").write_text("untouched")
-    _edit(tree, rel, old, new)
-    code = main(
-        [
-            "generate",
-            "--specs",
-            str(tree / "abi_specs"),
-            "--templates",
-            str(tree / "templates"),
-            "--out",
-            str(out),
-        ]
-    )
+def _run(tree: Path, argv: list[str], capsys) -> tuple[int, str]:
+    before = _snapshot(tree / "generated")
+    code = main(argv)
     err = capsys.readouterr().err
-    assert code == 2
+    # Nothing written, renamed or left behind in the output folder.
+    assert _snapshot(tree / "generated") == before
+    return code, err
+
+
+def _assert_one_clean_line(code: int, err: str, where: str, line: int | None, fragment: str):
+    assert code == 2, err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert re.match(rf"^{re.escape(str(tree / where))}:{line}(:\d+)?: error: ", lines[0]), lines[0]
-    assert fragment in lines[0]
-    assert sorted(p.name for p in out.iterdir()) == ["sentinel.txt"]
+    at = rf":{line}(:\d+)?" if line is not None else ""
+    assert re.match(rf"^{re.escape(where)}{at}: error: ", lines[0]), lines[0]
+    assert fragment in lines[0], lines[0]
 
 
-def test_unknown_abi(capsys):
-    assert main(["explain", "NoSuchABI"]) == 2
-    err = capsys.readouterr().err
-    assert "error: unknown ABI 'NoSuchABI'" in err
+def _generate(tree: Path) -> list[str]:
+    return [
+        "generate",
+        "--specs",
+        str(tree / "abi_specs"),
+        "--templates",
+        str(tree / "templates"),
+        "--out",
+        str(tree / "generated"),
+    ]
+
+
+def test_corpus_is_large_and_covers_every_source():
+    assert len(SPECS) + len(TEMPLATES) + len(CLI) >= 50
+    assert len(SPECS) >= 20 and len(TEMPLATES) >= 20 and len(CLI) >= 5
+    # Templates of both backends are in it.
+    assert {p.parent.name for p in TEMPLATES} >= {"x86_64", "riscv64"}
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_bad_spec(filled, capsys, path):
+    line, fragment = _expectation(path)
+    # Last in sorted order, so a clash with a real spec is reported on it.
+    target = filled / "abi_specs" / f"zz_{path.name}"
+    shutil.copyfile(path, target)
+    code, err = _run(filled, _generate(filled), capsys)
+    _assert_one_clean_line(code, err, str(target), line, fragment)
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_bad_template(filled, capsys, path):
+    line, fragment = _expectation(path)
+    target = filled / "templates" / path.parent.name / "resolver.s.j2"
+    shutil.copyfile(path, target)
+    code, err = _run(filled, _generate(filled), capsys)
+    _assert_one_clean_line(code, err, str(target), line, fragment)
+
+
+@pytest.mark.parametrize("case", CLI, ids=lambda c: c["name"])
+def test_bad_command_line(filled, capsys, monkeypatch, case):
+    empty = filled / "empty"
+    empty.mkdir()
+    names = {
+        "tree": filled,
+        "specs": filled / "abi_specs",
+        "templates": filled / "templates",
+        "out": filled / "generated",
+        "empty": empty,
+    }
+
+    def fill(text: str) -> str:
+        return text.format(**names)
+
+    for rel, text in case.get("files", {}).items():
+        (filled / rel).parent.mkdir(parents=True, exist_ok=True)
+        (filled / rel).write_text(text)
+    for name, value in case.get("env", {}).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, fill(value))
+    where = case["where"] if case["where"] == "asmgen" else str(filled / case["where"])
+    line = None
+    if "at" in case:
+        text = Path(where).read_text()
+        line = text[: text.index(case["at"])].count("\n") + 1
+    try:
+        code, err = _run(filled, [fill(a) for a in case["args"]], capsys)
+    except SystemExit as exc:  # argparse's exit
+        code, err = exc.code, capsys.readouterr().err
+    _assert_one_clean_line(code, err, where, line, case["expect"])
 
 
 def test_bare_decimal_is_refused_not_misassembled(tree, capsys):
@@ -150,18 +145,9 @@ def test_bare_decimal_is_refused_not_misassembled(tree, capsys):
     ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64)
     ks.syntax = keystone.KS_OPT_SYNTAX_ATT
     assert bytes(ks.asm("subq $16, %rsi", 0)[0]) == bytes.fromhex("4883ee16")  # the trap itself
-    _edit(tree, TEMPLATE, "subq    ${{ hex(trampoline.call_size) }}", "subq    $16")
-    assert (
-        main(
-            [
-                "explain",
-                "X86_64_SysV",
-                "--specs",
-                str(tree / "abi_specs"),
-                "--templates",
-                str(tree / "templates"),
-            ]
-        )
-        == 2
+    shutil.copyfile(
+        CORPUS / "templates/x86_64/bare_decimal.j2", tree / "templates/x86_64/resolver.s.j2"
     )
+    argv = ["explain", "X86_64_SysV", "--specs", str(tree / "abi_specs")]
+    assert main([*argv, "--templates", str(tree / "templates")]) == 2
     assert "write it as 0x10" in capsys.readouterr().err
