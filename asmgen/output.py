@@ -3,7 +3,8 @@
 Every changed file is first written in full to a temp file beside it; only
 when all of them are on disk are they renamed over the old ones.  A failure
 (or an interrupt) before that leaves the previous outputs as they were, and
-removes the temp files.  An exclusive lock on the output folder keeps two
+removes the temp files; a rename that fails puts back the files already
+renamed.  An exclusive lock on the output folder keeps two
 runs from interleaving their renames, so the files always form one run's set.
 """
 
@@ -36,11 +37,11 @@ def locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _unchanged(path: Path, data: bytes) -> bool:
+def _current(path: Path) -> bytes | None:
     try:
-        return path.read_bytes() == data
+        return path.read_bytes()
     except FileNotFoundError:
-        return False
+        return None
     except OSError as exc:
         raise AsmgenError(f"cannot read output: {exc.strerror}", path) from None
 
@@ -75,12 +76,14 @@ def write_files(files: dict[Path, str]) -> list[Path]:
     if len(folders) != 1:
         raise ValueError("write_files writes into one folder")
     with locked(folders.pop()):
+        old = {path: _current(path) for path in files}
         changed = {
-            path: text.encode("utf-8")
-            for path, text in files.items()
-            if not _unchanged(path, text.encode("utf-8"))
+            path: data
+            for path, data in ((p, t.encode("utf-8")) for p, t in files.items())
+            if data != old[path]
         }
         staged: dict[Path, Path] = {}
+        renamed: list[Path] = []
         try:
             for path, data in changed.items():
                 staged[path] = _stage(path, data)
@@ -89,10 +92,28 @@ def write_files(files: dict[Path, str]) -> list[Path]:
                     os.replace(temp, path)
                 except OSError as exc:
                     raise AsmgenError(f"cannot write output: {exc.strerror}", path) from None
+                renamed.append(path)
+        except BaseException:
+            _restore({path: old[path] for path in renamed})
+            raise
         finally:
             for temp in staged.values():
                 temp.unlink(missing_ok=True)
     return list(changed)
+
+
+def _restore(previous: dict[Path, bytes | None]) -> None:
+    """Best effort: put back what the failed run had already replaced."""
+    for path, data in previous.items():
+        with contextlib.suppress(OSError, AsmgenError):
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                temp = _stage(path, data)
+                try:
+                    os.replace(temp, path)
+                finally:
+                    temp.unlink(missing_ok=True)
 
 
 def write_if_changed(path: Path, text: str) -> bool:

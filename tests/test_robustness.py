@@ -1,0 +1,230 @@
+"""Outputs survive failures and races, and do not depend on the environment.
+
+Atomic writes (a run that fails while it writes leaves the previous outputs),
+determinism (hash seed, locale, working folder), keystone's process-wide
+state (assembly order), and two concurrent `asmgen generate` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import asmgen.output
+import asmgen.pipeline
+from asmgen.cli import main
+from asmgen.errors import AsmgenError
+from asmgen.pipeline import build, render_outputs, select, spec_files
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = ["orc_resolvers.h", "orc_resolvers.py", "tables.json"]
+
+
+def _args(tree: Path, *abis: str) -> list[str]:
+    return [
+        "generate",
+        *abis,
+        "--specs",
+        str(tree / "abi_specs"),
+        "--templates",
+        str(tree / "templates"),
+        "--out",
+        str(tree / "generated"),
+    ]
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _subprocess(tree: Path, argv: list[str], cwd: Path, **env: str):
+    environ = {k: v for k, v in os.environ.items() if k not in ("LC_ALL", "LANG")}
+    environ.update(env, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(
+        [sys.executable, "-m", "asmgen", *argv],
+        cwd=cwd,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def previous(tree: Path) -> dict[str, bytes]:
+    """generated/ holds an older run's outputs (the SysV table alone)."""
+    assert main(_args(tree, "X86_64_SysV")) == 0
+    return _contents(tree / "generated")
+
+
+# -- atomic writes --------------------------------------------------------------
+
+
+def test_failed_rename_leaves_previous_outputs(tree, previous, monkeypatch, capsys):
+    """The second rename fails: the first file, already replaced, is put back."""
+    real = os.replace
+    calls = []
+
+    def flaky(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(asmgen.output.os, "replace", flaky)
+    assert main(_args(tree)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("error: cannot write output: No space left on device"), err
+    assert len(calls) >= 2  # it did get past the first rename
+    assert _contents(tree / "generated") == previous  # also: no temp file left
+
+
+def test_interrupt_while_writing_leaves_previous_outputs(tree, previous, monkeypatch):
+    real = asmgen.output._stage
+    staged = []
+
+    def interrupted(path, data):
+        if staged:  # Ctrl-C while the second file is being written
+            raise KeyboardInterrupt
+        staged.append(real(path, data))
+        return staged[-1]
+
+    monkeypatch.setattr(asmgen.output, "_stage", interrupted)
+    assert main(_args(tree)) == 130
+    assert _contents(tree / "generated") == previous
+    assert not any(p.exists() for p in staged)  # the temp files are gone
+
+
+def test_failing_emitter_writes_nothing(tree, previous, monkeypatch, capsys):
+    def broken(tables):
+        raise AsmgenError("emitter failed", "emit_cpp")
+
+    monkeypatch.setitem(asmgen.pipeline.OUTPUTS, "orc_resolvers.h", broken)
+    assert main(_args(tree)) == 2
+    assert "emitter failed" in capsys.readouterr().err
+    assert _contents(tree / "generated") == previous
+
+
+def test_successful_run_replaces_every_file(tree, previous):
+    assert main(_args(tree)) == 0
+    fresh = _contents(tree / "generated")
+    assert sorted(fresh) == NAMES
+    assert all(fresh[name] != previous[name] for name in NAMES)
+    assert fresh == _contents(ROOT / "generated")
+
+
+# -- determinism ----------------------------------------------------------------
+
+
+def test_outputs_do_not_depend_on_hash_seed_locale_or_folder(tree, tmp_path_factory):
+    other = tmp_path_factory.mktemp("elsewhere") / "checkout"
+    for name in ("abi_specs", "templates"):
+        shutil.copytree(tree / name, other / name)
+    (other / "generated").mkdir()
+    runs = [
+        _subprocess(tree, _args(tree), cwd=tree, PYTHONHASHSEED="1", LC_ALL="C"),
+        _subprocess(other, _args(other), cwd=ROOT, PYTHONHASHSEED="4242", LC_ALL="C.UTF-8"),
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    first, second = _contents(tree / "generated"), _contents(other / "generated")
+    assert sorted(first) == NAMES
+    assert first == second
+    # ... and equal to the checked-in files, made by yet another process.
+    assert first == _contents(ROOT / "generated")
+
+
+# -- keystone's process-wide state ----------------------------------------------
+
+_ORDER_SCRIPT = """
+import json, random, sys
+from pathlib import Path
+from asmgen.pipeline import build, select, spec_files
+items = [i for i in spec_files(Path(sys.argv[1])) if i.spec.backend == "keystone"]
+names = sys.argv[2:] or [i.spec.abi for i in items]
+print(json.dumps({n: build(select(items, [n])[0], Path(sys.argv[1]).parent / "templates").code.hex()
+                  for n in names}))
+"""
+
+
+def _alone_in_fresh_processes(abis: list[str]) -> dict[str, bytes]:
+    """Each ABI's code from a process that assembles nothing else."""
+    environ = dict(os.environ, PYTHONPATH=str(ROOT))
+    runs = {
+        abi: subprocess.Popen(
+            [sys.executable, "-c", _ORDER_SCRIPT, str(ROOT / "abi_specs"), abi],
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for abi in abis
+    }
+    codes = {}
+    for abi, run in runs.items():
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        codes[abi] = bytes.fromhex(json.loads(out)[abi])
+    return codes
+
+
+def test_keystone_tables_do_not_depend_on_assembly_order():
+    """keystone's radix setting leaks from one engine into later ones: every
+    order, and a process that assembles one ABI alone, give the same bytes."""
+    items = [i for i in spec_files(ROOT / "abi_specs") if i.spec.backend == "keystone"]
+    assert {i.spec.arch for i in items} >= {"x86_64", "i386", "aarch64", "mips32", "mips64"}
+    shuffled = items[:]
+    random.Random(9).shuffle(shuffled)
+    orders = [items, items[::-1], shuffled]
+    results = [{i.spec.abi: build(i).code for i in order} for order in orders]
+    assert results[0] == results[1] == results[2]
+    assert _alone_in_fresh_processes([i.spec.abi for i in items]) == results[0]
+
+
+# -- concurrency ----------------------------------------------------------------
+
+
+def test_concurrent_generate_runs_leave_one_complete_set(tree):
+    """Two runs that write different tables race on one folder; the files
+    end up as one run's complete set, never a mix or a torn file."""
+    items = spec_files(tree / "abi_specs")
+    expected = [
+        render_outputs([build(i, tree / "templates") for i in items]),
+        render_outputs([build(i, tree / "templates") for i in select(items, ["X86_64_SysV"])]),
+    ]
+    expected = [{k: v.encode() for k, v in sorted(e.items())} for e in expected]
+    assert expected[0] != expected[1]
+    for _ in range(2):
+        runs = [
+            _subprocess(tree, _args(tree), cwd=tree),
+            _subprocess(tree, _args(tree, "X86_64_SysV"), cwd=tree),
+        ]
+        for run in runs:
+            _, err = run.communicate(timeout=120)
+            assert run.returncode == 0, err
+        assert _contents(tree / "generated") in expected
+
+
+def test_generate_waits_for_the_output_folder_lock(tree, previous):
+    """A run holding the folder's lock keeps another run from writing until it lets go."""
+    out = tree / "generated"
+    with asmgen.output.locked(out):
+        run = _subprocess(tree, _args(tree), cwd=tree)
+        # Long enough for an unblocked run to build and write everything.
+        try:
+            run.wait(timeout=6)
+        except subprocess.TimeoutExpired:
+            pass
+        assert run.returncode is None  # still waiting for the lock
+        assert _contents(out) == previous
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert _contents(out) == _contents(ROOT / "generated")
