@@ -80,7 +80,8 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
             raise
         # Naming no file, it is about the tools the spec's backend picked
         # (llvm-mc not found, say): point at that choice.
-        raise AsmgenError(exc.message, item.path, item.spec.line_of("backend"), hint=exc.hint)
+        line = item.spec.line_of("backend")
+        raise AsmgenError(exc.message, item.path, line, hint=exc.hint) from None
 
 
 def build_all(items: list[SpecFile], templates_dir: Path = TEMPLATES_DIR) -> list[Table]:

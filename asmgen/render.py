@@ -248,6 +248,4 @@ def render(
                 template_path,
                 int(numbers[-1]) if numbers else None,
             )
-    return Rendered(
-        template_path, tuple(lines), tuple(fields), frozenset(used), tuple(field_lines)
-    )
+    return Rendered(template_path, tuple(lines), tuple(fields), frozenset(used), tuple(field_lines))

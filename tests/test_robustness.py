@@ -7,6 +7,7 @@ state (assembly order), and two concurrent `asmgen generate` runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -219,10 +220,8 @@ def test_generate_waits_for_the_output_folder_lock(tree, previous):
     with asmgen.output.locked(out):
         run = _subprocess(tree, _args(tree), cwd=tree)
         # Long enough for an unblocked run to build and write everything.
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             run.wait(timeout=6)
-        except subprocess.TimeoutExpired:
-            pass
         assert run.returncode is None  # still waiting for the lock
         assert _contents(out) == previous
     _, err = run.communicate(timeout=120)
