@@ -361,8 +361,16 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("call", "return_regs")),
         )
+    if spec.call.shadow_space % spec.pointer_size:
+        raise AsmgenError(
+            f"call.shadow_space: {spec.call.shadow_space:#x} is not a multiple of the "
+            f"pointer size ({spec.pointer_size})",
+            path,
+            where.get(("call", "shadow_space")),
+        )
     _check_roles(spec, where, path)
     _check_vector_state(spec, where, path)
+    _check_preserved(spec, where, path)
     limit = 1 << (8 * spec.pointer_size)
     for name, value in spec.placeholders.items():
         if value >= limit:
@@ -371,13 +379,6 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 path,
                 where.get(("placeholders", name)),
             )
-    if spec.call.shadow_space % spec.pointer_size:
-        raise AsmgenError(
-            f"call.shadow_space: {spec.call.shadow_space:#x} is not a multiple of the "
-            f"pointer size ({spec.pointer_size})",
-            path,
-            where.get(("call", "shadow_space")),
-        )
 
 
 # The register classes each role may name (lists and single registers alike).
@@ -419,7 +420,49 @@ def _check_roles(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 )
             if name == arch.stack_pointer and key != ("call", "callee_saved"):
                 raise AsmgenError(f"{field}: {name} is the stack pointer", path, line)
-    args = spec.call.int_args[:2]
+    keeper = arch.frame_pointer
+    if keeper and keeper not in spec.call.callee_saved:
+        raise AsmgenError(
+            f"call.callee_saved: lacks {keeper}, which the resolver's frame is addressed "
+            "through after the re-entry call",
+            path,
+            where.get(("call", "callee_saved"), where.get(("call",))),
+        )
+    if arch.frame_style == "store" and len(spec.call.int_args) < REENTRY_ARGS:
+        raise AsmgenError(
+            f"call.int_args: needs at least {REENTRY_ARGS} registers; the re-entry call "
+            f"passes its arguments in registers on {arch.name}",
+            path,
+            where.get(("call", "int_args"), where.get(("call",))),
+        )
+    if arch.frame_style == "store" and spec.call.shadow_space % spec.call.stack_align:
+        raise AsmgenError(
+            f"call.shadow_space: {spec.call.shadow_space:#x} is not a multiple of "
+            f"call.stack_align ({spec.call.stack_align:#x}); a {arch.name} resolver "
+            "allocates it below its aligned frame",
+            path,
+            where.get(("call", "shadow_space")),
+        )
+    unit = arch.element_size
+    if spec.trampoline.call_size % unit:
+        raise AsmgenError(
+            f"trampoline.call_size: {spec.trampoline.call_size:#x} is not a whole number of "
+            f"{unit}-byte instructions",
+            path,
+            where.get(("trampoline", "call_size")),
+        )
+    if (
+        arch.frame_style == "store"
+        and spec.call.entry_align < spec.call.stack_align
+        and "stack_align" not in {v.check for v in spec.expected_violations}
+    ):
+        raise AsmgenError(
+            f"call.incoming_align: a {arch.name} resolver does not realign its frame, so "
+            "the stack must arrive aligned to call.stack_align",
+            path,
+            where.get(("call", "incoming_align")),
+        )
+    args = spec.call.int_args[:REENTRY_ARGS]
     if spec.resolver.scratch in args:
         raise AsmgenError(
             f"resolver.scratch: {spec.resolver.scratch} carries an argument of the "
@@ -427,6 +470,56 @@ def _check_roles(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("resolver", "scratch")),
         )
+
+
+def _check_preserved(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+    """The resolver is invisible to the function it resolves: argument registers
+    and callee-saved registers it uses must be saved and restored.  A spec that
+    reproduces a table known to break this says so in expected_violations."""
+    declared = {v.check for v in spec.expected_violations}
+    call, resolver = spec.call, spec.resolver
+    saved = set(resolver.saves) | set(resolver.fp_saves)
+    if "int_args" not in declared:
+        for i, name in enumerate(call.int_args):
+            if name not in saved:
+                raise AsmgenError(
+                    f"call.int_args[{i}]: {name} is an argument register that resolver.saves "
+                    "does not keep",
+                    path,
+                    where.get(("call", "int_args", i), where.get(("call", "int_args"))),
+                    hint="add it to resolver.saves, or declare the fp_args/int_args "
+                    "violation in expected_violations",
+                )
+    whole_state = resolver.vector_state.kind in ("fxsave", "fxsave64")
+    if "fp_args" not in declared and not whole_state:
+        for i, name in enumerate(call.fp_args):
+            if name not in saved:
+                raise AsmgenError(
+                    f"call.fp_args[{i}]: {name} is an argument register that "
+                    "resolver.fp_saves does not keep",
+                    path,
+                    where.get(("call", "fp_args", i), where.get(("call", "fp_args"))),
+                )
+    for name in call.result_regs:
+        if name in call.callee_saved:
+            raise AsmgenError(
+                f"call.return_reg: {name} carries the result, so it cannot be callee-saved",
+                path,
+                where.get(("call", "return_reg")),
+            )
+    if "callee_saved" not in declared:
+        for role in ("scratch", "temp", "landing"):
+            name = getattr(resolver, role)
+            if name in call.callee_saved and name not in saved:
+                raise AsmgenError(
+                    f"resolver.{role}: {name} is callee-saved but not in resolver.saves",
+                    path,
+                    where.get(("resolver", role)),
+                )
+
+
+# Bytes the save instruction writes, and the alignment it demands of its area.
+_AREA = {"fxsave": (0x200, 16), "fxsave64": (0x200, 16)}
 
 
 def _check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
@@ -450,6 +543,35 @@ def _check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None
                 f"resolver.vector_state: {state.kind} needs an area_size",
                 path,
                 where.get(key),
+            )
+        size, align = _AREA[state.kind]
+        if state.area_size < size:
+            raise AsmgenError(
+                f"resolver.vector_state.area_size: {state.kind} writes {size:#x} bytes",
+                path,
+                where.get(("resolver", "vector_state", "area_size"), where.get(key)),
+            )
+        if state.align < align:
+            raise AsmgenError(
+                f"resolver.vector_state.align: {state.kind} faults on an area aligned to "
+                f"less than {align:#x}",
+                path,
+                where.get(("resolver", "vector_state", "align"), where.get(key)),
+            )
+        if spec.call.shadow_space % state.align:
+            raise AsmgenError(
+                f"call.shadow_space: {spec.call.shadow_space:#x} would misalign the "
+                f"{state.kind} area above it (align {state.align:#x})",
+                path,
+                where.get(("call", "shadow_space")),
+            )
+        if spec.call.stack_align < state.align:
+            raise AsmgenError(
+                f"call.stack_align: {spec.call.stack_align:#x} is less than the "
+                f"{state.kind} area's alignment ({state.align:#x}); the frame cannot "
+                "keep the area aligned",
+                path,
+                where.get(("call", "stack_align")),
             )
         if fp_regs:
             raise AsmgenError(
@@ -524,6 +646,9 @@ def _check_xsave(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 where.get(("resolver", "saves")),
             )
 
+
+# The re-entry function takes (context, trampoline address).
+REENTRY_ARGS = 2
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
