@@ -45,6 +45,8 @@ class Arch:
     # Landing pads: name -> assembler text of the instruction that marks an
     # indirect-branch target.
     landing_pads: tuple[tuple[str, str], ...] = ()
+    # vector_state kinds its resolver template implements (empty: any).
+    vector_kinds: tuple[str, ...] = ()
     # Registers a vector-state sequence overwrites (key: "kind/sizing").
     vector_clobbers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
@@ -78,6 +80,7 @@ def _numbered(prefix: str, count: int) -> str:
 
 X86_64 = Arch(
     name="x86_64",
+    vector_kinds=("fxsave64", "xsave64", "q-regs", "none"),
     pointer_size=8,
     element="uint8_t",
     registers=_regs("gpr", 64, "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15")
@@ -104,6 +107,7 @@ X86_64 = Arch(
 
 I386 = Arch(
     name="i386",
+    vector_kinds=("fxsave",),
     pointer_size=4,
     element="uint8_t",
     registers=_regs("gpr", 32, "eax ebx ecx edx esi edi ebp esp")
@@ -121,6 +125,7 @@ I386 = Arch(
 
 AARCH64 = Arch(
     name="aarch64",
+    vector_kinds=("q-regs", "none"),
     pointer_size=8,
     element="uint32_t",
     registers=_regs("gpr", 64, _numbered("x", 31) + " sp")
@@ -140,6 +145,7 @@ AARCH64 = Arch(
 # o32 register names ($t0 = $8).
 MIPS32 = Arch(
     name="mips32",
+    vector_kinds=("none",),
     pointer_size=4,
     element="uint32_t",
     registers=_regs(
@@ -163,6 +169,7 @@ MIPS32 = Arch(
 # in 64-bit mode.
 MIPS64 = Arch(
     name="mips64",
+    vector_kinds=("none",),
     pointer_size=8,
     element="uint32_t",
     registers=_regs(
@@ -184,6 +191,7 @@ MIPS64 = Arch(
 
 RISCV64 = Arch(
     name="riscv64",
+    vector_kinds=("none",),
     pointer_size=8,
     element="uint32_t",
     registers=_regs(
@@ -208,6 +216,7 @@ RISCV64 = Arch(
 
 LOONGARCH64 = Arch(
     name="loongarch64",
+    vector_kinds=("none",),
     pointer_size=8,
     element="uint32_t",
     registers=_regs(

@@ -28,11 +28,11 @@ class SpecFile:
     spec: Spec
 
 
-def spec_files(specs_dir: Path = SPECS_DIR) -> list[SpecFile]:
+def spec_files(specs_dir: Path = SPECS_DIR, contract: bool = True) -> list[SpecFile]:
     paths = sorted(specs_dir.glob("*.yaml"))
     if not paths:
         raise AsmgenError("no specs (*.yaml) found", specs_dir)
-    found = [SpecFile(p, load_spec(p)) for p in paths]
+    found = [SpecFile(p, load_spec(p, contract)) for p in paths]
     seen: dict[str, Path] = {}
     for item in found:
         if item.spec.abi in seen:

@@ -62,6 +62,8 @@ def _from_tables_json(text: str, where: str) -> dict[str, dict]:
 
 
 def _from_specs(label: str, items: list[SpecFile], templates: Path) -> Source:
+    # Specs load without the contract checks (spec.py): a review shows what an
+    # edit that breaks a contract does, and old revisions predate some checks.
     records = {item.spec.abi: table_record(build(item, templates)) for item in items}
     return Source(label, records, {item.spec.abi: (item.spec, item.path) for item in items})
 
@@ -75,7 +77,7 @@ def _revision_specs(commit: str, repo: Path) -> dict[str, tuple[Spec, Path]]:
         for name in names:
             path = Path(scratch) / Path(name).name
             path.write_text(_git(repo, "show", f"{commit}:{name}").stdout, encoding="utf-8")
-            spec = load_spec(path)
+            spec = load_spec(path, contract=False)
             found[spec.abi] = (spec, Path(name))
     return found
 
@@ -101,12 +103,13 @@ def resolve(arg: str, repo: Path | None, templates: Path, with_specs: bool = Fal
         if path.suffix == ".json":
             return Source(arg, _from_tables_json(path.read_text(encoding="utf-8"), arg))
         if path.suffix in (".yaml", ".yml"):
-            return _from_specs(arg, [SpecFile(path, load_spec(path))], templates)
+            return _from_specs(arg, [SpecFile(path, load_spec(path, contract=False))], templates)
         raise AsmgenError("expected a tables.json, a spec (.yaml) or a folder", path)
     if path.is_dir():
         if (path / "abi_specs").is_dir():
-            return _from_specs(arg, spec_files(path / "abi_specs"), path / "templates")
-        return _from_specs(arg, spec_files(path), templates)
+            items = spec_files(path / "abi_specs", contract=False)
+            return _from_specs(arg, items, path / "templates")
+        return _from_specs(arg, spec_files(path, contract=False), templates)
     if repo is None:
         raise AsmgenError(f"{arg!r} is not a file or a folder, and there is no git repository")
     return _from_revision(arg, repo, with_specs)
@@ -117,4 +120,5 @@ def working_tree(repo: Path | None, fallback: Path) -> Source:
     root = fallback if repo is None else repo
     if not (root / "abi_specs").is_dir():
         raise AsmgenError("no abi_specs/ folder here; name NEW explicitly", root)
-    return _from_specs("working tree", spec_files(root / "abi_specs"), root / "templates")
+    items = spec_files(root / "abi_specs", contract=False)
+    return _from_specs("working tree", items, root / "templates")

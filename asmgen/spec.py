@@ -370,7 +370,6 @@ def _check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
         )
     _check_roles(spec, where, path)
     _check_vector_state(spec, where, path)
-    _check_preserved(spec, where, path)
     limit = 1 << (8 * spec.pointer_size)
     for name, value in spec.placeholders.items():
         if value >= limit:
@@ -401,8 +400,8 @@ _ROLES: dict[tuple[str, str], tuple[str, ...]] = {
 
 def _check_roles(spec: Spec, where: dict[tuple, int], path: Path) -> None:
     """Each register fits its role: no vector register as an argument, no
-    stack pointer as a scratch, and the re-entry function's address is not
-    loaded into a register that carries one of its two arguments."""
+    stack pointer as a scratch, and register arguments where the template
+    passes them in registers."""
     arch = spec.arch_info
     for key, classes in _ROLES.items():
         value = getattr(getattr(spec, key[0]), key[1])
@@ -420,14 +419,6 @@ def _check_roles(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 )
             if name == arch.stack_pointer and key != ("call", "callee_saved"):
                 raise AsmgenError(f"{field}: {name} is the stack pointer", path, line)
-    keeper = arch.frame_pointer
-    if keeper and keeper not in spec.call.callee_saved:
-        raise AsmgenError(
-            f"call.callee_saved: lacks {keeper}, which the resolver's frame is addressed "
-            "through after the re-entry call",
-            path,
-            where.get(("call", "callee_saved"), where.get(("call",))),
-        )
     if arch.frame_style == "store" and len(spec.call.int_args) < REENTRY_ARGS:
         raise AsmgenError(
             f"call.int_args: needs at least {REENTRY_ARGS} registers; the re-entry call "
@@ -451,10 +442,36 @@ def _check_roles(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("trampoline", "call_size")),
         )
+
+
+def _check_contract(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+    """What `asmgen verify` would find broken in the table: refused up front,
+    unless the spec declares it (a table reproduced on purpose).  `asmgen
+    review` skips these checks, to show what such an edit does."""
+    arch = spec.arch_info
+    declared = {v.check for v in spec.expected_violations}
+    keeper = arch.frame_pointer
+    if keeper and keeper not in spec.call.callee_saved:
+        raise AsmgenError(
+            f"call.callee_saved: lacks {keeper}, which the resolver's frame is addressed "
+            "through after the re-entry call",
+            path,
+            where.get(("call", "callee_saved"), where.get(("call",))),
+        )
+    frame_align = spec.resolver.frame_align
+    if frame_align and frame_align < spec.call.stack_align and "frame_align" not in declared:
+        raise AsmgenError(
+            f"resolver.frame_align: {frame_align:#x} is less than call.stack_align "
+            f"({spec.call.stack_align:#x}), which misaligns the call",
+            path,
+            where.get(("resolver", "frame_align")),
+            hint="only to reproduce a known-bad table, and then declare frame_align "
+            "in expected_violations",
+        )
     if (
         arch.frame_style == "store"
         and spec.call.entry_align < spec.call.stack_align
-        and "stack_align" not in {v.check for v in spec.expected_violations}
+        and "stack_align" not in declared
     ):
         raise AsmgenError(
             f"call.incoming_align: a {arch.name} resolver does not realign its frame, so "
@@ -470,6 +487,7 @@ def _check_roles(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("resolver", "scratch")),
         )
+    _check_preserved(spec, where, path)
 
 
 def _check_preserved(spec: Spec, where: dict[tuple, int], path: Path) -> None:
@@ -490,7 +508,7 @@ def _check_preserved(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                     hint="add it to resolver.saves, or declare the fp_args/int_args "
                     "violation in expected_violations",
                 )
-    whole_state = resolver.vector_state.kind in ("fxsave", "fxsave64")
+    whole_state = resolver.vector_state.kind in ("fxsave", "fxsave64", "xsave64")
     if "fp_args" not in declared and not whole_state:
         for i, name in enumerate(call.fp_args):
             if name not in saved:
@@ -527,6 +545,13 @@ def _check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None
     state = spec.resolver.vector_state
     key = ("resolver", "vector_state", "kind")
     fp_regs = [arch.register(name) for name in spec.resolver.fp_saves]
+    if arch.vector_kinds and state.kind not in arch.vector_kinds:
+        raise AsmgenError(
+            f"resolver.vector_state.kind: the {arch.name} template implements "
+            f"{', '.join(arch.vector_kinds)}, not {state.kind}",
+            path,
+            where.get(key),
+        )
     # One instruction saves the whole FP state into an area.
     area_instruction = state.kind in ("fxsave", "fxsave64", "xsave64")
     if state.kind == "xsave64":
@@ -537,13 +562,13 @@ def _check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None
             path,
             where.get(key),
         )
-    if area_instruction:
-        if not state.area_size and state.sizing == "fixed":
-            raise AsmgenError(
-                f"resolver.vector_state: {state.kind} needs an area_size",
-                path,
-                where.get(key),
-            )
+    if area_instruction and not state.area_size and state.sizing == "fixed":
+        raise AsmgenError(
+            f"resolver.vector_state: {state.kind} needs an area_size",
+            path,
+            where.get(key),
+        )
+    if state.kind in _AREA:
         size, align = _AREA[state.kind]
         if state.area_size < size:
             raise AsmgenError(
@@ -565,14 +590,7 @@ def _check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None
                 path,
                 where.get(("call", "shadow_space")),
             )
-        if spec.call.stack_align < state.align:
-            raise AsmgenError(
-                f"call.stack_align: {spec.call.stack_align:#x} is less than the "
-                f"{state.kind} area's alignment ({state.align:#x}); the frame cannot "
-                "keep the area aligned",
-                path,
-                where.get(("call", "stack_align")),
-            )
+    if area_instruction:
         if fp_regs:
             raise AsmgenError(
                 f"resolver.fp_saves: {state.kind} saves the FP state; list no registers",
@@ -711,7 +729,8 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def parse_spec(text: str, path: Path) -> Spec:
+def parse_spec(text: str, path: Path, contract: bool = True) -> Spec:
+    """The spec in `text`; `contract=False` skips the checks of `_check_contract`."""
     try:
         loader = _LineLoader(text)
         try:
@@ -746,11 +765,13 @@ def parse_spec(text: str, path: Path) -> Spec:
         message = err["msg"].removeprefix("Value error, ")
         raise AsmgenError(f"{field}: {message}", path, line) from None
     _check_registers(spec, where, path)
+    if contract:
+        _check_contract(spec, where, path)
     spec._lines = where
     return spec
 
 
-def load_spec(path: Path) -> Spec:
+def load_spec(path: Path, contract: bool = True) -> Spec:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -758,4 +779,4 @@ def load_spec(path: Path) -> Spec:
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise AsmgenError("spec is not UTF-8 text", path, line) from None
-    return parse_spec(text, path)
+    return parse_spec(text, path, contract)

@@ -192,6 +192,10 @@ def _check_call_size(spec: Spec, table: UnitTable, path: Path) -> None:
             f"trampoline.call_size is {spec.trampoline.call_size:#x}, but the trampoline "
             f"returns at offset {returns_at:#x}: the resolver would not find its trampoline",
             path,
+            # The call whose return address that is.
+            next(
+                (s.template_line for s in table.statements if s.offset + s.size == returns_at), None
+            ),
         )
 
 

