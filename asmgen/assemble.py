@@ -105,6 +105,7 @@ def parse_lines(rendered: Rendered, arch: Arch) -> list[ParsedLine]:
 # argument's worth of bytes (keystone crashes on a large one).  A resolver is
 # a few hundred bytes: anything near the limit is a mistake.
 _HOST_FILES = (".incbin", ".include")
+_MODES = (".code16", ".code32", ".code64", ".intel_syntax", ".att_syntax")
 _SIZED = (".space", ".skip", ".zero", ".fill", ".org", ".rept", ".balign", ".balignw", ".balignl")
 _POWER_ALIGN = (".align", ".p2align", ".p2alignw", ".p2alignl")
 MAX_DIRECTIVE_BYTES = 0x1000
@@ -129,6 +130,12 @@ def check_statement(statement: str, path: Path, line: int) -> None:
             )
     name, _, rest = statement.partition(" ")
     name = name.lower()
+    if name in _MODES:
+        raise AsmgenError(
+            f"{name} switches the assembler's mode; the spec's arch and syntax choose it",
+            path,
+            line,
+        )
     if name in _HOST_FILES:
         raise AsmgenError(f"{name} reads a host file; a table comes from its template", path, line)
     if name not in _SIZED + _POWER_ALIGN:

@@ -225,7 +225,8 @@ class Spec(_Model):
     syntax: Literal["att", "intel"] | None = None
     pointer_size: Literal[4, 8]
     endian: Literal["little", "big"] = "little"
-    template: str = "resolver.s.j2"
+    # A file name in templates/<arch>/, never a path.
+    template: str = Field(default="resolver.s.j2", pattern=r"^\w[\w.-]*$")
     call: CallConvention
     resolver: Resolver
     trampoline: Trampoline
