@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from asmgen.cli import main
-from asmgen.layout import build_table
-from asmgen.pipeline import build, select, spec_files, template_for
+from asmgen.pipeline import build, select, spec_files
 from asmgen.verify import subject_from_table, verify
 from asmgen.verify.emulate import CTX
 from asmgen.verify.native import run_native
@@ -156,20 +155,19 @@ def test_mutation_removed_push(capsys, tree):
         assert _outcomes(abis, "X86_64_SysV")["native"] == "FAIL"
 
 
-def _verify_past_spec_checks(tree: Path, abi: str, section: str, **changes):
-    """Verify the table of a spec edited past the spec checks, which refuse an
-    undeclared unsaved argument register: verify must catch it on its own."""
-    item = select(spec_files(tree / "abi_specs"), [abi])[0]
-    spec = item.spec
-    edited = spec.model_copy(update={section: getattr(spec, section).model_copy(update=changes)})
-    table = build_table(edited, item.path, template_for(item, tree / "templates"))
-    (report,) = verify([subject_from_table(table)])
+def _verify_past_spec_checks(tree: Path, abi: str, path: str, old: str, new: str):
+    """Verify the table of a spec edited past the contract checks, which refuse
+    an undeclared unsaved argument register: verify must catch it on its own."""
+    _edit(tree / path, old, new)
+    items = spec_files(tree / "abi_specs", contract=False)
+    (report,) = verify([subject_from_table(build(select(items, [abi])[0], tree / "templates"))])
     return report
 
 
 def test_mutation_one_register_not_saved_is_caught_by_the_clobbering_hook(tree):
-    saves = tuple(r for r in _subject(tree, "X86_64_SysV").spec.resolver.saves if r != "rdi")
-    report = _verify_past_spec_checks(tree, "X86_64_SysV", "resolver", saves=saves)
+    report = _verify_past_spec_checks(
+        tree, "X86_64_SysV", "abi_specs/x86_64_sysv.yaml", "rsi, rdi, r8", "rsi, r8"
+    )
     assert report.failed
     result = report.outcomes["int_args"]
     assert result.outcome == "FAIL"
@@ -346,9 +344,9 @@ def test_fixing_riscv64_frame_makes_its_declarations_stale(capsys, tree):
 
 
 def test_aarch64_mutation_removed_vector_saves(tree):
-    fp_saves = _subject(tree, "AArch64").spec.resolver.fp_saves[2:]
-    assert fp_saves[0] == "q2"
-    report = _verify_past_spec_checks(tree, "AArch64", "resolver", fp_saves=fp_saves)
+    report = _verify_past_spec_checks(
+        tree, "AArch64", "abi_specs/aarch64.yaml", "fp_saves: [q0, q1, q2,", "fp_saves: [q2,"
+    )
     fp_args = report.outcomes["fp_args"]
     assert fp_args.outcome == "FAIL"
     assert [f.what for f in fp_args.result.findings] == ["q0", "q1"]
