@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
 
@@ -15,9 +14,9 @@ from .pipeline import (
     build,
     build_all,
     render_outputs,
+    report_stale,
     select,
     spec_files,
-    stale_outputs,
     write_outputs,
 )
 from .resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
@@ -47,18 +46,7 @@ def cmd_generate(args) -> int:
 def cmd_check(args) -> int:
     tables = build_all(spec_files(args.specs), args.templates)
     outputs = render_outputs(tables)
-    stale = stale_outputs(outputs, args.out)
-    for name in stale:
-        path = args.out / name
-        try:
-            old = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        except (OSError, UnicodeDecodeError):
-            old = []
-        diff = difflib.unified_diff(
-            old, outputs[name].splitlines(keepends=True), f"{path} (checked in)", f"{path} (fresh)"
-        )
-        sys.stdout.writelines(list(diff)[:60])
-        print(f"{path}: stale; run `make generate`")
+    stale = report_stale(outputs, args.out)
     if not stale:
         print(f"{args.out}: up to date")
     return 1 if stale else 0

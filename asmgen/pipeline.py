@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -108,4 +110,20 @@ def stale_outputs(outputs: dict[str, str], out_dir: Path) -> list[str]:
             current = None
         if current != text:
             stale.append(name)
+    return stale
+
+
+def report_stale(outputs: dict[str, str], out_dir: Path, shown: int = 60) -> list[str]:
+    """Print the start of a diff for each stale file; the names of the stale files."""
+    stale = stale_outputs(outputs, out_dir)
+    for name in stale:
+        path = out_dir / name
+        try:
+            old = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        except (OSError, UnicodeDecodeError):
+            old = []
+        new = outputs[name].splitlines(keepends=True)
+        diff = difflib.unified_diff(old, new, f"{path} (checked in)", f"{path} (fresh)")
+        sys.stdout.writelines(list(diff)[:shown])
+        print(f"{path}: stale; run `make generate`")
     return stale

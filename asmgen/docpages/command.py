@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
-import sys
 from pathlib import Path
 
 from ..errors import AsmgenError
-from ..output import write_if_changed
-from ..pipeline import build_all, spec_files
+from ..pipeline import build_all, report_stale, spec_files, write_outputs
 from ..resources import REPO_ROOT
 from .pages import MARKER, render_pages
 from .verdict import verdicts
@@ -31,23 +28,7 @@ def _generated_files(out: Path) -> set[str]:
 
 
 def _check(outputs: dict[str, str], out: Path) -> int:
-    stale = []
-    for name, text in outputs.items():
-        path = out / name
-        try:
-            old = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            old = ""
-        if old != text:
-            stale.append(name)
-            diff = difflib.unified_diff(
-                old.splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                f"{path} (checked in)",
-                f"{path} (fresh)",
-            )
-            sys.stdout.writelines(list(diff)[:40])
-            print(f"{path}: stale; run `make generate`")
+    stale = report_stale(outputs, out, shown=40)
     for name in sorted(_generated_files(out) - set(outputs)):
         stale.append(name)
         print(f"{out / name}: no spec generates it any more; run `make generate`")
@@ -57,16 +38,16 @@ def _check(outputs: dict[str, str], out: Path) -> int:
 
 
 def _write(outputs: dict[str, str], out: Path) -> int:
-    written = [name for name, text in outputs.items() if write_if_changed(out / name, text)]
-    for name in written:
-        print(f"wrote {out / name}")
+    written = write_outputs(outputs, out)
+    for path in written:
+        print(f"wrote {path}")
     for name in sorted(_generated_files(out) - set(outputs)):
         try:
             (out / name).unlink()
         except OSError as exc:
             raise AsmgenError(f"cannot remove stale page: {exc.strerror}", out / name) from None
         print(f"removed {out / name}")
-        written.append(name)
+        written.append(out / name)
     if not written:
         print(f"{out}: up to date")
     return 0
