@@ -36,14 +36,17 @@ class Row:
         return self.trip.instructions / self.llvm.instructions
 
 
-def _llvm_trip(facts: dict, spec) -> RoundTrip:
+def _llvm_trip(facts: dict, reference: Table) -> RoundTrip:
+    """LLVM's bytes, reached through the reference table's stubs and trampolines
+    (LLVM's own, for LLVM's tables)."""
     offsets = facts["offsets"]
     patches = {
         "ReentryFnAddr": offsets["ReentryFnAddrOffset"],
         "ReentryCtxAddr": offsets["ReentryCtxAddrOffset"],
     }
-    call = spec.call
-    return run(bytes.fromhex(facts["hex"]), patches, call.int_args, call.callee_saved, 0x0)
+    call = reference.spec.call
+    code = bytes.fromhex(facts["hex"])
+    return run(code, patches, reference, call.int_args, call.callee_saved, 0x0)
 
 
 def _convention(spec) -> tuple:
@@ -58,7 +61,7 @@ def rows(tables: list[Table], facts_path: Path) -> list[Row]:
     references = [by_abi[name] for name in REFERENCE_TABLES if name in by_abi]
     result = []
     for ref in references:
-        llvm = _llvm_trip(facts[ref.spec.abi], ref.spec)
+        llvm = _llvm_trip(facts[ref.spec.abi], ref)
         result.append(Row(ref.spec.abi, ref.spec.abi, len(ref.code), run_table(ref), llvm))
     for table in sorted(tables, key=lambda t: t.spec.abi):
         spec = table.spec
@@ -67,7 +70,7 @@ def rows(tables: list[Table], facts_path: Path) -> list[Row]:
         ref = next((r for r in references if _convention(r.spec) == _convention(spec)), None)
         if ref is None:
             continue
-        llvm = _llvm_trip(facts[ref.spec.abi], ref.spec)
+        llvm = _llvm_trip(facts[ref.spec.abi], ref)
         result.append(Row(spec.abi, ref.spec.abi, len(table.code), run_table(table), llvm))
     return result
 

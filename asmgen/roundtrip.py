@@ -1,11 +1,13 @@
 """One lazy-compile round trip of an x86-64 resolver under unicorn, measured.
 
-The round trip starts where a stub has jumped to a trampoline (sp just below
-the caller's return address) and ends at the landing address the re-entry
-function returned.  A hook stands in for the re-entry function: it records
-its arguments and sp, overwrites every register the call convention lets a
-callee overwrite (and, with a home area, spills into it as MSVC code does),
-and returns the landing address.
+The chain is the table's own: its stubs, their pointers and its trampolines,
+written by the table's `write_stubs`/`write_trampolines` and linked by
+`verify.chain.link`.  The round trip starts where a caller's call has entered
+stub USED (sp at the caller's return address) and ends at the landing address
+the re-entry function returned.  A hook stands in for the re-entry function:
+it records its arguments and sp, overwrites every register the call
+convention lets a callee overwrite (and, with a home area, spills into it as
+MSVC code does), and returns the landing address.
 
 Measured per round trip: instructions executed inside the resolver, and bytes
 of stack the resolver read and wrote (every access in the stack mapping while
@@ -20,10 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .verify.chain import Linked, Placement, link
+from .verify.model import ChainUnits
+
 CODE = 0x100000
-TRAMPOLINE = CODE
-SLOT = CODE + 0x40  # the trampoline's pointer to the resolver
-RESOLVER = CODE + 0x1000
+# The blocks of four units each, all before the resolver in one mapping.
+PLACEMENT = Placement(
+    stubs=CODE + 0x200, pointers=CODE + 0x400, trampolines=CODE, resolver=CODE + 0x1000
+)
+RESOLVER = PLACEMENT.resolver
 REENTRY = CODE + 0x3000
 LANDING = CODE + 0x3800
 STACK = 0x800000
@@ -31,7 +38,6 @@ STACK_SIZE = 0x10000
 ENTRY_SP = STACK + STACK_SIZE - 0x1008  # 16-byte aligned minus the caller's return address
 CALLER_RETURN = 0xCA11E2C0DE
 CTX = 0xC0FFEE0C0FFEE00
-CALL_SIZE = 6  # the trampoline's call instruction
 
 GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13")
 GPRS += ("r14", "r15")
@@ -65,6 +71,7 @@ class RoundTrip:
     sp_at_landing: int
     caller_return_kept: bool
     reentry_args: tuple[int, int]
+    trampoline: int  # the trampoline the stub reaches: the re-entry function's second argument
     reentry_sp: int  # sp at the re-entry function's first instruction
     changed: tuple[str, ...]  # registers whose value at landing differs from entry
     vector_area_addr: int | None  # operand of the first fxsave64/xsave64, if any
@@ -74,37 +81,30 @@ class RoundTrip:
         return self.stack_read + self.stack_written
 
 
-def _trampoline(pad: bytes) -> bytes:
-    """The landing pad, if any, then `callq *SLOT(%rip)`."""
-    import keystone
-
-    ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64)
-    ks.syntax = keystone.KS_OPT_SYNTAX_ATT
-    at = TRAMPOLINE + len(pad)
-    encoding, _ = ks.asm(f"callq *{hex(SLOT - at - CALL_SIZE)}(%rip)", at)
-    if len(encoding) != CALL_SIZE:
-        raise AssertionError(f"trampoline call is {len(encoding)} bytes")
-    return pad + bytes(encoding)
-
-
-def trampoline_return(pad: bytes = b"") -> int:
-    """The return address the trampoline's call pushes."""
-    return TRAMPOLINE + len(pad) + CALL_SIZE
+def linked(units: ChainUnits) -> Linked:
+    """The table's stubs, pointers and trampolines as the round trip links them."""
+    chain = link(units, PLACEMENT, 8, "little")
+    spans = sorted((at, at + len(data)) for _, at, data in chain.blocks)
+    for (_, end), (start, _) in zip(spans, [*spans[1:], (RESOLVER, 0)], strict=True):
+        if end > start:
+            raise ValueError(f"the linked blocks overlap at {start:#x}")
+    return chain
 
 
 def run(
     code: bytes,
     patches: dict[str, int],
+    units: ChainUnits,
     int_args: tuple[str, ...],
     callee_saved: tuple[str, ...],
     shadow_space: int,
     on_step=None,
-    pad: bytes = b"",
 ) -> RoundTrip:
     """Run resolver bytes `code`, whose abs64 patch fields sit at `patches`
-    offsets, through one round trip.  `on_step(uc, offset)` runs before each
-    resolver instruction (offset from the resolver's start).  `pad` opens the
-    trampoline (the spec's landing pad)."""
+    offsets, through one round trip, reached through `units`' stubs and
+    trampolines (a `Table`, or a generated module's table object).
+    `on_step(uc, offset)` runs before each resolver instruction (offset from
+    the resolver's start)."""
     from unicorn import (
         UC_ARCH_X86,
         UC_HOOK_CODE,
@@ -122,8 +122,9 @@ def run(
     uc = Uc(UC_ARCH_X86, UC_MODE_64)
     uc.mem_map(CODE, 0x4000)
     uc.mem_map(STACK, STACK_SIZE)
-    uc.mem_write(TRAMPOLINE, _trampoline(pad))
-    uc.mem_write(SLOT, RESOLVER.to_bytes(8, "little"))
+    chain = linked(units)
+    for _, at, data in chain.blocks:
+        uc.mem_write(at, data)
     uc.mem_write(RESOLVER, bytes(image))
     uc.mem_write(REENTRY, b"\xc3")  # ret; the hook below does the rest
     uc.mem_write(ENTRY_SP, CALLER_RETURN.to_bytes(8, "little"))
@@ -165,7 +166,7 @@ def run(
 
     uc.hook_add(UC_HOOK_CODE, on_code)
     uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, on_mem)
-    uc.emu_start(TRAMPOLINE, LANDING, count=10000)
+    uc.emu_start(chain.stub, LANDING, count=10000)
     pc = uc.reg_read(_reg("rip"))
     changed = []
     for name in GPRS + XMMS:
@@ -181,6 +182,7 @@ def run(
         sp_at_landing=sp,
         caller_return_kept=kept,
         reentry_args=seen.get("args", (0, 0)),
+        trampoline=chain.trampoline,
         reentry_sp=seen.get("sp", 0),
         changed=tuple(changed),
         vector_area_addr=seen.get("area"),
@@ -188,17 +190,15 @@ def run(
 
 
 def run_table(table, on_step=None) -> RoundTrip:
-    from .verify.chain import landing_pad_bytes
-
     spec = table.spec
     return run(
         table.code,
         {p.name: p.offset for p in table.patches},
+        table,
         spec.call.int_args,
         spec.call.callee_saved,
         spec.call.shadow_space,
         on_step,
-        landing_pad_bytes(spec),
     )
 
 

@@ -12,17 +12,8 @@ import pytest
 from win64_unwind import decode_runtime_function, decode_unwind_info, virtual_unwind
 
 from asmgen.pipeline import build, select, spec_files
-from asmgen.roundtrip import (
-    ENTRY_SP,
-    LANDING,
-    RESOLVER,
-    initial_state,
-    reg,
-    run_table,
-    trampoline_return,
-)
+from asmgen.roundtrip import ENTRY_SP, LANDING, RESOLVER, initial_state, linked, reg, run_table
 from asmgen.unwind import eh_frame, win64_unwind
-from asmgen.verify.chain import landing_pad_bytes
 
 SYSV = [f.spec.abi for f in spec_files() if f.spec.unwind == "eh_frame"]
 WIN64 = [f.spec.abi for f in spec_files() if f.spec.unwind == "win64"]
@@ -32,6 +23,20 @@ DWARF = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", *(f"r{i}" for i
 
 def _table(abi):
     return build(select(spec_files(), [abi])[0])
+
+
+def _trampoline_return(table):
+    """The address the used trampoline's call pushes, as capstone decodes the
+    trampoline the round trip runs."""
+    import capstone
+
+    chain = linked(table)
+    _, at, block = next(b for b in chain.blocks if b[0] == "trampolines")
+    start = chain.trampoline - at
+    code = block[start : start + table.trampoline_size]
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    call = next(i for i in md.disasm(code, chain.trampoline) if i.mnemonic == "call")
+    return call.address + call.size
 
 
 def _read64(uc, address):
@@ -49,7 +54,7 @@ def test_eh_frame_unwinds_every_instruction(abi):
     from elftools.dwarf.structs import DWARFStructs
 
     table = _table(abi)
-    returns = {trampoline_return(landing_pad_bytes(table.spec)), LANDING}
+    returns = {_trampoline_return(table), LANDING}
     frame = eh_frame(table.code)
     data = bytearray(frame.data)
     # The JIT's one write before registering: pc_begin = the resolver's address.
@@ -91,7 +96,7 @@ def test_eh_frame_unwinds_every_instruction(abi):
 @pytest.mark.parametrize("abi", WIN64)
 def test_win64_unwind_info_unwinds_every_instruction(abi):
     table = _table(abi)
-    returns = {trampoline_return(landing_pad_bytes(table.spec)), LANDING}
+    returns = {_trampoline_return(table), LANDING}
     unwind = win64_unwind(table.code)
     # Lay it out as the JIT would: code, UNWIND_INFO, RUNTIME_FUNCTION.
     image = bytearray(unwind.runtime_function_offset + 12)

@@ -12,7 +12,7 @@ from asmgen.cli import main
 from asmgen.errors import AsmgenError
 from asmgen.native import cpu_flags, run_isolated
 from asmgen.pipeline import build, select, spec_files
-from asmgen.roundtrip import CTX, ENTRY_SP, TRAMPOLINE, run, run_table
+from asmgen.roundtrip import CTX, ENTRY_SP, run, run_table
 
 AVX_SAFE = ("X86_64_SysV_AVX", "X86_64_SysV_AVX_Fixed", "X86_64_Win32_AVX")
 LEAN = ("X86_64_SysV_Lean", "X86_64_Win32_Lean")
@@ -24,7 +24,9 @@ OTHER_VARIANTS = ("Riscv64_Aligned", "LoongArch64_Aligned", "AArch64_BTI")
 @pytest.fixture(scope="module")
 def tables():
     found = spec_files()
-    return {abi: build(select(found, [abi])[0]) for abi in (*VARIANTS, "X86_64_SysV")}
+    return {
+        abi: build(select(found, [abi])[0]) for abi in (*VARIANTS, "X86_64_SysV", "X86_64_Win32")
+    }
 
 
 def _llvm(llvm_tables, name):
@@ -88,7 +90,7 @@ def test_round_trip(abi, tables):
     trip = run_table(tables[abi])
     assert trip.landed
     assert trip.sp_at_landing == ENTRY_SP and trip.caller_return_kept
-    assert trip.reentry_args == (CTX, TRAMPOLINE)
+    assert trip.reentry_args == (CTX, trip.trampoline)
     assert trip.reentry_sp % spec.call.stack_align == 8
     kept = set(spec.call.int_args + spec.call.fp_args + spec.call.callee_saved)
     kept |= set(spec.resolver.saves + spec.resolver.fp_saves)
@@ -105,7 +107,9 @@ def test_lean_moves_at_most_half_of_llvms_stack_bytes(tables, llvm_tables):
     for lean, llvm in (("X86_64_SysV_Lean", "X86_64_SysV"), ("X86_64_Win32_Lean", "X86_64_Win32")):
         code, patches = _llvm(llvm_tables, llvm)
         spec = tables[lean].spec
-        reference = run(code, patches, spec.call.int_args, spec.call.callee_saved, 0x0)
+        reference = run(
+            code, patches, tables[llvm], spec.call.int_args, spec.call.callee_saved, 0x0
+        )
         assert reference.landed
         assert run_table(tables[lean]).stack_moved * 2 <= reference.stack_moved
 
@@ -113,7 +117,9 @@ def test_lean_moves_at_most_half_of_llvms_stack_bytes(tables, llvm_tables):
 def test_avx_safe_costs_at_most_twice_llvm(tables, llvm_tables):
     code, patches = _llvm(llvm_tables, "X86_64_SysV")
     spec = tables["X86_64_SysV"].spec
-    reference = run(code, patches, spec.call.int_args, spec.call.callee_saved, 0x0)
+    reference = run(
+        code, patches, tables["X86_64_SysV"], spec.call.int_args, spec.call.callee_saved, 0x0
+    )
     for abi in AVX_SAFE:
         assert run_table(tables[abi]).instructions <= 2 * reference.instructions
 

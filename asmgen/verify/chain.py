@@ -133,13 +133,3 @@ SCAFFOLDS: dict[str, Scaffold] = {
     "mips64": _MIPS,
     "riscv64": Scaffold(_rv_jal, lambda order: words(order, 0x00008067)),
 }
-
-
-def landing_pad_bytes(spec) -> bytes:
-    """The spec's landing pad, assembled as the templates assemble it."""
-    if spec.landing_pad_asm is None:
-        return b""
-    from ..assemble import _keystone
-
-    encoding, _ = _keystone(spec).asm(spec.landing_pad_asm, 0)
-    return bytes(encoding)
