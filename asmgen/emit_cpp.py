@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from . import emit_units
+from . import emit_units, emit_unwind
 from .clangformat import clang_format
 from .cpp_rows import resolver_rows
 from .errors import AsmgenError
@@ -86,7 +86,7 @@ def _abi_block(table: Table) -> str:
 /// {spec.abi}: {spec.description}
 struct {name} {{
   static constexpr unsigned ResolverCodeSize = {len(table.code):#x};
-{offsets}{emit_units.cpp_members(table)}
+{offsets}{emit_units.cpp_members(table)}{emit_unwind.cpp_members(table)}
   static void writeResolverCode(char *ResolverWorkingMem, {params});
 {emit_units.cpp_declarations(table)}}};
 

@@ -8,25 +8,10 @@ from __future__ import annotations
 
 import json
 
+from . import emit_unwind
 from .emit_units import json_record
 from .layout import Table
 from .provenance import header_lines
-from .unwind import eh_frame, win64_unwind
-
-
-def unwind_record(table: Table) -> dict | None:
-    """The spec's unwind information as hex, with the offsets the JIT needs."""
-    if table.spec.unwind == "eh_frame":
-        frame = eh_frame(table.code)
-        return {"eh_frame": frame.data.hex(), "pc_begin_offset": frame.pc_begin_offset}
-    if table.spec.unwind == "win64":
-        info = win64_unwind(table.code)
-        return {
-            "win64": info.data.hex(),
-            "unwind_info_offset": info.unwind_info_offset,
-            "runtime_function_offset": info.runtime_function_offset,
-        }
-    return None
 
 
 def table_record(table: Table) -> dict:
@@ -71,7 +56,7 @@ def table_record(table: Table) -> dict:
             "stack_align": table.frame.align,
         },
     } | json_record(table)
-    unwind = unwind_record(table)
+    unwind = emit_unwind.json_record(table)
     if unwind is not None:
         record["unwind"] = unwind
     return record

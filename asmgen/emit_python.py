@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from . import emit_units, runtime
+from . import emit_units, emit_unwind, runtime
 from .disasm import format_listing, listing
 from .layout import Table
 from .patchkinds import KINDS
@@ -78,10 +78,21 @@ def emit_python(tables: list[Table]) -> str:
             f"    patches=(\n{_patch_repr(table)}    ),\n"
             f"    listing=(\n{_listing_repr(text)}    ),\n"
             f"{emit_units.python_fields(table)}"
+            f"{_unwind_fields(table)}"
             ")\n"
         )
     parts.append("\nTABLES = {table.abi: table for table in (" + ", ".join(names) + ",)}\n")
     return "".join(parts)
+
+
+def _unwind_fields(table: Table) -> str:
+    out = []
+    for name, value in emit_unwind.parts(table).items():
+        if isinstance(value, bytes):
+            out.append(f"    {name}=bytes.fromhex(\n{_hex_lines(value, '        ')}    ),\n")
+        else:
+            out.append(f"    {name}={value:#x},\n")
+    return "".join(out)
 
 
 def _listing_repr(text: str) -> str:
@@ -103,6 +114,7 @@ class ResolverTable:
     listing: str
 """
     + emit_units.PYTHON_CLASS_FIELDS
+    + emit_unwind.PYTHON_CLASS_FIELDS
     + '''
     @property
     def size(self) -> int:
@@ -124,4 +136,5 @@ class ResolverTable:
         return apply_patches(self.code, self.patches, values, self.byteorder, ENCODERS)
 '''
     + emit_units.PYTHON_METHODS
+    + emit_unwind.PYTHON_METHODS
 )

@@ -309,6 +309,19 @@ class ResolverTable:
     stub_to_pointer_max_displacement: int = 0
     trampoline: Unit | None = None
     stub: Unit | None = None
+    # Unwind information (spec `unwind`); addresses are relative to the resolver.
+    # eh_frame: a .eh_frame body (CIE, FDE, zero terminator) whose FDE pc_begin,
+    # 8 bytes at eh_frame_pc_begin_offset, is 0: eh_frame_at() adds the resolver's
+    # address, and the result goes to __register_frame (libgcc takes its start;
+    # a libunwind that takes one FDE takes eh_frame_pc_begin_offset - 8).
+    eh_frame: bytes | None = None
+    eh_frame_pc_begin_offset: int | None = None
+    # Win64: unwind_info (UNWIND_INFO) belongs at resolver + unwind_info_offset;
+    # runtime_function (RUNTIME_FUNCTION: begin, end, unwind info RVAs) covers the
+    # resolver, the BaseAddress to pass to RtlAddFunctionTable.
+    unwind_info: bytes | None = None
+    unwind_info_offset: int | None = None
+    runtime_function: bytes | None = None
 
     @property
     def size(self) -> int:
@@ -367,6 +380,14 @@ class ResolverTable:
             ptrs_addr,
             n,
         )
+
+    def eh_frame_at(self, resolver_addr: int) -> bytes:
+        """The .eh_frame for a resolver at `resolver_addr`, ready to register."""
+        if self.eh_frame is None or self.eh_frame_pc_begin_offset is None:
+            raise ValueError(f"{self.abi}: no .eh_frame")
+        at = self.eh_frame_pc_begin_offset
+        begin = resolver_addr.to_bytes(8, self.byteorder)
+        return self.eh_frame[:at] + begin + self.eh_frame[at + 8 :]
 
 
 AArch64 = ResolverTable(
@@ -1795,6 +1816,13 @@ X86_64_SysV = ResolverTable(
             ),
         ),
     ),
+    eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100004c0000001c000000"
+        "00000000000000006c0000000000000000410e108602430d0641800341830441"
+        "820541810641840741850842880942890a428a0b428b0c428c0d428d0e428e0f"
+        "428f1002510c070800000000"
+    ),
+    eh_frame_pc_begin_offset=0x20,
 )
 
 
@@ -1912,6 +1940,13 @@ X86_64_SysV_AVX = ResolverTable(
             ),
         ),
     ),
+    eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100004c0000001c000000"
+        "0000000000000000c80000000000000000410e108602430d0641800341830441"
+        "820541810641840741850842880942890a428a0b428b0c428c0d428d0e428e0f"
+        "428f1002ad0c070800000000"
+    ),
+    eh_frame_pc_begin_offset=0x20,
 )
 
 
@@ -2026,6 +2061,13 @@ X86_64_SysV_AVX_Fixed = ResolverTable(
             ),
         ),
     ),
+    eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100004c0000001c000000"
+        "0000000000000000c30000000000000000410e108602430d0641800341830441"
+        "820541810641840741850842880942890a428a0b428b0c428c0d428d0e428e0f"
+        "428f1002a80c070800000000"
+    ),
+    eh_frame_pc_begin_offset=0x20,
 )
 
 
@@ -2124,6 +2166,13 @@ X86_64_SysV_CET = ResolverTable(
             ),
         ),
     ),
+    eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100004c0000001c000000"
+        "0000000000000000700000000000000000450e108602430d0641800341830441"
+        "820541810641840741850842880942890a428a0b428b0c428c0d428d0e428e0f"
+        "428f1002510c070800000000"
+    ),
+    eh_frame_pc_begin_offset=0x20,
 )
 
 
@@ -2224,6 +2273,12 @@ X86_64_SysV_Lean = ResolverTable(
             ),
         ),
     ),
+    eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100003c0000001c000000"
+        "00000000000000009a0000000000000000410e108602430d0641800341820441"
+        "8105418406418507428808428909428a0a028a0c0708000000000000"
+    ),
+    eh_frame_pc_begin_offset=0x20,
 )
 
 
@@ -2322,6 +2377,13 @@ X86_64_Win32 = ResolverTable(
                 0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
             ),
         ),
+    ),
+    unwind_info=bytes.fromhex(
+        "0104020504030150"
+    ),
+    unwind_info_offset=0x74,
+    runtime_function=bytes.fromhex(
+        "000000007400000074000000"
     ),
 )
 
@@ -2439,6 +2501,13 @@ X86_64_Win32_AVX = ResolverTable(
             ),
         ),
     ),
+    unwind_info=bytes.fromhex(
+        "0104020504030150"
+    ),
+    unwind_info_offset=0xcc,
+    runtime_function=bytes.fromhex(
+        "00000000cb000000cc000000"
+    ),
 )
 
 
@@ -2523,6 +2592,13 @@ X86_64_Win32_Lean = ResolverTable(
                 0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
             ),
         ),
+    ),
+    unwind_info=bytes.fromhex(
+        "0104020504030150"
+    ),
+    unwind_info_offset=0x6c,
+    runtime_function=bytes.fromhex(
+        "000000006a0000006c000000"
     ),
 )
 
@@ -2620,6 +2696,13 @@ X86_64_Win32_seed_initial = ResolverTable(
                 0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
             ),
         ),
+    ),
+    unwind_info=bytes.fromhex(
+        "0104020504030150"
+    ),
+    unwind_info_offset=0x6c,
+    runtime_function=bytes.fromhex(
+        "000000006c0000006c000000"
     ),
 )
 
