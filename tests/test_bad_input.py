@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from scratch_tree import generate_args
 
 from asmgen.cli import main
 
@@ -65,18 +66,6 @@ def _assert_one_clean_line(code: int, err: str, where: str, line: int | None, fr
     assert fragment in lines[0], lines[0]
 
 
-def _generate(tree: Path) -> list[str]:
-    return [
-        "generate",
-        "--specs",
-        str(tree / "abi_specs"),
-        "--templates",
-        str(tree / "templates"),
-        "--out",
-        str(tree / "generated"),
-    ]
-
-
 def test_corpus_is_large_and_covers_every_source():
     assert len(SPECS) + len(TEMPLATES) + len(CLI) >= 50
     assert len(SPECS) >= 20 and len(TEMPLATES) >= 20 and len(CLI) >= 5
@@ -90,7 +79,7 @@ def test_bad_spec(filled, capsys, path):
     # Last in sorted order, so a clash with a real spec is reported on it.
     target = filled / "abi_specs" / f"zz_{path.name}"
     shutil.copyfile(path, target)
-    code, err = _run(filled, _generate(filled), capsys)
+    code, err = _run(filled, generate_args(filled), capsys)
     _assert_one_clean_line(code, err, str(target), line, fragment)
 
 
@@ -99,7 +88,7 @@ def test_bad_template(filled, capsys, path):
     line, fragment = _expectation(path)
     target = filled / "templates" / path.parent.name / "resolver.s.j2"
     shutil.copyfile(path, target)
-    code, err = _run(filled, _generate(filled), capsys)
+    code, err = _run(filled, generate_args(filled), capsys)
     _assert_one_clean_line(code, err, str(target), line, fragment)
 
 

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from scratch_tree import generate_args
 
 from asmgen.cli import main
 from asmgen.pipeline import build, select, spec_files
@@ -53,18 +54,8 @@ def test_generated_files_are_deterministic_across_folders(tree, tmp_path_factory
         shutil.copytree(tree / name, other / name)
     outputs = []
     for root in (tree, other):
+        assert main(generate_args(root)) == 0
         out = root / "generated"
-        main(
-            [
-                "generate",
-                "--specs",
-                str(root / "abi_specs"),
-                "--templates",
-                str(root / "templates"),
-                "--out",
-                str(out),
-            ]
-        )
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outputs[0] == outputs[1]
 

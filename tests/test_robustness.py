@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from scratch_tree import generate_args
 
 import asmgen.output
 import asmgen.pipeline
@@ -26,19 +27,6 @@ from asmgen.pipeline import build, render_outputs, select, spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["orc_resolvers.h", "orc_resolvers.py", "tables.json"]
-
-
-def _args(tree: Path, *abis: str) -> list[str]:
-    return [
-        "generate",
-        *abis,
-        "--specs",
-        str(tree / "abi_specs"),
-        "--templates",
-        str(tree / "templates"),
-        "--out",
-        str(tree / "generated"),
-    ]
 
 
 def _contents(folder: Path) -> dict[str, bytes]:
@@ -61,7 +49,7 @@ def _subprocess(tree: Path, argv: list[str], cwd: Path, **env: str):
 @pytest.fixture
 def previous(tree: Path) -> dict[str, bytes]:
     """generated/ holds an older run's outputs (the SysV table alone)."""
-    assert main(_args(tree, "X86_64_SysV")) == 0
+    assert main(generate_args(tree, "X86_64_SysV")) == 0
     return _contents(tree / "generated")
 
 
@@ -80,7 +68,7 @@ def test_failed_rename_leaves_previous_outputs(tree, previous, monkeypatch, caps
         return real(src, dst)
 
     monkeypatch.setattr(asmgen.output.os, "replace", flaky)
-    assert main(_args(tree)) == 2
+    assert main(generate_args(tree)) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("error: cannot write output: No space left on device"), err
     assert len(calls) >= 2  # it did get past the first rename
@@ -98,7 +86,7 @@ def test_interrupt_while_writing_leaves_previous_outputs(tree, previous, monkeyp
         return staged[-1]
 
     monkeypatch.setattr(asmgen.output, "_stage", interrupted)
-    assert main(_args(tree)) == 130
+    assert main(generate_args(tree)) == 130
     assert _contents(tree / "generated") == previous
     assert not any(p.exists() for p in staged)  # the temp files are gone
 
@@ -108,13 +96,13 @@ def test_failing_emitter_writes_nothing(tree, previous, monkeypatch, capsys):
         raise AsmgenError("emitter failed", "emit_cpp")
 
     monkeypatch.setitem(asmgen.pipeline.OUTPUTS, "orc_resolvers.h", broken)
-    assert main(_args(tree)) == 2
+    assert main(generate_args(tree)) == 2
     assert "emitter failed" in capsys.readouterr().err
     assert _contents(tree / "generated") == previous
 
 
 def test_successful_run_replaces_every_file(tree, previous):
-    assert main(_args(tree)) == 0
+    assert main(generate_args(tree)) == 0
     fresh = _contents(tree / "generated")
     assert sorted(fresh) == NAMES
     assert all(fresh[name] != previous[name] for name in NAMES)
@@ -130,8 +118,8 @@ def test_outputs_do_not_depend_on_hash_seed_locale_or_folder(tree, tmp_path_fact
         shutil.copytree(tree / name, other / name)
     (other / "generated").mkdir()
     runs = [
-        _subprocess(tree, _args(tree), cwd=tree, PYTHONHASHSEED="1", LC_ALL="C"),
-        _subprocess(other, _args(other), cwd=ROOT, PYTHONHASHSEED="4242", LC_ALL="C.UTF-8"),
+        _subprocess(tree, generate_args(tree), cwd=tree, PYTHONHASHSEED="1", LC_ALL="C"),
+        _subprocess(other, generate_args(other), cwd=ROOT, PYTHONHASHSEED="4242", LC_ALL="C.UTF-8"),
     ]
     for run in runs:
         _, err = run.communicate(timeout=120)
@@ -205,8 +193,8 @@ def test_concurrent_generate_runs_leave_one_complete_set(tree):
     assert expected[0] != expected[1]
     for _ in range(2):
         runs = [
-            _subprocess(tree, _args(tree), cwd=tree),
-            _subprocess(tree, _args(tree, "X86_64_SysV"), cwd=tree),
+            _subprocess(tree, generate_args(tree), cwd=tree),
+            _subprocess(tree, generate_args(tree, "X86_64_SysV"), cwd=tree),
         ]
         for run in runs:
             _, err = run.communicate(timeout=120)
@@ -218,7 +206,7 @@ def test_generate_waits_for_the_output_folder_lock(tree, previous):
     """A run holding the folder's lock keeps another run from writing until it lets go."""
     out = tree / "generated"
     with asmgen.output.locked(out):
-        run = _subprocess(tree, _args(tree), cwd=tree)
+        run = _subprocess(tree, generate_args(tree), cwd=tree)
         # Long enough for an unblocked run to build and write everything.
         with contextlib.suppress(subprocess.TimeoutExpired):
             run.wait(timeout=6)

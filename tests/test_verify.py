@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from scratch_tree import tree_options
 
 from asmgen.cli import main
 from asmgen.pipeline import build, select, spec_files
@@ -30,15 +31,7 @@ def _verify_json(capsys, *args: str) -> tuple[int, dict]:
 
 
 def _verify_tree(capsys, tree: Path, *abis: str) -> tuple[int, dict]:
-    return _verify_json(
-        capsys,
-        "--build",
-        "--specs",
-        str(tree / "abi_specs"),
-        "--templates",
-        str(tree / "templates"),
-        *abis,
-    )
+    return _verify_json(capsys, "--build", *tree_options(tree), *abis)
 
 
 def _outcomes(abis: dict, abi: str) -> dict[str, str]:
