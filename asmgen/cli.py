@@ -6,11 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import llvm_patch
-from .docpages.command import add_parser as add_docs_parser
-from .errors import AsmgenError
-from .explain import explain_text
-from .pipeline import (
+from asmgen.build.pipeline import (
     build,
     build_all,
     render_outputs,
@@ -19,9 +15,13 @@ from .pipeline import (
     spec_files,
     write_outputs,
 )
-from .resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
-from .review_cli import register as register_review
-from .verify.cli import register as register_verify
+from asmgen.docs.command import add_parser as add_docs_parser
+from asmgen.emit.explain import explain_text
+from asmgen.errors import AsmgenError
+from asmgen.patch import patcher as llvm_patch
+from asmgen.resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
+from asmgen.review.cli import register as register_review
+from asmgen.verify.cli import register as register_verify
 
 DEFAULT_OUT = REPO_ROOT / "generated"
 
@@ -59,7 +59,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_cross_check(args) -> int:
-    from .crosscheck import cross_check, supports_both, unexplained
+    from asmgen.build.crosscheck import cross_check, supports_both, unexplained
 
     failures = 0
     for item in select(spec_files(args.specs), args.abi):

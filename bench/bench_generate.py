@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from asmgen.build.assemble import _keystone, parse_lines
+from asmgen.build.frame import compute_frame
+from asmgen.build.layout import build_table
+from asmgen.build.patchkinds import KINDS
+from asmgen.build.pipeline import build_all, render_outputs, spec_files, stale_outputs, template_for
+from asmgen.build.render import render
 
-from asmgen.assemble import _keystone, parse_lines  # noqa: E402
-from asmgen.frame import compute_frame  # noqa: E402
-from asmgen.layout import build_table  # noqa: E402
-from asmgen.patchkinds import KINDS  # noqa: E402
-from asmgen.pipeline import (  # noqa: E402
-    build_all,
-    render_outputs,
-    spec_files,
-    stale_outputs,
-    template_for,
-)
-from asmgen.render import render  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ROUNDS = 20
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from costs import markdown, rows
 
-from asmgen.costs import markdown, rows  # noqa: E402
-from asmgen.pipeline import build_all, spec_files  # noqa: E402
+from asmgen.build.pipeline import build_all, spec_files
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DOC = ROOT / "docs" / "variants.md"
 FACTS = ROOT / "tests" / "fixtures" / "llvm_tables.json"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from asmgen.crosscheck import Difference, _compare, cross_check, supports_both, unexplained
+from asmgen.build.crosscheck import Difference, _compare, cross_check, supports_both, unexplained
+from asmgen.build.layout import assemble_with_addresses, build_table
+from asmgen.build.llvm_mc import assemble_llvm_mc
+from asmgen.build.pipeline import build, select, spec_files, template_for
+from asmgen.build.render import render
 from asmgen.errors import AsmgenError
-from asmgen.layout import assemble_with_addresses, build_table
-from asmgen.llvm_mc import assemble_llvm_mc
-from asmgen.pipeline import build, select, spec_files, template_for
-from asmgen.render import render
 from asmgen.resources import SPECS_DIR
 from asmgen.spec import load_spec, parse_spec
 

@@ -10,13 +10,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from asmgen.build.pipeline import build, select, spec_files
 from asmgen.cli import main
-from asmgen.docpages.command import DEFAULT_OUT
-from asmgen.docpages.framemap import frame_map
-from asmgen.docpages.pages import abi_doc, render_pages
-from asmgen.docpages.registers import register_rows
-from asmgen.docpages.svg import WARN_FILL
-from asmgen.pipeline import build, select, spec_files
+from asmgen.docs.command import DEFAULT_OUT
+from asmgen.docs.framemap import frame_map
+from asmgen.docs.pages import abi_doc, render_pages
+from asmgen.docs.registers import register_rows
+from asmgen.docs.svg import WARN_FILL
 from asmgen.resources import SPECS_DIR
 from asmgen.spec import parse_spec
 
@@ -169,7 +169,7 @@ def test_every_frame_picture_matches_the_emulated_stack(all_tables, abi):
 
 def test_picture_problems_agree_with_verify(all_tables):
     """What the pages draw as broken is what `asmgen verify` finds by running the code."""
-    from asmgen.docpages.verdict import verdicts
+    from asmgen.docs.verdict import verdicts
 
     found = verdicts(list(all_tables.values()))
     assert sum(bool(d.fmap.problems) for d in map(abi_doc, all_tables.values())) >= 3

@@ -16,9 +16,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asmgen.arch import ARCHES
+from asmgen.arches import ARCHES
+from asmgen.build.pipeline import SpecFile, build, render_outputs
 from asmgen.errors import AsmgenError
-from asmgen.pipeline import SpecFile, build, render_outputs
 from asmgen.spec import parse_spec
 from asmgen.verify.runner import subject_from_table, verify_subject
 

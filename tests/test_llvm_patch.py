@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from asmgen import orc_source as orc
-from asmgen.clangformat import clang_format_binary
+from asmgen.build.pipeline import build, select, spec_files
 from asmgen.cli import main
-from asmgen.pipeline import build, select, spec_files
+from asmgen.emit.clangformat import clang_format_binary
+from asmgen.patch import orc_source as orc
 
 ROOT = Path(__file__).resolve().parent.parent
 TREE = ROOT / "tests" / "fixtures" / "llvm_tree"

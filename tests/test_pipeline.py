@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from scratch_tree import generate_args
 
+from asmgen.build.pipeline import build, select, spec_files
 from asmgen.cli import main
-from asmgen.pipeline import build, select, spec_files
 
 TEMPLATE = Path("templates/x86_64/resolver.s.j2")
 
@@ -123,7 +123,7 @@ def test_generated_json_keys(llvm_tables):
 
 
 def test_cpp_is_clang_format_clean():
-    from asmgen.clangformat import clang_format_binary
+    from asmgen.emit.clangformat import clang_format_binary
 
     header = Path(__file__).resolve().parent.parent / "generated" / "orc_resolvers.h"
     result = subprocess.run(
@@ -195,7 +195,7 @@ def test_generated_module_matches_llvm(generated_module, llvm_tables, abi):
 
 
 def test_generated_module_covers_every_spec(generated_module):
-    from asmgen.pipeline import spec_files
+    from asmgen.build.pipeline import spec_files
 
     assert sorted(generated_module.TABLES) == sorted(f.spec.abi for f in spec_files())
     # Every ABI LLVM has is compared with LLVM's table; the rest are variants.

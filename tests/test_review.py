@@ -17,13 +17,13 @@ import pytest
 import yaml
 from rich.console import Console
 
+from asmgen.build.pipeline import build_all, spec_files
 from asmgen.cli import main
-from asmgen.emit_json import emit_json
-from asmgen.pipeline import build_all, spec_files
+from asmgen.emit.json_tables import emit_json
 from asmgen.resources import SPECS_DIR
-from asmgen.review import review
-from asmgen.review_format import print_terminal
-from asmgen.review_sources import resolve
+from asmgen.review.diff import review
+from asmgen.review.format import print_terminal
+from asmgen.review.sources import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import keystone
 import pytest
 
-from asmgen.arch import ARCHES, Arch, Register
-from asmgen.disasm import capstone_for
-from asmgen.stackregs import stack_transfers
+from asmgen.arches import ARCHES, Arch, Register
+from asmgen.build.disasm import capstone_for
+from asmgen.review.stackregs import stack_transfers
 
 
 def _arch(name: str, capstone: tuple[str, str], regs: str, sp: str) -> Arch:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from asmgen import toolcache
-from asmgen.pipeline import build_all, render_outputs, select, spec_files
+from asmgen.build import toolcache
+from asmgen.build.pipeline import build_all, render_outputs, select, spec_files
 
 
 def test_hit_miss_and_corrupt_entries(tmp_path, monkeypatch):

@@ -24,8 +24,8 @@ from unit_oracles import (
     llvm_trampolines,
 )
 
+from asmgen.build.pipeline import build, select, spec_files
 from asmgen.errors import AsmgenError
-from asmgen.pipeline import build, select, spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 ABIS = [

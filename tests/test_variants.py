@@ -7,12 +7,12 @@ models no AVX); everything else by one emulated round trip each.
 from __future__ import annotations
 
 import pytest
+from roundtrip import CTX, ENTRY_SP, run, run_table
 
+from asmgen.build.pipeline import build, select, spec_files
 from asmgen.cli import main
 from asmgen.errors import AsmgenError
-from asmgen.native import cpu_flags, run_isolated
-from asmgen.pipeline import build, select, spec_files
-from asmgen.roundtrip import CTX, ENTRY_SP, run, run_table
+from asmgen.verify.vector_harness import cpu_flags, run_isolated
 
 AVX_SAFE = ("X86_64_SysV_AVX", "X86_64_SysV_AVX_Fixed", "X86_64_Win32_AVX")
 LEAN = ("X86_64_SysV_Lean", "X86_64_Win32_Lean")
@@ -128,7 +128,7 @@ def test_avx_safe_costs_at_most_twice_llvm(tables, llvm_tables):
 
 
 def test_endbr64_bytes_match_llvm_mc(tables, llvm_tables):
-    from asmgen.native import assemble_harness
+    from asmgen.verify.vector_harness import assemble_harness
 
     code, _ = assemble_harness(".text\nendbr64\n")
     cet = tables["X86_64_SysV_CET"].code
@@ -194,8 +194,9 @@ def test_native_child_failure_is_reported():
 
 
 def test_docs_cost_table_is_current():
-    from asmgen.costs import markdown, rows
-    from asmgen.pipeline import build_all
+    from costs import markdown, rows
+
+    from asmgen.build.pipeline import build_all
     from asmgen.resources import REPO_ROOT
 
     items = [i for i in spec_files() if i.spec.arch == "x86_64"]
@@ -221,7 +222,7 @@ def test_patch_adds_every_variant_as_a_new_class(capsys, tmp_path):
         _run_resolvers,
     )
 
-    from asmgen import orc_source as orc
+    from asmgen.patch import orc_source as orc
 
     llvm = tmp_path / "llvm-project"
     shutil.copytree(TREE, llvm)
@@ -262,7 +263,7 @@ def _verify_outcomes(capsys, *abis):
 
 
 def test_corrected_riscv64_and_loongarch64_frames(capsys):
-    from asmgen.native import assemble_harness
+    from asmgen.verify.vector_harness import assemble_harness
 
     found = spec_files()
     # 21 GPRs and fa0-fa7 (29 x 8 = 232) round up to 240; LLVM's 9 + 8
@@ -285,7 +286,7 @@ def test_corrected_riscv64_and_loongarch64_frames(capsys):
 def test_aarch64_bti_landing_pad(capsys, llvm_tables):
     import capstone
 
-    from asmgen.native import assemble_harness
+    from asmgen.verify.vector_harness import assemble_harness
 
     table = build(select(spec_files(), ["AArch64_BTI"])[0])
     bti, _ = assemble_harness(".text\nbti c\n", "aarch64", "+bti")

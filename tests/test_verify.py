@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from scratch_tree import tree_options
 
+from asmgen.build.pipeline import build, select, spec_files
 from asmgen.cli import main
-from asmgen.pipeline import build, select, spec_files
 from asmgen.verify import subject_from_table, verify
 from asmgen.verify.emulate import CTX
 from asmgen.verify.native import run_native
@@ -231,9 +231,9 @@ def _subject(tree: Path, abi: str):
 
 def test_native_run_sees_a_wrong_trampoline_address(tree):
     _edit(tree / "abi_specs/x86_64_sysv.yaml", "call_size: 0x6", "call_size: 0x5")
+    from asmgen.build.layout import build_table
+    from asmgen.build.pipeline import template_for
     from asmgen.errors import AsmgenError
-    from asmgen.layout import build_table
-    from asmgen.pipeline import template_for
     from asmgen.verify.facts import EMU_FACTS
 
     # The generator refuses the spec: its trampoline template returns at 0x6.

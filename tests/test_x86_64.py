@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from asmgen.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build, select, spec_files
 from asmgen.resources import SPECS_DIR
 
 # spec file -> the key of LLVM's table in the fixtures

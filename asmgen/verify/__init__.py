@@ -6,6 +6,6 @@ Per-arch knowledge is data: facts.py (emulator); chain.py links the table's own
 stubs and trampolines and holds the caller/return scaffolding.
 """
 
-from .runner import AbiReport, subject_from_table, subjects_from_generated, verify
+from asmgen.verify.runner import AbiReport, subject_from_table, subjects_from_generated, verify
 
 __all__ = ["AbiReport", "subject_from_table", "subjects_from_generated", "verify"]

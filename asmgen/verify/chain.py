@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .model import ChainUnits
+from asmgen.verify.model import ChainUnits
 
 # Units in each block; the caller calls stub USED, neither the first nor the last.
 UNITS, USED = 4, 2

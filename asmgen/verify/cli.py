@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..pipeline import build, select, spec_files
-from ..resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
-from .report import FORMATS, exit_status
-from .runner import subject_from_table, subjects_from_generated, verify
+from asmgen.build.pipeline import build, select, spec_files
+from asmgen.resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
+from asmgen.verify.report import FORMATS, exit_status
+from asmgen.verify.runner import subject_from_table, subjects_from_generated, verify
 
 
 def cmd_verify(args) -> int:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import unicorn
 
-from .chain import SCAFFOLDS, UNITS, Linked, Placement, link
-from .facts import EmuFacts
-from .model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
+from asmgen.verify.chain import SCAFFOLDS, UNITS, Linked, Placement, link
+from asmgen.verify.facts import EmuFacts
+from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
 
 # Layout of the emulated address space, as offsets from EmuFacts.base: the
 # resolver, the re-entry function and the landing share the first pages with

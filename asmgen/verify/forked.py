@@ -8,7 +8,7 @@ import os
 import signal
 from collections.abc import Callable
 
-from .model import Finding
+from asmgen.verify.model import Finding
 
 TIMEOUT_S = 10
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, get_args
 
-from ..frame import Frame
-from ..spec import Spec, VerifyCheck
+from asmgen.build.frame import Frame
+from asmgen.spec import Spec, VerifyCheck
 
 # Every check, in report order, with what it proves.
 CHECKS: dict[str, str] = {

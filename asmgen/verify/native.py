@@ -18,10 +18,10 @@ import ctypes
 import mmap
 import platform
 
-from .chain import Placement, link
-from .facts import EmuFacts
-from .forked import run_forked
-from .model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
+from asmgen.verify.chain import Placement, link
+from asmgen.verify.facts import EmuFacts
+from asmgen.verify.forked import run_forked
+from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
 
 INTS = tuple(0x1111_2222_3333_0000 + 0x0101 * i for i in range(1, 7))
 DOUBLES = tuple(1.5 + 0.25 * i for i in range(8))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from .. import __version__
-from .model import CHECKS
-from .runner import DECLARED, OK, SKIPPED, UNEXPECTED_PASS, VIOLATION, AbiReport
+from asmgen import __version__
+from asmgen.verify.model import CHECKS
+from asmgen.verify.runner import DECLARED, OK, SKIPPED, UNEXPECTED_PASS, VIOLATION, AbiReport
 
 # Column headings, in CHECKS order.
 SHORT = {

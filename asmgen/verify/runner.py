@@ -8,17 +8,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import AsmgenError
-from ..frame import compute_frame
-from ..layout import Table
-from ..pipeline import SpecFile
-from .chain import SCAFFOLDS
-from .emulate import emulate
-from .facts import EMU_FACTS
-from .model import CHECKS, FAIL, NA, PASS, CheckResult, Subject
-from .native import run_native
-from .static import frame_check
-from .vector import vector_width_check
+from asmgen.build.frame import compute_frame
+from asmgen.build.layout import Table
+from asmgen.build.pipeline import SpecFile
+from asmgen.errors import AsmgenError
+from asmgen.verify.chain import SCAFFOLDS
+from asmgen.verify.emulate import emulate
+from asmgen.verify.facts import EMU_FACTS
+from asmgen.verify.model import CHECKS, FAIL, NA, PASS, CheckResult, Subject
+from asmgen.verify.native import run_native
+from asmgen.verify.static import frame_check
+from asmgen.verify.vector import vector_width_check
 
 # Outcomes after the declarations are applied.
 OK, VIOLATION, DECLARED, UNEXPECTED_PASS, SKIPPED = "ok", "FAIL", "declared", "XPASS", "n/a"

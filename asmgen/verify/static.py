@@ -6,7 +6,7 @@ No code runs.  It is the only check for arches that unicorn cannot emulate
 
 from __future__ import annotations
 
-from .model import FAIL, PASS, CheckResult, Finding, Subject
+from asmgen.verify.model import FAIL, PASS, CheckResult, Finding, Subject
 
 
 def frame_check(subject: Subject) -> CheckResult:

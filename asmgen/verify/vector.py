@@ -1,5 +1,5 @@
 """Native check of the vector state beyond SSE: unicorn models no AVX, so the
-upper halves of YMM/ZMM are checked on the real CPU with asmgen.native's
+upper halves of YMM/ZMM are checked on the real CPU with asmgen.verify.vector_harness's
 harness (ABI-neutral: it calls only its own code, so Win64 tables run too).
 
 The contract: every FP argument register (call.fp_args) reaches the landing
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import platform
 
-from .facts import EmuFacts
-from .forked import run_forked
-from .model import FAIL, NA, PASS, CheckResult, Finding, Subject
+from asmgen.verify.facts import EmuFacts
+from asmgen.verify.forked import run_forked
+from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject
 
 
 def vector_width_check(subject: Subject, facts: EmuFacts | None) -> CheckResult:
-    from ..native import survival
+    from asmgen.verify.vector_harness import survival
 
     host = (platform.machine(), platform.system())
     if subject.spec.arch != "x86_64" or facts is None or host not in facts.native_hosts:
@@ -25,7 +25,7 @@ def vector_width_check(subject: Subject, facts: EmuFacts | None) -> CheckResult:
     if subject.units is None:
         why = "the table has no trampolines and stubs to run"
         return CheckResult("vector_width", NA, "native", [], why)
-    from ..native import run_code
+    from asmgen.verify.vector_harness import run_code
 
     out = run_forked(lambda: run_code(subject.instantiate, subject.units))
     if isinstance(out, Finding):

@@ -1,0 +1,191 @@
+"""The annotated listing: offset, bytes, instruction text and patch points.
+
+Instruction text comes from a disassembler (capstone) reading the assembled
+bytes, never from the template, so a comment cannot disagree with its bytes.
+Data statements (directives such as `.quad`) are shown as data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from asmgen.arches import Arch
+from asmgen.errors import AsmgenError
+from asmgen.build.layout import Table
+
+
+@dataclass(frozen=True)
+class ListingLine:
+    offset: int
+    data: bytes
+    text: str
+    labels: tuple[str, ...]
+    notes: tuple[str, ...]  # patch fields held by this line
+
+
+def capstone_for(arch: Arch, byteorder: str, syntax: str | None = None, detail: bool = False):
+    """A capstone decoder for `arch`, or None where capstone has no backend."""
+    if arch.capstone is None:
+        return None
+    import capstone
+
+    cs_arch, cs_mode = arch.capstone
+    mode = getattr(capstone, cs_mode)
+    mode |= capstone.CS_MODE_BIG_ENDIAN if byteorder == "big" else 0
+    cs = capstone.Cs(getattr(capstone, cs_arch), mode)
+    if syntax == "att":
+        cs.syntax = capstone.CS_OPT_SYNTAX_ATT
+    cs.detail = detail
+    return cs
+
+
+def _capstone(table: Table):
+    cs = capstone_for(table.spec.arch_info, table.byteorder, table.spec.syntax)
+    if cs is None:
+        raise AsmgenError(f"no disassembler for arch {table.spec.arch!r}", table.spec_path)
+    return cs
+
+
+def _data_text(data: bytes, unit: int, byteorder: str) -> str:
+    directive = {1: ".byte", 2: ".short", 4: ".long", 8: ".quad"}[unit]
+    words = [int.from_bytes(data[i : i + unit], byteorder) for i in range(0, len(data), unit)]
+    return f"{directive} " + ", ".join(f"{w:#0{2 + 2 * unit}x}" for w in words)
+
+
+def _decode(cs, data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
+    out, pos = [], 0
+    for insn in cs.disasm(data, offset):
+        text = f"{insn.mnemonic} {insn.op_str}".strip()
+        out.append((insn.address, bytes(insn.bytes), text))
+        pos = insn.address + insn.size - offset
+    if pos != len(data):
+        return []
+    return out
+
+
+def decode_all(
+    cs, code: bytes, unit: int, byteorder: str, base: int = 0
+) -> list[tuple[int, bytes, str]]:
+    """Decode a whole table with no statement boundaries (as read from tables.json).
+
+    Where the decoder stops (a data word it cannot read), one element becomes
+    a data line and decoding resumes after it.  `base` is the first byte's address.
+    """
+    out: list[tuple[int, bytes, str]] = []
+    pos = 0
+    while pos < len(code):
+        start = pos
+        for insn in cs.disasm(code[pos:], base + pos):
+            out.append((insn.address, bytes(insn.bytes), f"{insn.mnemonic} {insn.op_str}".strip()))
+            pos = insn.address + insn.size - base
+        if pos == start:
+            width = unit if len(code) - pos >= unit else 1
+            data = code[pos : pos + width]
+            out.append((base + pos, data, _data_text(data, width, byteorder)))
+            pos += width
+    return out
+
+
+def _llvm_mc_words(arch: Arch, code: bytes, byteorder: str, base: int):
+    """Fixed-width arches capstone lacks: llvm-mc's disassembler, one run per table.
+
+    llvm-mc prints one line per valid word and warns (with the input line) about
+    each invalid one, which then becomes a data word.
+    """
+    import re
+    import subprocess
+
+    from asmgen.build.llvm_mc import find_llvm_mc
+
+    unit = arch.element_size
+    triple = arch.triple(byteorder)
+    if unit == 1 or not triple:
+        raise AsmgenError(f"no disassembler for arch {arch.name!r}")
+    words = [code[i : i + unit] for i in range(0, len(code) - len(code) % unit, unit)]
+    # llvm-mc reads bytes in memory order, so each word goes in as stored.
+    text = "".join(" ".join(f"0x{b:02x}" for b in w) + "\n" for w in words)
+    command = [find_llvm_mc(), "--disassemble", f"-triple={triple}"]
+    if arch.llvm_mattr:
+        command.append(f"-mattr={arch.llvm_mattr}")
+    done = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+    bad = {int(n) - 1 for n in re.findall(r"<stdin>:(\d+):\d+: warning: invalid", done.stderr)}
+    decoded = iter(
+        " ".join(line.split())
+        for line in done.stdout.splitlines()
+        if line.strip() and not line.strip().startswith(".")
+    )
+    out = []
+    for index, word in enumerate(words):
+        at = base + index * unit
+        insn = None if index in bad else next(decoded, None)
+        out.append((at, word, insn if insn else _data_text(word, unit, byteorder)))
+    return out
+
+
+def decode_code(
+    arch: Arch, byteorder: str, syntax: str | None, code: bytes, base: int = 0
+) -> list[tuple[int, bytes, str]]:
+    """Decode a table from its bytes alone: capstone, or llvm-mc where capstone has none."""
+    cs = capstone_for(arch, byteorder, syntax)
+    if cs is None:
+        return _llvm_mc_words(arch, code, byteorder, base)
+    return decode_all(cs, code, arch.element_size, byteorder, base)
+
+
+def listing(table: Table, disassemble=None) -> list[ListingLine]:
+    """One line per instruction (or data item).  `disassemble` may replace capstone."""
+    notes: dict[int, list[str]] = {}
+    for patch in table.patches:
+        for field in patch.fields:
+            stmt = next(s for s in table.statements if s.offset <= field.offset < s.offset + s.size)
+            notes.setdefault(stmt.offset, []).append(
+                f"{patch.name}: {field.kind} at {field.offset:#x}"
+                + (f" bits {field.shift}..{field.shift + field.bits - 1}" if field.shift else "")
+            )
+    if disassemble is None and table.spec.arch_info.capstone is None:
+        # capstone 5 has no LoongArch: llvm-mc's disassembler reads the bytes.
+        from asmgen.build.llvm_mc import llvm_mc_disassembler
+
+        disassemble = llvm_mc_disassembler(table)
+    if disassemble is None:
+        cs = _capstone(table)
+
+        def disassemble(data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
+            return _decode(cs, data, offset)
+
+    unit = table.spec.arch_info.element_size
+    lines = []
+    for stmt in table.statements:
+        data = table.code[stmt.offset : stmt.offset + stmt.size]
+        if not data:
+            continue
+        decoded = [] if stmt.is_data else disassemble(data, stmt.offset)
+        if not decoded:
+            width = 8 if stmt.size % 8 == 0 and stmt.text.lstrip().startswith(".quad") else unit
+            width = width if stmt.size % width == 0 else 1
+            decoded = [(stmt.offset, data, _data_text(data, width, table.byteorder))]
+        for index, (offset, raw, text) in enumerate(decoded):
+            lines.append(
+                ListingLine(
+                    offset,
+                    raw,
+                    text,
+                    stmt.labels if index == 0 else (),
+                    tuple(notes.get(stmt.offset, ())) if index == 0 else (),
+                )
+            )
+    return lines
+
+
+def format_listing(lines: list[ListingLine], width: int) -> str:
+    """Plain-text listing, as `asmgen explain` prints it."""
+    digits = max(2, len(f"{lines[-1].offset:x}")) if lines else 2
+    out = []
+    for line in lines:
+        for label in line.labels:
+            out.append(f"{label}:")
+        note = f"  ; patch {'; '.join(line.notes)}" if line.notes else ""
+        out.append(
+            f"  {line.offset:#0{digits + 2}x}  {line.data.hex():<{width * 2}}  {line.text}{note}"
+        )
+    return "\n".join(out) + "\n"

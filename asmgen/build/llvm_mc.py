@@ -1,0 +1,226 @@
+"""Assemble with llvm-mc, for arches keystone lacks (RISC-V, LoongArch) and to
+cross-check keystone on the others.
+
+The rendered source goes to llvm-mc on stdin with a probe label before every
+statement; llvm-mc writes an ELF object into a temporary directory, and the
+bytes of `.text` and the values of the labels are read from it with
+pyelftools.  The result is the same `Assembly` the keystone backend returns.
+llvm-mc's own errors (``<stdin>:LINE:COL: error: ...``) are mapped back to
+the template line that produced LINE.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+from asmgen.build.assemble import END_PROBE, Assembly, collect, parse_lines, probe_name
+from asmgen.errors import AsmgenError
+from asmgen.build.render import Rendered
+from asmgen.spec import Spec
+from asmgen.build.toolcache import cached
+
+# Debian's llvm-19 installs versioned binaries; ASMGEN_LLVM_MC overrides.
+CANDIDATES = ("llvm-mc-19", "llvm-mc")
+_DIAGNOSTIC = re.compile(r"^<stdin>:(\d+):(\d+): (error|warning): (.*)$", re.MULTILINE)
+
+
+def find_llvm_mc() -> str:
+    override = os.environ.get("ASMGEN_LLVM_MC")
+    if override:
+        found = shutil.which(override)
+        if found is None:
+            raise AsmgenError(
+                f"ASMGEN_LLVM_MC={override!r} is not an executable",
+                hint="point it at llvm-mc, or unset it to search PATH",
+            )
+        return found
+    for name in CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise AsmgenError(
+        "llvm-mc not found",
+        hint="install Debian's llvm-19 (llvm-mc-19) or set ASMGEN_LLVM_MC",
+    )
+
+
+@cache
+def llvm_mc_version() -> str:
+    """The version llvm-mc reports, e.g. ``19.1.7``."""
+    result = subprocess.run(
+        [find_llvm_mc(), "--version"], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"LLVM version (\S+)", result.stdout)
+    if result.returncode != 0 or match is None:
+        raise AsmgenError("cannot read llvm-mc's version")
+    return match.group(1)
+
+
+def _tool_identity(spec: Spec) -> list[str]:
+    """What a cached llvm-mc result depends on besides its input text."""
+    arch = spec.arch_info
+    return [
+        find_llvm_mc(),
+        llvm_mc_version(),
+        arch.triple(spec.endian) or "",
+        arch.llvm_mattr or "",
+    ]
+
+
+def llvm_mc_command(spec: Spec, output: Path) -> list[str]:
+    arch = spec.arch_info
+    triple = arch.triple(spec.endian)
+    if triple is None:
+        raise AsmgenError(f"arch {arch.name} has no llvm-mc triple")
+    command = [find_llvm_mc(), f"-triple={triple}", "-filetype=obj", "-o", str(output)]
+    if arch.llvm_mattr:
+        command.append(f"-mattr={arch.llvm_mattr}")
+    return command
+
+
+def assemble_llvm_mc(spec: Spec, rendered: Rendered) -> Assembly:
+    arch = spec.arch_info
+    lines = parse_lines(rendered, arch)
+    # Each source line with the template line it came from (0: generated).
+    source: list[tuple[str, int]] = []
+    if spec.syntax == "intel":
+        source.append((".intel_syntax noprefix", 0))
+    probes = []
+    for index, line in enumerate(lines):
+        for label in line.labels:
+            source.append((f"{label}:", line.template_line))
+        if line.statement is not None:
+            source.append((f"{probe_name(index)}:", line.template_line))
+            source.append((line.statement, line.template_line))
+            probes.append(probe_name(index))
+    source.append((f"{END_PROBE}:", 0))
+    text = "\n".join(s for s, _ in source) + "\n"
+
+    def run() -> dict:
+        with tempfile.TemporaryDirectory(prefix="asmgen-mc-") as tmp:
+            output = Path(tmp) / "table.o"
+            result = subprocess.run(
+                llvm_mc_command(spec, output),
+                input=text,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0 or _DIAGNOSTIC.search(result.stderr):
+                return {"error": result.stderr}
+            code, symbols, relocated = _read_object(output, spec)
+        return {"code": code.hex(), "symbols": symbols, "relocated": relocated}
+
+    done = cached(["assemble", *_tool_identity(spec), text], run)
+    if "error" in done:
+        raise _diagnostic(done["error"], source, rendered.path)
+    code, symbols, relocated = bytes.fromhex(done["code"]), done["symbols"], done["relocated"]
+    if relocated:
+        raise AsmgenError(
+            "llvm-mc left relocations in .text; the table must be position-independent "
+            "and fully resolved (compute PC-relative operands with label())",
+            rendered.path,
+        )
+    wanted = [name for line in lines for name in line.labels] + probes + [END_PROBE]
+    missing = [name for name in wanted if name not in symbols]
+    if missing:
+        raise AsmgenError(f"llvm-mc object lacks label {missing[0]!r}", rendered.path)
+    if symbols[END_PROBE] != len(code):
+        raise AsmgenError("llvm-mc returned an inconsistent layout", rendered.path)
+    return collect(lines, symbols, code, rendered.path)
+
+
+def _diagnostic(stderr: str, source: list[tuple[str, int]], path: Path) -> AsmgenError:
+    match = _DIAGNOSTIC.search(stderr)
+    if match is None:
+        detail = stderr.strip().splitlines()
+        return AsmgenError(f"llvm-mc failed: {detail[0] if detail else 'no message'}", path)
+    number = int(match.group(1))
+    text, template_line = source[number - 1] if 0 < number <= len(source) else ("", 0)
+    return AsmgenError(
+        f"llvm-mc rejects {text.strip()!r}: {match.group(4)}",
+        path,
+        template_line or None,
+    )
+
+
+def _read_object(path: Path, spec: Spec) -> tuple[bytes, dict[str, int], bool]:
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+
+    with path.open("rb") as handle:
+        elf = ELFFile(handle)
+        expected = "little" if elf.little_endian else "big"
+        if expected != spec.endian:
+            raise AsmgenError(f"llvm-mc wrote a {expected}-endian object for a {spec.endian} spec")
+        text = elf.get_section_by_name(".text")
+        code = text.data() if text is not None else b""
+        text_index = elf.get_section_index(".text") if text is not None else None
+        symbols: dict[str, int] = {}
+        symtab = elf.get_section_by_name(".symtab")
+        for symbol in symtab.iter_symbols() if symtab is not None else ():
+            if symbol.name and symbol["st_shndx"] == text_index:
+                symbols[symbol.name] = symbol["st_value"]
+        relocated = any(
+            isinstance(section, RelocationSection)
+            and section.num_relocations()
+            and elf.get_section(section["sh_info"]) is text
+            for section in elf.iter_sections()
+        )
+    return code, symbols, relocated
+
+
+def llvm_mc_disassembler(table) -> Callable[[bytes, int], list[tuple[int, bytes, str]]]:
+    """A disassembler for `disasm.listing` on arches capstone lacks.
+
+    Fixed-width arches only: every code statement of `table` is decoded in one
+    llvm-mc run, one instruction per element; a statement whose words do not
+    all decode comes back empty (the listing then shows it as data).
+    """
+    spec = table.spec
+    arch = spec.arch_info
+    unit = arch.element_size
+    if unit == 1:
+        raise AsmgenError(f"no disassembler for {arch.name}")
+    words = []
+    for stmt in table.statements:
+        if stmt.is_data or stmt.size % unit:
+            continue
+        for at in range(stmt.offset, stmt.offset + stmt.size, unit):
+            words.append((at, table.code[at : at + unit]))
+    text = "\n".join(" ".join(f"0x{b:02x}" for b in word) for _, word in words) + "\n"
+    command = [find_llvm_mc(), "--disassemble", f"-triple={arch.triple(spec.endian)}"]
+    if arch.llvm_mattr:
+        command.append(f"-mattr={arch.llvm_mattr}")
+
+    def run() -> dict:
+        result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+        clean = result.returncode == 0 and not result.stderr.strip()
+        return {"stdout": result.stdout, "clean": clean}
+
+    done = cached(["disassemble", *_tool_identity(spec), text], run)
+    decoded = [
+        " ".join(line.split())
+        for line in done["stdout"].splitlines()
+        if line.strip() and not line.strip().startswith(".")
+    ]
+    by_offset: dict[int, str] = {}
+    if done["clean"] and len(decoded) == len(words):
+        by_offset = {at: insn for (at, _), insn in zip(words, decoded, strict=True)}
+
+    def disassemble(data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
+        out = []
+        for at in range(offset, offset + len(data), unit):
+            if at not in by_offset:
+                return []
+            out.append((at, data[at - offset : at - offset + unit], by_offset[at]))
+        return out
+
+    return disassemble

@@ -1,0 +1,67 @@
+"""`asmgen docs`: write (or, with --check, compare) the ABI reference pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asmgen.build.pipeline import build_all, report_stale, spec_files, write_outputs
+from asmgen.docs.pages import MARKER, render_pages
+from asmgen.docs.verdict import verdicts
+from asmgen.errors import AsmgenError
+from asmgen.resources import REPO_ROOT
+
+DEFAULT_OUT = REPO_ROOT / "docs" / "abi"
+
+
+def _generated_files(out: Path) -> set[str]:
+    """Files in `out` that an earlier run wrote (they carry the marker)."""
+    found = set()
+    for path in sorted(out.glob("*")):
+        if path.suffix in (".md", ".svg") and path.is_file():
+            try:
+                head = path.read_text(encoding="utf-8")[:400]
+            except (OSError, UnicodeDecodeError):
+                continue
+            if MARKER in head:
+                found.add(path.name)
+    return found
+
+
+def _check(outputs: dict[str, str], out: Path) -> int:
+    stale = report_stale(outputs, out, shown=40)
+    for name in sorted(_generated_files(out) - set(outputs)):
+        stale.append(name)
+        print(f"{out / name}: no spec generates it any more; run `make generate`")
+    if not stale:
+        print(f"{out}: up to date")
+    return 1 if stale else 0
+
+
+def _write(outputs: dict[str, str], out: Path) -> int:
+    written = write_outputs(outputs, out)
+    for path in written:
+        print(f"wrote {path}")
+    for name in sorted(_generated_files(out) - set(outputs)):
+        try:
+            (out / name).unlink()
+        except OSError as exc:
+            raise AsmgenError(f"cannot remove stale page: {exc.strerror}", out / name) from None
+        print(f"removed {out / name}")
+        written.append(out / name)
+    if not written:
+        print(f"{out}: up to date")
+    return 0
+
+
+def cmd_docs(args) -> int:
+    tables = build_all(spec_files(args.specs), args.templates)
+    outputs = render_pages(tables, verdicts(tables))
+    return _check(outputs, args.out) if args.check else _write(outputs, args.out)
+
+
+def add_parser(sub, common) -> None:
+    docs = sub.add_parser("docs", help="write the per-ABI reference pages (docs/abi)")
+    docs.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    docs.add_argument("--check", action="store_true", help="exit 1 if the pages are stale")
+    common(docs)
+    docs.set_defaults(run=cmd_docs)

@@ -1,0 +1,121 @@
+"""Write generated files atomically, as one set, and only when they change.
+
+Every changed file is first written in full to a temp file beside it; only
+when all of them are on disk are they renamed over the old ones.  A failure
+(or an interrupt) before that leaves the previous outputs as they were, and
+removes the temp files; a rename that fails puts back the files already
+renamed.  An exclusive lock on the output folder keeps two
+runs from interleaving their renames, so the files always form one run's set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from asmgen.errors import AsmgenError
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (flock on the folder itself: no lock file)."""
+    if folder.exists() and not folder.is_dir():
+        raise AsmgenError("output folder is not a folder", folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise AsmgenError(f"cannot use output folder: {exc.strerror}", folder) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _current(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AsmgenError(f"cannot read output: {exc.strerror}", path) from None
+
+
+def _stage(path: Path, data: bytes) -> Path:
+    """Write `data` to a new temp file beside `path`."""
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise AsmgenError(f"cannot write output: {exc.strerror}", path) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+    except BaseException as exc:
+        Path(temp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise AsmgenError(f"cannot write output: {exc.strerror}", path) from None
+        raise
+    return Path(temp)
+
+
+def write_files(files: dict[Path, str]) -> list[Path]:
+    """Replace every file whose text changed; return those written, in order.
+
+    All paths must share one folder (the one that is locked)."""
+    if not files:
+        return []
+    folders = {path.parent for path in files}
+    if len(folders) != 1:
+        raise ValueError("write_files writes into one folder")
+    with locked(folders.pop()):
+        old = {path: _current(path) for path in files}
+        changed = {
+            path: data
+            for path, data in ((p, t.encode("utf-8")) for p, t in files.items())
+            if data != old[path]
+        }
+        staged: dict[Path, Path] = {}
+        renamed: list[Path] = []
+        try:
+            for path, data in changed.items():
+                staged[path] = _stage(path, data)
+            for path, temp in staged.items():
+                try:
+                    os.replace(temp, path)
+                except OSError as exc:
+                    raise AsmgenError(f"cannot write output: {exc.strerror}", path) from None
+                renamed.append(path)
+        except BaseException:
+            _restore({path: old[path] for path in renamed})
+            raise
+        finally:
+            for temp in staged.values():
+                temp.unlink(missing_ok=True)
+    return list(changed)
+
+
+def _restore(previous: dict[Path, bytes | None]) -> None:
+    """Best effort: put back what the failed run had already replaced."""
+    for path, data in previous.items():
+        with contextlib.suppress(OSError, AsmgenError):
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                temp = _stage(path, data)
+                try:
+                    os.replace(temp, path)
+                finally:
+                    temp.unlink(missing_ok=True)
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Replace `path` with `text` through a temp file and rename; False if unchanged."""
+    return bool(write_files({path: text}))

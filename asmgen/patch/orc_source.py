@@ -1,0 +1,355 @@
+"""LLVM's OrcABISupport.cpp and .h, read with a C++ parser (tree-sitter-cpp).
+
+Finds what `asmgen patch` rewrites, as byte ranges of syntax nodes: the classes
+of the header with their size constants, base classes and inline forwarders,
+and in the .cpp each `<Class>::writeResolverCode` with its `ResolverCode[]`
+table, `<Patch>Offset` constants and `static_assert`s, and the file-static
+helpers asmgen's unit writers call.  The same reader extracts a table (and the
+`Trampoline[]`/`Stub[]` of asmgen's unit writers) back, so a patched file can be
+checked against the generator.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from tree_sitter import Language, Node, Parser
+
+from asmgen.errors import AsmgenError
+
+CPP_PATH = "llvm/lib/ExecutionEngine/Orc/OrcABISupport.cpp"
+HEADER_PATH = "llvm/include/llvm/ExecutionEngine/Orc/OrcABISupport.h"
+RESOLVER_FN = "writeResolverCode"
+TABLE = "ResolverCode"
+# The unit writers and the arrays asmgen's own definitions of them hold.
+UNIT_TABLES = {"writeTrampolines": "Trampoline", "writeIndirectStubsBlock": "Stub"}
+
+# Visibility macros between `class` and the name; the parser would take them
+# for the class name, so they are blanked (same length, offsets unchanged).
+_ATTRIBUTE_MACROS = re.compile(rb"\b(?:LLVM_CLASS_ABI|LLVM_ABI|LLVM_LIBRARY_VISIBILITY)\b")
+
+
+@cache
+def _parser() -> Parser:
+    import tree_sitter_cpp
+
+    return Parser(Language(tree_sitter_cpp.language()))
+
+
+def _walk(node: Node) -> Iterator[Node]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(current.children))
+
+
+def number(node: Node) -> int:
+    """Value of a C++ integer literal (hex, octal or decimal, any suffix)."""
+    text = node.text.decode().replace("'", "").rstrip("uUlL")
+    if re.fullmatch(r"0[0-7]+", text):
+        return int(text, 8)
+    return int(text, 0)
+
+
+@dataclass
+class Source:
+    """One parsed file; `rel` is its path inside the LLVM tree."""
+
+    rel: str
+    path: Path
+    data: bytes
+    root: Node
+
+    def text(self, node: Node) -> str:
+        return self.data[node.start_byte : node.end_byte].decode()
+
+    def error(self, message: str, node: Node | None = None) -> AsmgenError:
+        return AsmgenError(message, self.path, node.start_point.row + 1 if node else None)
+
+    def namespace_body(self) -> Node:
+        """The declaration list of `namespace llvm { namespace orc {` (or `llvm::orc`)."""
+        for node in _walk(self.root):
+            if node.type != "namespace_definition":
+                continue
+            name = node.child_by_field_name("name")
+            body = node.child_by_field_name("body")
+            if name is None or body is None:
+                continue
+            if name.text == b"llvm::orc":
+                return body
+            if name.text == b"orc" and _enclosing_namespace(node) == b"llvm":
+                return body
+        raise self.error("expected `namespace llvm { namespace orc { ... } }`")
+
+
+def _enclosing_namespace(node: Node) -> bytes | None:
+    parent = node.parent
+    while parent is not None:
+        if parent.type == "namespace_definition":
+            name = parent.child_by_field_name("name")
+            return name.text if name else None
+        parent = parent.parent
+    return None
+
+
+def load(llvm_root: Path, rel: str) -> Source:
+    path = llvm_root / rel
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise AsmgenError(
+            f"missing file: expected LLVM's {rel} under --llvm-root {llvm_root}", path
+        ) from None
+    except OSError as exc:
+        raise AsmgenError(f"cannot read: {exc.strerror}", path) from None
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        raise AsmgenError("expected UTF-8 C++ source", path) from None
+    blanked = _ATTRIBUTE_MACROS.sub(lambda m: b" " * len(m.group()), data)
+    return Source(rel, path, data, _parser().parse(blanked).root_node)
+
+
+@dataclass
+class ClassDecl:
+    name: str
+    node: Node
+    bases: list[str]
+    constants: dict[str, Node]  # static member -> its initializer
+    forwards_to: str | None  # Base of an inline writeResolverCode calling Base::writeResolverCode
+
+
+def classes(header: Source) -> dict[str, ClassDecl]:
+    found: dict[str, ClassDecl] = {}
+    for node in _walk(header.root):
+        if node.type not in ("class_specifier", "struct_specifier"):
+            continue
+        name, body = node.child_by_field_name("name"), node.child_by_field_name("body")
+        if name is None or body is None:
+            continue
+        bases = [
+            header.text(c)
+            for clause in node.children
+            if clause.type == "base_class_clause"
+            for c in clause.children
+            if c.type in ("type_identifier", "qualified_identifier")
+        ]
+        constants: dict[str, Node] = {}
+        forwards_to = None
+        for member in body.children:
+            declarator = member.child_by_field_name("declarator")
+            if member.type == "field_declaration" and declarator is not None:
+                value = member.child_by_field_name("default_value")
+                if declarator.type == "field_identifier" and value is not None:
+                    constants[header.text(declarator)] = value
+            if member.type == "function_definition" and _declared_name(header, member) == (
+                RESOLVER_FN
+            ):
+                forwards_to = _forward_target(header, member)
+        found[header.text(name)] = ClassDecl(header.text(name), node, bases, constants, forwards_to)
+    return found
+
+
+def _declared_name(src: Source, definition: Node) -> str | None:
+    declarator = definition.child_by_field_name("declarator")
+    while declarator is not None and declarator.type != "function_declarator":
+        declarator = declarator.child_by_field_name("declarator")
+    if declarator is None:
+        return None
+    return src.text(declarator.child_by_field_name("declarator"))
+
+
+def _forward_target(src: Source, definition: Node) -> str | None:
+    for node in _walk(definition):
+        function = node.child_by_field_name("function") if node.type == "call_expression" else None
+        if function is not None and function.type == "qualified_identifier":
+            name = function.child_by_field_name("name")
+            scope = function.child_by_field_name("scope")
+            if name is not None and scope is not None and name.text == RESOLVER_FN.encode():
+                return src.text(scope)
+    return None
+
+
+def constant(decls: dict[str, ClassDecl], name: str, member: str) -> tuple[ClassDecl, Node] | None:
+    """`member` of class `name` or of its nearest base that declares it."""
+    queue, seen = [name], set()
+    while queue:
+        current = decls.get(queue.pop(0))
+        if current is None or current.name in seen:
+            continue
+        seen.add(current.name)
+        if member in current.constants:
+            return current, current.constants[member]
+        queue.extend(current.bases)
+    return None
+
+
+@dataclass
+class ResolverFn:
+    """`<Class>::writeResolverCode` and the parts of its body that hold the table."""
+
+    name: str
+    node: Node
+    body: Node
+    table: Node | None = None  # the `const T ResolverCode[] = {...};` declaration
+    element: str | None = None
+    values: Node | None = None  # its initializer list
+    offsets: dict[str, Node] = field(default_factory=dict)  # <Patch>Offset -> literal
+    last_offset: Node | None = None
+    size_asserts: list[Node] = field(default_factory=list)
+    array: str = TABLE  # the table's name: ResolverCode, Trampoline or Stub
+
+
+def resolver_functions(cpp: Source) -> dict[str, ResolverFn]:
+    """Every `Scope::writeResolverCode` defined in the file, keyed by its qualified name."""
+    return member_functions(cpp, RESOLVER_FN, TABLE)
+
+
+def member_functions(cpp: Source, name: str, table: str) -> dict[str, ResolverFn]:
+    """Every `Scope::<name>` defined in the file, with its `<table>[]` array if any."""
+    found: dict[str, ResolverFn] = {}
+    for node in _walk(cpp.root):
+        if node.type != "function_definition":
+            continue
+        declarator = node.child_by_field_name("declarator")
+        if declarator is None or declarator.type != "function_declarator":
+            continue
+        qualified = declarator.child_by_field_name("declarator")
+        if qualified is None or qualified.type != "qualified_identifier":
+            continue
+        member = qualified.child_by_field_name("name")
+        body = node.child_by_field_name("body")
+        if member is None or body is None or member.text != name.encode():
+            continue
+        found[cpp.text(qualified)] = _resolver_fn(cpp, cpp.text(qualified), node, body, table)
+    return found
+
+
+def free_functions(cpp: Source, names: set[str]) -> dict[str, Node]:
+    """Definitions of unqualified functions named in `names` at namespace scope;
+    a template's node is its whole `template <...>` declaration."""
+    found: dict[str, Node] = {}
+    for node in _walk(cpp.root):
+        if node.type != "function_definition":
+            continue
+        parent = node.parent
+        outer = parent if parent is not None and parent.type == "template_declaration" else node
+        scope = outer.parent
+        if scope is None or scope.type not in ("declaration_list", "translation_unit"):
+            continue
+        name = _declared_name(cpp, node)
+        if name in names and name not in found:
+            found[name] = outer
+    return found
+
+
+def _resolver_fn(cpp: Source, name: str, node: Node, body: Node, table: str) -> ResolverFn:
+    fn = ResolverFn(name, node, body, array=table)
+    for stmt in body.children:
+        if stmt.type == "static_assert_declaration":
+            if any(n.type == "sizeof_expression" and table.encode() in n.text for n in _walk(stmt)):
+                fn.size_asserts.append(stmt)
+            continue
+        if stmt.type != "declaration":
+            continue
+        init = stmt.child_by_field_name("declarator")
+        if init is None or init.type != "init_declarator":
+            continue
+        target, value = init.child_by_field_name("declarator"), init.child_by_field_name("value")
+        if target is None or value is None:
+            continue
+        if target.type == "array_declarator" and cpp.text(
+            target.child_by_field_name("declarator")
+        ) == (table):
+            fn.table, fn.values = stmt, value
+            fn.element = cpp.text(stmt.child_by_field_name("type"))
+        elif (
+            target.type == "identifier"
+            and cpp.text(target).endswith("Offset")
+            and value.type == "number_literal"
+        ):
+            fn.offsets[cpp.text(target)] = value
+            fn.last_offset = stmt
+    return fn
+
+
+def table_values(cpp: Source, fn: ResolverFn) -> list[int]:
+    """The table's elements, in order, as integers."""
+    if fn.values is None or fn.values.type != "initializer_list" or fn.values.has_error:
+        raise cpp.error(
+            f"{fn.name}: expected `const uint8_t {fn.array}[] = {{...}};` "
+            "(or uint32_t) with integer elements",
+            fn.table or fn.node,
+        )
+    values = []
+    for item in fn.values.named_children:
+        if item.type == "comment":
+            continue
+        if item.type != "number_literal":
+            raise cpp.error(
+                f"{fn.name}: {fn.array}[] element `{cpp.text(item)}` is not an integer literal",
+                item,
+            )
+        values.append(number(item))
+    return values
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """A table as found in LLVM's sources: what a round trip compares."""
+
+    element: str
+    values: tuple[int, ...]
+    offsets: dict[str, int]
+    resolver_code_size: int | None
+    # Integer-literal class constants (own or inherited): PointerSize, StubSize, ...
+    constants: dict[str, int] = field(default_factory=dict)
+    # `Trampoline[]` / `Stub[]` of asmgen-written unit writers, by writer name.
+    units: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def code(self, byteorder: str) -> bytes:
+        return _pack(self.element, self.values, byteorder)
+
+    def unit_code(self, writer: str, byteorder: str) -> bytes:
+        return _pack(self.element, self.units[writer], byteorder)
+
+
+def _pack(element: str, values: tuple[int, ...], byteorder: str) -> bytes:
+    unit = 1 if element == "uint8_t" else 4
+    return b"".join(v.to_bytes(unit, byteorder) for v in values)
+
+
+def extract(llvm_root: Path, class_name: str) -> Extracted:
+    """Read `class_name`'s resolver table back out of the tree."""
+    header, cpp = load(llvm_root, HEADER_PATH), load(llvm_root, CPP_PATH)
+    decls = classes(header)
+    fns = resolver_functions(cpp)
+    fn = fns.get(f"{class_name}::{RESOLVER_FN}")
+    if fn is None and class_name in decls and decls[class_name].forwards_to:
+        fn = fns.get(f"{decls[class_name].forwards_to}::{RESOLVER_FN}")
+    if fn is None:
+        raise cpp.error(f"no definition of {class_name}::{RESOLVER_FN}")
+    size = constant(decls, class_name, "ResolverCodeSize")
+    constants = {}
+    for member in ("PointerSize", "TrampolineSize", "StubSize", "StubToPointerMaxDisplacement"):
+        found = constant(decls, class_name, member)
+        if found is not None and found[1].type == "number_literal":
+            constants[member] = number(found[1])
+    units = {}
+    for writer, array in UNIT_TABLES.items():
+        unit_fn = member_functions(cpp, writer, array).get(f"{class_name}::{writer}")
+        if unit_fn is not None and unit_fn.table is not None:
+            units[writer] = tuple(table_values(cpp, unit_fn))
+    return Extracted(
+        element=fn.element or "",
+        values=tuple(table_values(cpp, fn)),
+        offsets={name: number(node) for name, node in fn.offsets.items()},
+        resolver_code_size=number(size[1]) if size else None,
+        constants=constants,
+        units=units,
+    )

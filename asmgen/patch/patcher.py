@@ -1,0 +1,502 @@
+"""`asmgen patch`: a unified diff that puts generated tables into LLVM's ORC sources.
+
+For an ABI whose class LLVM has, the patch replaces in `writeResolverCode`
+the `ResolverCode[]` table and the `<Patch>Offset` constants, and in the header
+the class's size constants (ResolverCodeSize, PointerSize, TrampolineSize,
+StubSize), each only where its value differs; a changed resolver also gets a
+`static_assert` tying the table to `ResolverCodeSize`.
+
+LLVM's own `writeTrampolines`/`writeIndirectStubsBlock` bodies are kept: they
+write what the generated units write (tests/test_units.py checks every arch
+against LLVM's formulas; the only differences are padding bytes when a
+displacement is negative, which no instruction executes).  What can be stale
+is a size constant, as MIPS32's StubSize (8, for 16-byte stubs), and that is
+replaced.  StubToPointerMaxDisplacement is left alone: LLVM writes it as an
+expression and means a looser bound than the generated one.
+
+An ABI LLVM lacks gets a class declaration with all its constants and complete
+`writeResolverCode`, `writeTrampolines` and `writeIndirectStubsBlock`
+definitions (the unit writers rendered by emit_units, as in the generated
+header), and the .cpp gets the file-static helpers they call, once.
+Every other byte is kept, and only the touched lines go through clang-format,
+as `git clang-format` would.  Nothing is written unless every ABI succeeds.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from asmgen.build.layout import Table
+from asmgen.build.patchkinds import KINDS
+from asmgen.build.pipeline import build_all, select, spec_files
+from asmgen.build.unitruntime import RESOLVER_PTR
+from asmgen.emit import units as emit_units
+from asmgen.emit.clangformat import clang_format
+from asmgen.emit.cpp_header import ADDRESS_PARAMS
+from asmgen.emit.cpp_rows import element_values, resolver_rows
+from asmgen.emit.output import write_if_changed
+from asmgen.errors import AsmgenError
+from asmgen.patch import orc_source as orc
+
+INDENT = "  "
+FORMAT_OFF, FORMAT_ON = "// clang-format off", "// clang-format on"
+
+
+@dataclass(frozen=True)
+class Edit:
+    start: int
+    end: int
+    text: str
+    owner: str  # the ABI that asked for it, for conflict messages
+    order: int = 0  # among insertions at one place
+
+
+def _literal(old: str, value: int) -> str:
+    """`value` in the base of the literal it replaces (hex in its digit case, or decimal)."""
+    if not old.lower().startswith("0x"):
+        return str(value)
+    text = f"{value:#x}"
+    return "0x" + text[2:].upper() if re.search(r"[A-F]", old) else text
+
+
+def _table_text(table: Table, column: int) -> str:
+    """The table declaration at `column`; fenced from clang-format only if it would
+    reflow the rows (a long instruction passes the column limit)."""
+    pad = " " * column
+    rows = "\n".join(resolver_rows(table, column + 4, split_words=True))
+    text = f"const {table.spec.arch_info.element} {orc.TABLE}[] = {{\n{rows}\n{pad}}};"
+    probe = f"void f() {{\n{INDENT}{_indent(text, column, len(INDENT))}\n}}\n"
+    if clang_format(probe, "probe.cpp") == probe:
+        return text
+    return f"{FORMAT_OFF}\n{pad}{text}\n{pad}{FORMAT_ON}"
+
+
+def _indent(text: str, old: int, new: int) -> str:
+    return text.replace("\n" + " " * old, "\n" + " " * new)
+
+
+def _size_assert(pad: str) -> str:
+    return f"{pad}static_assert(sizeof({orc.TABLE}) == ResolverCodeSize);"
+
+
+def _resolver_facts(table: Table) -> dict[str, int]:
+    """Class constants a resolver change can make stale."""
+    return {"PointerSize": table.spec.pointer_size, "ResolverCodeSize": len(table.code)}
+
+
+# Unit constants replaced in an existing class (see the module docstring).
+UNIT_FACTS = ("TrampolineSize", "StubSize")
+
+
+def _unit_facts(table: Table) -> dict[str, int]:
+    constants = emit_units.unit_constants(table)
+    return {name: constants[name] for name in UNIT_FACTS if name in constants}
+
+
+def _class_facts(table: Table) -> dict[str, int]:
+    """All constants of a new class, in LLVM's order."""
+    return emit_units.unit_constants(table) | {"ResolverCodeSize": len(table.code)}
+
+
+class Plan:
+    """Edits for the header and the .cpp, collected for every ABI before any is applied."""
+
+    def __init__(self, llvm_root: Path) -> None:
+        self.header = orc.load(llvm_root, orc.HEADER_PATH)
+        self.cpp = orc.load(llvm_root, orc.CPP_PATH)
+        self.classes = orc.classes(self.header)
+        self.functions = orc.resolver_functions(self.cpp)
+        self.unit_writers = {
+            writer: orc.member_functions(self.cpp, writer, array)
+            for writer, array in orc.UNIT_TABLES.items()
+        }
+        self.edits: dict[str, list[Edit]] = {self.header.rel: [], self.cpp.rel: []}
+        self.new_count = 0
+        self.helpers: dict[str, str] = {}  # helper name -> the ABI that first needs it
+
+    def add(self, src: orc.Source, edit: Edit) -> None:
+        for other in self.edits[src.rel]:
+            same_place = (other.start, other.end) == (edit.start, edit.end)
+            if same_place and other.text == edit.text:
+                return  # two specs of one LLVM class (MIPS32 LE/BE) agree
+            insertions = same_place and edit.start == edit.end  # kept in `order`
+            overlap = edit.start < other.end and other.start < edit.end
+            if (same_place or overlap) and not insertions:
+                raise src.error(
+                    f"{edit.owner} and {other.owner} both change "
+                    f"`{src.data[edit.start : edit.end].decode()[:60]}`, differently"
+                )
+        self.edits[src.rel].append(edit)
+
+    # -- an ABI LLVM already has ------------------------------------------------
+
+    def update(self, table: Table) -> None:
+        name = table.spec.class_name
+        fn = self._function(name)
+        abi = table.spec.abi
+        changed = False
+        if fn.table is None:
+            raise self.cpp.error(
+                f"{fn.name}: expected a `const {table.spec.arch_info.element} "
+                f"{orc.TABLE}[] = {{...}};` table",
+                fn.node,
+            )
+        values = orc.table_values(self.cpp, fn)
+        if values != element_values(table, table.code) or fn.element != (
+            table.spec.arch_info.element
+        ):
+            start, end = _with_fences(self.cpp, fn.table)
+            text = _table_text(table, fn.table.start_point.column)
+            self.add(self.cpp, Edit(start, end, text, abi))
+            changed = True
+        changed |= self._offsets(table, fn)
+        changed |= self._class_facts(table, _resolver_facts(table))
+        if changed:
+            self._size_assert(table, fn)
+        self._class_facts(table, _unit_facts(table))
+        self._own_unit_writers(table)
+
+    def _own_unit_writers(self, table: Table) -> None:
+        """Writers an earlier patch added (they hold a `Trampoline[]`/`Stub[]`
+        array; LLVM's do not) are regenerated where they differ; LLVM's are kept."""
+        abi, name = table.spec.abi, table.spec.class_name
+        for writer, text in emit_units.cpp_definitions(table, emit_units.LLVM, note=True).items():
+            fn = self.unit_writers[writer].get(f"{name}::{writer}")
+            if fn is None or fn.table is None:
+                continue
+            for helper in emit_units.helpers_used(table):
+                self.helpers.setdefault(helper, abi)
+            text = _formatted(text)
+            if self.cpp.text(fn.node) != text:
+                self.add(self.cpp, Edit(fn.node.start_byte, fn.node.end_byte, text, abi))
+
+    def _function(self, name: str) -> orc.ResolverFn:
+        fn = self.functions.get(f"{name}::{orc.RESOLVER_FN}")
+        forward = self.classes[name].forwards_to
+        if fn is None and forward:
+            fn = self.functions.get(f"{forward}::{orc.RESOLVER_FN}")
+        if fn is None:
+            target = forward or name
+            raise self.cpp.error(
+                f"expected a definition `void {target}::{orc.RESOLVER_FN}(...)` "
+                f"(class {name} is declared in {self.header.rel}); renamed upstream?"
+            )
+        return fn
+
+    def _offsets(self, table: Table, fn: orc.ResolverFn) -> bool:
+        wanted = {f"{p.name}Offset": p.offset for p in table.patches}
+        unknown = sorted(set(fn.offsets) - set(wanted))
+        if unknown:
+            name = unknown[0]
+            raise self.cpp.error(
+                f"{fn.name} uses {name}, but spec {table.spec.abi} has no patch point "
+                f"{name.removesuffix('Offset')!r}; expected only "
+                f"{', '.join(sorted(wanted))}",
+                fn.offsets[name],
+            )
+        changed = False
+        for name, offset in wanted.items():
+            node = fn.offsets.get(name)
+            if node is None:
+                raise self.cpp.error(
+                    f"{fn.name}: expected `const unsigned {name} = ...;` for patch point "
+                    f"{name.removesuffix('Offset')!r} of spec {table.spec.abi}",
+                    fn.node,
+                )
+            if orc.number(node) != offset:
+                text = _literal(self.cpp.text(node), offset)
+                self.add(self.cpp, Edit(node.start_byte, node.end_byte, text, table.spec.abi))
+                changed = True
+        return changed
+
+    def _class_facts(self, table: Table, facts: dict[str, int]) -> bool:
+        changed = False
+        for member, value in facts.items():
+            found = orc.constant(self.classes, table.spec.class_name, member)
+            if found is None:
+                raise self.header.error(
+                    f"expected `static constexpr unsigned {member} = ...;` in class "
+                    f"{table.spec.class_name} or one of its bases",
+                    self.classes[table.spec.class_name].node,
+                )
+            _, node = found
+            if node.type != "number_literal":
+                raise self.header.error(
+                    f"{member}: expected an integer literal, found `{self.header.text(node)}`",
+                    node,
+                )
+            if orc.number(node) != value:
+                text = _literal(self.header.text(node), value)
+                self.add(self.header, Edit(node.start_byte, node.end_byte, text, table.spec.abi))
+                changed = True
+        return changed
+
+    def _size_assert(self, table: Table, fn: orc.ResolverFn) -> None:
+        """Keep (or add) `static_assert(sizeof(ResolverCode) == ResolverCodeSize)`."""
+        for node in fn.size_asserts:
+            condition = node.child_by_field_name("condition")
+            right = condition.child_by_field_name("right") if condition else None
+            if right is not None and right.type == "number_literal":
+                text = _literal(self.cpp.text(right), len(table.code))
+                self.add(self.cpp, Edit(right.start_byte, right.end_byte, text, table.spec.abi))
+        if not fn.size_asserts:
+            after = fn.last_offset or fn.table
+            pad = " " * fn.table.start_point.column
+            text = "\n\n" + _size_assert(pad)
+            self.add(self.cpp, Edit(after.end_byte, after.end_byte, text, table.spec.abi))
+
+    # -- an ABI LLVM lacks ------------------------------------------------------
+
+    def add_class(self, table: Table) -> None:
+        header_at = self.header.namespace_body().children[-2].end_byte
+        cpp_at = self.cpp.namespace_body().children[-2].end_byte
+        self.new_count += 1
+        abi = table.spec.abi
+        macro = "LLVM_CLASS_ABI " if b"LLVM_CLASS_ABI" in self.header.data else ""
+        header_text = "\n\n" + _class_text(table, macro)
+        self.add(self.header, Edit(header_at, header_at, header_text, abi, self.new_count))
+        writers = emit_units.cpp_definitions(table, emit_units.LLVM, note=True).values()
+        cpp_text = "".join(
+            "\n\n" + text for text in [_function_text(table), *map(_formatted, writers)]
+        )
+        self.add(self.cpp, Edit(cpp_at, cpp_at, cpp_text, abi, self.new_count))
+        for name in emit_units.helpers_used(table):
+            self.helpers.setdefault(name, abi)
+
+    def add_helpers(self) -> None:
+        """The file-static helpers the new unit writers call: added before the
+        first new class, or brought up to date where an earlier patch put them."""
+        if not self.helpers:
+            return
+        found = orc.free_functions(self.cpp, set(self.helpers))
+        at = self.cpp.namespace_body().children[-2].end_byte
+        for name, abi in self.helpers.items():
+            doc, code = _helper_text(name)
+            node = found.get(name)
+            if node is None:
+                self.add(self.cpp, Edit(at, at, f"\n\n{doc}{code}", abi, 0))
+            elif self.cpp.text(node) != code:
+                self.add(self.cpp, Edit(node.start_byte, node.end_byte, code, abi))
+
+    # -- result -----------------------------------------------------------------
+
+    def patched(self, src: orc.Source) -> str:
+        """The file with its edits applied and the touched lines clang-formatted."""
+        edits = sorted(self.edits[src.rel], key=lambda e: (e.start, e.order))
+        if not edits:
+            return src.data.decode()
+        out, spans, pos = bytearray(), [], 0
+        for edit in edits:
+            out += src.data[pos : edit.start]
+            begin = len(out)
+            out += edit.text.encode()
+            spans.append((begin, len(out)))
+            pos = edit.end
+        out += src.data[pos:]
+        lines = [
+            (out.count(b"\n", 0, begin) + 1, out.count(b"\n", 0, max(begin, end - 1)) + 1)
+            for begin, end in spans
+        ]
+        return clang_format(out.decode(), Path(src.rel).name, lines)
+
+
+def _formatted(text: str) -> str:
+    """A namespace-scope definition as clang-format leaves it in the file, so a
+    later run can compare it with what the file holds."""
+    return clang_format(text + "\n", "definition.cpp").rstrip("\n")
+
+
+def _helper_text(name: str) -> tuple[str, str]:
+    """A helper's doc comment and its definition, formatted."""
+    text = _formatted(emit_units.cpp_helpers(emit_units.LLVM)[name])
+    lines = text.split("\n")
+    doc = [line for line in lines if line.startswith("///")]
+    return "".join(f"{line}\n" for line in doc), "\n".join(lines[len(doc) :])
+
+
+def _with_fences(src: orc.Source, node) -> tuple[int, int]:
+    """`node`'s byte range, widened over clang-format fences an earlier patch put around it."""
+    before, after = node.prev_sibling, node.next_sibling
+    start, end = node.start_byte, node.end_byte
+    if before is not None and before.type == "comment" and src.text(before) == FORMAT_OFF:
+        start = before.start_byte
+    if after is not None and after.type == "comment" and src.text(after) == FORMAT_ON:
+        end = after.end_byte
+    return start, end
+
+
+def _signature(name: str) -> str:
+    params = ", ".join(
+        ["char *ResolverWorkingMem", "ExecutorAddr ResolverTargetAddress"]
+        + [f"ExecutorAddr {p}" for p in ADDRESS_PARAMS]
+    )
+    return f"void {name}({params})"
+
+
+def _class_text(table: Table, macro: str) -> str:
+    spec = table.spec
+    what = f"{spec.abi}: {spec.description}" if spec.description else spec.abi
+    # Sizes of code in hex, as LLVM writes them; PointerSize in decimal.
+    # Sizes of code and reach in hex, as LLVM writes them; the others in decimal.
+    constants = "".join(
+        f"{INDENT}static constexpr unsigned {member} = "
+        + (f"{value:#x}" if member in HEX_CONSTANTS else f"{value}")
+        + ";\n"
+        for member, value in _class_facts(table).items()
+    )
+    units = ""
+    if table.units is not None:
+        signatures = emit_units.signatures(emit_units.LLVM)
+        slot = table.units.trampoline.unit.target == RESOLVER_PTR
+        how = (
+            f"{INDENT}/// through the resolver's address, stored after the last one; the\n"
+            f"{INDENT}/// memory holds NumTrampolines trampolines and one pointer.\n"
+            if slot
+            else f"{INDENT}/// directly.\n"
+        )
+        units = (
+            f"\n{INDENT}/// Writes NumTrampolines trampolines, as if at\n"
+            f"{INDENT}/// TrampolineBlockTargetAddress, each calling ResolverAddr\n"
+            f"{how}"
+            f"{INDENT}static {signatures[emit_units.TRAMPOLINES_FN]};\n\n"
+            f"{INDENT}/// Writes NumStubs stubs, as if at StubsBlockTargetAddress; stub I\n"
+            f"{INDENT}/// jumps to the address in pointer I of PointersBlockTargetAddress.\n"
+            f"{INDENT}static {signatures[emit_units.STUBS_FN]};\n"
+        )
+    return (
+        f"/// {what}\n"
+        f"class {macro}{spec.class_name} {{\n"
+        "public:\n"
+        f"{constants}\n"
+        f"{INDENT}/// Writes the resolver into ResolverWorkingMem. It calls ReentryFnAddr\n"
+        f"{INDENT}/// with ReentryCtxAddr and the address of the trampoline that was taken.\n"
+        f"{INDENT}static {_signature(orc.RESOLVER_FN)};\n"
+        f"{units}"
+        "};"
+    )
+
+
+HEX_CONSTANTS = ("ResolverCodeSize", "StubToPointerMaxDisplacement")
+
+
+def _function_text(table: Table) -> str:
+    spec = table.spec
+    offsets = "".join(
+        f"{INDENT}const unsigned {p.name}Offset = {p.offset:#x};\n" for p in table.patches
+    )
+    return (
+        f"{_signature(f'{spec.class_name}::{orc.RESOLVER_FN}')} {{\n"
+        f"{INDENT}// Generated by asmgen from {table.spec_path.name}.\n"
+        f"{INDENT}{_table_text(table, len(INDENT))}\n\n"
+        f"{offsets}\n"
+        f"{_size_assert(INDENT)}\n"
+        f"{INDENT}memcpy(ResolverWorkingMem, {orc.TABLE}, sizeof({orc.TABLE}));\n"
+        + "".join(_apply_field(table))
+        + "}"
+    )
+
+
+def _apply_field(table: Table) -> list[str]:
+    """C++ that writes each patch field into the working memory (host byte order
+    is the target's, as everywhere in ORC)."""
+    lines = []
+    for patch in table.patches:
+        for index, field in enumerate(patch.fields):
+            if field.bits and patch.name not in ADDRESS_PARAMS:
+                raise AsmgenError(
+                    f"patch point {patch.name!r} is not an address parameter of "
+                    f"{orc.RESOLVER_FN} ({', '.join(ADDRESS_PARAMS)})",
+                    table.spec_path,
+                )
+            ctype = f"uint{field.size * 8}_t"
+            var = f"{patch.name}Field" + (str(index) if len(patch.fields) > 1 else "")
+            where = f"ResolverWorkingMem + {patch.name}Offset"
+            if field.offset != patch.offset:
+                where += f" + {field.offset - patch.offset:#x}"
+            expr = re.sub(r"\bvalue\b", f"{patch.name}.getValue()", KINDS[field.kind].expr)
+            shifted = f"uint64_t({expr})" + (f" << {field.shift}" if field.shift else "")
+            bits = f"({shifted}) & {field.mask:#x}ULL"
+            if field.whole_word:  # the table holds zero; write base | field
+                value = f"{field.base:#x}" + (f" | {ctype}({bits})" if field.bits else "")
+                lines.append(f"{INDENT}{ctype} {var} = {value};\n")
+            elif not field.bits:
+                continue
+            elif field.shift == 0 and field.bits == field.size * 8:
+                lines.append(f"{INDENT}{ctype} {var} = {expr};\n")
+            else:
+                lines += [
+                    f"{INDENT}{ctype} {var};\n",
+                    f"{INDENT}memcpy(&{var}, {where}, sizeof({var}));\n",
+                    f"{INDENT}{var} = ({var} & ~{ctype}({field.mask:#x}ULL)) | {ctype}({bits});\n",
+                ]
+            lines.append(f"{INDENT}memcpy({where}, &{var}, sizeof({var}));\n")
+    return lines
+
+
+def _file_diff(rel: str, old: str, new: str) -> str:
+    if old == new:
+        return ""
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{rel}", f"b/{rel}"
+    )
+    body = "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
+    return f"diff --git a/{rel} b/{rel}\n{body}"
+
+
+def make_patch(llvm_root: Path, tables: list[Table]) -> str:
+    """The unified diff (a/ and b/ paths) for `tables`; empty when LLVM already agrees."""
+    plan = Plan(llvm_root)
+    for table in tables:
+        name = table.spec.class_name
+        if name in plan.classes:
+            plan.update(table)
+        elif any(key.split("::")[0] == name for key in plan.functions):
+            raise plan.cpp.error(
+                f"{name}::{orc.RESOLVER_FN} is defined, but {plan.header.rel} "
+                f"declares no class {name}"
+            )
+        else:
+            plan.add_class(table)
+    plan.add_helpers()
+    return "".join(
+        _file_diff(src.rel, src.data.decode(), plan.patched(src)) for src in (plan.header, plan.cpp)
+    )
+
+
+def cmd_patch(args) -> int:
+    found = spec_files(args.specs)
+    known = {f.spec.abi for f in found} | {f.path.stem for f in found}
+    for name in args.abi:
+        if name not in known:
+            raise AsmgenError(
+                f"ABI {name!r} not found; expected one of: "
+                + ", ".join(sorted(f.spec.abi for f in found)),
+                args.specs,
+            )
+    tables = build_all(select(found, args.abi), args.templates)
+    diff = make_patch(args.llvm_root, tables)
+    if args.output is None:
+        sys.stdout.write(diff)
+    else:
+        write_if_changed(args.output, diff)
+        print(f"wrote {args.output}" if diff else f"wrote {args.output} (empty: LLVM agrees)")
+    return 0
+
+
+def register(sub, common) -> None:
+    parser = sub.add_parser(
+        "patch", help="unified diff that puts the tables into LLVM's OrcABISupport.cpp/.h"
+    )
+    parser.add_argument("abi", nargs="*", help="ABI ids or spec names (default: all)")
+    parser.add_argument(
+        "--llvm-root", type=Path, required=True, help="LLVM checkout (holds llvm/lib, ...)"
+    )
+    parser.add_argument("-o", "--output", type=Path, help="write the patch here, not stdout")
+    common(parser)
+    parser.set_defaults(run=cmd_patch)

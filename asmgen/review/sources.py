@@ -1,0 +1,124 @@
+"""Turn `asmgen review` arguments into tables: ABI name -> tables.json record.
+
+Every kind of input becomes the same thing, the records `emit_json` writes, so
+the comparison never asks where a table came from:
+
+- a git revision: its committed `generated/tables.json` (`git show`), which CI
+  keeps equal to what that revision's specs and templates generate;
+- a checkout (a folder with `abi_specs/`), such as the working tree: built
+  fresh in memory, so uncommitted spec, template and generator edits count;
+- a folder of specs, or one spec file: built in memory with `--templates`;
+- a `tables.json` file: read as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asmgen.build.pipeline import SpecFile, build, spec_files
+from asmgen.emit.json_tables import table_record
+from asmgen.errors import AsmgenError
+from asmgen.spec import Spec, load_spec
+
+TABLES_IN_REPO = "generated/tables.json"
+
+
+@dataclass(frozen=True)
+class Source:
+    label: str  # how the review names this side
+    records: dict[str, dict]  # ABI -> tables.json record
+    specs: dict[str, tuple[Spec, Path]] = field(default_factory=dict)  # ABI -> its contract
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError as exc:
+        raise AsmgenError("git not found; name tables.json files or specs instead") from exc
+
+
+def repo_root(start: Path) -> Path | None:
+    done = _git(start, "rev-parse", "--show-toplevel")
+    return Path(done.stdout.strip()) if done.returncode == 0 else None
+
+
+def _from_tables_json(text: str, where: str) -> dict[str, dict]:
+    try:
+        document = json.loads(text)
+        abis = document["abis"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AsmgenError(f"not a tables.json (no 'abis' object): {exc}", where) from exc
+    if not isinstance(abis, dict) or not all(
+        isinstance(r, dict) and "hex" in r and "arch" in r for r in abis.values()
+    ):
+        raise AsmgenError("not a tables.json: every ABI needs 'hex' and 'arch'", where)
+    return abis
+
+
+def _from_specs(label: str, items: list[SpecFile], templates: Path) -> Source:
+    # Specs load without the contract checks (spec.py): a review shows what an
+    # edit that breaks a contract does, and old revisions predate some checks.
+    records = {item.spec.abi: table_record(build(item, templates)) for item in items}
+    return Source(label, records, {item.spec.abi: (item.spec, item.path) for item in items})
+
+
+def _revision_specs(commit: str, repo: Path) -> dict[str, tuple[Spec, Path]]:
+    """The specs as they were at `commit` (for verify), read into a scratch folder."""
+    listed = _git(repo, "ls-tree", "--name-only", commit, "abi_specs/")
+    names = [n for n in listed.stdout.split() if n.endswith((".yaml", ".yml"))]
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="asmgen-review-") as scratch:
+        for name in names:
+            path = Path(scratch) / Path(name).name
+            path.write_text(_git(repo, "show", f"{commit}:{name}").stdout, encoding="utf-8")
+            spec = load_spec(path, contract=False)
+            found[spec.abi] = (spec, Path(name))
+    return found
+
+
+def _from_revision(rev: str, repo: Path, with_specs: bool) -> Source:
+    commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if commit.returncode != 0:
+        raise AsmgenError(
+            f"{rev!r} is not a file, a folder or a git revision of {repo}", "asmgen review"
+        )
+    shown = _git(repo, "show", f"{commit.stdout.strip()}:{TABLES_IN_REPO}")
+    if shown.returncode != 0:
+        raise AsmgenError(f"revision {rev} has no {TABLES_IN_REPO}", repo)
+    records = _from_tables_json(shown.stdout, f"{rev}:{TABLES_IN_REPO}")
+    specs = _revision_specs(commit.stdout.strip(), repo) if with_specs else {}
+    return Source(rev, records, specs)
+
+
+def resolve(arg: str, repo: Path | None, templates: Path, with_specs: bool = False) -> Source:
+    """One side of a review from its command-line argument."""
+    path = Path(arg)
+    if path.is_file():
+        if path.suffix == ".json":
+            return Source(arg, _from_tables_json(path.read_text(encoding="utf-8"), arg))
+        if path.suffix in (".yaml", ".yml"):
+            return _from_specs(arg, [SpecFile(path, load_spec(path, contract=False))], templates)
+        raise AsmgenError("expected a tables.json, a spec (.yaml) or a folder", path)
+    if path.is_dir():
+        if (path / "abi_specs").is_dir():
+            items = spec_files(path / "abi_specs", contract=False)
+            return _from_specs(arg, items, path / "templates")
+        return _from_specs(arg, spec_files(path, contract=False), templates)
+    if repo is None:
+        raise AsmgenError(f"{arg!r} is not a file or a folder, and there is no git repository")
+    return _from_revision(arg, repo, with_specs)
+
+
+def working_tree(repo: Path | None, fallback: Path) -> Source:
+    """The checkout of the git repository, or asmgen's own outside any repository."""
+    root = fallback if repo is None else repo
+    if not (root / "abi_specs").is_dir():
+        raise AsmgenError("no abi_specs/ folder here; name NEW explicitly", root)
+    items = spec_files(root / "abi_specs", contract=False)
+    return _from_specs("working tree", items, root / "templates")

@@ -1,0 +1,124 @@
+"""`asmgen review --verify`: the verify verdict of each side, so a review shows
+which ABI contract checks a change makes pass or fail.
+
+The code verified is the side's own table, trampolines and stubs (its
+tables.json record, patched and linked by the same runtime code the generated
+module carries); the contract is that side's spec.  A side without specs (a
+bare tables.json) has no verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from asmgen.build.frame import compute_frame
+from asmgen.build.patchkinds import ENCODERS
+from asmgen.build.runtime import Field, PatchPoint, apply_patches
+from asmgen.build.unitruntime import Unit, UnitField, write_stubs, write_trampolines
+from asmgen.build.units import ENCODERS_FOR_UNITS as _UNIT_ENCODERS
+from asmgen.spec import Spec
+
+
+def _patch_points(record: dict) -> tuple[PatchPoint, ...]:
+    points = []
+    for name, patch in record.get("patches", {}).items():
+        fields = tuple(
+            Field(
+                f["offset"],
+                f["size"],
+                f["shift"],
+                f["bits"],
+                f["kind"],
+                f.get("base", 0),
+                f.get("whole_word", False),
+            )
+            for f in patch["fields"]
+        )
+        points.append(PatchPoint(name, patch["offset"], patch["size"], patch["kind"], fields))
+    return tuple(points)
+
+
+def _unit(record: dict) -> Unit:
+    fields = tuple(
+        UnitField(
+            Field(f["offset"], f["size"], f["shift"], f["width"], f["kind"]),
+            f["anchor"] if f["pc_relative"] else None,
+            f["range"][0],
+            f["range"][1],
+            f["align"],
+            "",
+        )
+        for f in record["fields"]
+    )
+    return Unit(bytes.fromhex(record["hex"]), record["target"], fields)
+
+
+@dataclass(frozen=True)
+class RecordUnits:
+    """A tables.json record's trampoline and stub, with the block writers
+    verify runs (the generated module's API)."""
+
+    trampoline: Unit
+    stub: Unit
+    stub_to_pointer_max_displacement: int
+    pointer_size: int
+    byteorder: str
+
+    @property
+    def trampoline_size(self) -> int:
+        return self.trampoline.size
+
+    @property
+    def stub_size(self) -> int:
+        return self.stub.size
+
+    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
+        args = (self.pointer_size, self.byteorder, _UNIT_ENCODERS)
+        return write_trampolines(self.trampoline, *args, block_addr, resolver_addr, n)
+
+    def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
+        args = (self.pointer_size, self.byteorder, _UNIT_ENCODERS)
+        return write_stubs(self.stub, *args, stubs_addr, ptrs_addr, n)
+
+
+def _units(record: dict) -> RecordUnits | None:
+    """None for a record from before trampolines and stubs were generated."""
+    if "trampoline" not in record or "stub" not in record:
+        return None
+    return RecordUnits(
+        _unit(record["trampoline"]),
+        _unit(record["stub"]),
+        record["stub"]["stub_to_pointer_max_displacement"],
+        record["pointer_size"],
+        record.get("endian", "little"),
+    )
+
+
+# verify's outcomes in review words: what the check found, and whether the spec declared it.
+_WORDS = {
+    "ok": "pass",
+    "FAIL": "FAIL",
+    "declared": "fail (declared)",
+    "XPASS": "pass (XPASS: declared violation not found)",
+    "n/a": "n/a",
+}
+
+
+def verdict(record: dict, spec: Spec, spec_path: Path, source: str) -> dict[str, str]:
+    """check name -> outcome, as `asmgen verify` finds it for this table and spec."""
+    from asmgen.verify.model import Subject
+    from asmgen.verify.runner import verify_subject
+
+    code = bytes.fromhex(record["hex"])
+    points = _patch_points(record)
+    order = record.get("endian", "little")
+
+    def instantiate(fn_addr: int, ctx_addr: int) -> bytes:
+        values = {"ReentryFnAddr": fn_addr, "ReentryCtxAddr": ctx_addr}
+        return apply_patches(code, points, values, order, ENCODERS)
+
+    frame = compute_frame(spec)
+    subject = Subject(spec, spec_path, frame, instantiate, source, _units(record))
+    report = verify_subject(subject)
+    return {check: _WORDS[outcome.outcome] for check, outcome in report.outcomes.items()}
