@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asmgen.arches import Arch
-from asmgen.errors import AsmgenError
 from asmgen.build.render import Rendered, SourceLine
+from asmgen.errors import AsmgenError
 from asmgen.spec import Spec
 
 LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*):")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from asmgen.arches import Arch
-from asmgen.errors import AsmgenError
 from asmgen.build.layout import Table
+from asmgen.errors import AsmgenError
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asmgen.build.assemble import Assembly, Statement, assemble
-from asmgen.errors import AsmgenError
 from asmgen.build.frame import Frame, compute_frame
 from asmgen.build.patchkinds import ENCODERS, KINDS
 from asmgen.build.render import FieldUse, Rendered, render
 from asmgen.build.runtime import Field, PatchPoint, apply_patches
+from asmgen.errors import AsmgenError
 from asmgen.spec import Spec
 
 if TYPE_CHECKING:

@@ -21,10 +21,10 @@ from functools import cache
 from pathlib import Path
 
 from asmgen.build.assemble import END_PROBE, Assembly, collect, parse_lines, probe_name
-from asmgen.errors import AsmgenError
 from asmgen.build.render import Rendered
-from asmgen.spec import Spec
 from asmgen.build.toolcache import cached
+from asmgen.errors import AsmgenError
+from asmgen.spec import Spec
 
 # Debian's llvm-19 installs versioned binaries; ASMGEN_LLVM_MC overrides.
 CANDIDATES = ("llvm-mc-19", "llvm-mc")

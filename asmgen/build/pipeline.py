@@ -7,15 +7,15 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from asmgen.build.layout import Table, build_table
+from asmgen.build.units import build_units
 from asmgen.emit.cpp_header import emit_cpp
 from asmgen.emit.json_tables import emit_json
+from asmgen.emit.output import write_files
 from asmgen.emit.python_module import emit_python
 from asmgen.errors import AsmgenError
-from asmgen.build.layout import Table, build_table
-from asmgen.emit.output import write_files
 from asmgen.resources import SPECS_DIR, TEMPLATES_DIR
 from asmgen.spec import Spec, load_spec
-from asmgen.build.units import build_units
 
 OUTPUTS = {
     "orc_resolvers.py": emit_python,

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import jinja2
 
-from asmgen.errors import AsmgenError
 from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import KINDS
+from asmgen.errors import AsmgenError
 from asmgen.spec import Spec
 
 _MARK = "\ue000"  # private-use, never whitespace, never in a template

@@ -22,14 +22,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asmgen.build.assemble import Assembly, Statement
-from asmgen.errors import AsmgenError
 from asmgen.build.frame import compute_frame
 from asmgen.build.layout import assemble_template, discover_patch_points, rendered_into
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.render import FieldUse
 from asmgen.build.runtime import Field, PatchPoint
+from asmgen.build.unitruntime import (
+    RESOLVER_ADDR,
+    RESOLVER_PTR,
+    STUB_PTR,
+    Unit,
+    UnitField,
+    write_stubs,
+    write_trampolines,
+)
+from asmgen.errors import AsmgenError
 from asmgen.spec import Spec
-from asmgen.build.unitruntime import RESOLVER_ADDR, RESOLVER_PTR, STUB_PTR, Unit, UnitField, write_stubs, write_trampolines
 
 TEMPLATES = {"trampoline": "trampoline.s.j2", "stub": "stub.s.j2"}
 TARGETS = {"trampoline": (RESOLVER_PTR, RESOLVER_ADDR), "stub": (STUB_PTR,)}
