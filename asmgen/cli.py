@@ -6,21 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from asmgen.build.pipeline import (
-    build,
-    build_all,
-    render_outputs,
-    report_stale,
-    select,
-    spec_files,
-    write_outputs,
-)
+from asmgen.build.pipeline import build, build_all
 from asmgen.docs.command import add_parser as add_docs_parser
 from asmgen.emit.explain import explain_text
+from asmgen.emit.outputs import render_outputs, report_stale, write_outputs
 from asmgen.errors import AsmgenError
 from asmgen.patch import patcher as llvm_patch
 from asmgen.resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
 from asmgen.review.cli import register as register_review
+from asmgen.spec.files import select, spec_files
 from asmgen.verify.cli import register as register_verify
 
 DEFAULT_OUT = REPO_ROOT / "generated"

@@ -13,12 +13,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from asmgen.build.assemble import _keystone, parse_lines
 from asmgen.build.frame import compute_frame
+from asmgen.build.keystone_backend import keystone_engine
 from asmgen.build.layout import build_table
 from asmgen.build.patchkinds import KINDS
-from asmgen.build.pipeline import build_all, render_outputs, spec_files, stale_outputs, template_for
+from asmgen.build.pipeline import build_all, template_for
 from asmgen.build.render import render
+from asmgen.build.source import parse_lines
+from asmgen.emit.outputs import render_outputs, stale_outputs
+from asmgen.spec.files import spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +62,7 @@ def main() -> None:
             "\n".join([*(f"{label}:" for label in line.labels), line.statement or ""])
             for line in parse_lines(rendered, spec.arch_info)
         )
-        sources.append((_keystone(spec), text))
+        sources.append((keystone_engine(spec), text))
 
     def bare_keystone() -> None:
         for ks, text in sources:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from costs import markdown, rows
 
-from asmgen.build.pipeline import build_all, spec_files
+from asmgen.build.pipeline import build_all
+from asmgen.spec.files import spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 

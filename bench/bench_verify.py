@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from asmgen.build.pipeline import spec_files
+from asmgen.spec.files import spec_files
 from asmgen.verify import subjects_from_generated, verify
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from roundtrip import RoundTrip, run, run_table
 
-from asmgen.build.layout import Table
+from asmgen.build.table import Table
 
 # LLVM's tables; the seed's first Win64 attempt never was one.
 REFERENCE_TABLES = ("X86_64_SysV", "X86_64_Win32")

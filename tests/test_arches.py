@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from asmgen.build.crosscheck import Difference, _compare, cross_check, supports_both, unexplained
-from asmgen.build.layout import assemble_with_addresses, build_table
+from asmgen.build.discover import assemble_with_addresses
+from asmgen.build.layout import build_table
 from asmgen.build.llvm_mc import assemble_llvm_mc
-from asmgen.build.pipeline import build, select, spec_files, template_for
+from asmgen.build.pipeline import build, template_for
 from asmgen.build.render import render
 from asmgen.errors import AsmgenError
 from asmgen.resources import SPECS_DIR
 from asmgen.spec import load_spec, parse_spec
+from asmgen.spec.files import select, spec_files
 
 # spec file -> (key of LLVM's table in the fixtures, which hex to compare)
 CASES = {

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from asmgen.build.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build
 from asmgen.cli import main
 from asmgen.docs.command import DEFAULT_OUT
 from asmgen.docs.framemap import frame_map
@@ -19,6 +19,7 @@ from asmgen.docs.registers import register_rows
 from asmgen.docs.svg import WARN_FILL
 from asmgen.resources import SPECS_DIR
 from asmgen.spec import parse_spec
+from asmgen.spec.files import select, spec_files
 
 ABIS = ("X86_64_SysV", "X86_64_Win32", "X86_64_Win32_seed_initial")
 SVG = "{http://www.w3.org/2000/svg}"

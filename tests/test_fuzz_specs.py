@@ -17,9 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asmgen.arches import ARCHES
-from asmgen.build.pipeline import SpecFile, build, render_outputs
+from asmgen.build.pipeline import build
+from asmgen.emit.outputs import render_outputs
 from asmgen.errors import AsmgenError
 from asmgen.spec import parse_spec
+from asmgen.spec.files import SpecFile
 from asmgen.verify.runner import subject_from_table, verify_subject
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from asmgen.build.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build
 from asmgen.cli import main
 from asmgen.emit.clangformat import clang_format_binary
 from asmgen.patch import orc_source as orc
+from asmgen.spec.files import select, spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TREE = ROOT / "tests" / "fixtures" / "llvm_tree"

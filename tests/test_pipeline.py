@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from scratch_tree import generate_args
 
-from asmgen.build.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build
 from asmgen.cli import main
+from asmgen.spec.files import select, spec_files
 
 TEMPLATE = Path("templates/x86_64/resolver.s.j2")
 
@@ -195,7 +196,7 @@ def test_generated_module_matches_llvm(generated_module, llvm_tables, abi):
 
 
 def test_generated_module_covers_every_spec(generated_module):
-    from asmgen.build.pipeline import spec_files
+    from asmgen.spec.files import spec_files
 
     assert sorted(generated_module.TABLES) == sorted(f.spec.abi for f in spec_files())
     # Every ABI LLVM has is compared with LLVM's table; the rest are variants.

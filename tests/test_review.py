@@ -17,13 +17,14 @@ import pytest
 import yaml
 from rich.console import Console
 
-from asmgen.build.pipeline import build_all, spec_files
+from asmgen.build.pipeline import build_all
 from asmgen.cli import main
 from asmgen.emit.json_tables import emit_json
 from asmgen.resources import SPECS_DIR
 from asmgen.review.diff import review
 from asmgen.review.format import print_terminal
 from asmgen.review.sources import resolve
+from asmgen.spec.files import spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 

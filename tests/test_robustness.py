@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 from scratch_tree import generate_args
 
-import asmgen.build.pipeline
-import asmgen.emit.output
-from asmgen.build.pipeline import build, render_outputs, select, spec_files
+import asmgen.emit.atomic
+import asmgen.emit.outputs
+from asmgen.build.pipeline import build
 from asmgen.cli import main
+from asmgen.emit.outputs import render_outputs
 from asmgen.errors import AsmgenError
+from asmgen.spec.files import select, spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["orc_resolvers.h", "orc_resolvers.py", "tables.json"]
@@ -67,7 +69,7 @@ def test_failed_rename_leaves_previous_outputs(tree, previous, monkeypatch, caps
             raise OSError(28, "No space left on device")
         return real(src, dst)
 
-    monkeypatch.setattr(asmgen.emit.output.os, "replace", flaky)
+    monkeypatch.setattr(asmgen.emit.atomic.os, "replace", flaky)
     assert main(generate_args(tree)) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("error: cannot write output: No space left on device"), err
@@ -76,7 +78,7 @@ def test_failed_rename_leaves_previous_outputs(tree, previous, monkeypatch, caps
 
 
 def test_interrupt_while_writing_leaves_previous_outputs(tree, previous, monkeypatch):
-    real = asmgen.emit.output._stage
+    real = asmgen.emit.atomic._stage
     staged = []
 
     def interrupted(path, data):
@@ -85,7 +87,7 @@ def test_interrupt_while_writing_leaves_previous_outputs(tree, previous, monkeyp
         staged.append(real(path, data))
         return staged[-1]
 
-    monkeypatch.setattr(asmgen.emit.output, "_stage", interrupted)
+    monkeypatch.setattr(asmgen.emit.atomic, "_stage", interrupted)
     assert main(generate_args(tree)) == 130
     assert _contents(tree / "generated") == previous
     assert not any(p.exists() for p in staged)  # the temp files are gone
@@ -95,7 +97,7 @@ def test_failing_emitter_writes_nothing(tree, previous, monkeypatch, capsys):
     def broken(tables):
         raise AsmgenError("emitter failed", "emit_cpp")
 
-    monkeypatch.setitem(asmgen.build.pipeline.OUTPUTS, "orc_resolvers.h", broken)
+    monkeypatch.setitem(asmgen.emit.outputs.OUTPUTS, "orc_resolvers.h", broken)
     assert main(generate_args(tree)) == 2
     assert "emitter failed" in capsys.readouterr().err
     assert _contents(tree / "generated") == previous
@@ -136,7 +138,8 @@ def test_outputs_do_not_depend_on_hash_seed_locale_or_folder(tree, tmp_path_fact
 _ORDER_SCRIPT = """
 import json, random, sys
 from pathlib import Path
-from asmgen.build.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build
+from asmgen.spec.files import select, spec_files
 items = [i for i in spec_files(Path(sys.argv[1])) if i.spec.backend == "keystone"]
 names = sys.argv[2:] or [i.spec.abi for i in items]
 print(json.dumps({n: build(select(items, [n])[0], Path(sys.argv[1]).parent / "templates").code.hex()
@@ -205,7 +208,7 @@ def test_concurrent_generate_runs_leave_one_complete_set(tree):
 def test_generate_waits_for_the_output_folder_lock(tree, previous):
     """A run holding the folder's lock keeps another run from writing until it lets go."""
     out = tree / "generated"
-    with asmgen.emit.output.locked(out):
+    with asmgen.emit.atomic.locked(out):
         run = _subprocess(tree, generate_args(tree), cwd=tree)
         # Long enough for an unblocked run to build and write everything.
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from asmgen.build import toolcache
-from asmgen.build.pipeline import build_all, render_outputs, select, spec_files
+from asmgen.build.pipeline import build_all
+from asmgen.emit.outputs import render_outputs
+from asmgen.spec.files import select, spec_files
 
 
 def test_hit_miss_and_corrupt_entries(tmp_path, monkeypatch):

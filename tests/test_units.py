@@ -24,8 +24,9 @@ from unit_oracles import (
     llvm_trampolines,
 )
 
-from asmgen.build.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build
 from asmgen.errors import AsmgenError
+from asmgen.spec.files import select, spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 ABIS = [

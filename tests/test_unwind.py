@@ -12,8 +12,9 @@ import pytest
 from roundtrip import ENTRY_SP, LANDING, RESOLVER, initial_state, linked, reg, run_table
 from win64_unwind import decode_runtime_function, decode_unwind_info, virtual_unwind
 
-from asmgen.build.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build
 from asmgen.build.unwind import eh_frame, win64_unwind
+from asmgen.spec.files import select, spec_files
 
 SYSV = [f.spec.abi for f in spec_files() if f.spec.unwind == "eh_frame"]
 WIN64 = [f.spec.abi for f in spec_files() if f.spec.unwind == "win64"]

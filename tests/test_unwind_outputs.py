@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from win64_unwind import decode_runtime_function, decode_unwind_info
 
-from asmgen.build.pipeline import spec_files
+from asmgen.spec.files import spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSV = [f.spec.abi for f in spec_files() if f.spec.unwind == "eh_frame"]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 from roundtrip import CTX, ENTRY_SP, run, run_table
 
-from asmgen.build.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build
 from asmgen.cli import main
 from asmgen.errors import AsmgenError
+from asmgen.spec.files import select, spec_files
 from asmgen.verify.vector_harness import cpu_flags, run_isolated
 
 AVX_SAFE = ("X86_64_SysV_AVX", "X86_64_SysV_AVX_Fixed", "X86_64_Win32_AVX")

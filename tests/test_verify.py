@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from scratch_tree import tree_options
 
-from asmgen.build.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build
 from asmgen.cli import main
+from asmgen.spec.files import select, spec_files
 from asmgen.verify import subject_from_table, verify
 from asmgen.verify.emulate import CTX
 from asmgen.verify.native import run_native

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from unit_oracles import assembled_trampolines, llvm_stubs, llvm_trampolines
 
-from asmgen.build.pipeline import spec_files
 from asmgen.cli import main
+from asmgen.spec.files import spec_files
 from asmgen.verify.chain import UNITS, USED
 from asmgen.verify.emulate import FAR, PAGE, Emulation
 from asmgen.verify.facts import EMU_FACTS

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from asmgen.build.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build
 from asmgen.resources import SPECS_DIR
+from asmgen.spec.files import select, spec_files
 
 # spec file -> the key of LLVM's table in the fixtures
 CASES = {

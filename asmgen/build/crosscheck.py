@@ -18,11 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from asmgen.build.assemble import Assembly
+from asmgen.build.discover import assemble_template
 from asmgen.build.frame import compute_frame
-from asmgen.build.layout import assemble_template
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.render import FieldUse
+from asmgen.build.source import Assembly
 from asmgen.errors import AsmgenError
 from asmgen.resources import TEMPLATES_DIR
 from asmgen.spec import Spec, load_spec

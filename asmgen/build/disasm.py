@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from asmgen.arches import Arch
-from asmgen.build.layout import Table
+from asmgen.build.table import Table
 from asmgen.errors import AsmgenError
 
 

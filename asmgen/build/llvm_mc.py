@@ -20,8 +20,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from asmgen.build.assemble import END_PROBE, Assembly, collect, parse_lines, probe_name
 from asmgen.build.render import Rendered
+from asmgen.build.source import END_PROBE, Assembly, collect, parse_lines, probe_name
 from asmgen.build.toolcache import cached
 from asmgen.errors import AsmgenError
 from asmgen.spec import Spec

@@ -21,12 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from asmgen.build.assemble import Assembly, Statement
+from asmgen.build.discover import assemble_template, discover_patch_points, rendered_into
 from asmgen.build.frame import compute_frame
-from asmgen.build.layout import assemble_template, discover_patch_points, rendered_into
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.render import FieldUse
 from asmgen.build.runtime import Field, PatchPoint
+from asmgen.build.source import Assembly, Statement
 from asmgen.build.unitruntime import (
     RESOLVER_ADDR,
     RESOLVER_PTR,

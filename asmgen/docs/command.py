@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asmgen.build.pipeline import build_all, report_stale, spec_files, write_outputs
+from asmgen.build.pipeline import build_all
 from asmgen.docs.pages import MARKER, render_pages
 from asmgen.docs.verdict import verdicts
+from asmgen.emit.outputs import report_stale, write_outputs
 from asmgen.errors import AsmgenError
 from asmgen.resources import REPO_ROOT
+from asmgen.spec.files import spec_files
 
 DEFAULT_OUT = REPO_ROOT / "docs" / "abi"
 

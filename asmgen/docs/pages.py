@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from asmgen.build.layout import Table
+from asmgen.build.table import Table
 from asmgen.docs.framemap import FrameMap, frame_map
 from asmgen.docs.registers import RegisterRow, register_rows
 from asmgen.docs.svg import render_svg

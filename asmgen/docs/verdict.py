@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asmgen.build.layout import Table
+from asmgen.build.table import Table
 from asmgen.verify.runner import DECLARED, FAILING, OK, SKIPPED, subject_from_table, verify_subject
 
 TALLY = (("ok", OK), ("declared", DECLARED), ("n/a", SKIPPED))

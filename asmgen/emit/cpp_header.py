@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from asmgen.build.layout import Table
 from asmgen.build.patchkinds import KINDS
+from asmgen.build.table import Table
 from asmgen.emit import units as emit_units
 from asmgen.emit import unwind as emit_unwind
 from asmgen.emit.clangformat import clang_format

@@ -8,7 +8,7 @@ for RISC arches), each row commented with its offset and the disassembly.
 from __future__ import annotations
 
 from asmgen.build.disasm import listing
-from asmgen.build.layout import Table
+from asmgen.build.table import Table
 
 
 def element_values(table: Table, data: bytes) -> list[int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asmgen.build.disasm import format_listing, listing
-from asmgen.build.layout import Table
+from asmgen.build.table import Table
 
 WIDTH = 10  # bytes column
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from asmgen.build.layout import Table
+from asmgen.build.table import Table
 from asmgen.emit import unwind as emit_unwind
 from asmgen.emit.provenance import header_lines
 from asmgen.emit.units import json_record

@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from asmgen import __version__
-from asmgen.build.layout import Table
+from asmgen.build.table import Table
 
 
 @cache

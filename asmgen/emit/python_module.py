@@ -6,8 +6,8 @@ import inspect
 
 from asmgen.build import runtime
 from asmgen.build.disasm import format_listing, listing
-from asmgen.build.layout import Table
 from asmgen.build.patchkinds import KINDS
+from asmgen.build.table import Table
 from asmgen.emit import units as emit_units
 from asmgen.emit import unwind as emit_unwind
 from asmgen.emit.provenance import header_lines

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from asmgen.build import unitruntime
 from asmgen.build.disasm import listing
-from asmgen.build.layout import Table
 from asmgen.build.patchkinds import KINDS
+from asmgen.build.table import Table
 from asmgen.build.unitruntime import RESOLVER_PTR, UnitField
 from asmgen.build.units import UnitTable, max_displacement
 

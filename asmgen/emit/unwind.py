@@ -8,7 +8,7 @@ places before registering is said next to the bytes in each output.
 
 from __future__ import annotations
 
-from asmgen.build.layout import Table
+from asmgen.build.table import Table
 from asmgen.build.unwind import eh_frame, win64_unwind
 
 

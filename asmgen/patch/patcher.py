@@ -30,17 +30,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from asmgen.build.layout import Table
 from asmgen.build.patchkinds import KINDS
-from asmgen.build.pipeline import build_all, select, spec_files
+from asmgen.build.pipeline import build_all
+from asmgen.build.table import Table
 from asmgen.build.unitruntime import RESOLVER_PTR
 from asmgen.emit import units as emit_units
+from asmgen.emit.atomic import write_if_changed
 from asmgen.emit.clangformat import clang_format
 from asmgen.emit.cpp_header import ADDRESS_PARAMS
 from asmgen.emit.cpp_rows import element_values, resolver_rows
-from asmgen.emit.output import write_if_changed
 from asmgen.errors import AsmgenError
 from asmgen.patch import orc_source as orc
+from asmgen.spec.files import select, spec_files
 
 INDENT = "  "
 FORMAT_OFF, FORMAT_ON = "// clang-format off", "// clang-format on"

@@ -19,10 +19,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asmgen.build.pipeline import SpecFile, build, spec_files
+from asmgen.build.pipeline import build
 from asmgen.emit.json_tables import table_record
 from asmgen.errors import AsmgenError
 from asmgen.spec import Spec, load_spec
+from asmgen.spec.files import SpecFile, spec_files
 
 TABLES_IN_REPO = "generated/tables.json"
 

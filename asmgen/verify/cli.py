@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from asmgen.build.pipeline import build, select, spec_files
+from asmgen.build.pipeline import build
 from asmgen.resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
+from asmgen.spec.files import select, spec_files
 from asmgen.verify.report import FORMATS, exit_status
 from asmgen.verify.runner import subject_from_table, subjects_from_generated, verify
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asmgen.build.frame import compute_frame
-from asmgen.build.layout import Table
-from asmgen.build.pipeline import SpecFile
+from asmgen.build.table import Table
 from asmgen.errors import AsmgenError
+from asmgen.spec.files import SpecFile
 from asmgen.verify.chain import SCAFFOLDS
 from asmgen.verify.emulate import emulate
 from asmgen.verify.facts import EMU_FACTS

@@ -32,7 +32,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from asmgen.build.layout import Table
+from asmgen.build.table import Table
 from asmgen.errors import AsmgenError
 from asmgen.verify.chain import Placement, link
 
@@ -275,7 +275,8 @@ def run_isolated(abi: str, timeout: float = 60) -> Survival:
 
 
 def main(argv: list[str]) -> int:
-    from asmgen.build.pipeline import build, select, spec_files
+    from asmgen.build.pipeline import build
+    from asmgen.spec.files import select, spec_files
 
     try:
         (item,) = select(spec_files(), argv[:1])
