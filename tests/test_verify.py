@@ -232,10 +232,10 @@ def _subject(tree: Path, abi: str):
 
 def test_native_run_sees_a_wrong_trampoline_address(tree):
     _edit(tree / "abi_specs/x86_64_sysv.yaml", "call_size: 0x6", "call_size: 0x5")
+    from asmgen.arches import ARCHES
     from asmgen.build.layout import build_table
     from asmgen.build.pipeline import template_for
     from asmgen.errors import AsmgenError
-    from asmgen.verify.facts import EMU_FACTS
 
     # The generator refuses the spec: its trampoline template returns at 0x6.
     with pytest.raises(AsmgenError, match="returns at offset 0x6"):
@@ -246,7 +246,7 @@ def test_native_run_sees_a_wrong_trampoline_address(tree):
     resolver = build_table(item.spec, item.path, template_for(item, tree / "templates"))
     units = build(select(spec_files(), ["X86_64_SysV"])[0]).units
     resolver = dataclasses.replace(resolver, units=units)
-    result = run_native(subject_from_table(resolver), EMU_FACTS["x86_64"])
+    result = run_native(subject_from_table(resolver), ARCHES["x86_64"].emulator)
     if not NATIVE_HOST:
         assert result.status == "n/a"
         return
@@ -350,11 +350,11 @@ def test_aarch64_upper_lanes_of_callee_saved_vectors_are_clobbered(tree):
     # AAPCS64 keeps only d8-d15: the hook clobbers the upper 64 bits of q8-q15,
     # so a resolver that did not save them would still pass callee_saved, but
     # the full registers do change across the call.
+    from asmgen.arches import ARCHES
     from asmgen.verify.emulate import Emulation
-    from asmgen.verify.facts import EMU_FACTS
 
     subject = _subject(tree, "AArch64")
-    emu = Emulation(subject, EMU_FACTS["aarch64"])
+    emu = Emulation(subject, ARCHES["aarch64"].emulator)
     assert emu.regs["q8"].keep == (1 << 64) - 1
     assert emu.regs["q0"].keep == 0
     assert "d8" not in emu.regs

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from unit_oracles import assembled_trampolines, llvm_stubs, llvm_trampolines
 
+from asmgen.arches import ARCHES
 from asmgen.cli import main
 from asmgen.spec.files import spec_files
 from asmgen.verify.chain import UNITS, USED
 from asmgen.verify.emulate import FAR, PAGE, Emulation
-from asmgen.verify.facts import EMU_FACTS
 from asmgen.verify.runner import subjects_from_generated, verify_subject
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ class Mutated:
 @pytest.mark.parametrize("abi", LLVM_ABIS)
 def test_chain_links_the_tables_own_stubs_and_trampolines_far_apart(subjects, abi):
     subject = subjects[abi]
-    emu = Emulation(subject, EMU_FACTS[subject.spec.arch])
+    emu = Emulation(subject, ARCHES[subject.spec.arch].emulator)
     results = emu.run()
     assert results["landing_pc"].status == "pass"
     blocks = {what: (at, data) for what, at, data in emu.linked.blocks}

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import unicorn
 
-from asmgen.verify.chain import SCAFFOLDS, UNITS, Linked, Placement, link
-from asmgen.verify.facts import EmuFacts
+from asmgen.arches.model import EmuFacts
+from asmgen.verify.chain import UNITS, Linked, Placement, link
 from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
 
 # Layout of the emulated address space, as offsets from EmuFacts.base: the
@@ -80,7 +80,7 @@ def placement(base: int, units) -> Placement:
 class Emulation:
     def __init__(self, subject: Subject, facts: EmuFacts):
         self.subject, self.facts = subject, facts
-        self.scaffold = SCAFFOLDS[subject.spec.arch]
+        self.scaffold = subject.spec.arch_info.scaffold
         self.spec = subject.spec
         self.slot = self.spec.pointer_size
         self.order = self.spec.endian

@@ -18,8 +18,8 @@ import ctypes
 import mmap
 import platform
 
+from asmgen.arches.model import EmuFacts
 from asmgen.verify.chain import Placement, link
-from asmgen.verify.facts import EmuFacts
 from asmgen.verify.forked import run_forked
 from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
 

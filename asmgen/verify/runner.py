@@ -12,9 +12,7 @@ from asmgen.build.frame import compute_frame
 from asmgen.build.table import Table
 from asmgen.errors import AsmgenError
 from asmgen.spec.files import SpecFile
-from asmgen.verify.chain import SCAFFOLDS
 from asmgen.verify.emulate import emulate
-from asmgen.verify.facts import EMU_FACTS
 from asmgen.verify.model import CHECKS, FAIL, NA, PASS, CheckResult, Subject
 from asmgen.verify.native import run_native
 from asmgen.verify.static import frame_check
@@ -109,9 +107,9 @@ def verify_subject(subject: Subject, native: bool = True) -> AbiReport:
     (the docs pages must be the same on every machine)."""
     start = time.perf_counter()
     spec = subject.spec
-    facts = EMU_FACTS.get(spec.arch)
+    facts = spec.arch_info.emulator
     results: dict[str, CheckResult] = {}
-    emulated = facts is not None and spec.arch in SCAFFOLDS
+    emulated = facts is not None and spec.arch_info.scaffold is not None
     if emulated:
         results.update(emulate(subject, facts))
         here = "not run here (host-dependent)"

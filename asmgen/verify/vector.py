@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import platform
 
-from asmgen.verify.facts import EmuFacts
+from asmgen.arches.model import EmuFacts
 from asmgen.verify.forked import run_forked
 from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject
 

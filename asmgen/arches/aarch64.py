@@ -1,0 +1,46 @@
+"""AArch64: registers, tool bindings and the BTI landing pad."""
+
+from __future__ import annotations
+
+from asmgen.arches.encode import field, reach, words
+from asmgen.arches.model import Arch, EmuFacts, Scaffold, numbered, regs
+
+
+def _bl(at: int, target: int, order: str) -> bytes:
+    return words(order, 0x94000000 | field(reach(at, target, 28) >> 2, 26))
+
+
+EMULATOR = EmuFacts(
+    uc_arch="UC_ARCH_ARM64",
+    uc_mode="UC_MODE_ARM",
+    const_module="unicorn.arm64_const",
+    reg_prefix="UC_ARM64_REG_",
+    pc="pc",
+    sp="sp",
+    link="x30",
+    call_pushes=0,
+    flags=("nzcv", 0xF000_0000),
+    # d8-d15 are the low halves of q8-q15: AAPCS64 keeps only those.
+    aliases={f"d{i}": (f"q{i}", 64) for i in range(32)},
+)
+
+ARCH = Arch(
+    name="aarch64",
+    vector_kinds=("q-regs", "none"),
+    pointer_size=8,
+    element="uint32_t",
+    registers=regs("gpr", 64, numbered("x", 31) + " sp")
+    + regs("fpr", 64, numbered("d", 32))
+    + regs("vec", 128, numbered("q", 32)),
+    stack_pointer="sp",
+    keystone=("KS_ARCH_ARM64", "KS_MODE_LITTLE_ENDIAN"),
+    capstone=("CS_ARCH_ARM64", "CS_MODE_ARM"),
+    llvm_triple="aarch64",
+    llvm_mattr=None,
+    comment="//",
+    # keystone 0.9.2 has no BTI mnemonic; `bti c` is HINT #34 (Arm ARM).
+    # tests/test_variants.py checks llvm-mc assembles `bti c` alike.
+    landing_pads=(("bti_c", "hint #0x22"),),
+    emulator=EMULATOR,
+    scaffold=Scaffold(_bl, lambda order: words(order, 0xD65F03C0)),  # ret
+)

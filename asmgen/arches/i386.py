@@ -1,0 +1,44 @@
+"""i386 (32-bit x86): registers and tool bindings."""
+
+from __future__ import annotations
+
+from asmgen.arches.encode import rel32
+from asmgen.arches.model import Arch, EmuFacts, Scaffold, numbered, regs
+
+EMULATOR = EmuFacts(
+    uc_arch="UC_ARCH_X86",
+    uc_mode="UC_MODE_32",
+    const_module="unicorn.x86_const",
+    reg_prefix="UC_X86_REG_",
+    pc="eip",
+    sp="esp",
+    link=None,
+    call_pushes=4,
+    flags=("eflags", 0x8D5),
+    fp_control={"mxcsr": (0x9FC0, 0x1F80), "fcw": (0x027F, 0x037F)},
+    uc_names={"fcw": "fpcw"},
+    base=0x1000_0000,
+)
+
+ARCH = Arch(
+    name="i386",
+    vector_kinds=("fxsave",),
+    pointer_size=4,
+    element="uint8_t",
+    registers=regs("gpr", 32, "eax ebx ecx edx esi edi ebp esp")
+    + regs("vec", 128, numbered("xmm", 8))
+    + regs("ctl", 32, "mxcsr")
+    + regs("ctl", 16, "fcw"),
+    stack_pointer="esp",
+    keystone=("KS_ARCH_X86", "KS_MODE_32"),
+    capstone=("CS_ARCH_X86", "CS_MODE_32"),
+    llvm_triple="i386",
+    llvm_mattr=None,
+    frame_pointer="ebp",
+    return_on_stack=True,
+    emulator=EMULATOR,
+    scaffold=Scaffold(
+        caller=lambda at, target, order: b"\xe8" + rel32(at, 5, target),  # call rel32
+        ret=lambda order: b"\xc3",
+    ),
+)

@@ -1,0 +1,29 @@
+"""LoongArch 64: registers and llvm-mc binding; no disassembler or emulator here."""
+
+from __future__ import annotations
+
+from asmgen.arches.model import Arch, numbered, regs
+
+ARCH = Arch(
+    name="loongarch64",
+    vector_kinds=("none",),
+    pointer_size=8,
+    element="uint32_t",
+    registers=regs(
+        "gpr",
+        64,
+        "zero ra tp sp a0 a1 a2 a3 a4 a5 a6 a7 t0 t1 t2 t3 t4 t5 t6 t7 t8 r21 fp "
+        "s0 s1 s2 s3 s4 s5 s6 s7 s8",
+    )
+    + regs(
+        "fpr",
+        64,
+        numbered("fa", 8) + " " + numbered("ft", 16) + " " + numbered("fs", 8),
+    ),
+    stack_pointer="sp",
+    keystone=None,
+    capstone=None,  # capstone 5 has no LoongArch
+    llvm_triple="loongarch64",
+    llvm_mattr="+d",
+    dollar_registers=True,
+)

@@ -1,0 +1,31 @@
+"""MIPS32, o32: registers and tool bindings, both byte orders."""
+
+from __future__ import annotations
+
+from asmgen.arches.mips import SCAFFOLD, mips_emulator
+from asmgen.arches.model import Arch, numbered, regs
+
+# o32 register names ($t0 = $8).
+ARCH = Arch(
+    name="mips32",
+    vector_kinds=("none",),
+    pointer_size=4,
+    element="uint32_t",
+    registers=regs(
+        "gpr",
+        32,
+        "zero at v0 v1 a0 a1 a2 a3 t0 t1 t2 t3 t4 t5 t6 t7 "
+        "s0 s1 s2 s3 s4 s5 s6 s7 t8 t9 k0 k1 gp sp fp ra",
+    )
+    + regs("fpr", 32, numbered("f", 32)),
+    stack_pointer="sp",
+    keystone=("KS_ARCH_MIPS", "KS_MODE_MIPS32"),
+    capstone=("CS_ARCH_MIPS", "CS_MODE_MIPS32"),
+    llvm_triple="mipsel",
+    llvm_triple_big="mips",
+    llvm_mattr=None,
+    dollar_registers=True,
+    endians=("little", "big"),
+    emulator=mips_emulator("UC_MODE_MIPS32", {}, 0x2000_0000),
+    scaffold=SCAFFOLD,
+)

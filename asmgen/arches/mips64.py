@@ -1,0 +1,37 @@
+"""MIPS64, n64: registers and tool bindings, both byte orders."""
+
+from __future__ import annotations
+
+from asmgen.arches.mips import SCAFFOLD, mips_emulator
+from asmgen.arches.model import Arch, numbered, regs
+
+# n64 register names ($a4 = $8, $t0 = $12), as keystone and llvm-mc read them
+# in 64-bit mode.
+ARCH = Arch(
+    name="mips64",
+    vector_kinds=("none",),
+    pointer_size=8,
+    element="uint32_t",
+    registers=regs(
+        "gpr",
+        64,
+        "zero at v0 v1 a0 a1 a2 a3 a4 a5 a6 a7 t0 t1 t2 t3 "
+        "s0 s1 s2 s3 s4 s5 s6 s7 t8 t9 k0 k1 gp sp fp ra",
+    )
+    + regs("fpr", 64, numbered("f", 32)),
+    stack_pointer="sp",
+    keystone=("KS_ARCH_MIPS", "KS_MODE_MIPS64"),
+    capstone=("CS_ARCH_MIPS", "CS_MODE_MIPS64"),
+    llvm_triple="mips64el",
+    llvm_triple_big="mips64",
+    llvm_mattr=None,
+    dollar_registers=True,
+    endians=("little", "big"),
+    emulator=mips_emulator(
+        "UC_MODE_MIPS64",
+        # n64 names $8-$15 a4-a7, t0-t3; unicorn names them by o32 (t0-t7).
+        {n: str(8 + i) for i, n in enumerate(["a4", "a5", "a6", "a7", "t0", "t1", "t2", "t3"])},
+        0x2400_0000,
+    ),
+    scaffold=SCAFFOLD,
+)

@@ -1,0 +1,143 @@
+"""The record that holds everything asmgen knows about one architecture.
+
+Each arch's module in this package (`x86_64.py`, `aarch64.py`, ...) builds one
+`Arch`: its registers with their classes and widths, its assembler,
+disassembler and emulator bindings, the call/return scaffold verify links
+around a table, and its landing pads and vector-state kinds.  No other module
+names an arch: they read these fields.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    cls: str  # "gpr", "fpr" or "vec"
+    bits: int
+
+
+@dataclass(frozen=True)
+class EmuFacts:
+    """What the emulator (unicorn) needs to run this arch's code."""
+
+    uc_arch: str  # unicorn UC_ARCH_* name
+    uc_mode: str  # unicorn UC_MODE_* name (UC_MODE_BIG_ENDIAN is added for big-endian specs)
+    const_module: str  # unicorn module with the register ids
+    reg_prefix: str  # register id = <const_module>.<reg_prefix><NAME>
+    pc: str
+    sp: str
+    # Register that receives the return address on a call; None when the call
+    # pushes it (x86), in which case `call_pushes` bytes sit at sp on entry.
+    link: str | None
+    call_pushes: int
+    # Registers set before the run to enable units the code uses (FPU).
+    init: tuple[tuple[str, int], ...] = ()
+    # Registers no code may clobber (hard-wired zero, kernel registers, ...).
+    reserved: tuple[str, ...] = ()
+    # Flags register and the bits the hook clobbers (arithmetic flags only: a
+    # conforming callee keeps e.g. x86's DF clear).
+    flags: tuple[str, int] | None = None
+    # FP control registers: name -> (sentinel, clobber) values, both valid settings.
+    fp_control: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Register ids unicorn spells differently from the spec: spec name -> unicorn name.
+    uc_names: dict[str, str] = field(default_factory=dict)
+    # A narrower register that is the low part of a wider one: name -> (full register, bits).
+    # The hook keeps a callee-saved low part and clobbers the rest (upper lanes).
+    aliases: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Registers the emulator can clobber beyond asmgen's register table (none yet).
+    extra_clobber: tuple[tuple[str, int], ...] = ()
+    # Base of the emulated address space; 64-bit arches use addresses above 4 GiB
+    # so that a truncated address field shows.
+    base: int = 0x12_1000_0000
+    # Native execution: the host (platform.machine(), system) that runs this arch.
+    native_hosts: tuple[tuple[str, str], ...] = ()
+    # The host C ABI's integer argument registers; only specs with this
+    # convention can be run natively through ctypes.
+    native_int_args: tuple[str, ...] = ()
+
+    def module(self):
+        return importlib.import_module(self.const_module)
+
+    def reg_id(self, name: str) -> int:
+        uc_name = self.uc_names.get(name, name).upper()
+        return getattr(self.module(), self.reg_prefix + uc_name)
+
+
+# Encoders of the scaffold take (at, target, byte order).
+Encoder = Callable[[int, int, str], bytes]
+
+
+@dataclass(frozen=True)
+class Scaffold:
+    caller: Encoder  # a direct call of target
+    ret: Callable[[str], bytes]  # a function's return, for the re-entry function
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    pointer_size: int
+    # C++ element type of LLVM's table: bytes for CISC, instruction words for RISC.
+    element: str
+    registers: tuple[Register, ...]
+    stack_pointer: str
+    keystone: tuple[str, str] | None  # (KS_ARCH_*, KS_MODE_*) names
+    capstone: tuple[str, str] | None  # (CS_ARCH_*, CS_MODE_*) names
+    llvm_triple: str | None
+    llvm_mattr: str | None
+    comment: str = "#"
+    # Numbers written `$N` name registers (MIPS) rather than immediates (x86 AT&T).
+    dollar_registers: bool = False
+    # Register a push-style resolver saves first and keeps its frame in (x86 rbp).
+    frame_pointer: str | None = None
+    # Byte orders the arch runs in; the first is the default.
+    endians: tuple[str, ...] = ("little",)
+    # llvm-mc triple for big-endian specs, where it differs (mipsel vs mips).
+    llvm_triple_big: str | None = None
+    # A call pushes its return address (x86): the resolver's frame is built with
+    # pushes below that address.  Otherwise the return address is in a register
+    # and the resolver stores registers into one fixed frame.
+    return_on_stack: bool = False
+    # Landing pads: name -> assembler text of the instruction that marks an
+    # indirect-branch target.
+    landing_pads: tuple[tuple[str, str], ...] = ()
+    # vector_state kinds its resolver template implements (empty: any).
+    vector_kinds: tuple[str, ...] = ()
+    # Registers a vector-state sequence overwrites (key: "kind/sizing").
+    vector_clobbers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Emulation (asmgen verify): unicorn's binding, and the caller's call and the
+    # re-entry function's return linked around the table.  None: static checks only.
+    emulator: EmuFacts | None = None
+    scaffold: Scaffold | None = None
+
+    @property
+    def frame_style(self) -> str:
+        return "push" if self.return_on_stack else "store"
+
+    def triple(self, endian: str) -> str | None:
+        if endian == "big" and self.llvm_triple_big:
+            return self.llvm_triple_big
+        return self.llvm_triple
+
+    @property
+    def element_size(self) -> int:
+        return 1 if self.element == "uint8_t" else 4
+
+    def register(self, name: str) -> Register | None:
+        for reg in self.registers:
+            if reg.name == name:
+                return reg
+        return None
+
+
+def regs(cls: str, bits: int, names: str) -> tuple[Register, ...]:
+    return tuple(Register(name, cls, bits) for name in names.split())
+
+
+def numbered(prefix: str, count: int) -> str:
+    return " ".join(f"{prefix}{i}" for i in range(count))

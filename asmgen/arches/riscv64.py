@@ -1,0 +1,59 @@
+"""RISC-V 64 (RV64GC with D): registers and tool bindings (llvm-mc assembles)."""
+
+from __future__ import annotations
+
+from asmgen.arches.encode import field, reach, words
+from asmgen.arches.model import Arch, EmuFacts, Scaffold, regs
+
+
+def _jal(at: int, target: int, order: str) -> bytes:
+    off = reach(at, target, 21)
+    imm = (
+        field(off >> 20, 1, 31)
+        | field(off >> 1, 10, 21)
+        | field(off >> 11, 1, 20)
+        | field(off >> 12, 8, 12)
+    )
+    return words(order, 0x6F | 1 << 7 | imm)  # jal ra, target
+
+
+EMULATOR = EmuFacts(
+    uc_arch="UC_ARCH_RISCV",
+    uc_mode="UC_MODE_RISCV64",
+    const_module="unicorn.riscv_const",
+    reg_prefix="UC_RISCV_REG_",
+    pc="pc",
+    sp="sp",
+    link="ra",
+    call_pushes=0,
+    reserved=("zero", "gp", "tp"),
+    # mstatus.FS: the FPU is on.
+    init=(("mstatus", 0x6000),),
+)
+
+ARCH = Arch(
+    name="riscv64",
+    vector_kinds=("none",),
+    pointer_size=8,
+    element="uint32_t",
+    registers=regs(
+        "gpr",
+        64,
+        "zero ra sp gp tp t0 t1 t2 s0 s1 a0 a1 a2 a3 a4 a5 a6 a7 "
+        "s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 t3 t4 t5 t6",
+    )
+    + regs(
+        "fpr",
+        64,
+        "ft0 ft1 ft2 ft3 ft4 ft5 ft6 ft7 fs0 fs1 fa0 fa1 fa2 fa3 fa4 fa5 fa6 fa7 "
+        "fs2 fs3 fs4 fs5 fs6 fs7 fs8 fs9 fs10 fs11 ft8 ft9 ft10 ft11",
+    ),
+    stack_pointer="sp",
+    keystone=None,
+    capstone=("CS_ARCH_RISCV", "CS_MODE_RISCV64"),
+    llvm_triple="riscv64",
+    # No linker relaxation: the table is copied, never linked.
+    llvm_mattr="+d,-relax",
+    emulator=EMULATOR,
+    scaffold=Scaffold(_jal, lambda order: words(order, 0x00008067)),  # ret
+)

@@ -1,0 +1,56 @@
+"""x86-64: registers, keystone/capstone/unicorn bindings, CET landing pad, XSAVE."""
+
+from __future__ import annotations
+
+from asmgen.arches.encode import rel32
+from asmgen.arches.model import Arch, EmuFacts, Scaffold, regs
+
+EMULATOR = EmuFacts(
+    uc_arch="UC_ARCH_X86",
+    uc_mode="UC_MODE_64",
+    const_module="unicorn.x86_const",
+    reg_prefix="UC_X86_REG_",
+    pc="rip",
+    sp="rsp",
+    link=None,
+    call_pushes=8,
+    # CF PF AF ZF SF OF
+    flags=("eflags", 0x8D5),
+    fp_control={"mxcsr": (0x9FC0, 0x1F80), "fcw": (0x027F, 0x037F)},
+    uc_names={"fcw": "fpcw"},
+    base=0x7F5A_1000_0000,
+    native_hosts=(("x86_64", "Linux"), ("AMD64", "Linux")),
+    native_int_args=("rdi", "rsi", "rdx", "rcx", "r8", "r9"),
+)
+
+ARCH = Arch(
+    name="x86_64",
+    vector_kinds=("fxsave64", "xsave64", "q-regs", "none"),
+    pointer_size=8,
+    element="uint8_t",
+    registers=regs("gpr", 64, "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15")
+    + regs("vec", 128, " ".join(f"xmm{i}" for i in range(16)))
+    # FP control: SSE control/status and the x87 control word.
+    + regs("ctl", 32, "mxcsr")
+    + regs("ctl", 16, "fcw"),
+    stack_pointer="rsp",
+    keystone=("KS_ARCH_X86", "KS_MODE_64"),
+    capstone=("CS_ARCH_X86", "CS_MODE_64"),
+    llvm_triple="x86_64",
+    llvm_mattr=None,
+    frame_pointer="rbp",
+    return_on_stack=True,
+    # keystone 0.9.2 has no ENDBR64 mnemonic; its encoding is F3 0F 1E FA (Intel
+    # SDM, CET).  tests/test_variants.py checks llvm-mc assembles `endbr64` alike.
+    landing_pads=(("endbr64", ".byte 0xf3, 0x0f, 0x1e, 0xfa"),),
+    # XSAVE/XRSTOR take the feature mask in EDX:EAX; CPUID writes EAX..EDX.
+    vector_clobbers=(
+        ("xsave64/fixed", ("rax", "rdx")),
+        ("xsave64/cpuid", ("rax", "rbx", "rcx", "rdx")),
+    ),
+    emulator=EMULATOR,
+    scaffold=Scaffold(
+        caller=lambda at, target, order: b"\xe8" + rel32(at, 5, target),  # call rel32
+        ret=lambda order: b"\xc3",
+    ),
+)
