@@ -28,10 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asmgen.spec import Spec
-
-# The re-entry function takes (context, trampoline address).
-REENTRY_ARGS = 2
+from asmgen.spec.schema import REENTRY_ARGS, Spec
 
 # XSAVE area facts: the legacy (FXSAVE) region, then the 64-byte header.
 XSAVE_LEGACY = 0x200

@@ -15,7 +15,8 @@ from itertools import pairwise
 
 from asmgen.build.frame import Frame
 from asmgen.docs.vector_layout import parts as vector_parts
-from asmgen.spec import XSAVE_MIN_AREA, Spec
+from asmgen.spec.schema import Spec
+from asmgen.spec.vector import XSAVE_MIN_AREA
 
 RESOLVER, CALLEE = 0, 1
 # What the re-entry function's arguments carry, in order.

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol, get_args
 
 from asmgen.build.frame import Frame
-from asmgen.spec import Spec, VerifyCheck
+from asmgen.spec.schema import Spec, VerifyCheck
 
 # Every check, in report order, with what it proves.
 CHECKS: dict[str, str] = {

@@ -1,0 +1,149 @@
+"""Checks that every register a spec names exists on its arch and fits its role."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asmgen.errors import AsmgenError
+from asmgen.spec.schema import REENTRY_ARGS, Spec
+from asmgen.spec.vector import check_vector_state
+
+
+def check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+    arch = spec.arch_info
+    groups = {
+        ("call", "int_args"): spec.call.int_args,
+        ("call", "fp_args"): spec.call.fp_args,
+        ("call", "callee_saved"): spec.call.callee_saved,
+        ("call", "fp_control"): spec.call.fp_control,
+        ("resolver", "saves"): spec.resolver.saves,
+        ("resolver", "fp_saves"): spec.resolver.fp_saves,
+        ("call", "return_regs"): spec.call.return_regs,
+    }
+    for key, names in groups.items():
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            line = where.get((*key, i), where.get(key))
+            if arch.register(name) is None:
+                raise AsmgenError(
+                    f"{'.'.join(key)}[{i}]: {name!r} is not a register of {arch.name}",
+                    path,
+                    line,
+                )
+            if name in seen:
+                raise AsmgenError(f"{'.'.join(key)}: register {name!r} listed twice", path, line)
+            seen.add(name)
+    for key, name in {
+        ("call", "return_reg"): spec.call.return_reg,
+        ("resolver", "scratch"): spec.resolver.scratch,
+        ("resolver", "temp"): spec.resolver.temp,
+        ("resolver", "landing"): spec.resolver.landing,
+        ("resolver", "frame_pointer"): spec.resolver.frame_pointer,
+        ("trampoline", "link"): spec.trampoline.link,
+        ("trampoline", "saved_link"): spec.trampoline.saved_link,
+        ("trampoline", "scratch"): spec.trampoline.scratch,
+        ("stub", "scratch"): spec.stub.scratch,
+    }.items():
+        if name is not None and arch.register(name) is None:
+            raise AsmgenError(
+                f"{'.'.join(key)}: {name!r} is not a register of {arch.name}",
+                path,
+                where.get(key),
+            )
+    for key, align in {
+        ("call", "stack_align"): spec.call.stack_align,
+        ("call", "incoming_align"): spec.call.incoming_align,
+        ("resolver", "frame_align"): spec.resolver.frame_align,
+        ("resolver", "vector_state", "align"): spec.resolver.vector_state.align,
+    }.items():
+        if align is not None and align & (align - 1):
+            raise AsmgenError(
+                f"{'.'.join(key)}: {align} is not a power of two", path, where.get(key)
+            )
+    if spec.call.return_regs and spec.call.return_reg not in spec.call.return_regs:
+        raise AsmgenError(
+            f"call.return_regs: does not list call.return_reg {spec.call.return_reg!r}",
+            path,
+            where.get(("call", "return_regs")),
+        )
+    if spec.call.shadow_space % spec.pointer_size:
+        raise AsmgenError(
+            f"call.shadow_space: {spec.call.shadow_space:#x} is not a multiple of the "
+            f"pointer size ({spec.pointer_size})",
+            path,
+            where.get(("call", "shadow_space")),
+        )
+    _check_roles(spec, where, path)
+    check_vector_state(spec, where, path)
+    limit = 1 << (8 * spec.pointer_size)
+    for name, value in spec.placeholders.items():
+        if value >= limit:
+            raise AsmgenError(
+                f"placeholders.{name}: {value:#x} does not fit a {spec.pointer_size}-byte pointer",
+                path,
+                where.get(("placeholders", name)),
+            )
+
+
+# The register classes each role may name (lists and single registers alike).
+_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("call", "int_args"): ("gpr",),
+    ("call", "fp_args"): ("fpr", "vec"),
+    ("call", "callee_saved"): ("gpr", "fpr", "vec"),
+    ("call", "fp_control"): ("ctl",),
+    ("call", "return_reg"): ("gpr",),
+    ("call", "return_regs"): ("gpr",),
+    ("resolver", "saves"): ("gpr",),
+    ("resolver", "scratch"): ("gpr",),
+    ("resolver", "temp"): ("gpr",),
+    ("resolver", "landing"): ("gpr",),
+    ("resolver", "frame_pointer"): ("gpr",),
+    ("trampoline", "link"): ("gpr",),
+    ("trampoline", "saved_link"): ("gpr",),
+}
+
+
+def _check_roles(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+    """Each register fits its role: no vector register as an argument, no
+    stack pointer as a scratch, and register arguments where the template
+    passes them in registers."""
+    arch = spec.arch_info
+    for key, classes in _ROLES.items():
+        value = getattr(getattr(spec, key[0]), key[1])
+        names = value if isinstance(value, tuple) else (value,) if value else ()
+        for i, name in enumerate(names):
+            reg = arch.register(name)
+            line = where.get((*key, i), where.get(key))
+            field = ".".join(key) + (f"[{i}]" if isinstance(value, tuple) else "")
+            if reg.cls not in classes:
+                raise AsmgenError(
+                    f"{field}: {name} is a {reg.cls} register; this role takes "
+                    f"{' or '.join(classes)}",
+                    path,
+                    line,
+                )
+            if name == arch.stack_pointer and key != ("call", "callee_saved"):
+                raise AsmgenError(f"{field}: {name} is the stack pointer", path, line)
+    if arch.frame_style == "store" and len(spec.call.int_args) < REENTRY_ARGS:
+        raise AsmgenError(
+            f"call.int_args: needs at least {REENTRY_ARGS} registers; the re-entry call "
+            f"passes its arguments in registers on {arch.name}",
+            path,
+            where.get(("call", "int_args"), where.get(("call",))),
+        )
+    if arch.frame_style == "store" and spec.call.shadow_space % spec.call.stack_align:
+        raise AsmgenError(
+            f"call.shadow_space: {spec.call.shadow_space:#x} is not a multiple of "
+            f"call.stack_align ({spec.call.stack_align:#x}); a {arch.name} resolver "
+            "allocates it below its aligned frame",
+            path,
+            where.get(("call", "shadow_space")),
+        )
+    unit = arch.element_size
+    if spec.trampoline.call_size % unit:
+        raise AsmgenError(
+            f"trampoline.call_size: {spec.trampoline.call_size:#x} is not a whole number of "
+            f"{unit}-byte instructions",
+            path,
+            where.get(("trampoline", "call_size")),
+        )

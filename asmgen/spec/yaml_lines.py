@@ -1,0 +1,99 @@
+"""Read YAML safely, refusing duplicate keys and tags, and remember each key's line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asmgen.errors import AsmgenError
+
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Safe loader that refuses duplicate keys and records each key's line."""
+
+
+def _to_python(
+    loader: _LineLoader, node: yaml.Node, key: tuple, where: dict, path: Path, open_=()
+) -> Any:
+    where[key] = node.start_mark.line + 1
+    if isinstance(node, yaml.CollectionNode):
+        if node.tag not in _PLAIN_TAGS:
+            # Built here rather than by the loader, so a tag would be ignored.
+            raise AsmgenError(
+                f"YAML tag {node.tag!r} is not allowed in a spec",
+                path,
+                node.start_mark.line + 1,
+                node.start_mark.column + 1,
+            )
+        # An alias to an enclosing node (`a: &x [*x]`) would recurse forever.
+        if any(node is o for o in open_):
+            raise AsmgenError(
+                "recursive YAML alias", path, node.start_mark.line + 1, node.start_mark.column + 1
+            )
+        open_ = (*open_, node)
+    if isinstance(node, yaml.MappingNode):
+        result: dict = {}
+        for key_node, value_node in node.value:
+            name = loader.construct_object(key_node, deep=True)
+            if not isinstance(name, str):
+                raise AsmgenError(
+                    f"key {name!r} is not a string", path, key_node.start_mark.line + 1
+                )
+            if name in result:
+                raise AsmgenError(
+                    f"duplicate key {name!r}",
+                    path,
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
+            result[name] = _to_python(loader, value_node, (*key, name), where, path, open_)
+            where[(*key, name)] = key_node.start_mark.line + 1
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _to_python(loader, item, (*key, i), where, path, open_)
+            for i, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
+
+
+def freeze(value: Any) -> Any:
+    """Lists become tuples so the strict, frozen models accept them."""
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return {k: freeze(v) for k, v in value.items()}
+    return value
+
+
+def read_yaml(text: str, path: Path, what: str) -> tuple[dict, dict[tuple, int]]:
+    """The mapping in `text` (lists as lists) and the line of every key in it;
+    errors name `what` ("spec", ...) and the line."""
+    try:
+        loader = _LineLoader(text)
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise AsmgenError(f"{what} is empty", path, 1)
+            where: dict[tuple, int] = {}
+            data = _to_python(loader, root, (), where, path)
+        finally:
+            loader.dispose()
+    except RecursionError:
+        raise AsmgenError(f"{what} nests too deeply", path, 1) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise AsmgenError(
+            f"YAML syntax: {problem}",
+            path,
+            mark.line + 1 if mark else None,
+            mark.column + 1 if mark else None,
+        ) from None
+    if not isinstance(data, dict):
+        raise AsmgenError(f"{what} must be a mapping of fields", path, root.start_mark.line + 1)
+    return data, where
