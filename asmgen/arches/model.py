@@ -106,6 +106,8 @@ class Arch:
     # Landing pads: name -> assembler text of the instruction that marks an
     # indirect-branch target.
     landing_pads: tuple[tuple[str, str], ...] = ()
+    # Spec `unwind` kinds that describe its resolver template's frame.
+    unwind_kinds: tuple[str, ...] = ()
     # vector_state kinds its resolver template implements (empty: any).
     vector_kinds: tuple[str, ...] = ()
     # Registers a vector-state sequence overwrites (key: "kind/sizing").

@@ -8,6 +8,7 @@ from pathlib import Path
 from asmgen.build.layout import build_table
 from asmgen.build.table import Table
 from asmgen.build.units import build_units
+from asmgen.build.unwind import BUILDERS, UnwindError
 from asmgen.errors import AsmgenError
 from asmgen.resources import TEMPLATES_DIR
 from asmgen.spec.files import SpecFile
@@ -27,6 +28,7 @@ def template_for(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Path:
 def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
     try:
         table = build_table(item.spec, item.path, template_for(item, templates_dir))
+        _check_unwind(item, table.code)
         return replace(table, units=build_units(item.spec, templates_dir))
     except AsmgenError as exc:
         if exc.path is not None:
@@ -35,6 +37,17 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
         # (llvm-mc not found, say): point at that choice.
         line = item.spec.line_of("backend")
         raise AsmgenError(exc.message, item.path, line, hint=exc.hint) from None
+
+
+def _check_unwind(item: SpecFile, code: bytes) -> None:
+    """The unwind information the spec asks for describes this code (the
+    emitters build it again from the table)."""
+    if item.spec.unwind is None:
+        return
+    try:
+        BUILDERS[item.spec.unwind](code)
+    except UnwindError as exc:
+        raise AsmgenError(f"unwind: {exc}", item.path, item.spec.line_of("unwind")) from None
 
 
 def build_all(items: list[SpecFile], templates_dir: Path = TEMPLATES_DIR) -> list[Table]:

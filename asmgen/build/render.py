@@ -26,6 +26,7 @@ import jinja2
 
 from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import KINDS
+from asmgen.build.sandbox import MAX_TEMPLATE_BYTES, BoundedEnvironment
 from asmgen.errors import AsmgenError
 from asmgen.spec import Spec
 
@@ -70,14 +71,28 @@ class _MarkingLoader(jinja2.BaseLoader):
         if template != self.path.name:
             raise jinja2.TemplateNotFound(template)
         try:
-            text = self.path.read_text(encoding="utf-8")
+            with self.path.open("rb") as handle:
+                data = handle.read(MAX_TEMPLATE_BYTES + 1)
         except OSError as exc:
             raise AsmgenError(f"cannot read template: {exc.strerror}", self.path) from None
+        if len(data) > MAX_TEMPLATE_BYTES:
+            raise AsmgenError(
+                f"template is larger than {MAX_TEMPLATE_BYTES // 1024} KiB", self.path, 1
+            )
+        try:
+            # A byte-order mark some editors write at the top is not template text.
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            line = exc.object[: exc.start].count(b"\n") + 1
+            line = data[: exc.start].count(b"\n") + 1
             raise AsmgenError("template is not UTF-8 text", self.path, line) from None
+        for mark in (_MARK, _FIELD):
+            if mark in text:
+                line = text[: text.index(mark)].count("\n") + 1
+                message = f"template holds U+{ord(mark):04X}, a character asmgen reserves"
+                raise AsmgenError(message, self.path, line)
         marked = []
-        for number, line in enumerate(text.split("\n"), start=1):
+        # Jinja counts lines at \r\n, \r and \n; so must the marks.
+        for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
             if _TAG.sub("", line).strip():
                 line = f"{line}{_MARK}{number}{_MARK}"
             marked.append(line)
@@ -132,7 +147,7 @@ def _compile(template_path: Path) -> jinja2.Template:
     source, _, _ = loader.get_source(None, template_path.name)
     key = (str(template_path), source)
     if key not in _COMPILED:
-        env = jinja2.Environment(
+        env = BoundedEnvironment(
             loader=loader,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -221,7 +236,13 @@ def render(
         "hex": hex,
     }
     try:
-        text = template.render(context)
+        text = template.environment.render_bounded(template, context)
+    except RecursionError as exc:
+        located = _template_error(exc, template_path)
+        message = "template: calls nest too deeply (a macro that calls itself without end?)"
+        raise AsmgenError(message, template_path, located.line) from None
+    except MemoryError:
+        raise AsmgenError("template: out of memory", template_path) from None
     except AsmgenError as exc:
         if exc.path is None:
             located = _template_error(exc, template_path)

@@ -8,6 +8,7 @@ and turn the probes' offsets into an `Assembly` with `collect`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from asmgen.arches import Arch
 from asmgen.build.render import Rendered
 from asmgen.errors import AsmgenError
 
-LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*):")
+LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*):", re.ASCII)
 RESERVED = "__asmgen"
 END_PROBE = "__asmgen_end"
 
@@ -117,8 +118,24 @@ def _int(text: str) -> int:
     return -value if text.startswith("-") else value
 
 
+# Assemblers read ASCII: keystone's binding cannot encode anything else, and
+# stops at a NUL.  Tab is the one control character a statement may hold.
+_NOT_ASSEMBLER_TEXT = re.compile(r"[^\t\x20-\x7e]")
+
+
+def _describe(char: str) -> str:
+    return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
+
+
 def check_statement(statement: str, path: Path, line: int) -> None:
     """Refuse what assemblers accept but get wrong or die on."""
+    if bad := _NOT_ASSEMBLER_TEXT.search(statement):
+        raise AsmgenError(
+            f"{_describe(bad.group())} in {statement!r}: assembler text is ASCII",
+            path,
+            line,
+            hint="retype the line; it may hold a pasted no-break space or a byte-order mark",
+        )
     for match in _LITERAL.finditer(statement):
         if _int(match.group(1)) >> 64:
             raise AsmgenError(

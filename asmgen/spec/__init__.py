@@ -42,12 +42,22 @@ def parse_spec(text: str, path: Path, contract: bool = True) -> Spec:
     return spec
 
 
+# A spec is 1-3 KiB; reading stops past this, whatever the file's size.
+MAX_SPEC_BYTES = 0x10000
+
+
 def load_spec(path: Path, contract: bool = True) -> Spec:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise AsmgenError(f"cannot read spec: {exc.strerror}", path) from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise AsmgenError(f"spec is larger than {MAX_SPEC_BYTES // 1024} KiB", path, 1)
+    try:
+        # pyyaml skips a byte-order mark, as the templates' loader does.
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise AsmgenError("spec is not UTF-8 text", path, line) from None
     return parse_spec(text, path, contract)

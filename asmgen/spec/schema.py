@@ -266,6 +266,15 @@ class Spec(_Model):
             raise ValueError(f"arch {arch.name} has no {endian}-endian mode")
         return endian
 
+    @field_validator("unwind")
+    @classmethod
+    def _arch_unwind(cls, kind: str | None, info: ValidationInfo) -> str | None:
+        arch = ARCHES.get(info.data.get("arch", ""))
+        if arch is not None and kind is not None and kind not in arch.unwind_kinds:
+            known = ", ".join(arch.unwind_kinds) or "none"
+            raise ValueError(f"arch {arch.name} has no {kind!r} unwind information (has: {known})")
+        return kind
+
     @field_validator("landing_pad")
     @classmethod
     def _arch_landing_pad(cls, pad: str | None, info: ValidationInfo) -> str | None:

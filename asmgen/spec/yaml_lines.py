@@ -12,14 +12,32 @@ from asmgen.errors import AsmgenError
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
+# Limits far above any real spec (a spec is ~150 nodes, 3 levels deep), so that
+# nested aliases ("billion laughs") or deep nesting fail at once, not after
+# minutes and gigabytes.
+MAX_NODES = 10_000
+MAX_DEPTH = 16
+
+
 class _LineLoader(yaml.SafeLoader):
     """Safe loader that refuses duplicate keys and records each key's line."""
+
+    nodes_built = 0
 
 
 def _to_python(
     loader: _LineLoader, node: yaml.Node, key: tuple, where: dict, path: Path, open_=()
 ) -> Any:
     where[key] = node.start_mark.line + 1
+    loader.nodes_built += 1
+    if len(key) > MAX_DEPTH:
+        problem = f"YAML nests deeper than {MAX_DEPTH} levels"
+    elif loader.nodes_built > MAX_NODES:
+        problem = f"YAML expands to more than {MAX_NODES} values (an alias counts each use)"
+    else:
+        problem = None
+    if problem:
+        raise AsmgenError(problem, path, node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.CollectionNode):
         if node.tag not in _PLAIN_TAGS:
             # Built here rather than by the loader, so a tag would be ignored.
