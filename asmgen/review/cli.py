@@ -9,17 +9,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from asmgen.resources import REPO_ROOT, TEMPLATES_DIR
+from asmgen.project import add_option as add_project_option
 from asmgen.review.diff import review
 from asmgen.review.format import print_terminal, to_json, to_markdown
 from asmgen.review.sources import repo_root, resolve, working_tree
 
 
 def run(args) -> int:
-    repo = args.repo or repo_root(Path.cwd()) or repo_root(REPO_ROOT)
+    repo = args.repo or repo_root(args.project or Path.cwd())
     old = resolve(args.old, repo, args.templates, args.verify)
     if args.new is None:
-        new = working_tree(repo, REPO_ROOT)
+        # An explicit --repo is the working tree; else the project found from here.
+        new = working_tree(args.repo or args.project or repo, Path.cwd())
     else:
         new = resolve(args.new, repo, args.templates, args.verify)
     result = review(old, new, args.syntax, tuple(args.abi), args.verify)
@@ -51,8 +52,9 @@ def register(sub) -> None:
     parser.add_argument("--syntax", choices=("att", "intel"), help="x86 disassembly syntax")
     parser.add_argument("--repo", type=Path, help="git repository for revisions")
     parser.add_argument(
-        "--templates", type=Path, default=TEMPLATES_DIR, help="templates for spec inputs"
+        "--templates", type=Path, help="templates for spec inputs (default: the project's)"
     )
+    add_project_option(parser)
     parser.add_argument(
         "--verify",
         action="store_true",

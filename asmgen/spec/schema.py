@@ -14,6 +14,12 @@ from pydantic import (
 )
 
 from asmgen.arches import ARCHES, Arch
+from asmgen.spec.names import (
+    abi_problem,
+    class_problem,
+    description_problem,
+    reason_problem,
+)
 
 Hex = Annotated[int, Field(ge=0)]
 # Byte counts of a resolver's frame.  Real ones are a few hundred bytes; the
@@ -24,6 +30,12 @@ Align = Annotated[int, Field(gt=0, le=0x1000)]
 
 # The re-entry function takes (context, trampoline address).
 REENTRY_ARGS = 2
+
+
+def _refuse(problem: str | None, value):
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 class _Model(BaseModel):
@@ -187,6 +199,11 @@ class ExpectedViolation(_Model):
     check: VerifyCheck
     reason: str = Field(min_length=1)
 
+    @field_validator("reason")
+    @classmethod
+    def _printable(cls, reason: str) -> str:
+        return _refuse(reason_problem(reason), reason)
+
 
 class Spec(_Model):
     abi: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -241,6 +258,21 @@ class Spec(_Model):
 
     # Field validators (not one model validator) so an error names its key's line.
     # Fields are validated in order: `arch` is known by the time the others run.
+    @field_validator("abi")
+    @classmethod
+    def _abi_name(cls, abi: str) -> str:
+        return _refuse(abi_problem(abi), abi)
+
+    @field_validator("llvm_class")
+    @classmethod
+    def _class_name(cls, name: str | None) -> str | None:
+        return name if name is None else _refuse(class_problem(name), name)
+
+    @field_validator("description")
+    @classmethod
+    def _one_line(cls, text: str) -> str:
+        return _refuse(description_problem(text), text)
+
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, arch: str) -> str:
