@@ -26,4 +26,7 @@ ARCH = Arch(
     llvm_triple="loongarch64",
     llvm_mattr="+d",
     dollar_registers=True,
+    call_link="ra",
+    # Hard-wired zero, the thread pointer and r21, which the psABI reserves.
+    reserved=("zero", "tp", "r21"),
 )

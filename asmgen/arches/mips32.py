@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asmgen.arches.mips import SCAFFOLD, mips_emulator
+from asmgen.arches.mips import RESERVED, SCAFFOLD, mips_emulator
 from asmgen.arches.model import Arch, numbered, regs
 
 # o32 register names ($t0 = $8).
@@ -28,4 +28,8 @@ ARCH = Arch(
     endians=("little", "big"),
     emulator=mips_emulator("UC_MODE_MIPS32", {}, 0x2000_0000),
     scaffold=SCAFFOLD,
+    call_link="ra",
+    reserved=RESERVED,
+    # The template restores, then moves the result into resolver.landing.
+    landing_before_restore=False,
 )

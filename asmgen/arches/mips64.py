@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asmgen.arches.mips import SCAFFOLD, mips_emulator
+from asmgen.arches.mips import RESERVED, SCAFFOLD, mips_emulator
 from asmgen.arches.model import Arch, numbered, regs
 
 # n64 register names ($a4 = $8, $t0 = $12), as keystone and llvm-mc read them
@@ -34,4 +34,8 @@ ARCH = Arch(
         0x2400_0000,
     ),
     scaffold=SCAFFOLD,
+    call_link="ra",
+    reserved=RESERVED,
+    # The template restores, then moves the result into resolver.landing.
+    landing_before_restore=False,
 )

@@ -95,6 +95,15 @@ class Arch:
     dollar_registers: bool = False
     # Register a push-style resolver saves first and keeps its frame in (x86 rbp).
     frame_pointer: str | None = None
+    # Register a call instruction (bl, jalr, jirl) leaves its return address
+    # in; None when the call pushes it.
+    call_link: str | None = None
+    # Registers no code may write: hard-wired zero, kernel and thread registers.
+    reserved: tuple[str, ...] = ()
+    # The resolver template moves the landing address into resolver.landing
+    # before restoring the saved registers (so landing is none of them).  False:
+    # it restores first, and leaves the result registers unrestored (MIPS).
+    landing_before_restore: bool = True
     # Byte orders the arch runs in; the first is the default.
     endians: tuple[str, ...] = ("little",)
     # llvm-mc triple for big-endian specs, where it differs (mipsel vs mips).

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asmgen.errors import AsmgenError
+from asmgen.spec.lifetimes import check_lifetimes
 from asmgen.spec.schema import REENTRY_ARGS, Spec
 
 
@@ -53,6 +54,7 @@ def check_contract(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             where.get(("resolver", "scratch")),
         )
     _check_preserved(spec, where, path)
+    check_lifetimes(spec, where, path)
 
 
 def _check_preserved(spec: Spec, where: dict[tuple, int], path: Path) -> None:

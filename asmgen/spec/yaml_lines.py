@@ -56,6 +56,13 @@ def _to_python(
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
         for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise AsmgenError(
+                    "YAML merge keys (<<) are not allowed in a spec; write the fields out",
+                    path,
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
             name = loader.construct_object(key_node, deep=True)
             if not isinstance(name, str):
                 raise AsmgenError(
@@ -103,6 +110,13 @@ def read_yaml(text: str, path: Path, what: str) -> tuple[dict, dict[tuple, int]]
             loader.dispose()
     except RecursionError:
         raise AsmgenError(f"{what} nests too deeply", path, 1) from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (a NUL, a C0 control): it has an offset only.
+        line = text[: exc.position].count("\n") + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise AsmgenError(
+            f"YAML: the character U+{ord(char):04X} is not allowed", path, line
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
