@@ -170,3 +170,177 @@ def test_mutated_specs_give_clean_errors_or_tables_that_verify():
     print(f"fuzzed specs: {sum(counts[k] for k in ('clean error', 'table'))}, {dict(counts)}")
     # Both outcomes happen: the fuzz reaches the assembler, not only the schema.
     assert counts["clean error"] > 20 and counts["table"] > 20, counts
+
+
+# -- the YAML structure --------------------------------------------------------
+
+SHARED_LISTS = [
+    ("call", "int_args"),
+    ("call", "fp_args"),
+    ("call", "callee_saved"),
+    ("resolver", "saves"),
+    ("resolver", "fp_saves"),
+]
+TEXT_FIELDS = [("description",), ("abi",), ("llvm_class",), ("resolver", "scratch")]
+TAGS = [
+    "!!str",
+    "!!int",
+    "!!float",
+    "!!bool",
+    "!!null",
+    "!!binary",
+    "!!timestamp",
+    "!!set",
+    "!!omap",
+    "!!python/object/apply:os.system",
+    "!reg",
+    "!<tag:example.com,2024:x>",
+]
+
+
+def _bomb(fanout: int, depth: int) -> list:
+    """Nested lists that share each level: the YAML has one anchor a level."""
+    level: list = ["lol"] * fanout
+    for _ in range(depth):
+        level = [level] * fanout
+    return level
+
+
+def _nest(value, depth: int):
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# "same" (the spec rewritten in another style) three times in eleven, so that
+# specs that must build are as common as broken ones.
+KINDS = ("same", "same", "same", "alias", "bomb", "tag", "huge", "nest", "flow", "insert", "repeat")
+
+
+@st.composite
+def _structured(draw, name: str) -> str:
+    """The spec's YAML with one structural mutation."""
+    data = yaml.safe_load((ROOT / "abi_specs" / name).read_text())
+    kind = draw(st.sampled_from(KINDS), label="kind")
+    if kind == "same":  # the same spec written another way: it must still build
+        return draw(_rewritten(data))
+    if kind == "alias":
+        keys = [k for k in SHARED_LISTS if _get(data, k) is not None]
+        first, second = draw(st.permutations(keys))[:2]
+        _set(data, second, _get(data, first))  # one object twice: an anchor and an alias
+    elif kind == "bomb":
+        key = draw(st.sampled_from([*SHARED_LISTS, ("description",), ("extra",)]), label="key")
+        _set(data, key, _bomb(draw(st.integers(2, 20)), draw(st.integers(1, 12))))
+    elif kind == "huge":
+        key = draw(st.sampled_from(TEXT_FIELDS), label="key")
+        size = draw(st.sampled_from([0x100, 0x1000, 0x11000, 0x100000]), label="size")
+        _set(data, key, draw(st.text(min_size=1, max_size=8)) * (size // 4))
+    elif kind == "nest":
+        key = draw(st.sampled_from([*SHARED_LISTS, *TEXT_FIELDS]), label="key")
+        _set(data, key, _nest(_get(data, key), draw(st.integers(1, 40))))
+    text = yaml.safe_dump(data, sort_keys=False, width=1 << 20)
+    lines = text.split("\n")
+    at = draw(st.integers(0, len(lines) - 2), label="line")
+    if kind == "tag":
+        key, sep, value = lines[at].partition(": ")
+        tag = draw(st.sampled_from(TAGS), label="tag")
+        lines[at] = f"{key}{sep}{tag} {value}" if sep else f"{lines[at]} {tag}"
+    elif kind == "flow":
+        depth = draw(st.integers(1, 3000), label="depth")
+        lines.insert(at, f"deep: {'[' * depth}{']' * depth}")
+    elif kind == "insert":
+        col = draw(st.integers(0, len(lines[at])), label="column")
+        lines[at] = lines[at][:col] + draw(st.text(max_size=6), label="text") + lines[at][col:]
+    elif kind == "repeat":
+        lines.insert(at, lines[at])
+    return "\n".join(lines)
+
+
+@st.composite
+def _rewritten(draw, data: dict) -> str:
+    """`data` in another YAML style: flow collections, explicit `!!str` tags,
+    anchors used once, a document marker, a byte-order mark, CRLF line ends,
+    comments of any text."""
+    flow = draw(st.booleans(), label="flow style")
+    text = yaml.safe_dump(data, sort_keys=False, width=1 << 20, default_flow_style=flow)
+    lines = text.split("\n")
+    if draw(st.booleans(), label="tags"):
+        lines = [re.sub(r"^(\s*\w+): ([A-Za-z][\w ,()-]*)$", r"\1: !!str \2", ln) for ln in lines]
+    if draw(st.booleans(), label="anchor"):
+        lines[0] = re.sub(r"^(\w+): ", r"\1: &once ", lines[0])
+    comment = draw(st.text(max_size=20), label="comment")
+    # Characters YAML allows in a comment (no line breaks, no C0/C1 controls).
+    comment = "# " + re.sub(r"[\x00-\x1f\x7f-\x9f\ufeff\u2028\u2029]", "", comment)
+    lines.insert(draw(st.integers(0, len(lines) - 1), label="comment at"), comment)
+    text = "\n".join(lines)
+    if draw(st.booleans(), label="document marker"):
+        text = "---\n" + text + "...\n"
+    if draw(st.booleans(), label="crlf"):
+        text = text.replace("\n", "\r\n")
+    if draw(st.booleans(), label="bom"):
+        text = "\ufeff" + text
+    return text
+
+
+def _convention_changed(spec, base) -> set[tuple]:
+    return {
+        key
+        for key in CONVENTION
+        if getattr(getattr(spec, key[0]), key[1]) != getattr(getattr(base, key[0]), key[1])
+    }
+
+
+def test_yaml_structure_gives_clean_errors_or_tables_that_verify(tmp_path):
+    """Aliases (and alias bombs), tags, huge scalars, deep nesting, arbitrary
+    characters and repeated keys, written into real specs: each file loads to a
+    clean one-line error, or to a spec whose table verify passes."""
+    from asmgen.spec import load_spec
+
+    counts: Counter[str] = Counter()
+    # What each distinct spec gave: the YAML is under test here, so a spec
+    # read before (most rewrites read back as their base) is built once.
+    outcomes: dict[str, set[str] | None] = {}
+    bases = {name: load_spec(ROOT / "abi_specs" / name) for name in BASES}
+
+    def clean(exc: AsmgenError, path: Path) -> None:
+        assert re.fullmatch(rf"{re.escape(str(path))}:\d+(:\d+)?: error: [^\n]+", str(exc)), str(
+            exc
+        )
+        counts["clean error"] += 1
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.data())
+    def run(data):
+        name = data.draw(st.sampled_from(sorted(BASES)), label="base")
+        path = tmp_path / name
+        path.write_text(data.draw(_structured(name)), encoding="utf-8")
+        try:
+            spec = load_spec(path)
+        except AsmgenError as exc:
+            return clean(exc, path)
+        key = spec.model_dump_json()
+        if key not in outcomes:
+            try:
+                table = build(SpecFile(path, spec), ROOT / "templates")
+                render_outputs([table])
+            except AsmgenError as exc:
+                outcomes[key] = None
+                return clean(exc, path)
+            report = verify_subject(subject_from_table(table))
+            outcomes[key] = {c for c, o in report.outcomes.items() if o.outcome == "FAIL"}
+        if outcomes[key] is None:
+            counts["clean error"] += 1
+            return
+        counts["table"] += 1
+        allowed = {"native"} if _convention_changed(spec, bases[name]) else set()
+        assert outcomes[key] <= allowed, f"{path.read_text()}\nfails verify: {outcomes[key]}"
+
+    run()
+    print(f"fuzzed YAML: {dict(counts)}")
+    assert counts["clean error"] > 50 and counts["table"] > 20, counts

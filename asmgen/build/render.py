@@ -24,6 +24,7 @@ from pathlib import Path
 
 import jinja2
 
+from asmgen.build import sandbox
 from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.sandbox import MAX_TEMPLATE_BYTES, BoundedEnvironment
@@ -119,7 +120,11 @@ _PACKAGE = str(Path(__file__).resolve().parent.parent)
 def _raised_in_asmgen(exc: BaseException, path: Path) -> bool:
     """True when the exception comes from asmgen's own code (a bug to show with
     its traceback), not from an expression the template evaluated."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    # The sandbox carries out the template's operators, filters and calls: its
+    # frames are the template's.
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if f.filename != sandbox.__file__
+    ]
     last = frames[-1].filename if frames else str(path)
     return last != str(path) and last.startswith(_PACKAGE)
 
@@ -139,6 +144,18 @@ _OTHER_FILES = (
     jinja2.nodes.Import,
     jinja2.nodes.FromImport,
 )
+
+
+def _parser_line(exc: BaseException) -> int | None:
+    """The template line Jinja's parser was reading when `exc` stopped it."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        parser = tb.tb_frame.f_locals.get("self")
+        if isinstance(parser, jinja2.parser.Parser):
+            line = parser.stream.current.lineno
+        tb = tb.tb_next
+    return line
 
 
 def _compile(template_path: Path) -> jinja2.Template:
@@ -163,6 +180,12 @@ def _compile(template_path: Path) -> jinja2.Template:
             if (exc.message or "").startswith("Unexpected end of template"):
                 line = len(source.splitlines())  # Jinja names the last text's first line
             raise AsmgenError(f"template syntax: {exc.message}", template_path, line) from None
+        except (RecursionError, MemoryError, SyntaxError) as exc:
+            # Brackets, blocks or expressions nested thousands deep: Jinja's
+            # parser (or Python's, compiling what Jinja made) runs out of stack.
+            raise AsmgenError(
+                "template syntax: nests too deeply", template_path, _parser_line(exc)
+            ) from None
         for node in tree.find_all(_OTHER_FILES):
             raise AsmgenError(
                 f"template: {type(node).__name__.lower()} of another template; "

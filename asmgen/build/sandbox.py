@@ -77,9 +77,18 @@ class Budget:
 
 
 def _check_size(value: Any, what: str) -> Any:
-    if isinstance(value, _SIZED) and len(value) > MAX_VALUE:
-        raise BudgetExceeded(f"{what} makes a value of {len(value)} items (limit {MAX_VALUE:#x})")
+    if isinstance(value, _SIZED):
+        # len() of a range past sys.maxsize overflows; its arithmetic does not.
+        size = _range_size(value) if isinstance(value, range) else len(value)
+        if size > MAX_VALUE:
+            raise BudgetExceeded(f"{what} makes a value of {size} items (limit {MAX_VALUE:#x})")
     return value
+
+
+def _range_size(items: range) -> int:
+    return max(
+        0, (items.stop - items.start + items.step - (1 if items.step > 0 else -1)) // items.step
+    )
 
 
 def _check_count(count: Any, what: str) -> None:

@@ -63,7 +63,7 @@ def _to_python(
                     key_node.start_mark.line + 1,
                     key_node.start_mark.column + 1,
                 )
-            name = loader.construct_object(key_node, deep=True)
+            name = _construct(loader, key_node, path)
             if not isinstance(name, str):
                 raise AsmgenError(
                     f"key {name!r} is not a string", path, key_node.start_mark.line + 1
@@ -83,7 +83,22 @@ def _to_python(
             _to_python(loader, item, (*key, i), where, path, open_)
             for i, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    return _construct(loader, node, path)
+
+
+def _construct(loader: _LineLoader, node: yaml.Node, path: Path) -> Any:
+    """The node's value; a tag that cannot read its text (`!!int abc`) is an error."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise
+    except Exception:  # pyyaml's constructors raise what int(), dates, ... raise
+        raise AsmgenError(
+            f"YAML tag {node.tag!r} cannot read {str(node.value)[:40]!r}",
+            path,
+            node.start_mark.line + 1,
+            node.start_mark.column + 1,
+        ) from None
 
 
 def freeze(value: Any) -> Any:
