@@ -3,7 +3,8 @@ table that emits and verifies (emulation and a native run keep its contract).
 
 Mutations start from real keystone specs and replace a few fields with
 registers of the arch, of other arches, junk names, and sizes across and
-beyond their valid ranges.
+beyond their valid ranges.  Every register role is mutated, the roles whose
+lifetimes the templates fix (scratch, landing, links, ...) included.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from asmgen.verify.runner import subject_from_table, verify_subject
 ROOT = Path(__file__).resolve().parent.parent
 BASES = {
     name: yaml.safe_load((ROOT / "abi_specs" / name).read_text())
-    for name in ("x86_64_sysv.yaml", "x86_64_win64.yaml", "i386.yaml", "aarch64.yaml")
+    for name in (
+        "x86_64_sysv.yaml",
+        "x86_64_win64.yaml",
+        "i386.yaml",
+        "aarch64.yaml",
+        "mips32_le.yaml",
+    )
 }
 OTHER_ARCH_REGS = sorted({r.name for a in ARCHES.values() for r in a.registers})
 JUNK = ["", "r16", "xmm99", "$t9", "RAX", "rax ", "x31", "%rdi", "0", "ReentryFnAddr"]
@@ -78,6 +85,14 @@ def _mutations(spec: dict) -> dict[tuple, st.SearchStrategy]:
         ("resolver", "saves"): _register_list(arch, resolver["saves"]),
         ("resolver", "fp_saves"): _register_list(arch, resolver.get("fp_saves", [])),
         ("resolver", "scratch"): _register(arch),
+        # Roles the templates give their own lifetimes (spec/lifetimes.py).
+        ("resolver", "temp"): _register(arch),
+        ("resolver", "landing"): _register(arch),
+        ("resolver", "frame_pointer"): _register(arch),
+        ("trampoline", "link"): _register(arch),
+        ("trampoline", "saved_link"): _register(arch),
+        ("trampoline", "scratch"): _register(arch),
+        ("stub", "scratch"): _register(arch),
         ("resolver", "frame_align"): SIZES,
         ("resolver", "vector_state", "kind"): st.sampled_from(
             ["fxsave64", "fxsave", "q-regs", "none", "avx"]

@@ -117,6 +117,10 @@ class Arch:
     landing_pads: tuple[tuple[str, str], ...] = ()
     # Spec `unwind` kinds that describe its resolver template's frame.
     unwind_kinds: tuple[str, ...] = ()
+    # Push style: the resolver template rounds sp down to vector_state.align
+    # below its pushes (and restores sp from the frame pointer), so the vector
+    # area may be aligned beyond the stack (x86-64's xsave64).
+    vector_realign: bool = False
     # vector_state kinds its resolver template implements (empty: any).
     vector_kinds: tuple[str, ...] = ()
     # Registers a vector-state sequence overwrites (key: "kind/sizing").

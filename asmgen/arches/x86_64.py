@@ -27,6 +27,7 @@ ARCH = Arch(
     name="x86_64",
     vector_kinds=("fxsave64", "xsave64", "q-regs", "none"),
     unwind_kinds=("eh_frame", "win64"),
+    vector_realign=True,
     pointer_size=8,
     element="uint8_t",
     registers=regs("gpr", 64, "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15")

@@ -122,9 +122,7 @@ def _raised_in_asmgen(exc: BaseException, path: Path) -> bool:
     its traceback), not from an expression the template evaluated."""
     # The sandbox carries out the template's operators, filters and calls: its
     # frames are the template's.
-    frames = [
-        f for f in traceback.extract_tb(exc.__traceback__) if f.filename != sandbox.__file__
-    ]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != sandbox.__file__]
     last = frames[-1].filename if frames else str(path)
     return last != str(path) and last.startswith(_PACKAGE)
 
