@@ -14,7 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from fuzzing import fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from asmgen.arches import ARCHES
@@ -136,13 +137,7 @@ def _set(spec: dict, key: tuple, value) -> None:
 def test_mutated_specs_give_clean_errors_or_tables_that_verify():
     counts: Counter[str] = Counter()
 
-    @settings(
-        max_examples=300,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
+    @fuzz_settings(300)
     @given(st.data())
     def run(data):
         name = data.draw(st.sampled_from(sorted(BASES)), label="base")
@@ -323,13 +318,7 @@ def test_yaml_structure_gives_clean_errors_or_tables_that_verify(tmp_path):
         )
         counts["clean error"] += 1
 
-    @settings(
-        max_examples=150,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @fuzz_settings(150)
     @given(st.data())
     def run(data):
         name = data.draw(st.sampled_from(sorted(BASES)), label="base")

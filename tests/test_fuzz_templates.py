@@ -20,7 +20,8 @@ import types
 from collections import Counter
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from fuzzing import fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from asmgen.build.pipeline import build
@@ -109,13 +110,7 @@ def test_mutated_templates_give_clean_errors_or_tables_that_hold(tmp_path):
     headers: set[str] = set()
     verdicts: dict[tuple, set[str]] = {}
 
-    @settings(
-        max_examples=250,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @fuzz_settings(250)
     @given(st.data())
     def run(data):
         arch = data.draw(st.sampled_from(sorted(ABIS)), label="arch")
