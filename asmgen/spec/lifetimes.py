@@ -66,11 +66,11 @@ def check_lifetimes(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             ("resolver", "frame_pointer"),
             "is also trampoline.saved_link or trampoline.link, its frame-record partner",
         )
-    _check_landing(spec, written, refuse)
+    _check_landing(spec, refuse)
     _check_units(spec, written, refuse)
 
 
-def _check_landing(spec: Spec, written: dict, refuse) -> None:
+def _check_landing(spec: Spec, refuse) -> None:
     """resolver.landing holds the landing address until the resolver jumps: the
     landed function finds it changed, and nothing may overwrite it before."""
     arch, call, resolver = spec.arch_info, spec.call, spec.resolver
