@@ -71,6 +71,25 @@ def test_checked_in_outputs_start_with_do_not_edit():
     assert data["generated_by"][0].startswith("DO NOT EDIT")
 
 
+def test_header_names_every_template_and_keeps_its_lines():
+    """Each ABI's entry names its resolver, trampoline and stub templates, and
+    clang-format has not reflowed the tool list into the ABI list."""
+    root = Path(__file__).resolve().parent.parent / "generated"
+    data = json.loads((root / "tables.json").read_text())
+    for name, prefix in (("orc_resolvers.py", "# "), ("orc_resolvers.h", "// ")):
+        lines = (root / name).read_text().splitlines()
+        comment = [line.removeprefix(prefix) for line in lines[: len(data["generated_by"])]]
+        assert comment == data["generated_by"]
+    entry = data["generated_by"].index("X86_64_Win32:")
+    assert data["generated_by"][entry + 1 : entry + 5] == [
+        "  spec abi_specs/x86_64_win64.yaml",
+        "  template templates/x86_64/resolver.s.j2",
+        "  template templates/x86_64/trampoline.s.j2",
+        "  template templates/x86_64/stub.s.j2",
+    ]
+    assert all(len(line) <= 76 for line in data["generated_by"])
+
+
 def test_check_catches_a_hand_edit(tree, capsys):
     args = ["--specs", str(tree / "abi_specs"), "--templates", str(tree / "templates")]
     out = ["--out", str(tree / "generated")]
