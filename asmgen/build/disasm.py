@@ -87,39 +87,17 @@ def decode_all(
 
 
 def _llvm_mc_words(arch: Arch, code: bytes, byteorder: str, base: int):
-    """Fixed-width arches capstone lacks: llvm-mc's disassembler, one run per table.
-
-    llvm-mc prints one line per valid word and warns (with the input line) about
-    each invalid one, which then becomes a data word.
-    """
-    import re
-    import subprocess
-
-    from asmgen.build.llvm_mc import find_llvm_mc
+    """Fixed-width arches capstone lacks: llvm-mc's disassembler; a word it
+    cannot decode becomes a data word."""
+    from asmgen.build.llvm_mc import decode_words
 
     unit = arch.element_size
-    triple = arch.triple(byteorder)
-    if unit == 1 or not triple:
-        raise AsmgenError(f"no disassembler for arch {arch.name!r}")
     words = [code[i : i + unit] for i in range(0, len(code) - len(code) % unit, unit)]
-    # llvm-mc reads bytes in memory order, so each word goes in as stored.
-    text = "".join(" ".join(f"0x{b:02x}" for b in w) + "\n" for w in words)
-    command = [find_llvm_mc(), "--disassemble", f"-triple={triple}"]
-    if arch.llvm_mattr:
-        command.append(f"-mattr={arch.llvm_mattr}")
-    done = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
-    bad = {int(n) - 1 for n in re.findall(r"<stdin>:(\d+):\d+: warning: invalid", done.stderr)}
-    decoded = iter(
-        " ".join(line.split())
-        for line in done.stdout.splitlines()
-        if line.strip() and not line.strip().startswith(".")
-    )
-    out = []
-    for index, word in enumerate(words):
-        at = base + index * unit
-        insn = None if index in bad else next(decoded, None)
-        out.append((at, word, insn if insn else _data_text(word, unit, byteorder)))
-    return out
+    texts = decode_words(arch, byteorder, words)
+    return [
+        (base + index * unit, word, text or _data_text(word, unit, byteorder))
+        for index, (word, text) in enumerate(zip(words, texts, strict=True))
+    ]
 
 
 def decode_code(
