@@ -5,26 +5,9 @@ from __future__ import annotations
 import json
 
 from asmgen import __version__
-from asmgen.verify.model import CHECKS
+from asmgen.spec.checks import CHECKS
 from asmgen.verify.runner import DECLARED, OK, SKIPPED, UNEXPECTED_PASS, VIOLATION, AbiReport
 
-# Column headings, in CHECKS order.
-SHORT = {
-    "ctx_arg": "ctx",
-    "trampoline_arg": "tramp",
-    "stack_align": "align",
-    "shadow_space": "home",
-    "int_args": "iargs",
-    "fp_args": "fargs",
-    "callee_saved": "saved",
-    "stack_pointer": "sp",
-    "return_address": "ret",
-    "fp_control": "fpctl",
-    "landing_pc": "pc",
-    "native": "native",
-    "vector_width": "vwide",
-    "frame_align": "frame*",
-}
 CELL = {OK: "ok", VIOLATION: "FAIL", DECLARED: "xfail", UNEXPECTED_PASS: "XPASS", SKIPPED: "-"}
 
 
@@ -42,10 +25,11 @@ def _counts(reports: list[AbiReport]) -> dict[str, int]:
 
 def format_text(reports: list[AbiReport]) -> str:
     width = max([len("ABI"), *(len(r.abi) for r in reports)])
-    heads = [SHORT[c] for c in CHECKS]
-    lines = ["  ".join(["ABI".ljust(width), *(h.ljust(max(len(h), 5)) for h in heads), "time"])]
+    columns = {name: max(len(check.short), 5) for name, check in CHECKS.items()}
+    heads = [CHECKS[name].short.ljust(w) for name, w in columns.items()]
+    lines = ["  ".join(["ABI".ljust(width), *heads, "time"])]
     for report in reports:
-        cells = [CELL[report.outcomes[c].outcome].ljust(max(len(SHORT[c]), 5)) for c in CHECKS]
+        cells = [CELL[report.outcomes[name].outcome].ljust(w) for name, w in columns.items()]
         lines.append("  ".join([report.abi.ljust(width), *cells, f"{report.seconds:.3f}s"]))
     lines.append("")
     lines.append(

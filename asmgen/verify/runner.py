@@ -11,9 +11,10 @@ from pathlib import Path
 from asmgen.build.frame import compute_frame
 from asmgen.build.table import Table
 from asmgen.errors import AsmgenError
+from asmgen.spec.checks import CHECKS
 from asmgen.spec.files import SpecFile
 from asmgen.verify.emulate import emulate
-from asmgen.verify.model import CHECKS, FAIL, NA, PASS, CheckResult, Subject
+from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Subject
 from asmgen.verify.native import run_native
 from asmgen.verify.static import frame_check
 from asmgen.verify.vector import vector_width_check
