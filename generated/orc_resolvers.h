@@ -2318,8 +2318,8 @@ struct OrcX86_64_SysV_CET {
   static constexpr unsigned ReentryFnAddrOffset = 0x3e;
   static constexpr unsigned PointerSize = 8;
   static constexpr unsigned TrampolineSize = 12;
-  static constexpr unsigned StubSize = 8;
-  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffffa;
+  static constexpr unsigned StubSize = 12;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffff6;
   /// .eh_frame body (CIE, FDE, zero terminator). The FDE's pc_begin, 8 bytes at
   /// EHFramePCBeginOffset, is relative to the resolver (0): in a copy, add the
   /// resolver's address there and pass the copy to __register_frame (libgcc
@@ -2447,8 +2447,9 @@ inline void OrcX86_64_SysV_CET::writeIndirectStubsBlock(
     uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
   // clang-format off
   const uint8_t Stub[] = {
-      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x00: jmpq *(%rip)
-      0xc4, 0xf1,                         // 0x06: .byte 0xc4, 0xf1
+      0xf3, 0x0f, 0x1e, 0xfa,             // 0x00: .byte 0xf3, 0x0f, 0x1e, 0xfa
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x04: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x0a: .byte 0xc4, 0xf1
   };
   // clang-format on
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
@@ -2457,10 +2458,10 @@ inline void OrcX86_64_SysV_CET::writeIndirectStubsBlock(
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
     uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     memcpy(Unit, Stub, StubSize);
-    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x6, 8);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0xa, 8);
     assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
            "x86 disp32: +-2 GiB");
-    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+    detail::patchField<uint32_t>(Unit + 0x6, uint32_t(0xffffffffULL), 0,
                                  StubPtrDisp);
   }
 }

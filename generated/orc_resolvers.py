@@ -2184,7 +2184,7 @@ X86_64_SysV_CET = ResolverTable(
         '  0x6e  5d                    popq %rbp\n'
         '  0x6f  c3                    retq\n'
     ),
-    stub_to_pointer_max_displacement=0x7ffffffa,
+    stub_to_pointer_max_displacement=0x7ffffff6,
     trampoline=Unit(
         bytes.fromhex('f30f1efaff1500000000c4f1'),
         'ResolverPtr',
@@ -2196,12 +2196,12 @@ X86_64_SysV_CET = ResolverTable(
         ),
     ),
     stub=Unit(
-        bytes.fromhex('ff2500000000c4f1'),
+        bytes.fromhex('f30f1efaff2500000000c4f1'),
         'StubPtr',
         (
             UnitField(
-                Field(0x2, 4, 0, 32, 'pcrel32'),
-                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+                Field(0x6, 4, 0, 32, 'pcrel32'),
+                0xa, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
             ),
         ),
     ),

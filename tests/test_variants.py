@@ -155,6 +155,25 @@ def test_endbr64_decodes_as_endbr64(tables):
     assert first.mnemonic == "endbr64"
 
 
+@pytest.mark.parametrize("unit", ["trampoline", "stub"])
+def test_cet_units_open_with_endbr64(tables, unit):
+    """Stubs are reached indirectly too (JITLink calls them through the GOT, a
+    function pointer may hold one), so they open with endbr64 like the
+    trampolines; the rest of each unit is the plain SysV unit, its field moved
+    by the pad, its size grown by it, as assembling found."""
+    from asmgen.verify.vector_harness import assemble_harness
+
+    pad, _ = assemble_harness(".text\nendbr64\n")
+    cet = getattr(tables["X86_64_SysV_CET"].units, unit)
+    plain = getattr(tables["X86_64_SysV"].units, unit)
+    assert cet.code == pad + plain.code
+    assert cet.size == plain.size + len(pad)
+    assert [f.field.offset for f in cet.unit.fields] == [
+        f.field.offset + len(pad) for f in plain.unit.fields
+    ]
+    assert [f.anchor for f in cet.unit.fields] == [f.anchor + len(pad) for f in plain.unit.fields]
+
+
 # --- spec validation --------------------------------------------------------
 
 AVX_SPEC = "abi_specs/x86_64_sysv_avx_fixed.yaml"
