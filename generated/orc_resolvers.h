@@ -2357,7 +2357,7 @@ struct OrcX86_64_SysV_CET {
   static constexpr unsigned ReentryFnAddrOffset = 0x3e;
   static constexpr unsigned PointerSize = 8;
   static constexpr unsigned TrampolineSize = 12;
-  static constexpr unsigned StubSize = 12;
+  static constexpr unsigned StubSize = 16;
   static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffff6;
   /// .eh_frame body (CIE, FDE, zero terminator). The FDE's pc_begin, 8 bytes at
   /// EHFramePCBeginOffset, is relative to the resolver (0): in a copy, add the
@@ -2502,6 +2502,7 @@ inline void OrcX86_64_SysV_CET::writeIndirectStubsBlock(
       0xf3, 0x0f, 0x1e, 0xfa,             // 0x00: .byte 0xf3, 0x0f, 0x1e, 0xfa
       0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x04: jmpq *(%rip)
       0xc4, 0xf1,                         // 0x0a: .byte 0xc4, 0xf1
+      0xcc, 0xcc, 0xcc, 0xcc,             // 0x0c: .byte 0xcc, 0xcc, 0xcc, 0xcc
   };
   // clang-format on
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");

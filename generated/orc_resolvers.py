@@ -2231,7 +2231,7 @@ X86_64_SysV_CET = ResolverTable(
         ),
     ),
     stub=Unit(
-        bytes.fromhex('f30f1efaff2500000000c4f1'),
+        bytes.fromhex('f30f1efaff2500000000c4f1cccccccc'),
         'StubPtr',
         (
             UnitField(
