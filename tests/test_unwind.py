@@ -59,27 +59,32 @@ def test_every_x86_64_abi_has_unwind_info():
     assert len(SYSV) >= 4 and len(WIN64) >= 3
 
 
-@pytest.mark.parametrize("abi", SYSV)
-def test_eh_frame_unwinds_every_instruction(abi):
+def _placed_fde(frame, begin: int, pc_range: int | None = None):
+    """The one FDE of `frame` (an EhFrame) with pc_begin (and pc_range)
+    written, as pyelftools decodes it: (fde, its rows, the RA column)."""
     from elftools.dwarf.callframe import ZERO, CallFrameInfo, CFIEntry
     from elftools.dwarf.structs import DWARFStructs
 
-    table = _table(abi)
-    returns = {_trampoline_return(table), LANDING}
-    frame = eh_frame(table.code)
     data = bytearray(frame.data)
-    # The JIT's one write before registering: pc_begin = the resolver's address.
-    data[frame.pc_begin_offset : frame.pc_begin_offset + 8] = RESOLVER.to_bytes(8, "little")
+    data[frame.pc_begin_offset : frame.pc_begin_offset + 8] = begin.to_bytes(8, "little")
+    if pc_range is not None:
+        data[frame.pc_range_offset : frame.pc_range_offset + 8] = pc_range.to_bytes(8, "little")
     structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
     cfi = CallFrameInfo(io.BytesIO(bytes(data)), len(data), 0, structs, for_eh_frame=True)
     entries = cfi.get_entries()
     fdes = [e for e in entries if isinstance(e, CFIEntry) and "initial_location" in e.header]
     assert len(fdes) == 1 and isinstance(entries[-1], ZERO)
-    (fde,) = fdes
+    return fdes[0], fdes[0].get_decoded().table, fdes[0].cie.header["return_address_register"]
+
+
+@pytest.mark.parametrize("abi", SYSV)
+def test_eh_frame_unwinds_every_instruction(abi):
+    table = _table(abi)
+    returns = {_trampoline_return(table), LANDING}
+    # The JIT's one write before registering: pc_begin = the resolver's address.
+    fde, rows, ra_column = _placed_fde(eh_frame(table.code), RESOLVER)
     assert fde.header["initial_location"] == RESOLVER
     assert fde.header["address_range"] == len(table.code)
-    rows = fde.get_decoded().table
-    ra_column = fde.cie.header["return_address_register"]
     initial = initial_state()
     checked = []
 
@@ -102,24 +107,6 @@ def test_eh_frame_unwinds_every_instruction(abi):
     trip = run_table(table, on_step)
     assert trip.landed
     assert len(checked) == trip.instructions
-
-
-def _placed_fde(frame, begin: int, pc_range: int | None = None):
-    """The one FDE of `frame` (an EhFrame) with pc_begin (and pc_range)
-    written, as pyelftools decodes it: (fde, its rows, the RA column)."""
-    from elftools.dwarf.callframe import ZERO, CallFrameInfo, CFIEntry
-    from elftools.dwarf.structs import DWARFStructs
-
-    data = bytearray(frame.data)
-    data[frame.pc_begin_offset : frame.pc_begin_offset + 8] = begin.to_bytes(8, "little")
-    if pc_range is not None:
-        data[frame.pc_range_offset : frame.pc_range_offset + 8] = pc_range.to_bytes(8, "little")
-    structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
-    cfi = CallFrameInfo(io.BytesIO(bytes(data)), len(data), 0, structs, for_eh_frame=True)
-    entries = cfi.get_entries()
-    fdes = [e for e in entries if isinstance(e, CFIEntry) and "initial_location" in e.header]
-    assert len(fdes) == 1 and isinstance(entries[-1], ZERO)
-    return fdes[0], fdes[0].get_decoded().table, fdes[0].cie.header["return_address_register"]
 
 
 def _unwind_step(rows, ra_column, pc: int, regs: dict[str, int], read) -> tuple[int, int]:

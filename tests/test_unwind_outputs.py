@@ -36,48 +36,46 @@ def test_every_table_carries_its_specs_unwind_kind(generated_module, document):
         assert (table.runtime_function is not None) == (kind == "win64"), abi
 
 
-@pytest.mark.parametrize("abi", SYSV)
-def test_python_eh_frame_is_tables_json_and_decodes(abi, generated_module, document):
+def _fdes(data: bytes) -> list:
+    """The FDEs of an .eh_frame body, as pyelftools decodes it; it must end in
+    the zero terminator."""
     from elftools.dwarf.callframe import ZERO, CallFrameInfo, CFIEntry
     from elftools.dwarf.structs import DWARFStructs
 
+    structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
+    entries = CallFrameInfo(
+        io.BytesIO(data), len(data), 0, structs, for_eh_frame=True
+    ).get_entries()
+    assert isinstance(entries[-1], ZERO)
+    return [e for e in entries if isinstance(e, CFIEntry) and "initial_location" in e.header]
+
+
+@pytest.mark.parametrize("abi", SYSV)
+def test_python_eh_frame_is_tables_json_and_decodes(abi, generated_module, document):
     table = generated_module.TABLES[abi]
     record = document[abi]["unwind"]
     assert table.eh_frame == bytes.fromhex(record["eh_frame"])
     assert table.eh_frame_pc_begin_offset == record["pc_begin_offset"]
     data = table.eh_frame_at(RESOLVER_ADDR)
     assert len(data) == len(table.eh_frame)
-    structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
-    entries = CallFrameInfo(
-        io.BytesIO(data), len(data), 0, structs, for_eh_frame=True
-    ).get_entries()
-    fdes = [e for e in entries if isinstance(e, CFIEntry) and "initial_location" in e.header]
-    assert len(fdes) == 1 and isinstance(entries[-1], ZERO)
+    fdes = _fdes(data)
+    assert len(fdes) == 1
     assert fdes[0].header["initial_location"] == RESOLVER_ADDR
     assert fdes[0].header["address_range"] == table.size
     # Unrelocated, the FDE covers [0, size): the range is relative to the resolver.
-    raw = CallFrameInfo(io.BytesIO(table.eh_frame), len(data), 0, structs, for_eh_frame=True)
-    raw_fdes = [e for e in raw.get_entries() if "initial_location" in getattr(e, "header", {})]
-    assert [e.header["initial_location"] for e in raw_fdes] == [0]
+    assert [e.header["initial_location"] for e in _fdes(table.eh_frame)] == [0]
 
 
 @pytest.mark.parametrize("abi", SYSV)
 def test_python_trampoline_eh_frame_is_tables_json_and_decodes(abi, generated_module, document):
-    from elftools.dwarf.callframe import ZERO, CallFrameInfo, CFIEntry
-    from elftools.dwarf.structs import DWARFStructs
-
     table = generated_module.TABLES[abi]
     record = document[abi]["unwind"]
     assert table.trampoline_eh_frame == bytes.fromhex(record["trampoline_eh_frame"])
     assert table.trampoline_eh_frame_pc_begin_offset == record["trampoline_pc_begin_offset"]
     assert table.trampoline_eh_frame_pc_range_offset == record["trampoline_pc_range_offset"]
     data = table.trampoline_eh_frame_at(RESOLVER_ADDR, 511)
-    structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
-    entries = CallFrameInfo(
-        io.BytesIO(data), len(data), 0, structs, for_eh_frame=True
-    ).get_entries()
-    fdes = [e for e in entries if isinstance(e, CFIEntry) and "initial_location" in e.header]
-    assert len(fdes) == 1 and isinstance(entries[-1], ZERO)
+    fdes = _fdes(data)
+    assert len(fdes) == 1
     assert fdes[0].header["initial_location"] == RESOLVER_ADDR
     assert fdes[0].header["address_range"] == 511 * table.trampoline_size
     # No instructions of its own: the CIE's entry rules (CFA = rsp+8, RA at CFA-8).
