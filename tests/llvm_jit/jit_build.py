@@ -237,6 +237,7 @@ def build(rows: str) -> Build:
         _digest_tree(first, key)
     target = cache_dir() / key.hexdigest()[:32] / "lazy_jit_test"
     if target.is_file():
+        target.parent.touch()  # recently used: kept by _prune
         return Build(target, 0.0, True)
     target.parent.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent.parent) as scratch:
@@ -273,7 +274,22 @@ def build(rows: str) -> Build:
             raise BuildError("warnings in the test or the ORC-ready header:\n" + "\n".join(ours))
         target.parent.mkdir(exist_ok=True)
         os.replace(out, target)
+    _prune(target.parent.parent, keep=KEEP_BUILDS)
     return Build(target, seconds, False, command)
+
+
+KEEP_BUILDS = 6
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently used builds."""
+    builds = sorted(
+        (p for p in folder.iterdir() if p.is_dir() and len(p.name) == 32),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------ run
