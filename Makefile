@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LLVM_MC := llvm-mc-19
 
 
-.PHONY: generate check-generated cross-check verify test lint format bench llvm llvm-dev cairo venv clean
+.PHONY: generate check-generated cross-check verify test lint format bench llvm llvm-dev cxx cairo venv clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,17 @@ llvm-dev:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19-dev >/dev/null; \
 	  else \
 	    echo "error: LLVM 19 headers not found; install the Debian package llvm-19-dev (apt-get install llvm-19-dev)" >&2; \
+	    exit 1; \
+	  fi; }
+
+# The C++ tests compile with g++.
+cxx:
+	@command -v g++ >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian package g++"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null; \
+	  else \
+	    echo "error: g++ not found; install the Debian package g++" >&2; \
 	    exit 1; \
 	  fi; }
 
@@ -75,7 +86,7 @@ cross-check: $(STAMP) llvm
 verify: $(STAMP) llvm
 	$(PY) -m asmgen verify
 
-test: $(STAMP) llvm llvm-dev cairo check-generated cross-check lint verify
+test: $(STAMP) llvm llvm-dev cxx cairo check-generated cross-check lint verify
 	$(PY) -m pytest -q
 
 bench: $(STAMP) llvm

@@ -140,7 +140,9 @@ def test_natural_mode(executable, expected):
 def test_declared_outcomes_on_narrower_vectors(executable, expected, cpu, needs):
     """The JIT'd code built for an AVX2 CPU (512-bit vectors in ymm pairs)
     and for plain x86-64 (xmm only: nothing to lose for any class)."""
-    assert needs in cpu_flags(), f"this CPU cannot run code built for {cpu}"
+    if needs not in cpu_flags():
+        # Said, not silent: -ra lists the reason; the host run covers the CPU.
+        pytest.skip(f"this CPU lacks {needs.upper()}: it cannot run code built for {cpu}")
     result, verdicts = _judged(
         executable, expected, f"Deliberate clobber, JIT'd code for {cpu}", "clobber", cpu
     )
