@@ -3564,8 +3564,8 @@ public:
   void add(uint64_t Begin, uint64_t End, std::unique_ptr<uint8_t[]> Frame) {
     std::lock_guard<std::mutex> Lock(Mutex);
     dropOverlapping(Begin, End);
-    __register_frame(Frame.get());
     Frames.push_back({Begin, End, std::move(Frame)});
+    __register_frame(Frames.back().Frame.get());
   }
 
   /// Deregisters every registration that overlaps [Begin, End).
