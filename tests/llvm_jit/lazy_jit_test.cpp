@@ -169,8 +169,7 @@ const std::vector<std::vector<Ty>> Sigs = {
     // a mix in registers
     {I64, F64, F32, V4F32, V8F32, V16F32, V2F64, V4F64, V8F64, I64},
     // ten vectors: the last two on the stack
-    {V16F32, V8F32, V16F32, V8F32, V16F32, V8F32, V16F32, V8F32, V16F32,
-     V8F32},
+    {V16F32, V8F32, V16F32, V8F32, V16F32, V8F32, V16F32, V8F32, V16F32, V8F32},
     // integers and doubles beyond the registers
     {I64, I64, I64, I64, I64, I64, I64, F64, F64, F64, F64, F64, F64, F64, F64,
      F64, F32},
@@ -182,8 +181,8 @@ const std::vector<std::vector<Ty>> Sigs = {
     // 128-bit vectors, then a zmm argument on the stack
     {V4F32, V2F64, V4F32, V2F64, V4F32, V2F64, V4F32, V2F64, V16F32},
 };
-const Ty Rets[] = {I64,  V8F32, F64,   V16F32, F32,  V4F64,
-                   V4F32, V8F64, VOID, V8I64, V4I64};
+const Ty Rets[] = {I64,   V8F32, F64,  V16F32, F32,  V4F64,
+                   V4F32, V8F64, VOID, V8I64,  V4I64};
 
 constexpr unsigned NumFns = 64;
 constexpr unsigned RecSlots = 24, SlotBytes = 64, ResSlots = 4;
@@ -309,9 +308,7 @@ struct Emitter {
   /// Emits the computation of value (Fn, Slot) of type T from %iter.
   std::string value(unsigned Fn, unsigned Slot, Ty T) {
     const TyDesc &D = TD[T];
-    std::string Src = D.Kind == 'f'   ? "%itf"
-                      : D.Kind == 'd' ? "%itd"
-                                      : "%iter";
+    std::string Src = D.Kind == 'f' ? "%itf" : D.Kind == 'd' ? "%itd" : "%iter";
     std::string Op = D.Kind == 'i' ? "add" : "fadd";
     std::string R = tmp();
     if (D.N == 1) {
@@ -437,10 +434,10 @@ std::string bodyModule(unsigned F) {
 } // namespace model
 
 // Buffers the JIT'd code writes.
-alignas(64) static uint8_t
-    Rec[model::NumFns * model::RecSlots * model::SlotBytes];
-alignas(64) static uint8_t
-    Res[model::NumFns * model::ResSlots * model::SlotBytes];
+alignas(
+    64) static uint8_t Rec[model::NumFns * model::RecSlots * model::SlotBytes];
+alignas(
+    64) static uint8_t Res[model::NumFns * model::ResSlots * model::SlotBytes];
 alignas(64) static uint64_t Cnt[model::NumFns];
 
 // ---------------------------------------------------------------------------
@@ -546,8 +543,7 @@ struct RunState {
 };
 static RunState *Cur = nullptr;
 
-extern "C" __attribute__((noinline)) int64_t callRoot(uint64_t Fn,
-                                                     int64_t It) {
+extern "C" __attribute__((noinline)) int64_t callRoot(uint64_t Fn, int64_t It) {
   auto *F = reinterpret_cast<int64_t (*)(int64_t)>(Fn);
   int64_t R = F(It);
   asm volatile("" ::: "memory"); // no tail call: keep this frame
@@ -874,7 +870,8 @@ static Error runLazy(RunState &S, Outcome &O) {
 // --- callback path: LocalJITCompileCallbackManager ---------------------------
 template <typename CallThroughABI, typename StubsABI>
 static Error runCallbacks(RunState &S, Outcome &O) {
-  auto J = LLJITBuilder().setJITTargetMachineBuilder(jitTargetMachine()).create();
+  auto J =
+      LLJITBuilder().setJITTargetMachineBuilder(jitTargetMachine()).create();
   if (!J)
     return J.takeError();
   if (auto Err = instrument(**J, S))
@@ -908,8 +905,8 @@ static Error runCallbacks(RunState &S, Outcome &O) {
     });
     if (!CB)
       return CB.takeError();
-    Inits["f" + std::to_string(F)] = {
-        *CB, JITSymbolFlags::Exported | JITSymbolFlags::Callable};
+    Inits["f" + std::to_string(F)] = {*CB, JITSymbolFlags::Exported |
+                                               JITSymbolFlags::Callable};
   }
   if (auto Err = ISM->createStubs(Inits))
     return Err;
@@ -935,7 +932,8 @@ static std::vector<Outcome> Outcomes;
 /// trampolines) uses CallThroughABI, the stubs manager StubsABI.
 template <typename CallThroughABI, typename StubsABI>
 static void runRow(const char *Label) {
-  if (!Cfg.Only.empty() && std::string(Label).find(Cfg.Only) == std::string::npos)
+  if (!Cfg.Only.empty() &&
+      std::string(Label).find(Cfg.Only) == std::string::npos)
     return;
   for (bool Lazy : {true, false}) {
     Outcome O;
@@ -952,9 +950,9 @@ static void runRow(const char *Label) {
     using Observing = Observed<CallThroughABI>;
     Error Err = Lazy ? runLazy<Observing, StubsABI>(S, O)
                      : runCallbacks<Observing, StubsABI>(S, O);
-    O.Seconds = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - T0)
-                    .count();
+    O.Seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - T0)
+            .count();
     if (Err)
       O.Error = toString(std::move(Err));
     else
@@ -968,8 +966,7 @@ static void runRow(const char *Label) {
 
 // ---------------------------------------------------------------------------
 // Are LLVM's writers and an asmgen class's the same bytes?
-template <typename Writer>
-static std::vector<char> written(unsigned What) {
+template <typename Writer> static std::vector<char> written(unsigned What) {
   std::vector<char> B(4096, 0);
   ExecutorAddr Resolver(0x7f0000001000), Fn(0x7f1122334455),
       Ctx(0x7f5566778899), Block(0x7f0000100000);
@@ -1050,8 +1047,8 @@ static std::vector<std::pair<std::string, bool>> registryChecks() {
   R.push_back({"resolver: its first and last byte",
                fdeStart(Code) == At(Code) &&
                    fdeStart(Code + ABI::ResolverCodeSize - 1) == At(Code)});
-  R.push_back({"resolver: not past its end",
-               !fdeStart(Code + ABI::ResolverCodeSize)});
+  R.push_back(
+      {"resolver: not past its end", !fdeStart(Code + ABI::ResolverCodeSize)});
   registerTrampolineEHFrame<ABI>(ExecutorAddr::fromPtr(Block), N);
   R.push_back({"trampolines: the first and the last",
                fdeStart(Block) == At(Block) &&
@@ -1082,13 +1079,17 @@ static std::vector<std::pair<std::string, bool>> RegistryResults;
 // JSON output.
 static std::string quote(const std::string &S) {
   std::string O = "\"";
-  for (char C : S) {
-    if (C == '"' || C == '\\')
+  for (unsigned char C : S) {
+    if (C == '"' || C == '\\') {
       O += '\\';
-    if (C == '\n')
-      O += "\\n";
-    else
-      O += C;
+      O += char(C);
+    } else if (C < 0x20) {
+      char Buf[8];
+      snprintf(Buf, sizeof Buf, "\\u%04x", C);
+      O += Buf;
+    } else {
+      O += char(C);
+    }
   }
   return O + "\"";
 }
@@ -1131,8 +1132,8 @@ static std::string json(const JITTargetMachineBuilder &JTMB) {
   O += "  \"host_avx\": " +
        std::string(__builtin_cpu_supports("avx") ? "true" : "false") + ",\n";
   O += "  \"vec_reg_bytes\": " + std::to_string(model::VecRegBytes) + ",\n";
-  O += "  \"mode\": " +
-       quote(Cfg.M == Mode::Clobber ? "clobber" : "natural") + ",\n";
+  O += "  \"mode\": " + quote(Cfg.M == Mode::Clobber ? "clobber" : "natural") +
+       ",\n";
   O += "  \"clobbered\": " +
        quote(Cfg.M == Mode::Clobber ? clobberWidth() : "") + ",\n";
   O += "  \"glibc_tunables\": " + quote(Tun ? Tun : "") + ",\n";
