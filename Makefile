@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LLVM_MC := llvm-mc-19
 
 
-.PHONY: generate check-generated cross-check verify test lint format bench llvm cairo venv clean
+.PHONY: generate check-generated cross-check verify test lint format bench llvm llvm-dev cxx cairo venv clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,30 @@ llvm:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19 >/dev/null; \
 	  else \
 	    echo "error: $(LLVM_MC) not found; install the Debian package llvm-19 (apt-get install llvm-19)" >&2; \
+	    exit 1; \
+	  fi; }
+
+# The lazy-JIT test (tests/llvm_jit) builds against LLVM 19's headers and
+# libLLVM-19 (llvm-config-19 finds them).
+LLVM_CONFIG := llvm-config-19
+llvm-dev:
+	@command -v $(LLVM_CONFIG) >/dev/null 2>&1 && [ -f "$$($(LLVM_CONFIG) --includedir)/llvm/ExecutionEngine/Orc/LLJIT.h" ] || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian package llvm-19-dev (LLVM 19 headers and library)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19-dev >/dev/null; \
+	  else \
+	    echo "error: LLVM 19 headers not found; install the Debian package llvm-19-dev (apt-get install llvm-19-dev)" >&2; \
+	    exit 1; \
+	  fi; }
+
+# The C++ tests compile with g++.
+cxx:
+	@command -v g++ >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian package g++"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null; \
+	  else \
+	    echo "error: g++ not found; install the Debian package g++" >&2; \
 	    exit 1; \
 	  fi; }
 
@@ -62,7 +86,7 @@ cross-check: $(STAMP) llvm
 verify: $(STAMP) llvm
 	$(PY) -m asmgen verify
 
-test: $(STAMP) llvm cairo check-generated cross-check lint verify
+test: $(STAMP) llvm llvm-dev cxx cairo check-generated cross-check lint verify
 	$(PY) -m pytest -q
 
 bench: $(STAMP) llvm

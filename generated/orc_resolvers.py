@@ -355,6 +355,12 @@ class ResolverTable:
     # a libunwind that takes one FDE takes eh_frame_pc_begin_offset - 8).
     eh_frame: bytes | None = None
     eh_frame_pc_begin_offset: int | None = None
+    # trampoline_eh_frame: the same for a block of trampolines (one FDE, no
+    # instructions: a trampoline leaves the stack as its caller's call did);
+    # trampoline_eh_frame_at() writes the block's address and its length.
+    trampoline_eh_frame: bytes | None = None
+    trampoline_eh_frame_pc_begin_offset: int | None = None
+    trampoline_eh_frame_pc_range_offset: int | None = None
     # Win64: unwind_info (UNWIND_INFO) belongs at resolver + unwind_info_offset;
     # runtime_function (RUNTIME_FUNCTION: begin, end, unwind info RVAs) covers the
     # resolver, the BaseAddress to pass to RtlAddFunctionTable.
@@ -427,6 +433,17 @@ class ResolverTable:
         at = self.eh_frame_pc_begin_offset
         begin = resolver_addr.to_bytes(8, self.byteorder)
         return self.eh_frame[:at] + begin + self.eh_frame[at + 8 :]
+
+    def trampoline_eh_frame_at(self, block_addr: int, n: int) -> bytes:
+        """The .eh_frame for `n` trampolines at `block_addr`, ready to register."""
+        frame = self.trampoline_eh_frame
+        at = self.trampoline_eh_frame_pc_begin_offset
+        if frame is None or at is None or self.trampoline_eh_frame_pc_range_offset != at + 8:
+            raise ValueError(f"{self.abi}: no trampoline .eh_frame")
+        span = block_addr.to_bytes(8, self.byteorder) + (n * self.trampoline_size).to_bytes(
+            8, self.byteorder
+        )
+        return frame[:at] + span + frame[at + 16 :]
 
 
 AArch64 = ResolverTable(
@@ -1862,6 +1879,12 @@ X86_64_SysV = ResolverTable(
         "428f1002510c070800000000"
     ),
     eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100001c0000001c000000"
+        "00000000000000000800000000000000000000000000000000000000"
+    ),
+    trampoline_eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame_pc_range_offset=0x28,
 )
 
 
@@ -1986,6 +2009,12 @@ X86_64_SysV_AVX = ResolverTable(
         "428f1002ad0c070800000000"
     ),
     eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100001c0000001c000000"
+        "00000000000000000800000000000000000000000000000000000000"
+    ),
+    trampoline_eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame_pc_range_offset=0x28,
 )
 
 
@@ -2107,6 +2136,12 @@ X86_64_SysV_AVX_Fixed = ResolverTable(
         "428f1002a80c070800000000"
     ),
     eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100001c0000001c000000"
+        "00000000000000000800000000000000000000000000000000000000"
+    ),
+    trampoline_eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame_pc_range_offset=0x28,
 )
 
 
@@ -2184,7 +2219,7 @@ X86_64_SysV_CET = ResolverTable(
         '  0x6e  5d                    popq %rbp\n'
         '  0x6f  c3                    retq\n'
     ),
-    stub_to_pointer_max_displacement=0x7ffffffa,
+    stub_to_pointer_max_displacement=0x7ffffff6,
     trampoline=Unit(
         bytes.fromhex('f30f1efaff1500000000c4f1'),
         'ResolverPtr',
@@ -2196,12 +2231,12 @@ X86_64_SysV_CET = ResolverTable(
         ),
     ),
     stub=Unit(
-        bytes.fromhex('ff2500000000c4f1'),
+        bytes.fromhex('f30f1efaff2500000000c4f1cccccccc'),
         'StubPtr',
         (
             UnitField(
-                Field(0x2, 4, 0, 32, 'pcrel32'),
-                0x6, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+                Field(0x6, 4, 0, 32, 'pcrel32'),
+                0xa, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
             ),
         ),
     ),
@@ -2212,6 +2247,12 @@ X86_64_SysV_CET = ResolverTable(
         "428f1002510c070800000000"
     ),
     eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100001c0000001c000000"
+        "00000000000000000c00000000000000000000000000000000000000"
+    ),
+    trampoline_eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame_pc_range_offset=0x28,
 )
 
 
@@ -2318,6 +2359,12 @@ X86_64_SysV_Lean = ResolverTable(
         "8105418406418507428808428909428a0a028a0c0708000000000000"
     ),
     eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100001c0000001c000000"
+        "00000000000000000800000000000000000000000000000000000000"
+    ),
+    trampoline_eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame_pc_range_offset=0x28,
 )
 
 

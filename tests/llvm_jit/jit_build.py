@@ -1,0 +1,511 @@
+"""Build and run lazy_jit_test.cpp, asmgen's ORC-ready classes in LLVM 19's
+lazy JIT, and judge what it measured against expected.yaml.
+
+The program is one g++ -O0 translation unit against Debian's llvm-19-dev
+(`make llvm-dev` installs it).  Built executables are kept in a cache keyed
+by the SHA-256 of everything the build reads: the compiler and LLVM versions,
+the flags, the C++ source, the generated rows, the ORC-ready header and the
+hook inputs below.  So a test session builds at most once, and not at all
+while nothing changed.
+
+Hooks (environment variables), for building LLVM's own code into the test:
+
+  ASMGEN_JIT_EXTRA_SOURCES  C++ sources, objects or archives, separated by
+      os.pathsep, compiled and linked into the test executable.  A patched
+      OrcABISupport.cpp linked in replaces libLLVM's writers for LLVM's own
+      classes (OrcX86_64_SysV, ...): the templates that call them are
+      instantiated in the test's translation unit, so the executable's
+      definitions are the ones called.
+  ASMGEN_JIT_INCLUDE_FIRST  a folder searched for headers before LLVM's
+      (the patched llvm/ExecutionEngine/Orc/OrcABISupport.h).
+  ASMGEN_JIT_EXPECTED       an expected.yaml to judge by instead of this
+      folder's (a patched LLVM class may keep what LLVM's loses).
+  ASMGEN_JIT_CACHE_DIR      where executables are kept
+      (default: ~/.cache/asmgen/llvm_jit).
+
+As a script it builds, runs and prints the tables:
+`python tests/llvm_jit/jit_build.py [--mode clobber] [--cpu NAME] [--iters N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from asmgen.emit.orc_header import SUFFIX, orcabi_class
+from asmgen.spec.files import spec_files
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SOURCE = HERE / "lazy_jit_test.cpp"
+EXPECTED = HERE / "expected.yaml"
+HEADER = ROOT / "generated" / "orc_resolvers_llvm.h"
+LLVM_CONFIG = "llvm-config-19"
+CXX = "g++"
+# -O0: the test checks the resolver, not the test's own code, and -O1 builds
+# no faster.  One translation unit: the LLVM headers are parsed once.
+OPT = ("-O0", "-g0")
+WARN = ("-Wall",)
+VECTOR_UPPER = ("kept", "lost")
+BACKTRACE_ENDS = ("complete", "after-resolver", "at-trampoline")
+# What the test session measured, printed at its end (conftest.py).
+REPORTS: list[str] = []
+
+# --------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    call_through: str
+    stubs: str
+    vector_upper: str
+    backtrace: str
+    abi: str | None = None
+
+
+@dataclass(frozen=True)
+class Writers:
+    llvm: str
+    asmgen: str
+    same: bool
+
+
+@dataclass(frozen=True)
+class Expected:
+    path: Path
+    rows: tuple[Row, ...]
+    writers: tuple[Writers, ...]
+
+
+def expected_path() -> Path:
+    return Path(os.environ.get("ASMGEN_JIT_EXPECTED") or EXPECTED)
+
+
+def load_expected(path: Path | None = None) -> Expected:
+    """The declared outcomes; a malformed file raises ValueError naming it."""
+    path = path or expected_path()
+    data = yaml.safe_load(path.read_text())
+
+    def fail(message: str):
+        raise ValueError(f"{path}: {message}")
+
+    if not isinstance(data, dict) or set(data) != {"rows", "writers"}:
+        fail("needs exactly the keys `rows` and `writers`")
+    rows = []
+    for item in data["rows"]:
+        keys = set(item)
+        if item.get("abi"):
+            if keys - {"abi", "vector_upper", "backtrace"}:
+                fail(f"row {item}: an `abi` row takes vector_upper and backtrace only")
+            name = item["abi"] + SUFFIX
+            item = {
+                **item,
+                "label": name,
+                "call_through": f"WithEHFrames<{name}>",
+                "stubs": name,
+            }
+        elif keys - {"label", "call_through", "stubs", "vector_upper", "backtrace"} or not (
+            keys >= {"label", "call_through", "stubs", "vector_upper"}
+        ):
+            fail(f"row {item}: needs label, call_through, stubs, vector_upper")
+        if item["vector_upper"] not in VECTOR_UPPER:
+            fail(f"row {item['label']}: vector_upper is one of {VECTOR_UPPER}")
+        end = item.get("backtrace", "complete")
+        if end not in BACKTRACE_ENDS:
+            fail(f"row {item['label']}: backtrace is one of {BACKTRACE_ENDS}")
+        rows.append(
+            Row(
+                item["label"],
+                item["call_through"],
+                item["stubs"],
+                item["vector_upper"],
+                end,
+                item.get("abi"),
+            )
+        )
+    labels = [r.label for r in rows]
+    if len(set(labels)) != len(labels):
+        fail("row labels repeat")
+    writers = tuple(Writers(w["llvm"], w["asmgen"], bool(w["same"])) for w in data["writers"])
+    return Expected(path, tuple(rows), writers)
+
+
+def native_family(specs) -> list:
+    """The specs whose code runs on this host with its C convention: on
+    x86-64 Linux, the System V ABIs."""
+    host = (platform.machine(), platform.system())
+    found = []
+    for spec in specs:
+        facts = spec.arch_info.emulator
+        if facts and host in facts.native_hosts and spec.call.int_args == facts.native_int_args:
+            found.append(spec)
+    return found
+
+
+def rows_source(expected: Expected, every_class: list[str]) -> str:
+    """rows.inc: the rows to run, the writer comparisons, and an
+    instantiation of LLVM's templates for every generated class."""
+    lines = [
+        "// Generated by tests/llvm_jit/jit_build.py from expected.yaml.",
+        "void runRows() {",
+    ]
+    for w in expected.writers:
+        lines.append(f'  compareWriters<{w.llvm}, {w.asmgen}>("{w.llvm}", "{w.asmgen}");')
+    for row in expected.rows:
+        lines.append(f'  runRow<{row.call_through}, {row.stubs}>("{row.label}");')
+    lines += ["}", "", "void instantiateEveryClass(ExecutionSession &ES) {"]
+    lines += [f"  instantiate<{name}>(ES);" for name in every_class]
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- build
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def _tool_output(command: list[str]) -> str:
+    if not shutil.which(command[0]):
+        raise BuildError(
+            f"{command[0]} not found: `make llvm-dev` installs Debian's llvm-19-dev "
+            "(LLVM 19's headers, library and llvm-config-19)"
+        )
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _hook_paths() -> tuple[list[Path], Path | None]:
+    extra = [
+        Path(p).resolve()
+        for p in os.environ.get("ASMGEN_JIT_EXTRA_SOURCES", "").split(os.pathsep)
+        if p
+    ]
+    first = os.environ.get("ASMGEN_JIT_INCLUDE_FIRST")
+    for path in extra:
+        if not path.is_file():
+            raise BuildError(f"ASMGEN_JIT_EXTRA_SOURCES: {path} is not a file")
+    if first and not Path(first).is_dir():
+        raise BuildError(f"ASMGEN_JIT_INCLUDE_FIRST: {first} is not a folder")
+    return extra, Path(first).resolve() if first else None
+
+
+def _digest_tree(folder: Path, digest) -> None:
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+
+
+@dataclass
+class Build:
+    executable: Path
+    seconds: float  # 0 when taken from the cache
+    cached: bool
+    command: list[str] = field(default_factory=list)
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("ASMGEN_JIT_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "asmgen" / "llvm_jit"
+
+
+def build(rows: str) -> Build:
+    """The test executable for `rows` (rows.inc), built or from the cache."""
+    cxxflags = _tool_output([LLVM_CONFIG, "--cxxflags"]).split()
+    ldflags = _tool_output([LLVM_CONFIG, "--ldflags", "--libs"]).split()
+    libdir = _tool_output([LLVM_CONFIG, "--libdir"])
+    versions = [_tool_output([CXX, "--version"]), _tool_output([LLVM_CONFIG, "--version"])]
+    extra, first = _hook_paths()
+    key = hashlib.sha256()
+    for part in (*versions, *cxxflags, *ldflags, *OPT, *WARN, rows):
+        key.update(part.encode() + b"\0")
+    for path in (SOURCE, HEADER, *extra):
+        key.update(path.name.encode() + b"\0" + path.read_bytes())
+    if first:
+        _digest_tree(first, key)
+    target = cache_dir() / key.hexdigest()[:32] / "lazy_jit_test"
+    if target.is_file():
+        target.parent.touch()  # recently used: kept by _prune
+        return Build(target, 0.0, True)
+    target.parent.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent.parent) as scratch:
+        work = Path(scratch)
+        (work / "rows.inc").write_text(rows)
+        out = work / "lazy_jit_test"
+        command = [
+            CXX,
+            *([f"-I{first}"] if first else []),
+            *cxxflags,
+            *OPT,
+            *WARN,
+            f"-I{work}",
+            f"-I{HEADER.parent}",
+            str(SOURCE),
+            *map(str, extra),
+            "-o",
+            str(out),
+            *ldflags,
+            f"-Wl,-rpath,{libdir}",
+        ]
+        start = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        seconds = time.monotonic() - start
+        if done.returncode:
+            raise BuildError(f"{' '.join(command)}\n{done.stderr[-20000:]}")
+        ours = [
+            line
+            for line in done.stderr.splitlines()
+            if "warning:" in line
+            and any(name in line for name in (SOURCE.name, "rows.inc", HEADER.name))
+        ]
+        if ours:
+            raise BuildError("warnings in the test or the ORC-ready header:\n" + "\n".join(ours))
+        target.parent.mkdir(exist_ok=True)
+        os.replace(out, target)
+    _prune(target.parent.parent, keep=KEEP_BUILDS)
+    return Build(target, seconds, False, command)
+
+
+KEEP_BUILDS = 6
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently used builds."""
+    builds = sorted(
+        (p for p in folder.iterdir() if p.is_dir() and len(p.name) == 32),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------ run
+
+
+def run(executable: Path, mode: str, cpu: str | None = None, iters: int = 100) -> dict:
+    """One run of every row; the program's JSON, with `wall_seconds`."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "result.json"
+        command = [str(executable), f"--mode={mode}", f"--iters={iters}", f"--json={out}"]
+        if cpu:
+            command.append(f"--cpu={cpu}")
+        start = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        if not out.is_file():
+            raise RuntimeError(
+                f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-5000:]}"
+            )
+        result = json.loads(out.read_text())
+    result["wall_seconds"] = time.monotonic() - start
+    result["stderr"] = done.stderr
+    return result
+
+
+# ---------------------------------------------------------------------- judge
+
+
+def judge(result: dict, expected: Expected) -> dict[tuple[str, str], list[str]]:
+    """What is wrong with each row (label, path), against the declarations.
+
+    In every mode: every function compiled exactly once, every result and
+    call count right in every iteration, every argument right after the
+    first call, nothing lost but the bytes beyond 16 of a ymm/zmm argument,
+    one backtrace per function ending as declared; `kept` rows lose nothing.
+    With the deliberate clobber, `lost` rows lose every ymm/zmm argument.
+    """
+    declared = {row.label: row for row in expected.rows}
+    functions = result["functions"]
+    clobber = result["mode"] == "clobber"
+    verdicts: dict[tuple[str, str], list[str]] = {}
+    for got in result["rows"]:
+        row = declared[got["label"]]
+        why = []
+        if not got["ran"]:
+            why.append(f"did not run: {got['error']}")
+        else:
+            first, later = got["first"], got["later"]
+            if got["compiled"] != functions or got["compiled_once"] != functions:
+                why.append(
+                    f"{got['compiled_once']}/{functions} functions compiled exactly once "
+                    f"({got['compiled']} compiled)"
+                )
+            if any(s[k] for s in (first, later) for k in ("bad_results", "bad_root")):
+                why.append("wrong results")
+            if first["bad_counts"] or later["bad_counts"]:
+                why.append("wrong call counts")
+            if later["bad"]:
+                why.append(f"{later['bad']} wrong arguments after the first call")
+            if first["bad_low"] or first["bad_not_wide"]:
+                why.append("lost more than the upper bytes of ymm/zmm arguments")
+            if row.vector_upper == "kept" and first["bad"]:
+                why.append(f"declared kept, lost {first['bad']} arguments")
+            if row.vector_upper == "lost" and clobber and first["bad"] != first["wide_reg_args"]:
+                why.append(
+                    f"declared lost: {first['bad']} of {first['wide_reg_args']} "
+                    "ymm/zmm arguments arrived wrong"
+                )
+            if got["backtraces"] != functions:
+                why.append(f"{got['backtraces']} backtraces for {functions} compiled functions")
+            if set(got["backtrace_ends"]) != {row.backtrace}:
+                why.append(f"backtraces end {got['backtrace_ends']}, declared {row.backtrace}")
+        verdicts[(got["label"], got["path"])] = why
+    missing = {r.label for r in expected.rows} - {g["label"] for g in result["rows"]}
+    for label in sorted(missing):
+        verdicts[(label, "-")] = ["not run"]
+    return verdicts
+
+
+def judge_writers(result: dict, expected: Expected) -> list[str]:
+    wrong = []
+    found = {(w["llvm"], w["asmgen"]): w for w in result["writers"]}
+    for w in expected.writers:
+        got = found[(w.llvm, w.asmgen)]
+        same = all(got[k] for k in ("sizes", "resolver", "trampolines", "stubs"))
+        if same != w.same:
+            parts = ", ".join(
+                f"{k} {'same' if got[k] else 'differ'}" for k in got if k not in ("llvm", "asmgen")
+            )
+            wrong.append(f"{w.llvm} vs {w.asmgen}: {parts}; declared same: {w.same}")
+    return wrong
+
+
+# ---------------------------------------------------------------------- print
+
+
+def _ranges(registers: set[str]) -> str:
+    """{'ymm0', 'ymm1', 'ymm2', 'zmm5'} -> 'ymm0-2, zmm5'."""
+    by_kind: dict[str, list[int]] = {}
+    parts = sorted(name for name in registers if not name[3:].isdigit())  # rsi, stack
+    for name in registers - set(parts):
+        by_kind.setdefault(name[:3], []).append(int(name[3:]))
+    for kind, numbers in sorted(by_kind.items()):
+        numbers.sort()
+        start = prev = numbers[0]
+        for n in [*numbers[1:], None]:
+            if n is not None and n == prev + 1:
+                prev = n
+                continue
+            parts.append(f"{kind}{start}" + (f"-{prev}" if prev != start else ""))
+            if n is not None:
+                start = prev = n
+    return ", ".join(parts)
+
+
+def _losses(stats: dict) -> str:
+    """'447/743 ok; 296 lost bytes 16-63 of ymm0-7, zmm0-7 (all-ones, zero)'."""
+    text = f"{stats['args'] - stats['bad']}/{stats['args']} ok"
+    if not stats["bad"]:
+        return text
+    registers, spans, contents = set(), [], set()
+    for key in stats["losses"]:
+        register, span, content = key.split(" ")
+        registers.add(register.rstrip("+"))
+        low, high = (int(x) for x in span.removeprefix("bytes").split("-"))
+        spans.append((low, high))
+        contents.add(content)
+    low, high = min(s[0] for s in spans), max(s[1] for s in spans)
+    return (
+        f"{text}; {stats['bad']} lost bytes {low}-{high} of {_ranges(registers)} "
+        f"({', '.join(sorted(contents))})"
+    )
+
+
+def describe(result: dict) -> str:
+    """The run's conditions in two lines."""
+    widths = {64: "zmm (AVX-512)", 32: "ymm (AVX, no AVX-512)", 16: "xmm only (no AVX)"}
+    lines = [
+        f"JIT CPU {result['cpu']} (host {result['host_cpu']}); vectors travel in "
+        f"{widths[result['vec_reg_bytes']]}; mode {result['mode']}"
+        + (f" (clobbers {result['clobbered']})" if result["clobbered"] else "")
+        + f"; GLIBC_TUNABLES={result['glibc_tunables'] or '(unset)'}; "
+        f"{result['iterations']} iterations; run {result['wall_seconds']:.1f} s",
+        f"program: {result['functions']} functions, {result['arguments']} arguments "
+        f"({result['wide_register_arguments']} in ymm/zmm, {result['stack_arguments']} on the "
+        "stack) + the iteration counter",
+    ]
+    if not result["host_avx512f"]:
+        lines.append(
+            "this CPU lacks AVX-512: no zmm arguments; 512-bit vectors travel as ymm pairs"
+        )
+    if not result["host_avx"]:
+        lines.append("this CPU lacks AVX: no ymm/zmm arguments, so no upper halves to lose")
+    elif result["vec_reg_bytes"] == 16:
+        lines.append("JIT'd code without AVX: no ymm/zmm arguments, so no upper halves to lose")
+    return "\n".join(lines)
+
+
+def table(result: dict, expected: Expected, verdicts: dict) -> str:
+    declared = {row.label: row for row in expected.rows}
+    header = ("class", "path", "declared", "compile", "results", "later", "backtrace", "first call")
+    body = []
+    for got in result["rows"]:
+        row = declared[got["label"]]
+        ok = not verdicts[(got["label"], got["path"])]
+        ends = ", ".join(f"{k} {v}" for k, v in sorted(got["backtrace_ends"].items()))
+        later = got["later"]
+        body.append(
+            (
+                got["label"],
+                got["path"],
+                f"{row.vector_upper}, {row.backtrace}" + ("" if ok else " FAIL"),
+                f"{got['compiled_once']}/{result['functions']} once",
+                "ok"
+                if not any(
+                    got[s][k]
+                    for s in ("first", "later")
+                    for k in ("bad_results", "bad_root", "bad_counts")
+                )
+                else "BAD",
+                "ok" if not later["bad"] else f"{later['bad']} bad",
+                ends or "-",
+                _losses(got["first"]) if got["ran"] else f"ERROR {got['error']}",
+            )
+        )
+    widths = [max(len(r[i]) for r in (header, *body)) for i in range(len(header) - 1)]
+    lines = []
+    for r in (header, *body):
+        lines.append("  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    return "\n".join(lines)
+
+
+def report(title: str, result: dict, expected: Expected, verdicts: dict) -> str:
+    text = f"{title}\n{describe(result)}\n{table(result, expected, verdicts)}"
+    for (label, path), why in verdicts.items():
+        if why:
+            text += f"\nFAIL {label} / {path}: " + "; ".join(why)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("clobber", "natural"), default="clobber")
+    parser.add_argument("--cpu", help="JIT for this CPU instead of the host")
+    parser.add_argument("--iters", type=int, default=100)
+    args = parser.parse_args(argv)
+    expected = load_expected()
+    classes = [orcabi_class(f.spec) for f in spec_files()]
+    built = build(rows_source(expected, classes))
+    print(f"{built.executable} ({'cached' if built.cached else f'built in {built.seconds:.1f} s'})")
+    result = run(built.executable, args.mode, args.cpu, args.iters)
+    verdicts = judge(result, expected)
+    print(report(f"mode {args.mode}", result, expected, verdicts))
+    wrong = judge_writers(result, expected)
+    print("\n".join(wrong) or "writers: as declared")
+    return 1 if wrong or any(verdicts.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
