@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LLVM_MC := llvm-mc-19
 
 
-.PHONY: generate check-generated cross-check verify test lint format bench llvm cairo venv clean
+.PHONY: generate check-generated cross-check verify test test-llvm lint format bench llvm llvm-dev cairo venv clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,21 @@ llvm:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19 >/dev/null; \
 	  else \
 	    echo "error: $(LLVM_MC) not found; install the Debian package llvm-19 (apt-get install llvm-19)" >&2; \
+	    exit 1; \
+	  fi; }
+
+# LLVM 19's library and headers (libLLVM-19.so, OrcABISupport.h): the tests
+# call LLVM's compiled ORC writers and compile patched LLVM sources against them.
+LLVM_CONFIG := llvm-config-19
+llvm-dev: llvm
+	@lib="$$($(LLVM_CONFIG) --libdir 2>/dev/null)/libLLVM-19.so"; \
+	header="$$($(LLVM_CONFIG) --includedir 2>/dev/null)/llvm/ExecutionEngine/Orc/OrcABISupport.h"; \
+	[ -e "$$lib" ] && [ -e "$$header" ] || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian package llvm-19-dev (for libLLVM-19.so and LLVM's headers)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19-dev >/dev/null; \
+	  else \
+	    echo "error: LLVM 19's library and headers not found; install the Debian package llvm-19-dev" >&2; \
 	    exit 1; \
 	  fi; }
 
@@ -62,8 +77,14 @@ cross-check: $(STAMP) llvm
 verify: $(STAMP) llvm
 	$(PY) -m asmgen verify
 
-test: $(STAMP) llvm cairo check-generated cross-check lint verify
+test: $(STAMP) llvm llvm-dev cairo check-generated cross-check lint verify
 	$(PY) -m pytest -q
+
+# `asmgen patch` on a real LLVM checkout (only read), proven by applying,
+# formatting, compiling and running it; prints a summary for the commit message.
+test-llvm: $(STAMP) llvm llvm-dev
+	@[ -n "$(LLVM_ROOT)" ] || { echo "usage: make test-llvm LLVM_ROOT=<llvm-project checkout> [ABIS='...']" >&2; exit 2; }
+	$(PY) tests/llvm_release.py --llvm-root "$(LLVM_ROOT)" $(ABIS)
 
 bench: $(STAMP) llvm
 	$(PY) bench/bench_generate.py

@@ -9,49 +9,29 @@ compiled with g++ and run.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import fixture_tables
+import llvm_trees
 import pytest
 
 from asmgen.build.pipeline import build
 from asmgen.cli import main
-from asmgen.emit.clangformat import clang_format_binary
 from asmgen.patch import orc_source as orc
 from asmgen.spec.files import select, spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TREE = ROOT / "tests" / "fixtures" / "llvm_tree"
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-}
 FN, CTX = 0x1122334455667788, 0x99AABBCCDDEEFF00
-
-
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["git", *args], cwd=repo, env=GIT_ENV, capture_output=True, text=True, check=False
-    )
 
 
 @pytest.fixture
 def llvm(tmp_path: Path) -> Path:
     """A git repository holding a copy of the fixture tree, committed."""
-    repo = tmp_path / "llvm-project"
-    shutil.copytree(TREE, repo)
-    assert _git(repo, "init", "-q").returncode == 0
-    _git(repo, "add", "-A")
-    assert _git(repo, "commit", "-qm", "base").returncode == 0
-    return repo
+    return llvm_trees.scratch_tree(tmp_path / "llvm-project", llvm_trees.llvm_files(TREE))
 
 
 @pytest.fixture
@@ -77,23 +57,11 @@ def _patch(capsys, *argv: str) -> tuple[int, str, str]:
 def _apply(repo: Path, diff: str, tmp_path: Path) -> None:
     patch = tmp_path / "change.patch"
     patch.write_text(diff)
-    check = _git(repo, "apply", "--check", str(patch))
-    assert check.returncode == 0, check.stderr
-    assert _git(repo, "apply", str(patch)).returncode == 0
+    assert llvm_trees.apply(repo, patch) == ""
 
 
 def _assert_clang_format_clean(repo: Path) -> None:
-    tool = Path(sys.executable).parent / "git-clang-format"
-    result = subprocess.run(
-        [sys.executable, str(tool), "--binary", clang_format_binary(), "--style=LLVM", "--diff"],
-        cwd=repo,
-        env=GIT_ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "did not modify" in result.stdout
+    assert llvm_trees.clang_format_diff(repo) == ""
 
 
 def _table(specs_dir: Path, abi: str):
