@@ -74,15 +74,13 @@ def _assert_matches(outcome: oracle.Outcome, declarations: oracle.Declarations) 
     assert outcome.stale(declarations) == [], "declared differences that no longer occur"
 
 
-def test_llvm_19_writers(llvm_driver, generated_module, declarations, cases, capsys):
+def test_llvm_19_writers(llvm_driver, generated_module, declarations, cases):
     """All nine ABI classes: resolvers, trampoline blocks and stub blocks."""
     outcome = oracle.compare("llvm", llvm_driver, generated_module, declarations, cases)
     _assert_matches(outcome, declarations)
     assert {c.abi for c in cases} == set(oracle.LLVM_ABIS)
     assert outcome.compared > 4500
-    with capsys.disabled():
-        print(f"\n  LLVM 19: {outcome.compared} blocks, {outcome.identical} identical; ", end="")
-        print(", ".join(f"{k} x{v}" for k, v in sorted(outcome.declared.items())))
+    assert outcome.identical > 4000  # most blocks: byte for byte
 
 
 def test_generated_header_writers(drivers_dir, generated_module, declarations, cases):
