@@ -120,9 +120,13 @@ def test_mips64_n64_names(llvm_tables):
     The code is LLVM's Mips64 resolver (facts): its save lines must name
     exactly the registers the spec saves, in order."""
     arch = ARCHES["mips64"]
-    # $8 and $12 spelled by number, so the expectation does not rest on any
-    # assembler's names: n64 calls them a4 and t0.
-    code = _keystone("KS_ARCH_MIPS", "KS_MODE_MIPS64", "sd $8, 0x0($sp); sd $12, 0x8($sp)")
+    # sd $8, 0($sp); sd $12, 8($sp), encoded by hand (opcode 0x3f, base $29,
+    # rt, offset) so no assembler's register names are involved: n64 calls
+    # $8 a4 and $12 t0.
+    code = b"".join(
+        (0xFC000000 | 29 << 21 | rt << 16 | offset).to_bytes(4, "little")
+        for rt, offset in ((8, 0), (12, 8))
+    )
     texts = [text for _, _, text in decode_code(arch, "little", None, code)]
     assert texts == ["sd $a4, ($sp)", "sd $t0, 8($sp)"]
     _check(arch, "little", code, ["a4", "t0"], [])

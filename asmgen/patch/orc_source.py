@@ -385,12 +385,11 @@ def _find_offsets(
     which parameters the statements writing there read."""
     memory = params[0].encode()
     for node in _walk(fn.body):
-        if node.type != "binary_expression" or cpp.text(node.child_by_field_name("operator")) != (
-            "+"
-        ):
+        if node.type != "binary_expression":
             continue
         left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
-        if left is None or right is None or left.text != memory:
+        operator = node.child_by_field_name("operator")
+        if left is None or right is None or left.text != memory or operator.text != b"+":
             continue
         for ident in _identifiers(right):
             declared = initializers.get(ident.decode())
@@ -414,9 +413,13 @@ def _identifiers(node: Node) -> Iterator[bytes]:
 
 
 def _written_value(destination: Node) -> Node | None:
-    """The source argument of the `memcpy(destination, source, size)` around `destination`."""
+    """The source argument of the `memcpy(destination, source, size)` around
+    `destination` (which may be part of the first argument: `Mem + X + 4`)."""
     node = destination
-    while node.parent is not None and node.parent.type in ("parenthesized_expression",):
+    while node.parent is not None and node.parent.type in (
+        "parenthesized_expression",
+        "binary_expression",
+    ):
         node = node.parent
     arguments = node.parent
     if arguments is None or arguments.type != "argument_list":
