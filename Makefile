@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LLVM_MC := llvm-mc-19
 
 
-.PHONY: generate check-generated cross-check verify test lint format bench llvm llvm-dev cxx cairo venv clean
+.PHONY: generate check-generated cross-check verify test test-llvm lint format bench llvm llvm-dev cxx cairo venv clean
 
 venv: $(STAMP)
 
@@ -28,16 +28,18 @@ llvm:
 	    exit 1; \
 	  fi; }
 
-# The lazy-JIT test (tests/llvm_jit) builds against LLVM 19's headers and
-# libLLVM-19 (llvm-config-19 finds them).
+# LLVM 19's library and headers (libLLVM-19.so, OrcABISupport.h): the tests
+# call LLVM's compiled ORC writers and compile patched LLVM sources against them.
 LLVM_CONFIG := llvm-config-19
-llvm-dev:
-	@command -v $(LLVM_CONFIG) >/dev/null 2>&1 && [ -f "$$($(LLVM_CONFIG) --includedir)/llvm/ExecutionEngine/Orc/LLJIT.h" ] || { \
+llvm-dev: llvm
+	@lib="$$($(LLVM_CONFIG) --libdir 2>/dev/null)/libLLVM-19.so"; \
+	header="$$($(LLVM_CONFIG) --includedir 2>/dev/null)/llvm/ExecutionEngine/Orc/OrcABISupport.h"; \
+	[ -e "$$lib" ] && [ -e "$$header" ] || { \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian package llvm-19-dev (LLVM 19 headers and library)"; \
+	    echo "installing Debian package llvm-19-dev (for libLLVM-19.so and LLVM's headers)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19-dev >/dev/null; \
 	  else \
-	    echo "error: LLVM 19 headers not found; install the Debian package llvm-19-dev (apt-get install llvm-19-dev)" >&2; \
+	    echo "error: LLVM 19's library and headers not found; install the Debian package llvm-19-dev" >&2; \
 	    exit 1; \
 	  fi; }
 
@@ -88,6 +90,12 @@ verify: $(STAMP) llvm
 
 test: $(STAMP) llvm llvm-dev cxx cairo check-generated cross-check lint verify
 	$(PY) -m pytest -q
+
+# `asmgen patch` on a real LLVM checkout (only read), proven by applying,
+# formatting, compiling and running it; prints a summary for the commit message.
+test-llvm: $(STAMP) llvm llvm-dev
+	@[ -n "$(LLVM_ROOT)" ] || { echo "usage: make test-llvm LLVM_ROOT=<llvm-project checkout> [ABIS='...']" >&2; exit 2; }
+	$(PY) tests/llvm_release.py --llvm-root "$(LLVM_ROOT)" $(ABIS)
 
 bench: $(STAMP) llvm
 	$(PY) bench/bench_generate.py

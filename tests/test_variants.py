@@ -245,24 +245,12 @@ def test_docs_cost_table_is_current():
 
 
 def test_patch_adds_every_variant_as_a_new_class(capsys, tmp_path):
-    import shutil
-
-    from test_llvm_patch import (
-        TREE,
-        _apply,
-        _assert_clang_format_clean,
-        _git,
-        _patch,
-        _run_resolvers,
-    )
+    import llvm_trees
+    from test_llvm_patch import TREE, _apply, _assert_clang_format_clean, _patch, _run_resolvers
 
     from asmgen.patch import orc_source as orc
 
-    llvm = tmp_path / "llvm-project"
-    shutil.copytree(TREE, llvm)
-    assert _git(llvm, "init", "-q").returncode == 0
-    _git(llvm, "add", "-A")
-    assert _git(llvm, "commit", "-qm", "base").returncode == 0
+    llvm = llvm_trees.scratch_tree(tmp_path / "llvm-project", llvm_trees.llvm_files(TREE))
 
     code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), *VARIANTS, *OTHER_VARIANTS)
     assert code == 0

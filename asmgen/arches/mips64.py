@@ -26,6 +26,14 @@ ARCH = Arch(
     llvm_triple_big="mips64",
     llvm_mattr=None,
     dollar_registers=True,
+    # capstone names $8-$15 by o32 (t0-t7) in every mode.
+    disasm_names=tuple(
+        zip(
+            ("t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"),
+            ("a4", "a5", "a6", "a7", "t0", "t1", "t2", "t3"),
+            strict=True,
+        )
+    ),
     endians=("little", "big"),
     emulator=mips_emulator(
         "UC_MODE_MIPS64",

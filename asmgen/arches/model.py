@@ -10,6 +10,7 @@ names an arch: they read these fields.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -93,6 +94,9 @@ class Arch:
     comment: str = "#"
     # Numbers written `$N` name registers (MIPS) rather than immediates (x86 AT&T).
     dollar_registers: bool = False
+    # Registers the disassembler names by another ABI's convention: its name ->
+    # this arch's (capstone prints MIPS64's $8-$15 by their o32 names).
+    disasm_names: tuple[tuple[str, str], ...] = ()
     # Register a push-style resolver saves first and keeps its frame in (x86 rbp).
     frame_pointer: str | None = None
     # Byte orders the arch runs in; the first is the default.
@@ -133,6 +137,19 @@ class Arch:
             if reg.name == name:
                 return reg
         return None
+
+    def disasm_register(self, name: str) -> str:
+        """This arch's name for a register the disassembler calls `name`."""
+        return dict(self.disasm_names).get(name, name)
+
+    def disasm_operands(self, text: str) -> str:
+        """Operand text with every register in this arch's names (one pass, so
+        a renamed register is never renamed again)."""
+        if not self.disasm_names:
+            return text
+        names = dict(self.disasm_names)
+        pattern = r"\b(" + "|".join(map(re.escape, names)) + r")\b"
+        return re.sub(pattern, lambda m: names[m.group(1)], text)
 
 
 def regs(cls: str, bits: int, names: str) -> tuple[Register, ...]:

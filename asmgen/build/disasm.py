@@ -52,10 +52,14 @@ def _data_text(data: bytes, unit: int, byteorder: str) -> str:
     return f"{directive} " + ", ".join(f"{w:#0{2 + 2 * unit}x}" for w in words)
 
 
-def _decode(cs, data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
+def _text(arch: Arch, insn) -> str:
+    return f"{insn.mnemonic} {arch.disasm_operands(insn.op_str)}".strip()
+
+
+def _decode(cs, arch: Arch, data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
     out, pos = [], 0
     for insn in cs.disasm(data, offset):
-        text = f"{insn.mnemonic} {insn.op_str}".strip()
+        text = _text(arch, insn)
         out.append((insn.address, bytes(insn.bytes), text))
         pos = insn.address + insn.size - offset
     if pos != len(data):
@@ -64,7 +68,7 @@ def _decode(cs, data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
 
 
 def decode_all(
-    cs, code: bytes, unit: int, byteorder: str, base: int = 0
+    cs, arch: Arch, code: bytes, byteorder: str, base: int = 0
 ) -> list[tuple[int, bytes, str]]:
     """Decode a whole table with no statement boundaries (as read from tables.json).
 
@@ -76,10 +80,10 @@ def decode_all(
     while pos < len(code):
         start = pos
         for insn in cs.disasm(code[pos:], base + pos):
-            out.append((insn.address, bytes(insn.bytes), f"{insn.mnemonic} {insn.op_str}".strip()))
+            out.append((insn.address, bytes(insn.bytes), _text(arch, insn)))
             pos = insn.address + insn.size - base
         if pos == start:
-            width = unit if len(code) - pos >= unit else 1
+            width = arch.element_size if len(code) - pos >= arch.element_size else 1
             data = code[pos : pos + width]
             out.append((base + pos, data, _data_text(data, width, byteorder)))
             pos += width
@@ -107,7 +111,7 @@ def decode_code(
     cs = capstone_for(arch, byteorder, syntax)
     if cs is None:
         return _llvm_mc_words(arch, code, byteorder, base)
-    return decode_all(cs, code, arch.element_size, byteorder, base)
+    return decode_all(cs, arch, code, byteorder, base)
 
 
 def listing(table: Table, disassemble=None) -> list[ListingLine]:
@@ -129,7 +133,7 @@ def listing(table: Table, disassemble=None) -> list[ListingLine]:
         cs = _capstone(table)
 
         def disassemble(data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
-            return _decode(cs, data, offset)
+            return _decode(cs, table.spec.arch_info, data, offset)
 
     unit = table.spec.arch_info.element_size
     lines = []
