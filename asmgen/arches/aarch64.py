@@ -22,6 +22,8 @@ EMULATOR = EmuFacts(
     flags=("nzcv", 0xF000_0000),
     # d8-d15 are the low halves of q8-q15: AAPCS64 keeps only those.
     aliases={f"d{i}": (f"q{i}", 64) for i in range(32)},
+    # FPCR has no status bits (FPSR holds them): RMode round toward zero.
+    fp_control={"fpcr": (0x00C0_0000, 0x0)},
 )
 
 ARCH = Arch(
@@ -31,7 +33,9 @@ ARCH = Arch(
     element="uint32_t",
     registers=regs("gpr", 64, numbered("x", 31) + " sp")
     + regs("fpr", 64, numbered("d", 32))
-    + regs("vec", 128, numbered("q", 32)),
+    + regs("vec", 128, numbered("q", 32))
+    # FP control register (rounding mode, flush-to-zero, trap enables).
+    + regs("ctl", 32, "fpcr"),
     stack_pointer="sp",
     keystone=("KS_ARCH_ARM64", "KS_MODE_LITTLE_ENDIAN"),
     capstone=("CS_ARCH_ARM64", "CS_MODE_ARM"),

@@ -15,7 +15,7 @@ EMULATOR = EmuFacts(
     link=None,
     call_pushes=4,
     flags=("eflags", 0x8D5),
-    fp_control={"mxcsr": (0x9FC0, 0x1F80), "fcw": (0x027F, 0x037F)},
+    fp_control={"mxcsr": (0x9FC0, 0x1FBF), "fcw": (0x027F, 0x037F)},
     uc_names={"fcw": "fpcw"},
     base=0x1000_0000,
 )

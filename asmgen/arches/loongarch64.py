@@ -19,7 +19,9 @@ ARCH = Arch(
         "fpr",
         64,
         numbered("fa", 8) + " " + numbered("ft", 16) + " " + numbered("fs", 8),
-    ),
+    )
+    # FP control and status register 0 (enables, rounding mode, flags).
+    + regs("ctl", 32, "fcsr0"),
     stack_pointer="sp",
     keystone=None,
     capstone=None,  # capstone 5 has no LoongArch

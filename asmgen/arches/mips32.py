@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asmgen.arches.mips import SCAFFOLD, mips_emulator
+from asmgen.arches.mips import DELAY_SLOTS, SCAFFOLD, mips_emulator
 from asmgen.arches.model import Arch, numbered, regs
 
 # o32 register names ($t0 = $8).
@@ -17,7 +17,9 @@ ARCH = Arch(
         "zero at v0 v1 a0 a1 a2 a3 t0 t1 t2 t3 t4 t5 t6 t7 "
         "s0 s1 s2 s3 s4 s5 s6 s7 t8 t9 k0 k1 gp sp fp ra",
     )
-    + regs("fpr", 32, numbered("f", 32)),
+    + regs("fpr", 32, numbered("f", 32))
+    # FP control/status (rounding mode, enables, flags, cause).
+    + regs("ctl", 32, "fcsr"),
     stack_pointer="sp",
     keystone=("KS_ARCH_MIPS", "KS_MODE_MIPS32"),
     capstone=("CS_ARCH_MIPS", "CS_MODE_MIPS32"),
@@ -28,4 +30,5 @@ ARCH = Arch(
     endians=("little", "big"),
     emulator=mips_emulator("UC_MODE_MIPS32", {}, 0x2000_0000),
     scaffold=SCAFFOLD,
+    delay_slots=DELAY_SLOTS,
 )

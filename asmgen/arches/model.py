@@ -42,7 +42,10 @@ class EmuFacts:
     # Flags register and the bits the hook clobbers (arithmetic flags only: a
     # conforming callee keeps e.g. x86's DF clear).
     flags: tuple[str, int] | None = None
-    # FP control registers: name -> (sentinel, clobber) values, both valid settings.
+    # FP control registers: name -> (sentinel, clobber) values, both valid
+    # settings.  The caller loads the sentinel; the re-entry hook writes the
+    # clobber's bits that the convention lets a callee change (its status
+    # bits) and keeps the rest (convention fp_control `preserved`).
     fp_control: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Register ids unicorn spells differently from the spec: spec name -> unicorn name.
     uc_names: dict[str, str] = field(default_factory=dict)
@@ -66,6 +69,19 @@ class EmuFacts:
     def reg_id(self, name: str) -> int:
         uc_name = self.uc_names.get(name, name).upper()
         return getattr(self.module(), self.reg_prefix + uc_name)
+
+
+@dataclass(frozen=True)
+class DelaySlots:
+    """An arch whose branches run the next instruction (the delay slot)
+    before they take effect (MIPS I-V).  Each function reads one instruction
+    as the disassembler prints it: (mnemonic, operands)."""
+
+    is_branch: Callable[[str, str], bool]
+    # Registers the instruction reads as its address or condition (a branch),
+    # and registers it writes.
+    reads: Callable[[str, str], set[str]]
+    writes: Callable[[str, str], set[str]]
 
 
 # Encoders of the scaffold take (at, target, byte order).
@@ -114,6 +130,9 @@ class Arch:
     # re-entry function's return linked around the table.  None: static checks only.
     emulator: EmuFacts | None = None
     scaffold: Scaffold | None = None
+    # Branch delay slots (MIPS): verify names a slot that writes its branch's
+    # register too late.
+    delay_slots: DelaySlots | None = None
 
     @property
     def frame_style(self) -> str:

@@ -29,6 +29,8 @@ EMULATOR = EmuFacts(
     reserved=("zero", "gp", "tp"),
     # mstatus.FS: the FPU is on.
     init=(("mstatus", 0x6000),),
+    # fcsr: frm round toward zero; the clobber raises every flag (fflags).
+    fp_control={"fcsr": (0x20, 0x1F)},
 )
 
 ARCH = Arch(
@@ -47,7 +49,9 @@ ARCH = Arch(
         64,
         "ft0 ft1 ft2 ft3 ft4 ft5 ft6 ft7 fs0 fs1 fa0 fa1 fa2 fa3 fa4 fa5 fa6 fa7 "
         "fs2 fs3 fs4 fs5 fs6 fs7 fs8 fs9 fs10 fs11 ft8 ft9 ft10 ft11",
-    ),
+    )
+    # FP control and status (frm, fflags).
+    + regs("ctl", 32, "fcsr"),
     stack_pointer="sp",
     keystone=None,
     capstone=("CS_ARCH_RISCV", "CS_MODE_RISCV64"),

@@ -16,7 +16,7 @@ EMULATOR = EmuFacts(
     call_pushes=8,
     # CF PF AF ZF SF OF
     flags=("eflags", 0x8D5),
-    fp_control={"mxcsr": (0x9FC0, 0x1F80), "fcw": (0x027F, 0x037F)},
+    fp_control={"mxcsr": (0x9FC0, 0x1FBF), "fcw": (0x027F, 0x037F)},
     uc_names={"fcw": "fpcw"},
     base=0x7F5A_1000_0000,
     native_hosts=(("x86_64", "Linux"), ("AMD64", "Linux")),
