@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asmgen.arches.encode import field, reach, words
-from asmgen.arches.model import Arch, EmuFacts, Scaffold, numbered, regs
+from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, numbered, regs
 
 
 def _bl(at: int, target: int, order: str) -> bytes:
@@ -26,6 +26,27 @@ EMULATOR = EmuFacts(
     fp_control={"fpcr": (0x00C0_0000, 0x0)},
 )
 
+HARNESS = Harness(
+    reserved=("sp",),
+    fprs=tuple(f"q{i}" for i in range(32)),
+    fpr_bits=128,
+    parts={f"d{i}": (f"q{i}", 0, 64) for i in range(32)},
+    # gcc 12 accepts x29 in an asm clobber list but does not save it.
+    unprobed=(("x29", "gcc accepts it in an asm clobber list but does not save it"),),
+    read_sp="mov %0, sp",
+    ucontext_pc="uc->uc_mcontext.pc",
+    targets=(
+        HarnessTarget(
+            convention="aapcs64",
+            endian="little",
+            compiler="aarch64-linux-gnu-gcc",
+            method="qemu-aarch64",
+            runner=("qemu-aarch64-static",),
+            packages=("gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "qemu-user-static"),
+        ),
+    ),
+)
+
 ARCH = Arch(
     name="aarch64",
     vector_kinds=("q-regs", "none"),
@@ -46,5 +67,6 @@ ARCH = Arch(
     # tests/test_variants.py checks llvm-mc assembles `bti c` alike.
     landing_pads=(("bti_c", "hint #0x22"),),
     emulator=EMULATOR,
+    harness=HARNESS,
     scaffold=Scaffold(_bl, lambda order: words(order, 0xD65F03C0)),  # ret
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from asmgen.arches.encode import field, words
-from asmgen.arches.model import DelaySlots, EmuFacts, Scaffold
+from asmgen.arches.model import DelaySlots, EmuFacts, Harness, HarnessTarget, Scaffold
 
 
 def _jal(at: int, target: int, order: str) -> bytes:
@@ -70,3 +70,32 @@ def _writes(mnemonic: str, operands: str) -> set[str]:
 
 
 DELAY_SLOTS = DelaySlots(_is_branch, _reads, _writes)
+
+
+def mips_harness(fprs: tuple[str, ...], targets: tuple[HarnessTarget, ...], **extra) -> Harness:
+    return Harness(
+        reserved=("zero", "k0", "k1", "sp"),
+        fprs=fprs,
+        fpr_bits=64,
+        targets=targets,
+        # PIC code needs gp: gcc refuses an asm clobber of it.
+        unprobed=(("gp", "gcc refuses an asm clobber of the PIC register"),),
+        read_sp="move %0, $sp",
+        ucontext_pc="uc->uc_mcontext.pc",
+        **extra,
+    )
+
+
+def mips_target(
+    convention: str, endian: str, triple: str, qemu: str, libc: str, cpu: str = ""
+) -> HarnessTarget:
+    """A Debian cross gcc (package gcc-<triple>, with its libc `libc`) and a
+    qemu-user binary (qemu-<qemu>-static, with `-cpu cpu`) for one MIPS flavour."""
+    return HarnessTarget(
+        convention=convention,
+        endian=endian,
+        compiler=f"{triple}-gcc",
+        method=f"qemu-{qemu}",
+        runner=(f"qemu-{qemu}-static", *(("-cpu", cpu) if cpu else ())),
+        packages=(f"gcc-{triple}", libc, "qemu-user-static"),
+    )

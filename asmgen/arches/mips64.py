@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from asmgen.arches.mips import DELAY_SLOTS, SCAFFOLD, mips_emulator
+from asmgen.arches.mips import DELAY_SLOTS, SCAFFOLD, mips_emulator, mips_harness, mips_target
 from asmgen.arches.model import Arch, numbered, regs
+
+HARNESS = mips_harness(
+    fprs=tuple(f"f{i}" for i in range(32)),
+    targets=(
+        # qemu's default MIPS64 CPU ignores writes of FCSR's rounding mode.
+        mips_target(
+            "mips_n64",
+            "little",
+            "mips64el-linux-gnuabi64",
+            "mips64el",
+            libc="libc6-dev-mips64el-cross",
+            cpu="MIPS64R2-generic",
+        ),
+    ),
+)
 
 # n64 register names ($a4 = $8, $t0 = $12), as keystone and llvm-mc read them
 # in 64-bit mode.
@@ -37,4 +52,5 @@ ARCH = Arch(
     ),
     scaffold=SCAFFOLD,
     delay_slots=DELAY_SLOTS,
+    harness=HARNESS,
 )

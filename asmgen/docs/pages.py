@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from asmgen.build.framemap import FrameMap, frame_map
 from asmgen.build.table import Table
-from asmgen.docs.framemap import FrameMap, frame_map
 from asmgen.docs.registers import RegisterRow, register_rows
 from asmgen.docs.svg import render_svg
 from asmgen.docs.text import frame_text

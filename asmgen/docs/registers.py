@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asmgen.docs.framemap import FrameMap
-from asmgen.docs.vector_layout import register_slots
+from asmgen.build.framemap import FrameMap
+from asmgen.build.vector_layout import register_slots
 from asmgen.spec import Spec
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import unicorn
 
 from asmgen.arches.model import EmuFacts
+from asmgen.verify.causes import late_delay_slot_writes
 from asmgen.verify.chain import UNITS, Linked, Placement, link
 from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
 
@@ -328,16 +329,11 @@ class Emulation:
             )
             self._check_home(add)
         landed = not error and self.read(self.facts.pc) == self.addr(LANDING)
-        add(
-            "landing_pc",
-            []
-            if landed
-            else [
-                Finding(
-                    "pc", hexw(self.addr(LANDING), bits), error or hex(self.read(self.facts.pc))
-                )
-            ],
-        )
+        arrival = []
+        if not landed:
+            got = error or hex(self.read(self.facts.pc))
+            arrival.append(Finding("pc", hexw(self.addr(LANDING), bits), got))
+        add("landing_pc", arrival + self._reentered(), self._reentry_cause())
         entry = t.entry or {}
         landing_checks = {
             "int_args": call.int_args,
@@ -378,6 +374,22 @@ class Emulation:
             kept = ", ".join(f"{n} {self.preserved[n]:#x}" for n in self.controls)
             add("fp_control", found, f"compares the bits a callee keeps: {kept}" if found else "")
         return results
+
+    def _reentered(self) -> list[Finding]:
+        """The resolver runs once per lazy call: a second call of the re-entry
+        function means it jumped back into itself instead of to the landing."""
+        calls = self.trace.reentries
+        if len(calls) <= 1:
+            return []
+        seen = ", ".join(f"({ctx:#x}, {tramp:#x})" for ctx, tramp in calls)
+        return [Finding("re-entry function calls", "1", f"{len(calls)}: {seen}")]
+
+    def _reentry_cause(self) -> str:
+        if len(self.trace.reentries) <= 1:
+            return ""
+        causes = late_delay_slot_writes(self.spec, self.resolver)
+        why = "; ".join(causes) or "no late delay-slot write found in the resolver"
+        return f"the resolver re-entered itself: {why}"
 
     def _compare(self, name: str, entry: dict[str, int]) -> list[Finding]:
         full, part = self.facts.aliases.get(name, (name, None))
