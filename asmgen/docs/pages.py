@@ -198,8 +198,9 @@ def abi_page(doc: AbiDoc, verdict: Verdict | None) -> str:
             "",
             "## Verify",
             "",
-            f"`asmgen verify` on this table: {verdict.summary}.  The native run is "
-            "left out here (it depends on the host); `make verify` runs it.",
+            f"`asmgen verify` on this table: {verdict.summary}.  The native runs and "
+            "the runs against compiled code (wine, qemu-user) are left out here (they "
+            "depend on the host's toolchains); `make verify` runs them.",
             "",
             "| check | outcome | method | note |",
             "|---|---|---|---|",
