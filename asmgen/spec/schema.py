@@ -170,6 +170,12 @@ class TableOptions(_Model):
     pad_word: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0
 
 
+def _one_of(name: str, known, what: str) -> str:
+    if name not in known:
+        raise ValueError(f"unknown {what} {name!r}; known: {', '.join(known)}")
+    return name
+
+
 class ExpectedViolation(_Model):
     """A contract check that this table is known to fail (a reproduced LLVM defect).
 
@@ -183,9 +189,7 @@ class ExpectedViolation(_Model):
     @field_validator("check")
     @classmethod
     def _known_check(cls, check: str) -> str:
-        if check not in CHECKS:
-            raise ValueError(f"unknown check {check!r}; known: {', '.join(CHECKS)}")
-        return check
+        return _one_of(check, CHECKS, "check")
 
 
 class Deviation(_Model):
@@ -202,9 +206,7 @@ class Deviation(_Model):
     @field_validator("field")
     @classmethod
     def _known_field(cls, name: str) -> str:
-        if name not in DEVIATIONS:
-            raise ValueError(f"unknown deviation {name!r}; known: {', '.join(DEVIATIONS)}")
-        return name
+        return _one_of(name, DEVIATIONS, "deviation")
 
 
 class Spec(_Model):

@@ -179,7 +179,7 @@ def _combine(
     for check in COMPILED_CHECKS:
         if check in ("shadow_space", "convention"):
             continue
-        findings, causes = _collect(real, {check})
+        findings, causes = _collect(real, check)
         status = FAIL if findings else PASS
         note = "; ".join(causes) if findings else ""
         if not findings and check == "fp_args" and not built.conv.args.fp_regs:
@@ -207,17 +207,18 @@ def _combine(
 
 
 def _collect(
-    evaluated: list[tuple[chains.Run, chains.Findings]], checks: set[str]
+    evaluated: list[tuple[chains.Run, chains.Findings]], check: str
 ) -> tuple[list[Finding], list[str]]:
+    """One check's findings over the runs, each finding once (named by the
+    landing that saw it first), and the causes of the runs that found them."""
     findings: list[Finding] = []
     causes: list[str] = []
     seen = set()
     for run, found in evaluated:
-        for check in checks:
-            for f in found.by_check.get(check, []):
-                if f.what not in seen:
-                    seen.add(f.what)
-                    where = run.landing.name + (", x87" if run.x87 else "")
-                    findings.append(Finding(f"{f.what} ({where})", f.expected, f.got))
-                    causes += [c for c in found.causes if c not in causes]
+        for f in found.by_check.get(check, []):
+            if f.what not in seen:
+                seen.add(f.what)
+                where = run.landing.name + (", x87" if run.x87 else "")
+                findings.append(Finding(f"{f.what} ({where})", f.expected, f.got))
+                causes += [c for c in found.causes if c not in causes]
     return findings, causes

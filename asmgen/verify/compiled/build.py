@@ -87,15 +87,13 @@ def sources(arch: Arch, target: HarnessTarget, conv: Convention, templates: Path
         "clobber_gprs": [r for r in lay.gprs if r not in unprobed],
         "pattern": _pattern(arch.pointer_size, [*lay.gprs, *lay.fprs]),
     }
-    generic = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(C_DIR),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    own = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates / arch.name),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
+    generic, own = (
+        jinja2.Environment(
+            loader=jinja2.FileSystemLoader(folder),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        for folder in (C_DIR, templates / arch.name)
     )
     try:
         context["clobber"] = own.get_template("harness_clobber.c.j2").render(context)

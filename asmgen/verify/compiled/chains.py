@@ -46,8 +46,15 @@ WIN_CODES = {
     0xC00002B5: "STATUS_FLOAT_MULTIPLE_TRAPS",
     0x80000003: "EXCEPTION_BREAKPOINT",
 }
-SIGNALS = {4: "SIGILL", 5: "SIGTRAP", 7: "SIGBUS", 8: "SIGFPE", 10: "SIGBUS", 11: "SIGSEGV"}
-SIGNALS[14] = "SIGALRM"
+SIGNALS = {
+    4: "SIGILL",
+    5: "SIGTRAP",
+    7: "SIGBUS",
+    8: "SIGFPE",
+    10: "SIGBUS",  # MIPS numbers it 10
+    11: "SIGSEGV",
+    14: "SIGALRM",  # the run's watchdog: a hang
+}
 
 
 @dataclass

@@ -89,9 +89,9 @@ def received(built: Built, landing: Landing, inp: State, obs: bytes) -> dict[str
         if p.kind == "stack":
             what, want = f"[sp+{p.where:#x}]", inp.stack(p.where, p.size)
         else:
+            # The register's bytes as stored, and the parameter's as the landing
+            # stored it: a whole pointer, or the first bytes of an FP register.
             what, want = p.where, inp.reg(p.where)[: p.size]
-            if inp.order == "big" and p.kind == "gpr":
-                want = inp.reg(p.where)[-p.size :]
         got = OBS.arg(obs, i, p.size)
         if got != want:
             check = "fp_args" if p.kind == "fpr" else "int_args"
@@ -218,7 +218,7 @@ def _home_area(built: Built, inp: State, out: State) -> Fact:
             text = "the -O0 callee wrote the caller's frame at [sp, sp+0x20): there is a home area"
         return Fact("stack.home_area", same, text)
     regs = conv.args.int_regs[: home // ps]
-    want = b"".join(inp.reg(r)[-ps:] if inp.order == "big" else inp.reg(r)[:ps] for r in regs)
+    want = b"".join(inp.reg(r) for r in regs)
     got = out.stack(0, home)
     above = out.stack(home, 16) == inp.stack(home, 16)
     if got == want and above:

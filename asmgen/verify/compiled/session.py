@@ -149,6 +149,8 @@ class Session:
             self._proc.kill()
             out, _ = self._proc.communicate()
         self.seconds = time.perf_counter() - self.started
+        stderr = self._stderr_text()
+        self._stderr.close()
         results = {}
         for line in out.decode(errors="replace").splitlines():
             try:
@@ -164,7 +166,5 @@ class Session:
                 result["obs"] = bytes.fromhex(result["obs"])
                 results[result["tag"]] = result
         if self._proc.returncode not in (0, None) and not results:
-            raise HarnessError(
-                f"the harness exited with {self._proc.returncode}: {self._stderr_text()[-500:]}"
-            )
+            raise HarnessError(f"the harness exited with {self._proc.returncode}: {stderr[-500:]}")
         return results
