@@ -27,7 +27,7 @@ from asmgen.verify.chain import UNITS, USED
 from asmgen.verify.compiled.build import Built
 from asmgen.verify.compiled.facts import STATUS, bit_bytes, received, stored
 from asmgen.verify.compiled.layout import OBS, Landing, State, random_state
-from asmgen.verify.compiled.session import Session
+from asmgen.verify.compiled.session import HarnessError, Session
 from asmgen.verify.model import Finding, Subject, hexw
 
 SLOT = 0x10_0000  # each (table, variant) gets its own 1 MiB of the arena
@@ -93,7 +93,7 @@ class Findings:
 def place(session: Session, subject: Subject, slot: int, variant: str) -> Placed:
     base = session.arena + slot * SLOT
     if (slot + 1) * SLOT > session.arena_size:
-        raise ValueError(f"more than {session.arena_size // SLOT} tables for one harness")
+        raise HarnessError(f"more than {session.arena_size // SLOT} tables for one harness")
     units = subject.units
     resolver, tramps, stubs, ptrs = base, base + TRAMPOLINES, base + STUBS, base + POINTERS
     code = subject.instantiate(session.sym[f"reentry_{variant}"], session.ctx)
