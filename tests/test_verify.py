@@ -363,3 +363,25 @@ def test_aarch64_upper_lanes_of_callee_saved_vectors_are_clobbered(tree):
     assert emu.regs["q8"].keep == (1 << 64) - 1
     assert emu.regs["q0"].keep == 0
     assert "d8" not in emu.regs
+
+
+def test_a_resolver_that_resets_the_fp_control_state_fails_by_every_method(capsys, tree):
+    """The lean resolver keeps no FP control state: a conforming callee keeps
+    the control bits itself.  One that resets them after the call (`fninit`:
+    FCW back to 0x37f, rounding to nearest) breaks the caller's rounding mode."""
+    _edit(
+        tree / TEMPLATE,
+        "    callq   *%{{ resolver.scratch }}\n",
+        "    callq   *%{{ resolver.scratch }}\n    fninit\n",
+    )
+    code, abis = _verify_tree(capsys, tree, "X86_64_SysV_Lean")
+    assert code == 1
+    control = abis["X86_64_SysV_Lean"]["checks"]["fp_control"]
+    assert control["outcome"] == "FAIL"
+    runs = {r["method"]: r for r in control["runs"] if r["status"] != "n/a"}
+    assert set(runs) == ({"unicorn", "native"} if NATIVE_HOST else {"unicorn"})
+    assert [f["what"] for f in runs["unicorn"]["findings"]] == ["fcw"]
+    if NATIVE_HOST:
+        # The compiled caller set round-toward-zero (0xf7f); fninit leaves 0x37f.
+        fcw = runs["native"]["findings"][0]
+        assert fcw["what"].startswith("fcw") and (fcw["expected"], fcw["got"]) == ("0xf7f", "0x37f")
