@@ -11,6 +11,7 @@ run builds nothing.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -110,6 +111,14 @@ def sources(arch: Arch, target: HarnessTarget, conv: Convention, templates: Path
 
 
 @cache
+def _scratch_root() -> Path:
+    """With the cache off (ASMGEN_CACHE=0): one folder for this process, removed at exit."""
+    root = Path(tempfile.mkdtemp(prefix="asmgen-harness-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
+
+
+@cache
 def _compiler_version(compiler: str) -> str:
     done = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False)
     return done.stdout.splitlines()[0] if done.stdout else compiler
@@ -136,9 +145,7 @@ def build(arch: Arch, target: HarnessTarget, conv: Convention, templates: Path) 
     digest.update(repr((_compiler_version(target.compiler), _steps(target, "h"))).encode())
     key = f"{conv.convention}-{target.method}-{digest.hexdigest()[:16]}"
     exe_name = "harness.exe" if target.windows else "harness"
-    root = cache_dir()
-    if root is None:
-        root = Path(tempfile.mkdtemp(prefix="asmgen-harness-"))
+    root = cache_dir() or _scratch_root()
     folder = root / "harness" / key
     done = Built(
         folder / exe_name, arch, target, conv, Layout.of(conv, arch), landings(conv, arch), 0.0
