@@ -131,7 +131,11 @@ def _run_built(
         if subject.units is None:
             planned.append("the table has no trampolines and stubs to run")
             continue
-        planned.append(chains.plan(built, session, subject, slot, rng))
+        try:
+            planned.append(chains.plan(built, session, subject, slot, rng))
+        except (KeyError, ValueError, TypeError) as exc:
+            # The table's own writers refused (unicorn reports the failure).
+            planned.append(f"linking the chain failed: {type(exc).__name__}: {exc}")
         slot += 2
     results = session.finish()
     run.seconds["runs"] = session.seconds - session.hello_seconds
