@@ -343,3 +343,29 @@ def test_every_harness_target_has_its_scaffold():
             continue
         for name in ("harness_scaffold.S.j2", "harness_clobber.c.j2"):
             assert (TEMPLATES_DIR / arch.name / name).is_file(), (arch.name, name)
+
+
+def _looping(subject, loop: bytes):
+    """The resolver's first instruction jumps to itself."""
+
+    def instantiate(fn: int, ctx: int) -> bytes:
+        code = bytearray(subject.instantiate(fn, ctx))
+        code[: len(loop)] = loop
+        return bytes(code)
+
+    return dataclasses.replace(subject, instantiate=instantiate)
+
+
+def test_a_resolver_that_hangs_is_stopped_and_located(subjects):
+    """wine's watchdog thread and qemu's SIGALRM move a hung run to the exit."""
+    hung = [
+        _looping(subjects["X86_64_Win32"], b"\xeb\xfe"),  # jmp .
+        _looping(subjects["Riscv64"], (0x0000006F).to_bytes(4, "little")),  # j .
+    ]
+    found = run_compiled(hung, TEMPLATES_DIR)
+    for results, text in zip(found.results, ("jmp 0", "j 0"), strict=True):
+        landing = results["landing_pc"]
+        assert landing.status == "fail"
+        assert f"timed out: stopped by the run's watchdog at resolver+0x0: {text}" in (
+            landing.findings[0].got
+        )

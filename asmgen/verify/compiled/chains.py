@@ -53,7 +53,7 @@ SIGNALS = {
     8: "SIGFPE",
     10: "SIGBUS",  # MIPS numbers it 10
     11: "SIGSEGV",
-    14: "SIGALRM",  # the run's watchdog: a hang
+    14: "SIGALRM",
 }
 
 
@@ -133,7 +133,7 @@ def plan(
             cases.append((built.landings[0], True))
         for landing, x87 in cases:
             state = random_state(built.conv, built.layout, built.target.endian, rng)
-            tag = f"t{slot}.{variant}.{landing.name}{'.x87' if x87 else ''}"
+            tag = f"t{slot + k}.{variant}.{landing.name}{'.x87' if x87 else ''}"
             session.run(tag, bytes(state.raw), placed.stub, session.sym[landing.name], int(x87))
             runs.append(Run(tag, placed, landing, x87, state))
     return runs
@@ -167,6 +167,8 @@ class Where:
 def fault_text(res: dict, where: str) -> str:
     code = res["code"]
     name = WIN_CODES.get(code) or SIGNALS.get(code) or f"{code:#x}"
+    if res["status"] == 3:
+        name = "stopped by the run's watchdog"
     text = f"{STATUS[res['status']]}: {name} at {where}"
     if res["addr"] and res["status"] == 1:
         text += f", address {res['addr']:#x}"
@@ -231,6 +233,8 @@ def evaluate(built: Built, session: Session, run: Run, res: dict | None, where: 
     fault = fault_text(res, where(res["pc"], placed)) if status else ""
     if status == 2:
         fault = "the re-entry function was called 4 times; the chain was abandoned"
+    if status == 4:
+        fault = STATUS[4]
     if landed != 1 and not (status and landed == 0):
         found.add("landing_pc", Finding("landing calls", "1", str(landed)))
     if status and landed == 0:

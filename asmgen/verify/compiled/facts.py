@@ -34,7 +34,13 @@ from asmgen.verify.compiled.layout import OBS, Landing, State, random_state
 from asmgen.verify.compiled.session import Session
 
 RET64 = 0x1122_3344_5566_7788
-STATUS = {0: "returned", 1: "faulted", 2: "re-entered", 3: "timed out"}
+STATUS = {
+    0: "returned",
+    1: "faulted",
+    2: "re-entered",
+    3: "timed out",
+    4: "not run: an earlier run of this table hung",
+}
 
 
 @dataclass(frozen=True)
