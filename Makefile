@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LLVM_MC := llvm-mc-19
 
 
-.PHONY: generate check-generated cross-check verify test test-llvm lint format bench llvm llvm-dev cxx cairo venv clean
+.PHONY: generate check-generated cross-check verify test test-llvm lint format bench llvm llvm-dev cxx cairo toolchains venv clean
 
 venv: $(STAMP)
 
@@ -65,6 +65,39 @@ cairo: $(STAMP)
 	    exit 1; \
 	  fi; }
 
+# `asmgen verify` runs every table against compiled code for its target: the
+# real compilers, wine (Microsoft x64) and qemu-user (the other arches).
+# Named explicitly: the libc6-dev-*-cross packages (without them there is no
+# crt1.o), `wine` (it puts /usr/bin/wine on PATH; wine64 alone does not).
+# Never gcc-multilib: it conflicts with every gcc-*-linux-gnu cross compiler,
+# and apt-get -y would remove them all (i386 uses gcc-i686-linux-gnu).
+# ppc64le and s390x are installed for the arches that come next.
+TOOLCHAIN_TOOLS := x86_64-linux-gnu-gcc x86_64-w64-mingw32-gcc wine wine64 wineserver \
+  qemu-aarch64-static qemu-mips-static qemu-mipsel-static qemu-mips64el-static \
+  qemu-riscv64-static qemu-ppc64le-static qemu-s390x-static \
+  aarch64-linux-gnu-gcc mipsel-linux-gnu-gcc mips-linux-gnu-gcc \
+  mips64el-linux-gnuabi64-gcc riscv64-linux-gnu-gcc i686-linux-gnu-gcc \
+  powerpc64le-linux-gnu-gcc s390x-linux-gnu-gcc
+TOOLCHAIN_PACKAGES := gcc libc6-dev wine wine64 gcc-mingw-w64-x86-64 qemu-user-static \
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-mipsel-linux-gnu libc6-dev-mipsel-cross \
+  gcc-mips-linux-gnu libc6-dev-mips-cross gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross \
+  gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-i686-linux-gnu libc6-dev-i386-cross \
+  gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross gcc-s390x-linux-gnu libc6-dev-s390x-cross
+
+toolchains:
+	@missing=""; for tool in $(TOOLCHAIN_TOOLS); do \
+	  command -v $$tool >/dev/null 2>&1 || [ -x /usr/lib/wine/$$tool ] || missing="$$missing $$tool"; \
+	done; \
+	[ -z "$$missing" ] || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian cross compilers, wine and qemu-user (missing:$$missing)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(TOOLCHAIN_PACKAGES) >/dev/null; \
+	  else \
+	    echo "error:$$missing not found; install the Debian packages $(TOOLCHAIN_PACKAGES)" >&2; \
+	    exit 1; \
+	  fi; }
+
 generate: $(STAMP) llvm
 	$(PY) -m asmgen generate
 	$(PY) -m asmgen docs
@@ -84,11 +117,12 @@ format: $(STAMP)
 cross-check: $(STAMP) llvm
 	$(PY) -m asmgen cross-check
 
-# Prove every generated table's ABI contract (unicorn, native x86-64, static frame).
-verify: $(STAMP) llvm
+# Prove every generated table's ABI contract (unicorn, native x86-64, compiled
+# code under wine and qemu-user, static frame).
+verify: $(STAMP) llvm toolchains
 	$(PY) -m asmgen verify
 
-test: $(STAMP) llvm llvm-dev cxx cairo check-generated cross-check lint verify
+test: $(STAMP) llvm llvm-dev cxx cairo toolchains check-generated cross-check lint verify
 	$(PY) -m pytest -q
 
 # `asmgen patch` on a real LLVM checkout (only read), proven by applying,

@@ -22,6 +22,10 @@ def test_wheel_carries_templates_and_specs_and_runs_outside_the_repo(tmp_path):
         archive.extractall(tmp_path / "site")
     assert "asmgen/templates/x86_64/resolver.s.j2" in names
     assert "asmgen/abi_specs/x86_64_win64.yaml" in names
+    # The convention files, and the compiled harness's sources and scaffolds.
+    assert "asmgen/abi_specs/conventions/ms_x64.yaml" in names
+    assert "asmgen/verify/compiled/c/harness.c" in names
+    assert "asmgen/templates/mips32/harness_scaffold.S.j2" in names
 
     # Run from an unrelated folder with only the unpacked wheel on the path.
     work = tmp_path / "elsewhere"

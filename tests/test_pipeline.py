@@ -81,8 +81,9 @@ def test_header_names_every_template_and_keeps_its_lines():
         comment = [line.removeprefix(prefix) for line in lines[: len(data["generated_by"])]]
         assert comment == data["generated_by"]
     entry = data["generated_by"].index("X86_64_Win32:")
-    assert data["generated_by"][entry + 1 : entry + 5] == [
+    assert data["generated_by"][entry + 1 : entry + 6] == [
         "  spec abi_specs/x86_64_win64.yaml",
+        "  convention abi_specs/conventions/ms_x64.yaml",
         "  template templates/x86_64/resolver.s.j2",
         "  template templates/x86_64/trampoline.s.j2",
         "  template templates/x86_64/stub.s.j2",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from asmgen.build.framemap import FrameMap, frame_map
 from asmgen.build.table import Table
-from asmgen.docs.framemap import FrameMap, frame_map
 from asmgen.docs.registers import RegisterRow, register_rows
 from asmgen.docs.svg import render_svg
 from asmgen.docs.text import frame_text
@@ -96,8 +96,14 @@ def _frame_facts(doc: AbiDoc) -> list[str]:
     parts = ", ".join(f"{KIND_NAMES[k]} {sizes[k]:#x}" for k in KIND_NAMES if k in sizes)
     return [
         f"- The resolver lowers sp by {fmap.entry:#x} bytes below its entry: {parts}.",
-        f"- Home (shadow) area the convention gives the callee (`call.shadow_space`): "
-        f"{spec.call.shadow_space:#x} bytes; the resolver reserves {frame.shadow:#x}.",
+        f"- Home (shadow) area the convention gives the callee (`{spec.convention}` "
+        f"`stack.home_area`): {spec.call.shadow_space:#x} bytes; the resolver reserves "
+        f"{frame.shadow:#x}.",
+        *(
+            f"- Deviates from `{spec.convention}` on purpose: `{d.field}`: "
+            + " ".join(d.reason.split())
+            for d in spec.deviations
+        ),
         f"- Stack alignment at the call: the convention needs {frame.align} bytes; "
         + (
             "sp keeps it."
@@ -154,8 +160,9 @@ def abi_page(doc: AbiDoc, verdict: Verdict | None) -> str:
         "",
         "## Registers",
         "",
-        "Roles from the spec's calling convention (`call`); the resolver column from "
-        "`resolver` and the frame above.  Offsets are from sp at the call.",
+        f"Roles from the spec's calling convention (`{doc.table.spec.convention}`, "
+        f"`abi_specs/conventions/{doc.table.spec.convention}.yaml`); the resolver column "
+        "from `resolver` and the frame above.  Offsets are from sp at the call.",
         "",
         "| register | class | role | resolver |",
         "|---|---|---|---|",
@@ -191,8 +198,9 @@ def abi_page(doc: AbiDoc, verdict: Verdict | None) -> str:
             "",
             "## Verify",
             "",
-            f"`asmgen verify` on this table: {verdict.summary}.  The native run is "
-            "left out here (it depends on the host); `make verify` runs it.",
+            f"`asmgen verify` on this table: {verdict.summary}.  The native runs and "
+            "the runs against compiled code (wine, qemu-user) are left out here (they "
+            "depend on the host's toolchains); `make verify` runs them.",
             "",
             "| check | outcome | method | note |",
             "|---|---|---|---|",

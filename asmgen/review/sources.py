@@ -70,15 +70,26 @@ def _from_specs(label: str, items: list[SpecFile], templates: Path) -> Source:
 
 
 def _revision_specs(commit: str, repo: Path) -> dict[str, tuple[Spec, Path]]:
-    """The specs as they were at `commit` (for verify), read into a scratch folder."""
-    listed = _git(repo, "ls-tree", "--name-only", commit, "abi_specs/")
+    """The specs as they were at `commit` (for verify), read into a scratch folder
+    with that revision's convention files.  A spec this asmgen cannot read (one
+    older than convention files, with a `call:` block) is left out, and the
+    review says that side has no spec."""
+    listed = _git(repo, "ls-tree", "-r", "--name-only", commit, "abi_specs/")
     names = [n for n in listed.stdout.split() if n.endswith((".yaml", ".yml"))]
     found = {}
     with tempfile.TemporaryDirectory(prefix="asmgen-review-") as scratch:
         for name in names:
-            path = Path(scratch) / Path(name).name
+            path = Path(scratch) / Path(name).relative_to("abi_specs")
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(_git(repo, "show", f"{commit}:{name}").stdout, encoding="utf-8")
-            spec = load_spec(path, contract=False)
+        for name in names:
+            path = Path(scratch) / Path(name).relative_to("abi_specs")
+            if path.parent != Path(scratch):
+                continue
+            try:
+                spec = load_spec(path, contract=False)
+            except AsmgenError:
+                continue
             found[spec.abi] = (spec, Path(name))
     return found
 

@@ -47,6 +47,11 @@ CHECKS: dict[str, Check] = {
         ),
         Check("landing_pc", "pc", "pc reaches the address the re-entry function returned"),
         Check(
+            "convention",
+            "conv",
+            "compiled code for the target keeps the convention file's facts",
+        ),
+        Check(
             "native",
             "native",
             "the real CPU runs trampoline -> resolver -> C re-entry -> landing",

@@ -18,14 +18,15 @@ def cmd_verify(args) -> int:
         subjects = [subject_from_table(build(item, args.templates)) for item in items]
     else:
         subjects = subjects_from_generated(items, args.generated / "orc_resolvers.py")
-    reports = verify(subjects)
+    reports = verify(subjects, compiled=args.compiled, templates=args.templates)
     sys.stdout.write(FORMATS[args.format](reports))
     return exit_status(reports)
 
 
 def register(sub) -> None:
     parser = sub.add_parser(
-        "verify", help="prove each table's ABI contract by emulation and native runs"
+        "verify",
+        help="prove each table's ABI contract by emulation and against compiled code",
     )
     parser.add_argument("abi", nargs="*", help="ABI ids or spec names (default: all)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="text")
@@ -39,6 +40,12 @@ def register(sub) -> None:
         "--build",
         action="store_true",
         help="verify tables built in memory from --specs/--templates instead",
+    )
+    parser.add_argument(
+        "--no-compiled",
+        dest="compiled",
+        action="store_false",
+        help="skip the runs against compiled code (native, wine, qemu-user)",
     )
     parser.add_argument("--specs", type=Path, default=SPECS_DIR, help="folder of ABI specs")
     parser.add_argument(

@@ -37,6 +37,24 @@ def register_slots(kind: str, arch: Arch) -> dict[str, int]:
     return vector_slots(kind, arch) | controls
 
 
+# The control and status fields at the start of the area, (offset, size, name);
+# 64-bit formats hold 64-bit instruction and data pointers.
+_STATUS_FIELDS = {
+    "fxsave": ((0x0, 2, "FCW"), (0x2, 2, "FSW"), (0x4, 1, "FTW"), (0x6, 2, "FOP"),
+               (0x8, 4, "FIP"), (0xC, 2, "FCS"), (0x10, 4, "FDP"), (0x14, 2, "FDS"),
+               (0x18, 4, "MXCSR"), (0x1C, 4, "MXCSR_MASK")),
+    "fxsave64": ((0x0, 2, "FCW"), (0x2, 2, "FSW"), (0x4, 1, "FTW"), (0x6, 2, "FOP"),
+                 (0x8, 8, "FIP"), (0x10, 8, "FDP"), (0x18, 4, "MXCSR"), (0x1C, 4, "MXCSR_MASK")),
+}  # fmt: skip
+_STATUS_FIELDS["xsave64"] = _STATUS_FIELDS["fxsave64"]
+
+
+def fields(kind: str) -> tuple[tuple[int, int, str], ...]:
+    """The named fields of the area's first 0x20 bytes (FCW, ..., MXCSR), by
+    which a finding names what an overwrite hit."""
+    return _STATUS_FIELDS.get(kind, ())
+
+
 def parts(kind: str, arch: Arch, area_size: int) -> list[tuple[int, int, str]]:
     """(offset, size, label) of each piece of the area, lowest first."""
     if kind not in VECTORS:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from asmgen.build.frame import Frame
-from asmgen.docs.vector_layout import parts as vector_parts
+from asmgen.build.vector_layout import parts as vector_parts
 from asmgen.spec.schema import Spec
 from asmgen.spec.vector import XSAVE_MIN_AREA
 
