@@ -622,28 +622,35 @@ class PatchedRun:
     result: dict
     verdicts: dict[tuple[str, str], list[str]]
     wrong_writers: list[str]
-    unlinked: list[str]  # writers of the .cpp the executable does not define
+    linked: list[str]  # the patched .cpp's writers, defined in the executable
+    unlinked: list[str]  # and those it does not define
+    instantiated: list[str]  # LLVM's classes instantiated in ORC's templates
 
-    def problems(self) -> list[str]:
-        failed = [
+    def failures(self) -> list[str]:
+        """The rows whose outcome is not the declared one, and why."""
+        return [
             f"{label} / {path}: {'; '.join(why)}"
             for (label, path), why in self.verdicts.items()
             if why
         ]
-        return failed + self.wrong_writers + [f"{name}: not linked in" for name in self.unlinked]
+
+    def problems(self) -> list[str]:
+        unlinked = [f"{name}: not linked in" for name in self.unlinked]
+        return self.failures() + self.wrong_writers + unlinked
 
     def summary(self) -> str:
         classes = self.expected.llvm_classes()
         text = (
-            f"{len(classes)} LLVM classes as patched ({', '.join(classes)}), "
-            f"{len(self.expected.rows)} rows x {{LLLazyJIT, compile callbacks}}, "
-            f"{self.result['functions']} functions, deliberate clobber of "
-            f"{self.result['clobbered']}: "
+            f"{', '.join(classes)} as patched ({len(classes)} classes; "
+            f"{len(self.expected.rows)} rows x {{LLLazyJIT, compile callbacks}}; "
+            f"{self.result['functions']} functions; clobber of {self.result['clobbered']}): "
         )
         if self.problems():
             return text + f"{len(self.problems())} failures"
         return text + (
-            f"outcomes as declared; {len(self.expected.writers)} classes write asmgen's bytes"
+            "outcomes as declared, writers byte for byte asmgen's; "
+            f"{len(self.linked)} writers linked from the patched .cpp, "
+            f"{len(self.instantiated)} LLVM classes instantiated in ORC's templates"
         )
 
     def report(self) -> str:
@@ -652,7 +659,12 @@ class PatchedRun:
         return "\n".join(lines + [f"{name}: not linked in" for name in self.unlinked])
 
 
-def run_patched_tree(tree: Path, defines: tuple[str, ...] = ()) -> PatchedRun:
+# The export macros of trees after 19, which LLVM 19's Compiler.h lacks: empty,
+# as in a static build (llvm_oracle.patched_driver does the same).
+EXPORT_MACROS = ("-DLLVM_ABI=", "-DLLVM_CLASS_ABI=")
+
+
+def run_patched_tree(tree: Path) -> PatchedRun:
     """Build the test with `tree`'s OrcABISupport.cpp linked in and its
     OrcABISupport.h first, and run the rows of LLVM's classes (OrcX86_64_SysV
     and every System V class the patch added) with the deliberate clobber.
@@ -663,18 +675,21 @@ def run_patched_tree(tree: Path, defines: tuple[str, ...] = ()) -> PatchedRun:
     resolver: the patched writers write the bytes of the asmgen classes run
     there (checked here, in the same process)."""
     cpp = tree / orc.CPP_PATH
-    code = LlvmCode((cpp,), tree / "llvm" / "include", defines)
+    code = LlvmCode((cpp,), tree / "llvm" / "include", EXPORT_MACROS)
     expected = load_expected(header=code.orc_header()).running_llvm()
-    built = build(rows_source(expected, every_class(expected)), code)
+    classes = every_class(expected)
+    built = build(rows_source(expected, classes), code)
     result = run(built.executable, "clobber")
-    unlinked = sorted(written_writers(cpp) - defined_writers(built.executable))
+    written, defined = written_writers(cpp), defined_writers(built.executable)
     return PatchedRun(
         expected,
         built,
         result,
         judge(result, expected),
         judge_writers(result, expected),
-        unlinked,
+        sorted(written & defined),
+        sorted(written - defined),
+        [name for name in classes if name.startswith("llvm::")],
     )
 
 
