@@ -10,7 +10,11 @@ proven by applying, compiling and running it.  The checkout is only read.
      patched header first, and linked into the differential driver: its writers
      against the generated Python module, every difference declared
      (tests/llvm19/differences.yaml, `patched`);
-  6. the lazy JIT: `run_lazy_jit` (see there).
+  6. the lazy JIT (tests/llvm_jit/): its LLLazyJIT and compile-callback test
+     built with the patched OrcABISupport.cpp linked in and the patched header
+     first, run on LLVM's x86-64 System V classes as the patch defines them
+     (OrcX86_64_SysV and the classes it adds), every outcome as declared in
+     tests/llvm_jit/expected.yaml (`run_lazy_jit`).
 
 It prints a summary to paste into the commit message, and exits 1 if a step fails.
 
@@ -40,13 +44,21 @@ from asmgen.spec.files import select, spec_files
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_lazy_jit(tree: Path) -> str | None:
-    """Hook for the lazy-JIT test (the "Drop-in for LLVM ORC" issue): build its
-    LLLazyJIT test with the writers of `tree`'s patched OrcABISupport.cpp in
-    place of libLLVM's, run it, and return a one-line result (raise on failure).
-    None: no lazy-JIT test in this checkout of asmgen yet, the step is skipped
-    and the summary says so."""
-    return None
+def run_lazy_jit(tree: Path) -> str:
+    """The lazy-JIT test (tests/llvm_jit/) with `tree`'s patched
+    OrcABISupport.cpp linked in place of libLLVM's writers and its patched
+    header first: LLVM's System V classes as the patch defines them, on both
+    paths, with the deliberate clobber.  A one-line result; raises
+    RuntimeError on a failure."""
+    sys.path.insert(0, str(ROOT / "tests" / "llvm_jit"))  # the script's folder is tests/
+    import jit_build
+
+    if not jit_build.native_family(f.spec for f in spec_files(SPECS_DIR)):
+        return "not run (needs an x86-64 Linux host to run the System V classes)"
+    run = jit_build.run_patched_tree(tree)
+    if run.problems():
+        raise RuntimeError(run.report())
+    return run.summary()
 
 
 def llvm_version(root: Path) -> str:
@@ -173,8 +185,7 @@ def check(root: Path, abis: list[str], work: Path) -> tuple[list[str], list[str]
         "\n".join(problems),
     )
     try:
-        result = run_lazy_jit(tree)
-        steps.append(f"lazy JIT: {result or 'not run (no lazy-JIT test wired to run_lazy_jit)'}")
+        steps.append(f"lazy JIT: {run_lazy_jit(tree)}")
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         step("lazy JIT", str(exc))
     return changes(base, tree), steps, ok

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from asmgen.cli import main as asmgen
 from asmgen.emit.clangformat import clang_format_binary
 from asmgen.patch import orc_source as orc
 
@@ -52,6 +53,19 @@ def apply(repo: Path, patch: Path) -> str:
         if done.returncode != 0:
             return done.stderr.strip() or f"git {' '.join(args)} failed"
     return ""
+
+
+def patched_tree(repo: Path, files: dict[str, Path], *abis: str) -> str:
+    """`files` committed at `repo`, then `asmgen patch` (every ABI, or the
+    ones named) applied with git; the patch."""
+    scratch_tree(repo, files)
+    patch = repo.parent / f"{repo.name}.patch"
+    if asmgen(["patch", "--llvm-root", str(repo), *abis, "-o", str(patch)]) != 0:
+        raise RuntimeError(f"asmgen patch --llvm-root {repo} failed")
+    error = apply(repo, patch)
+    if error:
+        raise RuntimeError(f"git apply {patch}: {error}")
+    return patch.read_text()
 
 
 def clang_format_diff(repo: Path) -> str:

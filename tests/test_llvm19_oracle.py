@@ -51,14 +51,10 @@ def cases(generated_module, llvm_constants) -> list[oracle.Case]:
 def llvm19_tree(tmp_path_factory) -> tuple[Path, str]:
     """The fixture .cpp with LLVM 19's installed header, after a default
     `asmgen patch` (every ABI) applied with git; and the patch."""
-    repo = llvm_trees.scratch_tree(
-        tmp_path_factory.mktemp("llvm19") / "llvm-project",
-        {orc.CPP_PATH: FIXTURE_CPP, orc.HEADER_PATH: oracle.installed_header()},
+    repo = tmp_path_factory.mktemp("llvm19") / "llvm-project"
+    diff = llvm_trees.patched_tree(
+        repo, {orc.CPP_PATH: FIXTURE_CPP, orc.HEADER_PATH: oracle.installed_header()}
     )
-    patch = repo.parent / "all.patch"
-    assert main(["patch", "--llvm-root", str(repo), "-o", str(patch)]) == 0
-    diff = patch.read_text()
-    assert llvm_trees.apply(repo, patch) == ""
     return repo, diff
 
 

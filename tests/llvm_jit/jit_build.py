@@ -8,7 +8,16 @@ the flags, the C++ source, the generated rows, the ORC-ready header and the
 hook inputs below.  So a test session builds at most once, and not at all
 while nothing changed.
 
-Hooks (environment variables), for building LLVM's own code into the test:
+LLVM's own classes run next to asmgen's: every `abi` row of expected.yaml
+also declares the outcome of LLVM's class for that ABI wherever the
+OrcABISupport.h the test compiles against defines one (`llvm::orc::Orc<ABI>`
+or the spec's `llvm_class`): in LLVM 19, OrcX86_64_SysV; after `asmgen
+patch`, every x86-64 System V class the patch adds.  Such a row runs
+WithEHFrames<llvm::orc::CLASS, ABI_ORCABI> (the frames of the asmgen class
+with the same code), and the test checks the two write the same bytes.
+
+Hooks (environment variables, or an LlvmCode given to `build`), for building
+LLVM's own code into the test:
 
   ASMGEN_JIT_EXTRA_SOURCES  C++ sources, objects or archives, separated by
       os.pathsep, compiled and linked into the test executable.  A patched
@@ -19,9 +28,12 @@ Hooks (environment variables), for building LLVM's own code into the test:
   ASMGEN_JIT_INCLUDE_FIRST  a folder searched for headers before LLVM's
       (the patched llvm/ExecutionEngine/Orc/OrcABISupport.h).
   ASMGEN_JIT_EXPECTED       an expected.yaml to judge by instead of this
-      folder's (a patched LLVM class may keep what LLVM's loses).
+      folder's.
   ASMGEN_JIT_CACHE_DIR      where executables are kept
       (default: ~/.cache/asmgen/llvm_jit).
+
+`run_patched_tree` does it for a tree `asmgen patch` was applied to
+(tests/llvm_jit/test_patched_llvm.py, tests/llvm_release.py).
 
 As a script it builds, runs and prints the tables:
 `python tests/llvm_jit/jit_build.py [--mode clobber] [--cpu NAME] [--iters N]`.
@@ -34,6 +46,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +58,7 @@ from pathlib import Path
 import yaml
 
 from asmgen.emit.orc_header import SUFFIX, orcabi_class
+from asmgen.patch import orc_source as orc
 from asmgen.spec.files import spec_files
 
 HERE = Path(__file__).resolve().parent
@@ -52,6 +66,7 @@ ROOT = HERE.parent.parent
 SOURCE = HERE / "lazy_jit_test.cpp"
 EXPECTED = HERE / "expected.yaml"
 HEADER = ROOT / "generated" / "orc_resolvers_llvm.h"
+ORC_HEADER_REL = "llvm/ExecutionEngine/Orc/OrcABISupport.h"
 LLVM_CONFIG = "llvm-config-19"
 CXX = "g++"
 # -O0: the test checks the resolver, not the test's own code, and -O1 builds
@@ -74,6 +89,8 @@ class Row:
     vector_upper: str
     backtrace: str
     abi: str | None = None
+    # LLVM's class whose writers the row runs (a class of OrcABISupport.h).
+    llvm_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,59 +105,102 @@ class Expected:
     path: Path
     rows: tuple[Row, ...]
     writers: tuple[Writers, ...]
+    # The classes of the OrcABISupport.h the rows were derived for.
+    header_classes: frozenset[str] = frozenset()
+
+    def running_llvm(self) -> Expected:
+        """Only the rows that run LLVM's classes, and the writer comparisons."""
+        rows = tuple(row for row in self.rows if row.llvm_class)
+        return Expected(self.path, rows, self.writers, self.header_classes)
+
+    def llvm_classes(self) -> list[str]:
+        """LLVM's classes the rows run, in row order."""
+        return list(dict.fromkeys(row.llvm_class for row in self.rows if row.llvm_class))
 
 
 def expected_path() -> Path:
     return Path(os.environ.get("ASMGEN_JIT_EXPECTED") or EXPECTED)
 
 
-def load_expected(path: Path | None = None) -> Expected:
-    """The declared outcomes; a malformed file raises ValueError naming it."""
+def llvm_header_classes(header: Path) -> frozenset[str]:
+    """The classes an OrcABISupport.h defines."""
+    return frozenset(orc.classes(orc.load(header.parent, header.name)))
+
+
+def load_expected(path: Path | None = None, header: Path | None = None) -> Expected:
+    """The declared outcomes, with a row and a writer comparison for LLVM's
+    class of every `abi` row that `header` (default: the OrcABISupport.h the
+    build compiles against) defines; a malformed file raises ValueError
+    naming it."""
     path = path or expected_path()
+    header = header or LlvmCode.from_environment().orc_header()
+    defined = llvm_header_classes(header)
+    llvm_class_of = {f.spec.abi: f.spec.class_name for f in spec_files()}
     data = yaml.safe_load(path.read_text())
 
     def fail(message: str):
         raise ValueError(f"{path}: {message}")
 
-    if not isinstance(data, dict) or set(data) != {"rows", "writers"}:
-        fail("needs exactly the keys `rows` and `writers`")
-    rows = []
-    for item in data["rows"]:
-        keys = set(item)
-        if item.get("abi"):
-            if keys - {"abi", "vector_upper", "backtrace"}:
-                fail(f"row {item}: an `abi` row takes vector_upper and backtrace only")
-            name = item["abi"] + SUFFIX
-            item = {
-                **item,
-                "label": name,
-                "call_through": f"WithEHFrames<{name}>",
-                "stubs": name,
-            }
-        elif keys - {"label", "call_through", "stubs", "vector_upper", "backtrace"} or not (
-            keys >= {"label", "call_through", "stubs", "vector_upper"}
-        ):
-            fail(f"row {item}: needs label, call_through, stubs, vector_upper")
+    def row(item: dict, llvm_class: str | None = None) -> Row:
         if item["vector_upper"] not in VECTOR_UPPER:
             fail(f"row {item['label']}: vector_upper is one of {VECTOR_UPPER}")
         end = item.get("backtrace", "complete")
         if end not in BACKTRACE_ENDS:
             fail(f"row {item['label']}: backtrace is one of {BACKTRACE_ENDS}")
-        rows.append(
-            Row(
-                item["label"],
-                item["call_through"],
-                item["stubs"],
-                item["vector_upper"],
-                end,
-                item.get("abi"),
-            )
+        return Row(
+            item["label"],
+            item["call_through"],
+            item["stubs"],
+            item["vector_upper"],
+            end,
+            item.get("abi"),
+            llvm_class,
         )
+
+    if not isinstance(data, dict) or not {"rows"} <= set(data) <= {"rows", "writers"}:
+        fail("needs the key `rows` and may have `writers`, nothing else")
+    rows, writers = [], []
+    for item in data["rows"]:
+        keys = set(item)
+        if item.get("abi"):
+            if keys - {"abi", "vector_upper", "backtrace"}:
+                fail(f"row {item}: an `abi` row takes vector_upper and backtrace only")
+            abi = item["abi"]
+            if abi not in llvm_class_of:
+                fail(f"row {item}: no spec has the ABI {abi}")
+            name, llvm = abi + SUFFIX, llvm_class_of[abi]
+            if llvm in defined:
+                qualified = f"llvm::orc::{llvm}"
+                rows.append(
+                    row(
+                        {
+                            **item,
+                            "label": f"{qualified} + WithEHFrames",
+                            "call_through": f"WithEHFrames<{qualified}, {name}>",
+                            "stubs": qualified,
+                        },
+                        llvm,
+                    )
+                )
+                # The frames are borrowed: right only for the same code.
+                writers.append(Writers(qualified, name, True))
+            item = {**item, "label": name, "call_through": f"WithEHFrames<{name}>", "stubs": name}
+            rows.append(row(item))
+        elif keys - {"label", "call_through", "stubs", "vector_upper", "backtrace"} or not (
+            keys >= {"label", "call_through", "stubs", "vector_upper"}
+        ):
+            fail(f"row {item}: needs label, call_through, stubs, vector_upper")
+        else:
+            named = re.findall(r"\w+", f"{item['call_through']} {item['stubs']}")
+            rows.append(row(item, next((n for n in named if n in defined), None)))
     labels = [r.label for r in rows]
     if len(set(labels)) != len(labels):
         fail("row labels repeat")
-    writers = tuple(Writers(w["llvm"], w["asmgen"], bool(w["same"])) for w in data["writers"])
-    return Expected(path, tuple(rows), writers)
+    for w in data.get("writers") or ():
+        writers.append(Writers(w["llvm"], w["asmgen"], bool(w["same"])))
+    if len({(w.llvm, w.asmgen) for w in writers}) != len(writers):
+        fail("writer comparisons repeat")
+    return Expected(path, tuple(rows), tuple(writers), defined)
 
 
 def native_family(specs) -> list:
@@ -155,9 +215,21 @@ def native_family(specs) -> list:
     return found
 
 
-def rows_source(expected: Expected, every_class: list[str]) -> str:
+def every_class(expected: Expected) -> list[str]:
+    """The classes rows.inc instantiates LLVM's templates with: every class of
+    the ORC-ready header, and LLVM's class of every spec the OrcABISupport.h
+    defines (after a patch, the classes it adds too)."""
+    specs = [f.spec for f in spec_files()]
+    return [orcabi_class(spec) for spec in specs] + [
+        f"llvm::orc::{spec.class_name}"
+        for spec in specs
+        if spec.class_name in expected.header_classes
+    ]
+
+
+def rows_source(expected: Expected, classes: list[str]) -> str:
     """rows.inc: the rows to run, the writer comparisons, and an
-    instantiation of LLVM's templates for every generated class."""
+    instantiation of LLVM's templates for every class in `classes`."""
     lines = [
         "// Generated by tests/llvm_jit/jit_build.py from expected.yaml.",
         "void runRows() {",
@@ -167,7 +239,7 @@ def rows_source(expected: Expected, every_class: list[str]) -> str:
     for row in expected.rows:
         lines.append(f'  runRow<{row.call_through}, {row.stubs}>("{row.label}");')
     lines += ["}", "", "void instantiateEveryClass(ExecutionSession &ES) {"]
-    lines += [f"  instantiate<{name}>(ES);" for name in every_class]
+    lines += [f"  instantiate<{name}>(ES);" for name in classes]
     lines += ["}", ""]
     return "\n".join(lines)
 
@@ -188,19 +260,41 @@ def _tool_output(command: list[str]) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def _hook_paths() -> tuple[list[Path], Path | None]:
-    extra = [
-        Path(p).resolve()
-        for p in os.environ.get("ASMGEN_JIT_EXTRA_SOURCES", "").split(os.pathsep)
-        if p
-    ]
-    first = os.environ.get("ASMGEN_JIT_INCLUDE_FIRST")
-    for path in extra:
-        if not path.is_file():
-            raise BuildError(f"ASMGEN_JIT_EXTRA_SOURCES: {path} is not a file")
-    if first and not Path(first).is_dir():
-        raise BuildError(f"ASMGEN_JIT_INCLUDE_FIRST: {first} is not a folder")
-    return extra, Path(first).resolve() if first else None
+def installed_orc_header() -> Path:
+    """LLVM 19's OrcABISupport.h as llvm-19-dev installs it."""
+    return Path(_tool_output([LLVM_CONFIG, "--includedir"])) / ORC_HEADER_REL
+
+
+@dataclass(frozen=True)
+class LlvmCode:
+    """LLVM's own code built into the test: sources compiled and linked in,
+    a folder of headers searched before LLVM's, preprocessor definitions."""
+
+    sources: tuple[Path, ...] = ()
+    include_first: Path | None = None
+    defines: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environment(cls) -> LlvmCode:
+        """ASMGEN_JIT_EXTRA_SOURCES and ASMGEN_JIT_INCLUDE_FIRST."""
+        extra = os.environ.get("ASMGEN_JIT_EXTRA_SOURCES", "").split(os.pathsep)
+        first = os.environ.get("ASMGEN_JIT_INCLUDE_FIRST")
+        code = cls(
+            tuple(Path(p).resolve() for p in extra if p),
+            Path(first).resolve() if first else None,
+        )
+        for path in code.sources:
+            if not path.is_file():
+                raise BuildError(f"ASMGEN_JIT_EXTRA_SOURCES: {path} is not a file")
+        if first and not code.include_first.is_dir():
+            raise BuildError(f"ASMGEN_JIT_INCLUDE_FIRST: {first} is not a folder")
+        return code
+
+    def orc_header(self) -> Path:
+        """The OrcABISupport.h the test compiles against."""
+        if self.include_first and (self.include_first / ORC_HEADER_REL).is_file():
+            return self.include_first / ORC_HEADER_REL
+        return installed_orc_header()
 
 
 def _digest_tree(folder: Path, digest) -> None:
@@ -221,15 +315,17 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "asmgen" / "llvm_jit"
 
 
-def build(rows: str) -> Build:
-    """The test executable for `rows` (rows.inc), built or from the cache."""
+def build(rows: str, code: LlvmCode | None = None) -> Build:
+    """The test executable for `rows` (rows.inc), with `code` (default: the
+    environment's hooks) built in; built or from the cache."""
+    code = code or LlvmCode.from_environment()
+    extra, first = code.sources, code.include_first
     cxxflags = _tool_output([LLVM_CONFIG, "--cxxflags"]).split()
     ldflags = _tool_output([LLVM_CONFIG, "--ldflags", "--libs"]).split()
     libdir = _tool_output([LLVM_CONFIG, "--libdir"])
     versions = [_tool_output([CXX, "--version"]), _tool_output([LLVM_CONFIG, "--version"])]
-    extra, first = _hook_paths()
     key = hashlib.sha256()
-    for part in (*versions, *cxxflags, *ldflags, *OPT, *WARN, rows):
+    for part in (*versions, *cxxflags, *ldflags, *OPT, *WARN, *code.defines, rows):
         key.update(part.encode() + b"\0")
     for path in (SOURCE, HEADER, *extra):
         key.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -248,6 +344,7 @@ def build(rows: str) -> Build:
             CXX,
             *([f"-I{first}"] if first else []),
             *cxxflags,
+            *code.defines,
             *OPT,
             *WARN,
             f"-I{work}",
@@ -264,14 +361,20 @@ def build(rows: str) -> Build:
         seconds = time.monotonic() - start
         if done.returncode:
             raise BuildError(f"{' '.join(command)}\n{done.stderr[-20000:]}")
+        # Warnings in the test, the ORC-ready header or LLVM's code built in
+        # fail the build (a patched OrcABISupport.cpp or .h must be clean).
+        names = {SOURCE.name, "rows.inc", HEADER.name, *(p.name for p in extra)}
+        if first:
+            names.add(Path(ORC_HEADER_REL).name)
         ours = [
             line
             for line in done.stderr.splitlines()
-            if "warning:" in line
-            and any(name in line for name in (SOURCE.name, "rows.inc", HEADER.name))
+            if "warning:" in line and any(name in line for name in names)
         ]
         if ours:
-            raise BuildError("warnings in the test or the ORC-ready header:\n" + "\n".join(ours))
+            raise BuildError(
+                "warnings in the test, the headers or LLVM's code:\n" + "\n".join(ours)
+            )
         target.parent.mkdir(exist_ok=True)
         os.replace(out, target)
     _prune(target.parent.parent, keep=KEEP_BUILDS)
@@ -489,6 +592,107 @@ def report(title: str, result: dict, expected: Expected, verdicts: dict) -> str:
     return text
 
 
+# ------------------------------------------------------------- a patched tree
+
+
+def defined_writers(executable: Path) -> set[str]:
+    """The llvm::orc `Class::write...` functions the executable defines itself
+    (so calls from the test bind to them, not to libLLVM's)."""
+    listed = subprocess.run(
+        ["nm", "-C", "--defined-only", str(executable)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(re.findall(r" [TtWw] llvm::orc::(Orc\w+::write\w+)\(", listed))
+
+
+def written_writers(cpp: Path) -> set[str]:
+    """The `Class::write...` functions an OrcABISupport.cpp defines."""
+    return set(re.findall(r"^void (Orc\w+::write\w+)\(", cpp.read_text(), re.MULTILINE))
+
+
+@dataclass
+class PatchedRun:
+    """The lazy-JIT test run on a patched tree's writers: LLVM's classes only,
+    in clobber mode."""
+
+    expected: Expected
+    built: Build
+    result: dict
+    verdicts: dict[tuple[str, str], list[str]]
+    wrong_writers: list[str]
+    linked: list[str]  # the patched .cpp's writers, defined in the executable
+    unlinked: list[str]  # and those it does not define
+    instantiated: list[str]  # LLVM's classes instantiated in ORC's templates
+
+    def failures(self) -> list[str]:
+        """The rows whose outcome is not the declared one, and why."""
+        return [
+            f"{label} / {path}: {'; '.join(why)}"
+            for (label, path), why in self.verdicts.items()
+            if why
+        ]
+
+    def problems(self) -> list[str]:
+        unlinked = [f"{name}: not linked in" for name in self.unlinked]
+        return self.failures() + self.wrong_writers + unlinked
+
+    def summary(self) -> str:
+        classes = self.expected.llvm_classes()
+        text = (
+            f"{', '.join(classes)} as patched ({len(classes)} classes; "
+            f"{len(self.expected.rows)} rows x {{LLLazyJIT, compile callbacks}}; "
+            f"{self.result['functions']} functions; clobber of {self.result['clobbered']}): "
+        )
+        if self.problems():
+            return text + f"{len(self.problems())} failures"
+        return text + (
+            "outcomes as declared, writers byte for byte asmgen's; "
+            f"{len(self.linked)} writers linked from the patched .cpp, "
+            f"{len(self.instantiated)} LLVM classes instantiated in ORC's templates"
+        )
+
+    def report(self) -> str:
+        title = "Patched LLVM: its classes, writers from the patched OrcABISupport.cpp"
+        lines = [report(title, self.result, self.expected, self.verdicts), *self.wrong_writers]
+        return "\n".join(lines + [f"{name}: not linked in" for name in self.unlinked])
+
+
+# The export macros of trees after 19, which LLVM 19's Compiler.h lacks: empty,
+# as in a static build (llvm_oracle.patched_driver does the same).
+EXPORT_MACROS = ("-DLLVM_ABI=", "-DLLVM_CLASS_ABI=")
+
+
+def run_patched_tree(tree: Path) -> PatchedRun:
+    """Build the test with `tree`'s OrcABISupport.cpp linked in and its
+    OrcABISupport.h first, and run the rows of LLVM's classes (OrcX86_64_SysV
+    and every System V class the patch added) with the deliberate clobber.
+
+    The clobber run is the proof: it asserts every declared loss and every
+    kept byte, the unwinding and the results.  The other runs of
+    test_llvm_jit.py (natural, narrower CPUs) vary the JIT'd code, not the
+    resolver: the patched writers write the bytes of the asmgen classes run
+    there (checked here, in the same process)."""
+    cpp = tree / orc.CPP_PATH
+    code = LlvmCode((cpp,), tree / "llvm" / "include", EXPORT_MACROS)
+    expected = load_expected(header=code.orc_header()).running_llvm()
+    classes = every_class(expected)
+    built = build(rows_source(expected, classes), code)
+    result = run(built.executable, "clobber")
+    written, defined = written_writers(cpp), defined_writers(built.executable)
+    return PatchedRun(
+        expected,
+        built,
+        result,
+        judge(result, expected),
+        judge_writers(result, expected),
+        sorted(written & defined),
+        sorted(written - defined),
+        [name for name in classes if name.startswith("llvm::")],
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=("clobber", "natural"), default="clobber")
@@ -496,8 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=100)
     args = parser.parse_args(argv)
     expected = load_expected()
-    classes = [orcabi_class(f.spec) for f in spec_files()]
-    built = build(rows_source(expected, classes))
+    built = build(rows_source(expected, every_class(expected)))
     print(f"{built.executable} ({'cached' if built.cached else f'built in {built.seconds:.1f} s'})")
     result = run(built.executable, args.mode, args.cpu, args.iters)
     verdicts = judge(result, expected)

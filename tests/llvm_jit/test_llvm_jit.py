@@ -16,11 +16,13 @@ declarations adapt to is exercised on this machine.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import jit_build
 import pytest
 from jit_build import REPORTS, ROOT
+from llvm_oracle import LLVM_ABIS
 
 from asmgen.emit.orc_header import orcabi_class
 from asmgen.spec.files import spec_files
@@ -38,8 +40,8 @@ def every_class():
 
 
 @pytest.fixture(scope="session")
-def executable(expected, every_class):
-    built = jit_build.build(jit_build.rows_source(expected, every_class))
+def executable(expected):
+    built = jit_build.build(jit_build.rows_source(expected, jit_build.every_class(expected)))
     how = "from the cache" if built.cached else f"built in {built.seconds:.1f} s (g++ -O0)"
     REPORTS.append(f"lazy_jit_test: {how}: {built.executable}")
     return built.executable
@@ -86,15 +88,35 @@ def test_declared_losses_agree_with_the_specs(expected):
             assert declares == (row.vector_upper == "lost"), row.abi
 
 
-def test_every_generated_class_is_instantiated(every_class):
+def test_every_generated_class_is_instantiated(expected, every_class):
     """rows.inc instantiates LocalLazyCallThroughManager::Create<C>,
     LocalIndirectStubsManager<C>, LocalJITCompileCallbackManager<C> and
     EPCIndirectionUtils::CreateWithABI<C> for every class of the header,
     foreign arches included, under `using namespace llvm; using namespace
-    llvm::orc; using namespace asmgen;`: the build is the proof."""
+    llvm::orc; using namespace asmgen;`, and for LLVM's classes of the specs
+    (LLVM 19's nine here; after a patch, every one): the build is the proof."""
     header = (ROOT / "generated" / "orc_resolvers_llvm.h").read_text()
     assert re.findall(r"^struct (\w+) \{", header, re.MULTILINE) == every_class
     assert len(every_class) == len(spec_files())
+    llvm = {name for name in jit_build.every_class(expected) if name not in every_class}
+    assert llvm == {f"llvm::orc::Orc{abi}" for abi in LLVM_ABIS}  # LLVM 19's nine
+
+
+def test_llvm_19s_class_runs_with_the_declaration_of_its_abi(expected):
+    """LLVM 19's header defines OrcX86_64_SysV and no other System V class:
+    one derived row, declared as the X86_64_SysV row, and one byte comparison."""
+    derived = [row for row in expected.rows if row.abi and row.llvm_class]
+    assert [(row.label, row.call_through) for row in derived] == [
+        (
+            "llvm::orc::OrcX86_64_SysV + WithEHFrames",
+            "WithEHFrames<llvm::orc::OrcX86_64_SysV, X86_64_SysV_ORCABI>",
+        )
+    ]
+    (own,) = [row for row in expected.rows if row.label == "X86_64_SysV_ORCABI"]
+    assert (derived[0].vector_upper, derived[0].backtrace) == (own.vector_upper, own.backtrace)
+    assert [(w.llvm, w.asmgen, w.same) for w in expected.writers] == [
+        ("llvm::orc::OrcX86_64_SysV", "X86_64_SysV_ORCABI", True)
+    ]
 
 
 def test_the_program_builds(executable):
@@ -169,20 +191,12 @@ def test_the_judge_fails_a_wrong_declaration(executable, expected):
     """The declarations can fail: swap kept and lost, and every swapped row
     fails with the deliberate clobber."""
     result = _run(executable, "clobber")
-    swapped = jit_build.Expected(
-        expected.path,
-        tuple(
-            jit_build.Row(
-                r.label,
-                r.call_through,
-                r.stubs,
-                "kept" if r.vector_upper == "lost" else "lost",
-                r.backtrace,
-                r.abi,
-            )
+    swapped = dataclasses.replace(
+        expected,
+        rows=tuple(
+            dataclasses.replace(r, vector_upper="kept" if r.vector_upper == "lost" else "lost")
             for r in expected.rows
         ),
-        expected.writers,
     )
     verdicts = jit_build.judge(result, swapped)
     assert all(verdicts.values()), [k for k, v in verdicts.items() if not v]
