@@ -6,6 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 LLVM_MC := llvm-mc-19
+comma := ,
 
 
 .PHONY: generate check-generated cross-check verify test test-llvm lint format bench llvm llvm-dev cxx cairo toolchains venv clean
@@ -17,53 +18,39 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# $(call apt_install,CHECK,PACKAGES,WHAT): when the shell command CHECK fails,
+# install the Debian PACKAGES with apt-get (as root), or say which to install.
+define apt_install
+@( $(1) ) >/dev/null 2>&1 || { \
+  if [ "$$(id -u)" = 0 ]; then \
+    echo "installing Debian packages for $(3)"; \
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+  else \
+    echo "error: $(3) not found; install the Debian packages: apt-get install $(2)" >&2; \
+    exit 1; \
+  fi; }
+endef
+
 # llvm-mc assembles the arches keystone lacks (RISC-V, LoongArch).
 llvm:
-	@command -v $(LLVM_MC) >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian package llvm-19 (for $(LLVM_MC))"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19 >/dev/null; \
-	  else \
-	    echo "error: $(LLVM_MC) not found; install the Debian package llvm-19 (apt-get install llvm-19)" >&2; \
-	    exit 1; \
-	  fi; }
+	$(call apt_install,command -v $(LLVM_MC),llvm-19,$(LLVM_MC))
 
 # LLVM 19's library and headers (libLLVM-19.so, OrcABISupport.h): the tests
-# call LLVM's compiled ORC writers and compile patched LLVM sources against them.
+# call LLVM's compiled ORC writers, compile patched LLVM sources against them
+# and build the lazy-JIT test.
 LLVM_CONFIG := llvm-config-19
+LLVM_DEV_CHECK := [ -e "$$($(LLVM_CONFIG) --libdir)/libLLVM-19.so" ] && \
+  [ -e "$$($(LLVM_CONFIG) --includedir)/llvm/ExecutionEngine/Orc/OrcABISupport.h" ]
 llvm-dev: llvm
-	@lib="$$($(LLVM_CONFIG) --libdir 2>/dev/null)/libLLVM-19.so"; \
-	header="$$($(LLVM_CONFIG) --includedir 2>/dev/null)/llvm/ExecutionEngine/Orc/OrcABISupport.h"; \
-	[ -e "$$lib" ] && [ -e "$$header" ] || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian package llvm-19-dev (for libLLVM-19.so and LLVM's headers)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19-dev >/dev/null; \
-	  else \
-	    echo "error: LLVM 19's library and headers not found; install the Debian package llvm-19-dev" >&2; \
-	    exit 1; \
-	  fi; }
+	$(call apt_install,$(LLVM_DEV_CHECK),llvm-19-dev,LLVM 19's library and headers)
 
 # The C++ tests compile with g++.
 cxx:
-	@command -v g++ >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian package g++"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null; \
-	  else \
-	    echo "error: g++ not found; install the Debian package g++" >&2; \
-	    exit 1; \
-	  fi; }
+	$(call apt_install,command -v g++,g++,g++)
 
 # The tests render the docs' SVGs to PNG with cairosvg, which needs libcairo.
 cairo: $(STAMP)
-	@$(PY) -c 'import cairocffi' >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian package libcairo2 (for cairosvg)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcairo2 >/dev/null; \
-	  else \
-	    echo "error: libcairo not found; install the Debian package libcairo2" >&2; \
-	    exit 1; \
-	  fi; }
+	$(call apt_install,$(PY) -c 'import cairocffi',libcairo2,libcairo (for cairosvg))
 
 # `asmgen verify` runs every table against compiled code for its target: the
 # real compilers, wine (Microsoft x64) and qemu-user (the other arches).
@@ -83,20 +70,11 @@ TOOLCHAIN_PACKAGES := gcc libc6-dev wine wine64 gcc-mingw-w64-x86-64 qemu-user-s
   gcc-mips-linux-gnu libc6-dev-mips-cross gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross \
   gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-i686-linux-gnu libc6-dev-i386-cross \
   gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross gcc-s390x-linux-gnu libc6-dev-s390x-cross
-
+# wine64 and wineserver live in /usr/lib/wine.
+TOOLCHAIN_CHECK := for tool in $(TOOLCHAIN_TOOLS); do \
+  command -v $$tool || [ -x /usr/lib/wine/$$tool ] || exit 1; done
 toolchains:
-	@missing=""; for tool in $(TOOLCHAIN_TOOLS); do \
-	  command -v $$tool >/dev/null 2>&1 || [ -x /usr/lib/wine/$$tool ] || missing="$$missing $$tool"; \
-	done; \
-	[ -z "$$missing" ] || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian cross compilers, wine and qemu-user (missing:$$missing)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends $(TOOLCHAIN_PACKAGES) >/dev/null; \
-	  else \
-	    echo "error:$$missing not found; install the Debian packages $(TOOLCHAIN_PACKAGES)" >&2; \
-	    exit 1; \
-	  fi; }
+	$(call apt_install,$(TOOLCHAIN_CHECK),--no-install-recommends $(TOOLCHAIN_PACKAGES),the cross compilers$(comma) wine and qemu-user)
 
 generate: $(STAMP) llvm
 	$(PY) -m asmgen generate
