@@ -3017,9 +3017,9 @@ inline void OrcX86_64_Win32_AVX::writeIndirectStubsBlock(
 
 /// X86_64_Win32_Lean: Microsoft x64, argument registers only
 struct OrcX86_64_Win32_Lean {
-  static constexpr unsigned ResolverCodeSize = 0x6a;
-  static constexpr unsigned ReentryCtxAddrOffset = 0x23;
-  static constexpr unsigned ReentryFnAddrOffset = 0x35;
+  static constexpr unsigned ResolverCodeSize = 0x6e;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x25;
+  static constexpr unsigned ReentryFnAddrOffset = 0x37;
   static constexpr unsigned PointerSize = 8;
   static constexpr unsigned TrampolineSize = 8;
   static constexpr unsigned StubSize = 8;
@@ -3030,9 +3030,9 @@ struct OrcX86_64_Win32_Lean {
   /// RUNTIME_FUNCTION F and call RtlAddFunctionTable(&F, 1, ResolverAddress).
   static constexpr uint8_t UnwindInfo[] = {0x01, 0x04, 0x02, 0x05,
                                            0x04, 0x03, 0x01, 0x50};
-  static constexpr unsigned UnwindInfoOffset = 0x6c;
+  static constexpr unsigned UnwindInfoOffset = 0x70;
   static constexpr uint8_t RuntimeFunction[] = {
-      0x00, 0x00, 0x00, 0x00, 0x6a, 0x00, 0x00, 0x00, 0x6c, 0x00, 0x00, 0x00};
+      0x00, 0x00, 0x00, 0x00, 0x6e, 0x00, 0x00, 0x00, 0x70, 0x00, 0x00, 0x00};
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
@@ -3058,32 +3058,34 @@ inline void OrcX86_64_Win32_Lean::writeResolverCode(char *ResolverWorkingMem,
       0x52,                                                       // 0x05: pushq %rdx
       0x41, 0x50,                                                 // 0x06: pushq %r8
       0x41, 0x51,                                                 // 0x08: pushq %r9
-      0x48, 0x83, 0xec, 0x48,                                     // 0x0a: subq $0x48, %rsp
-      0x0f, 0x29, 0x04, 0x24,                                     // 0x0e: movaps %xmm0, (%rsp)
-      0x0f, 0x29, 0x4c, 0x24, 0x10,                               // 0x12: movaps %xmm1, 0x10(%rsp)
-      0x0f, 0x29, 0x54, 0x24, 0x20,                               // 0x17: movaps %xmm2, 0x20(%rsp)
-      0x0f, 0x29, 0x5c, 0x24, 0x30,                               // 0x1c: movaps %xmm3, 0x30(%rsp)
+      0x41, 0x52,                                                 // 0x0a: pushq %r10
+      0x48, 0x83, 0xec, 0x40,                                     // 0x0c: subq $0x40, %rsp
+      0x0f, 0x29, 0x04, 0x24,                                     // 0x10: movaps %xmm0, (%rsp)
+      0x0f, 0x29, 0x4c, 0x24, 0x10,                               // 0x14: movaps %xmm1, 0x10(%rsp)
+      0x0f, 0x29, 0x54, 0x24, 0x20,                               // 0x19: movaps %xmm2, 0x20(%rsp)
+      0x0f, 0x29, 0x5c, 0x24, 0x30,                               // 0x1e: movaps %xmm3, 0x30(%rsp)
       // ReentryCtxAddr:
-      0x48, 0xb9, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x21: movabsq $0, %rcx
-      0x48, 0x8b, 0x55, 0x08,                                     // 0x2b: movq 8(%rbp), %rdx
-      0x48, 0x83, 0xea, 0x06,                                     // 0x2f: subq $6, %rdx
+      0x48, 0xb9, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x23: movabsq $0, %rcx
+      0x48, 0x8b, 0x55, 0x08,                                     // 0x2d: movq 8(%rbp), %rdx
+      0x48, 0x83, 0xea, 0x06,                                     // 0x31: subq $6, %rdx
       // ReentryFnAddr:
-      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x33: movabsq $0, %rax
-      0x48, 0x83, 0xec, 0x20,                                     // 0x3d: subq $0x20, %rsp
-      0xff, 0xd0,                                                 // 0x41: callq *%rax
-      0x48, 0x83, 0xc4, 0x20,                                     // 0x43: addq $0x20, %rsp
-      0x48, 0x89, 0x45, 0x08,                                     // 0x47: movq %rax, 8(%rbp)
-      0x0f, 0x28, 0x04, 0x24,                                     // 0x4b: movaps (%rsp), %xmm0
-      0x0f, 0x28, 0x4c, 0x24, 0x10,                               // 0x4f: movaps 0x10(%rsp), %xmm1
-      0x0f, 0x28, 0x54, 0x24, 0x20,                               // 0x54: movaps 0x20(%rsp), %xmm2
-      0x0f, 0x28, 0x5c, 0x24, 0x30,                               // 0x59: movaps 0x30(%rsp), %xmm3
-      0x48, 0x83, 0xc4, 0x48,                                     // 0x5e: addq $0x48, %rsp
-      0x41, 0x59,                                                 // 0x62: popq %r9
-      0x41, 0x58,                                                 // 0x64: popq %r8
-      0x5a,                                                       // 0x66: popq %rdx
-      0x59,                                                       // 0x67: popq %rcx
-      0x5d,                                                       // 0x68: popq %rbp
-      0xc3,                                                       // 0x69: retq
+      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x35: movabsq $0, %rax
+      0x48, 0x83, 0xec, 0x20,                                     // 0x3f: subq $0x20, %rsp
+      0xff, 0xd0,                                                 // 0x43: callq *%rax
+      0x48, 0x83, 0xc4, 0x20,                                     // 0x45: addq $0x20, %rsp
+      0x48, 0x89, 0x45, 0x08,                                     // 0x49: movq %rax, 8(%rbp)
+      0x0f, 0x28, 0x04, 0x24,                                     // 0x4d: movaps (%rsp), %xmm0
+      0x0f, 0x28, 0x4c, 0x24, 0x10,                               // 0x51: movaps 0x10(%rsp), %xmm1
+      0x0f, 0x28, 0x54, 0x24, 0x20,                               // 0x56: movaps 0x20(%rsp), %xmm2
+      0x0f, 0x28, 0x5c, 0x24, 0x30,                               // 0x5b: movaps 0x30(%rsp), %xmm3
+      0x48, 0x83, 0xc4, 0x40,                                     // 0x60: addq $0x40, %rsp
+      0x41, 0x5a,                                                 // 0x64: popq %r10
+      0x41, 0x59,                                                 // 0x66: popq %r9
+      0x41, 0x58,                                                 // 0x68: popq %r8
+      0x5a,                                                       // 0x6a: popq %rdx
+      0x59,                                                       // 0x6b: popq %rcx
+      0x5d,                                                       // 0x6c: popq %rbp
+      0xc3,                                                       // 0x6d: retq
   };
   // clang-format on
   static_assert(sizeof(ResolverCode) == ResolverCodeSize,
