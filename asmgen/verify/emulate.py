@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import unicorn
 
 from asmgen.arches.model import EmuFacts
+from asmgen.spec.serving import beyond_contract
 from asmgen.verify.causes import late_delay_slot_writes
 from asmgen.verify.chain import UNITS, Linked, Placement, link
-from asmgen.spec.serving import beyond_contract
 from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, broke, hexw
 
 # Layout of the emulated address space, as offsets from EmuFacts.base: the

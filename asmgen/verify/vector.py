@@ -45,7 +45,8 @@ def vector_width_check(subject: Subject, facts: EmuFacts | None) -> CheckResult:
         top = min(bits, 8 * width)
         if not kept_bytes(out, index, 0x10, top // 8):
             what = f"{wide}{index} bits 128-{top - 1}"
-            found.append(broke(Finding(what, "as the caller left them", "changed"), ", ".join(keepers)))
+            lost = Finding(what, "as the caller left them", "changed")
+            found.append(broke(lost, ", ".join(keepers)))
     note = f"{wide}, {len(seen.xmm)} registers; host: {', '.join(sorted(features)) or 'SSE only'}"
     return CheckResult("vector_width", FAIL if found else PASS, "native", found, note)
 
