@@ -161,8 +161,10 @@ class Convention(_Model):
     convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str = Field(min_length=1)
     arch: str
-    # LLVM's target triple for the platform (llc-19 confirms `callers` with it).
+    # LLVM's target triple for the platform, and the subtarget features the
+    # `callers` facts assume (llc-19 confirms them with both).
     llvm_triple: str | None = None
+    llvm_mattr: str | None = None
     sources: dict[str, str]
     args: Args
     callee_saved: tuple[str, ...]
