@@ -158,6 +158,9 @@ inline int64_t displacement(uint64_t Target, uint64_t From,
 } // namespace detail
 
 /// AArch64: AArch64 (AAPCS64)
+/// Serves callers of: ccc, fastcc, preserve_mostcc, preserve_allcc, swiftcc.
+/// Known loss, declared in its spec: x18, for the conventions above that pass
+/// or keep it.
 struct OrcAArch64 {
   static constexpr unsigned ResolverCodeSize = 0x120;
   static constexpr unsigned ReentryFnAddrOffset = 0x110;
@@ -328,6 +331,9 @@ inline void OrcAArch64::writeIndirectStubsBlock(
 }
 
 /// AArch64_BTI: AArch64 (AAPCS64) with `bti c` landing pads
+/// Serves callers of: ccc, fastcc, preserve_mostcc, preserve_allcc, swiftcc.
+/// Known loss, declared in its spec: x18, for the conventions above that pass
+/// or keep it.
 struct OrcAArch64_BTI {
   static constexpr unsigned ResolverCodeSize = 0x128;
   static constexpr unsigned ReentryFnAddrOffset = 0x118;
@@ -500,6 +506,7 @@ inline void OrcAArch64_BTI::writeIndirectStubsBlock(
 }
 
 /// I386: i386 System V / cdecl
+/// Serves callers of: ccc, fastcc, coldcc, ghccc.
 struct OrcI386 {
   static constexpr unsigned ResolverCodeSize = 0x49;
   static constexpr unsigned ReentryCtxAddrOffset = 0x25;
@@ -616,6 +623,7 @@ inline void OrcI386::writeIndirectStubsBlock(
 }
 
 /// LoongArch64: LoongArch64, LP64D
+/// Serves callers of: ccc.
 struct OrcLoongArch64 {
   static constexpr unsigned ResolverCodeSize = 0xc8;
   static constexpr unsigned ReentryCtxAddrOffset = 0xb8;
@@ -770,6 +778,7 @@ inline void OrcLoongArch64::writeIndirectStubsBlock(
 }
 
 /// LoongArch64_Aligned: LoongArch64, LP64D; 16-byte aligned frame
+/// Serves callers of: ccc.
 struct OrcLoongArch64_Aligned {
   static constexpr unsigned ResolverCodeSize = 0xc8;
   static constexpr unsigned ReentryCtxAddrOffset = 0xb8;
@@ -924,6 +933,7 @@ inline void OrcLoongArch64_Aligned::writeIndirectStubsBlock(
 }
 
 /// Mips32Be: MIPS32 o32, big-endian
+/// Serves callers of: ccc.
 struct OrcMips32Be {
   static constexpr unsigned ResolverCodeSize = 0x104;
   static constexpr unsigned ReentryCtxAddrOffset = 0x6c;
@@ -1093,6 +1103,7 @@ inline void OrcMips32Be::writeIndirectStubsBlock(
 }
 
 /// Mips32Le: MIPS32 o32, little-endian
+/// Serves callers of: ccc.
 struct OrcMips32Le {
   static constexpr unsigned ResolverCodeSize = 0x104;
   static constexpr unsigned ReentryCtxAddrOffset = 0x6c;
@@ -1262,6 +1273,7 @@ inline void OrcMips32Le::writeIndirectStubsBlock(
 }
 
 /// Mips64: MIPS64 n64, little-endian
+/// Serves callers of: ccc.
 struct OrcMips64 {
   static constexpr unsigned ResolverCodeSize = 0x124;
   static constexpr unsigned ReentryCtxAddrOffset = 0x6c;
@@ -1478,6 +1490,7 @@ inline void OrcMips64::writeIndirectStubsBlock(
 }
 
 /// Riscv64: RISC-V RV64GC, LP64D
+/// Serves callers of: ccc.
 struct OrcRiscv64 {
   static constexpr unsigned ResolverCodeSize = 0x148;
   static constexpr unsigned ReentryCtxAddrOffset = 0x138;
@@ -1665,6 +1678,7 @@ inline void OrcRiscv64::writeIndirectStubsBlock(
 }
 
 /// Riscv64_Aligned: RISC-V RV64GC, LP64D; 16-byte aligned frame, saves fa0-fa7
+/// Serves callers of: ccc.
 struct OrcRiscv64_Aligned {
   static constexpr unsigned ResolverCodeSize = 0x128;
   static constexpr unsigned ReentryCtxAddrOffset = 0x118;
@@ -1843,6 +1857,10 @@ inline void OrcRiscv64_Aligned::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV: System V AMD64 (Linux, macOS, BSD)
+/// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
+/// swiftcc, ghccc.
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 struct OrcX86_64_SysV {
   static constexpr unsigned ResolverCodeSize = 0x6c;
   static constexpr unsigned ReentryCtxAddrOffset = 0x28;
@@ -2008,7 +2026,8 @@ inline void OrcX86_64_SysV::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_AVX: System V AMD64, full vector state (xsave64, CPUID-sized
-/// area)
+/// area) Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, ghccc.
 struct OrcX86_64_SysV_AVX {
   static constexpr unsigned ResolverCodeSize = 0xc8;
   static constexpr unsigned ReentryCtxAddrOffset = 0x7d;
@@ -2191,7 +2210,8 @@ inline void OrcX86_64_SysV_AVX::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_AVX_Fixed: System V AMD64, AVX and AVX-512 state (xsave64, fixed
-/// 0xa80-byte area)
+/// 0xa80-byte area) Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, ghccc.
 struct OrcX86_64_SysV_AVX_Fixed {
   static constexpr unsigned ResolverCodeSize = 0xc3;
   static constexpr unsigned ReentryCtxAddrOffset = 0x78;
@@ -2370,6 +2390,10 @@ inline void OrcX86_64_SysV_AVX_Fixed::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_CET: System V AMD64 with endbr64 landing pads (CET IBT)
+/// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
+/// swiftcc, ghccc.
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 struct OrcX86_64_SysV_CET {
   static constexpr unsigned ResolverCodeSize = 0x70;
   static constexpr unsigned ReentryCtxAddrOffset = 0x2c;
@@ -2539,6 +2563,12 @@ inline void OrcX86_64_SysV_CET::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_Lean: System V AMD64, argument and caller-saved state only
+/// Serves callers of: ccc, fastcc, preserve_mostcc, swiftcc, ghccc.
+/// NARROW: it loses what callers of other conventions keep across the call:
+/// coldcc (r11, xmm8-15); preserve_allcc (xmm8-15). Not a drop-in replacement
+/// for LLVM's class where such callers exist (docs/variants.md).
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 struct OrcX86_64_SysV_Lean {
   static constexpr unsigned ResolverCodeSize = 0x9a;
   static constexpr unsigned ReentryCtxAddrOffset = 0x3f;
@@ -2705,6 +2735,10 @@ inline void OrcX86_64_SysV_Lean::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32: Microsoft x64 (Windows)
+/// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
+/// swiftcc, x86_vectorcallcc, ghccc.
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 struct OrcX86_64_Win32 {
   static constexpr unsigned ResolverCodeSize = 0x74;
   static constexpr unsigned ReentryCtxAddrOffset = 0x28;
@@ -2853,7 +2887,8 @@ inline void OrcX86_64_Win32::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32_AVX: Microsoft x64, AVX and AVX-512 state (xsave64, fixed
-/// 0xa80-byte area)
+/// 0xa80-byte area) Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, x86_vectorcallcc, ghccc.
 struct OrcX86_64_Win32_AVX {
   static constexpr unsigned ResolverCodeSize = 0xcb;
   static constexpr unsigned ReentryCtxAddrOffset = 0x78;
@@ -3016,6 +3051,11 @@ inline void OrcX86_64_Win32_AVX::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32_Lean: Microsoft x64, argument registers only
+/// Serves callers of: ccc, fastcc, swiftcc.
+/// NARROW: it loses what callers of other conventions keep across the call:
+/// coldcc (r11, xmm4-5); preserve_mostcc (rax, xmm4-5); preserve_allcc (rax,
+/// xmm4-5); x86_vectorcallcc (xmm4-5); ghccc (rax, xmm4-5). Not a drop-in
+/// replacement for LLVM's class where such callers exist (docs/variants.md).
 struct OrcX86_64_Win32_Lean {
   static constexpr unsigned ResolverCodeSize = 0x6e;
   static constexpr unsigned ReentryCtxAddrOffset = 0x25;
@@ -3152,7 +3192,10 @@ inline void OrcX86_64_Win32_Lean::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32_seed_initial: first llvm-dev Win64 attempt, without the 32-byte
-/// home area
+/// home area Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, x86_vectorcallcc, ghccc. Vector registers: 128 bits
+/// kept; the upper parts of ymm/zmm arguments and of preserve_allcc's ymm
+/// registers are lost (the AVX-safe classes keep them).
 struct OrcX86_64_Win32_seed_initial {
   static constexpr unsigned ResolverCodeSize = 0x6c;
   static constexpr unsigned ReentryCtxAddrOffset = 0x28;

@@ -122,7 +122,9 @@
 // and LocalIndirectStubsManager<asmgen::X86_64_SysV_AVX_ORCABI>. Wrap it in
 // asmgen::WithEHFrames<...> to register its unwind information as LLVM writes
 // the code. Needs LLVM's headers; orc_resolvers.h has the same code with
-// uint64_t addresses and no LLVM dependency.
+// uint64_t addresses and no LLVM dependency. Each class's comment names the
+// LLVM calling conventions of the callers it serves; a NARROW class loses what
+// callers of the others keep live across a lazy call (docs/variants.md).
 
 #ifndef ASMGEN_ORC_RESOLVERS_LLVM_H
 #define ASMGEN_ORC_RESOLVERS_LLVM_H
@@ -175,6 +177,9 @@ inline int64_t displacement(uint64_t Target, uint64_t From,
 } // namespace orcabi_detail
 
 /// AArch64: AArch64 (AAPCS64)
+/// Serves callers of: ccc, fastcc, preserve_mostcc, preserve_allcc, swiftcc.
+/// Known loss, declared in its spec: x18, for the conventions above that pass
+/// or keep it.
 ///
 /// The same code as OrcAArch64 in orc_resolvers.h, as an LLVM 19 ORCABI class.
 struct AArch64_ORCABI {
@@ -357,6 +362,9 @@ inline void AArch64_ORCABI::writeIndirectStubsBlock(
 }
 
 /// AArch64_BTI: AArch64 (AAPCS64) with `bti c` landing pads
+/// Serves callers of: ccc, fastcc, preserve_mostcc, preserve_allcc, swiftcc.
+/// Known loss, declared in its spec: x18, for the conventions above that pass
+/// or keep it.
 ///
 /// The same code as OrcAArch64_BTI in orc_resolvers.h, as an LLVM 19 ORCABI
 /// class.
@@ -542,6 +550,7 @@ inline void AArch64_BTI_ORCABI::writeIndirectStubsBlock(
 }
 
 /// I386: i386 System V / cdecl
+/// Serves callers of: ccc, fastcc, coldcc, ghccc.
 ///
 /// The same code as OrcI386 in orc_resolvers.h, as an LLVM 19 ORCABI class.
 struct I386_ORCABI {
@@ -671,6 +680,7 @@ inline void I386_ORCABI::writeIndirectStubsBlock(
 }
 
 /// LoongArch64: LoongArch64, LP64D
+/// Serves callers of: ccc.
 ///
 /// The same code as OrcLoongArch64 in orc_resolvers.h, as an LLVM 19 ORCABI
 /// class.
@@ -838,6 +848,7 @@ inline void LoongArch64_ORCABI::writeIndirectStubsBlock(
 }
 
 /// LoongArch64_Aligned: LoongArch64, LP64D; 16-byte aligned frame
+/// Serves callers of: ccc.
 ///
 /// The same code as OrcLoongArch64_Aligned in orc_resolvers.h, as an LLVM 19
 /// ORCABI class.
@@ -1005,6 +1016,7 @@ inline void LoongArch64_Aligned_ORCABI::writeIndirectStubsBlock(
 }
 
 /// Mips32Be: MIPS32 o32, big-endian
+/// Serves callers of: ccc.
 ///
 /// The same code as OrcMips32Be in orc_resolvers.h, as an LLVM 19 ORCABI class.
 struct Mips32Be_ORCABI {
@@ -1184,6 +1196,7 @@ inline void Mips32Be_ORCABI::writeIndirectStubsBlock(
 }
 
 /// Mips32Le: MIPS32 o32, little-endian
+/// Serves callers of: ccc.
 ///
 /// The same code as OrcMips32Le in orc_resolvers.h, as an LLVM 19 ORCABI class.
 struct Mips32Le_ORCABI {
@@ -1363,6 +1376,7 @@ inline void Mips32Le_ORCABI::writeIndirectStubsBlock(
 }
 
 /// Mips64: MIPS64 n64, little-endian
+/// Serves callers of: ccc.
 ///
 /// The same code as OrcMips64 in orc_resolvers.h, as an LLVM 19 ORCABI class.
 struct Mips64_ORCABI {
@@ -1597,6 +1611,7 @@ inline void Mips64_ORCABI::writeIndirectStubsBlock(
 }
 
 /// Riscv64: RISC-V RV64GC, LP64D
+/// Serves callers of: ccc.
 ///
 /// The same code as OrcRiscv64 in orc_resolvers.h, as an LLVM 19 ORCABI class.
 struct Riscv64_ORCABI {
@@ -1796,6 +1811,7 @@ inline void Riscv64_ORCABI::writeIndirectStubsBlock(
 }
 
 /// Riscv64_Aligned: RISC-V RV64GC, LP64D; 16-byte aligned frame, saves fa0-fa7
+/// Serves callers of: ccc.
 ///
 /// The same code as OrcRiscv64_Aligned in orc_resolvers.h, as an LLVM 19 ORCABI
 /// class.
@@ -1987,6 +2003,10 @@ inline void Riscv64_Aligned_ORCABI::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV: System V AMD64 (Linux, macOS, BSD)
+/// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
+/// swiftcc, ghccc.
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 ///
 /// The same code as OrcX86_64_SysV in orc_resolvers.h, as an LLVM 19 ORCABI
 /// class.
@@ -2165,7 +2185,8 @@ inline void X86_64_SysV_ORCABI::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_AVX: System V AMD64, full vector state (xsave64, CPUID-sized
-/// area)
+/// area) Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, ghccc.
 ///
 /// The same code as OrcX86_64_SysV_AVX in orc_resolvers.h, as an LLVM 19 ORCABI
 /// class.
@@ -2361,7 +2382,8 @@ inline void X86_64_SysV_AVX_ORCABI::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_AVX_Fixed: System V AMD64, AVX and AVX-512 state (xsave64, fixed
-/// 0xa80-byte area)
+/// 0xa80-byte area) Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, ghccc.
 ///
 /// The same code as OrcX86_64_SysV_AVX_Fixed in orc_resolvers.h, as an LLVM 19
 /// ORCABI class.
@@ -2554,6 +2576,10 @@ inline void X86_64_SysV_AVX_Fixed_ORCABI::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_CET: System V AMD64 with endbr64 landing pads (CET IBT)
+/// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
+/// swiftcc, ghccc.
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 ///
 /// The same code as OrcX86_64_SysV_CET in orc_resolvers.h, as an LLVM 19 ORCABI
 /// class.
@@ -2736,6 +2762,12 @@ inline void X86_64_SysV_CET_ORCABI::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_Lean: System V AMD64, argument and caller-saved state only
+/// Serves callers of: ccc, fastcc, preserve_mostcc, swiftcc, ghccc.
+/// NARROW: it loses what callers of other conventions keep across the call:
+/// coldcc (r11, xmm8-15); preserve_allcc (xmm8-15). Not a drop-in replacement
+/// for LLVM's class where such callers exist (docs/variants.md).
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 ///
 /// The same code as OrcX86_64_SysV_Lean in orc_resolvers.h, as an LLVM 19
 /// ORCABI class.
@@ -2915,6 +2947,10 @@ inline void X86_64_SysV_Lean_ORCABI::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32: Microsoft x64 (Windows)
+/// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
+/// swiftcc, x86_vectorcallcc, ghccc.
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 ///
 /// The same code as OrcX86_64_Win32 in orc_resolvers.h, as an LLVM 19 ORCABI
 /// class.
@@ -3076,7 +3112,8 @@ inline void X86_64_Win32_ORCABI::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32_AVX: Microsoft x64, AVX and AVX-512 state (xsave64, fixed
-/// 0xa80-byte area)
+/// 0xa80-byte area) Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, x86_vectorcallcc, ghccc.
 ///
 /// The same code as OrcX86_64_Win32_AVX in orc_resolvers.h, as an LLVM 19
 /// ORCABI class.
@@ -3252,6 +3289,11 @@ inline void X86_64_Win32_AVX_ORCABI::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32_Lean: Microsoft x64, argument registers only
+/// Serves callers of: ccc, fastcc, swiftcc.
+/// NARROW: it loses what callers of other conventions keep across the call:
+/// coldcc (r11, xmm4-5); preserve_mostcc (rax, xmm4-5); preserve_allcc (rax,
+/// xmm4-5); x86_vectorcallcc (xmm4-5); ghccc (rax, xmm4-5). Not a drop-in
+/// replacement for LLVM's class where such callers exist (docs/variants.md).
 ///
 /// The same code as OrcX86_64_Win32_Lean in orc_resolvers.h, as an LLVM 19
 /// ORCABI class.
@@ -3401,7 +3443,10 @@ inline void X86_64_Win32_Lean_ORCABI::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32_seed_initial: first llvm-dev Win64 attempt, without the 32-byte
-/// home area
+/// home area Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, x86_vectorcallcc, ghccc. Vector registers: 128 bits
+/// kept; the upper parts of ymm/zmm arguments and of preserve_allcc's ymm
+/// registers are lost (the AVX-safe classes keep them).
 ///
 /// The same code as OrcX86_64_Win32_seed_initial in orc_resolvers.h, as an LLVM
 /// 19 ORCABI class.

@@ -10,6 +10,8 @@ prologue saves (tests/llc_callers.py).  The lazy-JIT test
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from llc_callers import available, probe
 
@@ -25,6 +27,7 @@ from asmgen.verify.vector_harness import cpu_flags
 
 CONVENTIONS = {c.convention: c for c in all_conventions(SPECS_DIR / "conventions")}
 SPECS = {f.spec.abi: f for f in spec_files()}
+TREE = Path(__file__).resolve().parent / "fixtures" / "llvm_tree"
 
 
 def _llc_facts(conv):
@@ -219,3 +222,88 @@ def test_vector_width_checks_each_served_conventions_width():
     assert f"{wide}8 bits 128-255 broke preserve_allcc" in whats
     report = verify_subject(subject_from_table(build(SPECS["X86_64_Win32_Lean"])))
     assert report.outcomes["vector_width"].outcome == OK
+
+
+# -- asmgen patch ----------------------------------------------------------------
+
+
+def _patch(capsys, *argv: str) -> tuple[int, str, str]:
+    from asmgen.cli import main
+
+    code = main(["patch", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_patch_says_what_a_narrow_class_does_not_serve(capsys, tmp_path):
+    """A lean class goes into LLVM as a new class whose comment names what it
+    serves and what it loses for the other callers, with a warning line."""
+    import llvm_trees
+
+    llvm = llvm_trees.scratch_tree(tmp_path / "llvm", llvm_trees.llvm_files(TREE))
+    capsys.readouterr()
+    code, diff, err = _patch(capsys, "--llvm-root", str(llvm), "X86_64_SysV_Lean", "X86_64_SysV")
+    assert code == 0
+    comment = " ".join(
+        line.removeprefix("+/// ") for line in diff.splitlines() if line.startswith("+/// ")
+    )
+    assert "Serves callers of: ccc, fastcc, preserve_mostcc, swiftcc, ghccc." in comment
+    assert "NARROW: it loses what callers of other conventions keep across the call: " in comment
+    assert "coldcc (r11, xmm8-15); preserve_allcc (xmm8-15)" in comment
+    lean = SPECS["X86_64_SysV_Lean"]
+    assert err.splitlines() == [
+        f"{lean.path}:{lean.spec.line_of('serves')}: warning: not for callers of coldcc, "
+        "preserve_allcc: the patch adds OrcX86_64_SysV_Lean, whose class comment says so"
+    ]
+
+
+def test_patch_refuses_a_narrow_table_in_place_of_llvms(capsys, tmp_path):
+    """The lean spec named as LLVM's OrcX86_64_SysV: refused with one line (no
+    patch written), unless --allow-narrow, which warns."""
+    import shutil
+
+    import llvm_trees
+
+    llvm = llvm_trees.scratch_tree(tmp_path / "llvm", llvm_trees.llvm_files(TREE))
+    specs = tmp_path / "specs"
+    shutil.copytree(SPECS_DIR, specs)
+    path = specs / "x86_64_sysv_lean.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "abi: X86_64_SysV_Lean\n", "abi: X86_64_SysV_Lean\nllvm_class: OrcX86_64_SysV\n"
+        )
+    )
+    out = tmp_path / "lean.patch"
+    args = ["--llvm-root", str(llvm), "--specs", str(specs), "-o", str(out), "X86_64_SysV_Lean"]
+    capsys.readouterr()
+    code, _, err = _patch(capsys, *args)
+    assert code == 2 and not out.exists()
+    line = parse_spec(path.read_text(), path).line_of("serves")
+    assert err.startswith(f"{path}:{line}: error: serves: X86_64_SysV_Lean would replace ")
+    assert "does not serve coldcc (r11, xmm8-15); preserve_allcc (xmm8-15)" in err
+    assert err.count("\n") == 1
+    code, _, err = _patch(capsys, *args, "--allow-narrow")
+    assert code == 0 and out.exists()
+    assert "warning: not for callers of coldcc, preserve_allcc: the patch replaces" in err
+
+
+def test_the_headers_name_what_each_class_serves():
+    """Both generated headers open every class with the conventions it serves;
+    exactly the classes that do not serve every convention of their platform
+    say NARROW and what they lose."""
+    from itertools import takewhile
+
+    from asmgen.spec.serving import not_served
+
+    generated = Path(__file__).resolve().parent.parent / "generated"
+    for header in ("orc_resolvers.h", "orc_resolvers_llvm.h"):
+        text = generated / header
+        lines = text.read_text().splitlines()
+        for abi, item in SPECS.items():
+            at = lines.index(next(ln for ln in lines if ln.startswith(f"/// {abi}: ")))
+            comment = " ".join(
+                ln.removeprefix("/// ")
+                for ln in takewhile(lambda ln: ln.startswith("///"), lines[at:])
+            )
+            assert f"Serves callers of: {', '.join(item.spec.serves)}." in comment, (header, abi)
+            assert ("NARROW" in comment) == bool(not_served(item.spec)), (header, abi)

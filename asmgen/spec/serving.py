@@ -69,3 +69,64 @@ def lost_registers(spec: Spec, caller: CallerConvention) -> list[str]:
         for name in beyond_contract(spec, caller)
         if name in always or (name not in saved and name not in reentry_keeps)
     ]
+
+
+def not_served(spec: Spec) -> dict[str, list[str]]:
+    """The caller conventions of the spec's platform it does not claim, each
+    with the registers the spec's resolver would lose for it (empty when it
+    only lacks the claim)."""
+    callers = spec.convention_info.caller_conventions
+    return {
+        name: lost_registers(spec, caller)
+        for name, caller in callers.items()
+        if name not in spec.serves
+    }
+
+
+def register_ranges(names: list[str]) -> str:
+    """['r11', 'xmm8', 'xmm9', 'xmm10'] -> 'r11, xmm8-10' (order kept)."""
+    out: list[list] = []  # [prefix, first, last] or [name]
+    for name in names:
+        stem = name.rstrip("0123456789")
+        digits = name[len(stem) :]
+        last = out[-1] if out else None
+        if digits and last and len(last) == 3 and last[0] == stem and last[2] + 1 == int(digits):
+            last[2] = int(digits)
+        elif digits:
+            out.append([stem, int(digits), int(digits)])
+        else:
+            out.append([name])
+    return ", ".join(
+        item[0]
+        if len(item) == 1
+        else f"{item[0]}{item[1]}" + (f"-{item[2]}" if item[2] > item[1] else "")
+        for item in out
+    )
+
+
+def serving_lines(spec: Spec) -> list[str]:
+    """What the headers and the patch say of a class: the conventions it
+    serves, and, for a narrow one, what it loses for the others."""
+    lines = [f"Serves callers of: {', '.join(spec.serves) or 'none declared'}."]
+    missing = not_served(spec)
+    if missing:
+        lost = "; ".join(
+            f"{name} ({register_ranges(regs)})" if regs else name for name, regs in missing.items()
+        )
+        lines.append(
+            f"NARROW: it loses what callers of other conventions keep across the call: {lost}. "
+            "Not a drop-in replacement for LLVM's class where such callers exist "
+            "(docs/variants.md)."
+        )
+    if any(v.check == "caller_conventions" for v in spec.expected_violations):
+        lost = {r: None for caller in spec.served for r in lost_registers(spec, caller)}
+        lines.append(
+            f"Known loss, declared in its spec: {register_ranges(list(lost))}, for the "
+            "conventions above that pass or keep it."
+        )
+    if any(v.check == "vector_width" for v in spec.expected_violations):
+        lines.append(
+            "Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of "
+            "preserve_allcc's ymm registers are lost (the AVX-safe classes keep them)."
+        )
+    return lines
