@@ -604,20 +604,36 @@ def narrow_replacement(table: Table) -> AsmgenError | None:
     )
 
 
-def narrow_warnings(tables: list[Table], classes: set[str]) -> list[str]:
-    """One `path:line: warning:` line per narrow table the patch adds."""
+def _says_narrow(header: orc.Source, decl: orc.ClassDecl) -> bool:
+    """Does the class's `///` comment say NARROW (a class an earlier patch
+    added as narrow, which the next one may update)?"""
+    before = header.data[: decl.node.start_byte].decode().rstrip(" ").splitlines()
+    comment = []
+    for line in reversed(before[:-1] if before and not before[-1].strip() else before):
+        if not line.lstrip().startswith("///"):
+            break
+        comment.append(line)
+    return any("NARROW:" in line for line in comment)
+
+
+def narrow_warnings(tables: list[Table], header: orc.Source) -> list[str]:
+    """One `path:line: warning:` line per narrow table the patch puts into
+    `header`'s tree: as a new class, as the update of a class an earlier
+    patch added (its comment says NARROW), or in place of LLVM's own."""
+    classes = orc.classes(header)
     out = []
     for table in tables:
         missing = not_served(table.spec)
         if not missing:
             continue
         spec = table.spec
-        replaces = spec.class_name in classes
-        what = (
-            f"replaces LLVM's {spec.class_name} (--allow-narrow)"
-            if replaces
-            else f"adds {spec.class_name}, whose class comment says so"
-        )
+        decl = classes.get(spec.class_name)
+        if decl is None:
+            what = f"adds {spec.class_name}, whose class comment says so"
+        elif _says_narrow(header, decl):
+            what = f"updates {spec.class_name}, whose class comment says so"
+        else:
+            what = f"replaces LLVM's {spec.class_name} (--allow-narrow)"
         out.append(
             f"{table.spec_path}:{spec.line_of('serves') or spec.line_of('abi') or 1}: warning: "
             f"not for callers of {', '.join(missing)}: the patch {what}"
@@ -632,7 +648,8 @@ def make_patch(llvm_root: Path, tables: list[Table], allow_narrow: bool = False)
     plan = Plan(llvm_root)
     for table in tables:
         name = table.spec.class_name
-        refusal = narrow_replacement(table) if name in plan.classes else None
+        llvms = name in plan.classes and not _says_narrow(plan.header, plan.classes[name])
+        refusal = narrow_replacement(table) if llvms else None
         if refusal is not None and not allow_narrow:
             raise refusal
         if name in plan.classes:
@@ -662,8 +679,8 @@ def cmd_patch(args) -> int:
             )
     tables = build_all(select(found, args.abi), args.templates)
     diff = make_patch(args.llvm_root, tables, args.allow_narrow)
-    classes = set(orc.classes(orc.load(args.llvm_root, orc.HEADER_PATH)))
-    for line in narrow_warnings(tables, classes):
+    warnings = narrow_warnings(tables, orc.load(args.llvm_root, orc.HEADER_PATH)) if diff else []
+    for line in warnings:
         print(line, file=sys.stderr)
     if args.output is None:
         sys.stdout.write(diff)
