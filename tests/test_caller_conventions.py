@@ -194,6 +194,24 @@ def test_verify_names_the_register_and_the_convention_it_broke():
         assert f"{wide}15 bits 128-255 broke preserve_allcc" in {f.what for f in native.findings}
 
 
+def test_the_win64_lean_table_breaks_vectorcall():
+    """Made to claim __vectorcall, the Win64 lean table fails: unicorn finds
+    xmm4 and xmm5 (arguments 5 and 6) lost, and, natively, their upper parts."""
+    text = SPECS["X86_64_Win32_Lean"].path.read_text()
+    report = _verified(
+        "X86_64_Win32_Lean", text.replace("serves: [ccc,", "serves: [ccc, x86_vectorcallcc,")
+    )
+    unicorn = next(r for r in report.outcomes["caller_conventions"].runs if r.method == "unicorn")
+    assert {f.what for f in unicorn.findings} == {
+        "xmm4 broke x86_vectorcallcc",
+        "xmm5 broke x86_vectorcallcc",
+    }
+    if "avx" in cpu_flags():
+        native = report.outcomes["vector_width"].result
+        assert {f.what.split(" ")[0][3:] for f in native.findings} >= {"0", "5"}
+        assert all(f.what.endswith("broke x86_vectorcallcc") for f in native.findings)
+
+
 def test_claims_that_hold_pass_and_the_declared_loss_is_found():
     """LLVM's SysV table serves every SysV convention by unicorn; AArch64's
     declared loss of x18 (the static chain) is found by unicorn."""

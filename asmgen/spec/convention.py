@@ -45,6 +45,8 @@ CITED = (
 C_CALLER = "ccc"
 # The facts every caller convention must cite (and `wide`, when it has any).
 CALLER_CITED = ("args", "callee_saved")
+# A caller convention's name: LLVM's IR keyword (`coldcc`, `x86_vectorcallcc`).
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # What a spec may knowingly do differently from its convention (`deviations:`),
 # each with the implementation choice that breaks the fact.  A spec that
@@ -439,8 +441,6 @@ def _check_callers(
         )
     return {C_CALLER: own, **{k: v for k, v in callers.items() if k != C_CALLER}}
 
-
-_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @cache
