@@ -442,7 +442,6 @@ def _check_callers(
     return {C_CALLER: own, **{k: v for k, v in callers.items() if k != C_CALLER}}
 
 
-
 @cache
 def _load(path: Path, mtime_ns: int) -> Convention:
     try:
