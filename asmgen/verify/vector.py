@@ -3,8 +3,8 @@ upper parts of YMM/ZMM are checked on the real CPU with asmgen.verify.vector_har
 harness (ABI-neutral: it calls only its own code, so Win64 tables run too).
 
 The contract: every FP argument register (call.fp_args) reaches the landing
-whole, and every register a served caller convention passes or keeps wider
-than 128 bits on this CPU (its `wide` facts: __m256/__m512 arguments in
+with its low 128 bits, and every register a served caller convention passes
+or keeps wider on this CPU (its `wide` facts: __m256/__m512 arguments in
 ymm/zmm, preserve_allcc's ymm0-15) reaches it at that width.  A CPU without
 AVX fails the check loudly.
 """
