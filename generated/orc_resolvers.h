@@ -158,6 +158,9 @@ inline int64_t displacement(uint64_t Target, uint64_t From,
 } // namespace detail
 
 /// AArch64: AArch64 (AAPCS64)
+/// Serves callers of: ccc, fastcc, preserve_mostcc, preserve_allcc, swiftcc.
+/// Known loss, declared in its spec: x18, for the conventions above that pass
+/// or keep it.
 struct OrcAArch64 {
   static constexpr unsigned ResolverCodeSize = 0x120;
   static constexpr unsigned ReentryFnAddrOffset = 0x110;
@@ -328,6 +331,9 @@ inline void OrcAArch64::writeIndirectStubsBlock(
 }
 
 /// AArch64_BTI: AArch64 (AAPCS64) with `bti c` landing pads
+/// Serves callers of: ccc, fastcc, preserve_mostcc, preserve_allcc, swiftcc.
+/// Known loss, declared in its spec: x18, for the conventions above that pass
+/// or keep it.
 struct OrcAArch64_BTI {
   static constexpr unsigned ResolverCodeSize = 0x128;
   static constexpr unsigned ReentryFnAddrOffset = 0x118;
@@ -500,6 +506,7 @@ inline void OrcAArch64_BTI::writeIndirectStubsBlock(
 }
 
 /// I386: i386 System V / cdecl
+/// Serves callers of: ccc, fastcc, coldcc, ghccc.
 struct OrcI386 {
   static constexpr unsigned ResolverCodeSize = 0x49;
   static constexpr unsigned ReentryCtxAddrOffset = 0x25;
@@ -616,6 +623,7 @@ inline void OrcI386::writeIndirectStubsBlock(
 }
 
 /// LoongArch64: LoongArch64, LP64D
+/// Serves callers of: ccc.
 struct OrcLoongArch64 {
   static constexpr unsigned ResolverCodeSize = 0xc8;
   static constexpr unsigned ReentryCtxAddrOffset = 0xb8;
@@ -770,6 +778,7 @@ inline void OrcLoongArch64::writeIndirectStubsBlock(
 }
 
 /// LoongArch64_Aligned: LoongArch64, LP64D; 16-byte aligned frame
+/// Serves callers of: ccc.
 struct OrcLoongArch64_Aligned {
   static constexpr unsigned ResolverCodeSize = 0xc8;
   static constexpr unsigned ReentryCtxAddrOffset = 0xb8;
@@ -924,6 +933,7 @@ inline void OrcLoongArch64_Aligned::writeIndirectStubsBlock(
 }
 
 /// Mips32Be: MIPS32 o32, big-endian
+/// Serves callers of: ccc.
 struct OrcMips32Be {
   static constexpr unsigned ResolverCodeSize = 0x104;
   static constexpr unsigned ReentryCtxAddrOffset = 0x6c;
@@ -1093,6 +1103,7 @@ inline void OrcMips32Be::writeIndirectStubsBlock(
 }
 
 /// Mips32Le: MIPS32 o32, little-endian
+/// Serves callers of: ccc.
 struct OrcMips32Le {
   static constexpr unsigned ResolverCodeSize = 0x104;
   static constexpr unsigned ReentryCtxAddrOffset = 0x6c;
@@ -1262,6 +1273,7 @@ inline void OrcMips32Le::writeIndirectStubsBlock(
 }
 
 /// Mips64: MIPS64 n64, little-endian
+/// Serves callers of: ccc.
 struct OrcMips64 {
   static constexpr unsigned ResolverCodeSize = 0x124;
   static constexpr unsigned ReentryCtxAddrOffset = 0x6c;
@@ -1478,6 +1490,7 @@ inline void OrcMips64::writeIndirectStubsBlock(
 }
 
 /// Riscv64: RISC-V RV64GC, LP64D
+/// Serves callers of: ccc.
 struct OrcRiscv64 {
   static constexpr unsigned ResolverCodeSize = 0x148;
   static constexpr unsigned ReentryCtxAddrOffset = 0x138;
@@ -1665,6 +1678,7 @@ inline void OrcRiscv64::writeIndirectStubsBlock(
 }
 
 /// Riscv64_Aligned: RISC-V RV64GC, LP64D; 16-byte aligned frame, saves fa0-fa7
+/// Serves callers of: ccc.
 struct OrcRiscv64_Aligned {
   static constexpr unsigned ResolverCodeSize = 0x128;
   static constexpr unsigned ReentryCtxAddrOffset = 0x118;
@@ -1843,6 +1857,10 @@ inline void OrcRiscv64_Aligned::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV: System V AMD64 (Linux, macOS, BSD)
+/// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
+/// swiftcc, ghccc.
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 struct OrcX86_64_SysV {
   static constexpr unsigned ResolverCodeSize = 0x6c;
   static constexpr unsigned ReentryCtxAddrOffset = 0x28;
@@ -2008,7 +2026,8 @@ inline void OrcX86_64_SysV::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_AVX: System V AMD64, full vector state (xsave64, CPUID-sized
-/// area)
+/// area) Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, ghccc.
 struct OrcX86_64_SysV_AVX {
   static constexpr unsigned ResolverCodeSize = 0xc8;
   static constexpr unsigned ReentryCtxAddrOffset = 0x7d;
@@ -2191,7 +2210,8 @@ inline void OrcX86_64_SysV_AVX::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_AVX_Fixed: System V AMD64, AVX and AVX-512 state (xsave64, fixed
-/// 0xa80-byte area)
+/// 0xa80-byte area) Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, ghccc.
 struct OrcX86_64_SysV_AVX_Fixed {
   static constexpr unsigned ResolverCodeSize = 0xc3;
   static constexpr unsigned ReentryCtxAddrOffset = 0x78;
@@ -2370,6 +2390,10 @@ inline void OrcX86_64_SysV_AVX_Fixed::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_CET: System V AMD64 with endbr64 landing pads (CET IBT)
+/// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
+/// swiftcc, ghccc.
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 struct OrcX86_64_SysV_CET {
   static constexpr unsigned ResolverCodeSize = 0x70;
   static constexpr unsigned ReentryCtxAddrOffset = 0x2c;
@@ -2539,6 +2563,12 @@ inline void OrcX86_64_SysV_CET::writeIndirectStubsBlock(
 }
 
 /// X86_64_SysV_Lean: System V AMD64, argument and caller-saved state only
+/// Serves callers of: ccc, fastcc, preserve_mostcc, swiftcc, ghccc.
+/// NARROW: it loses what callers of other conventions keep across the call:
+/// coldcc (r11, xmm8-15); preserve_allcc (xmm8-15). Not a drop-in replacement
+/// for LLVM's class where such callers exist (docs/variants.md).
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 struct OrcX86_64_SysV_Lean {
   static constexpr unsigned ResolverCodeSize = 0x9a;
   static constexpr unsigned ReentryCtxAddrOffset = 0x3f;
@@ -2705,6 +2735,10 @@ inline void OrcX86_64_SysV_Lean::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32: Microsoft x64 (Windows)
+/// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
+/// swiftcc, x86_vectorcallcc, ghccc.
+/// Vector registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
 struct OrcX86_64_Win32 {
   static constexpr unsigned ResolverCodeSize = 0x74;
   static constexpr unsigned ReentryCtxAddrOffset = 0x28;
@@ -2853,7 +2887,8 @@ inline void OrcX86_64_Win32::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32_AVX: Microsoft x64, AVX and AVX-512 state (xsave64, fixed
-/// 0xa80-byte area)
+/// 0xa80-byte area) Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, x86_vectorcallcc, ghccc.
 struct OrcX86_64_Win32_AVX {
   static constexpr unsigned ResolverCodeSize = 0xcb;
   static constexpr unsigned ReentryCtxAddrOffset = 0x78;
@@ -3016,10 +3051,15 @@ inline void OrcX86_64_Win32_AVX::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32_Lean: Microsoft x64, argument registers only
+/// Serves callers of: ccc, fastcc, swiftcc.
+/// NARROW: it loses what callers of other conventions keep across the call:
+/// coldcc (r11, xmm4-5); preserve_mostcc (rax, xmm4-5); preserve_allcc (rax,
+/// xmm4-5); x86_vectorcallcc (xmm4-5); ghccc (rax, xmm4-5). Not a drop-in
+/// replacement for LLVM's class where such callers exist (docs/variants.md).
 struct OrcX86_64_Win32_Lean {
-  static constexpr unsigned ResolverCodeSize = 0x6a;
-  static constexpr unsigned ReentryCtxAddrOffset = 0x23;
-  static constexpr unsigned ReentryFnAddrOffset = 0x35;
+  static constexpr unsigned ResolverCodeSize = 0x6e;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x25;
+  static constexpr unsigned ReentryFnAddrOffset = 0x37;
   static constexpr unsigned PointerSize = 8;
   static constexpr unsigned TrampolineSize = 8;
   static constexpr unsigned StubSize = 8;
@@ -3030,9 +3070,9 @@ struct OrcX86_64_Win32_Lean {
   /// RUNTIME_FUNCTION F and call RtlAddFunctionTable(&F, 1, ResolverAddress).
   static constexpr uint8_t UnwindInfo[] = {0x01, 0x04, 0x02, 0x05,
                                            0x04, 0x03, 0x01, 0x50};
-  static constexpr unsigned UnwindInfoOffset = 0x6c;
+  static constexpr unsigned UnwindInfoOffset = 0x70;
   static constexpr uint8_t RuntimeFunction[] = {
-      0x00, 0x00, 0x00, 0x00, 0x6a, 0x00, 0x00, 0x00, 0x6c, 0x00, 0x00, 0x00};
+      0x00, 0x00, 0x00, 0x00, 0x6e, 0x00, 0x00, 0x00, 0x70, 0x00, 0x00, 0x00};
 
   static void writeResolverCode(char *ResolverWorkingMem,
                                 uint64_t ReentryFnAddr,
@@ -3058,32 +3098,34 @@ inline void OrcX86_64_Win32_Lean::writeResolverCode(char *ResolverWorkingMem,
       0x52,                                                       // 0x05: pushq %rdx
       0x41, 0x50,                                                 // 0x06: pushq %r8
       0x41, 0x51,                                                 // 0x08: pushq %r9
-      0x48, 0x83, 0xec, 0x48,                                     // 0x0a: subq $0x48, %rsp
-      0x0f, 0x29, 0x04, 0x24,                                     // 0x0e: movaps %xmm0, (%rsp)
-      0x0f, 0x29, 0x4c, 0x24, 0x10,                               // 0x12: movaps %xmm1, 0x10(%rsp)
-      0x0f, 0x29, 0x54, 0x24, 0x20,                               // 0x17: movaps %xmm2, 0x20(%rsp)
-      0x0f, 0x29, 0x5c, 0x24, 0x30,                               // 0x1c: movaps %xmm3, 0x30(%rsp)
+      0x41, 0x52,                                                 // 0x0a: pushq %r10
+      0x48, 0x83, 0xec, 0x40,                                     // 0x0c: subq $0x40, %rsp
+      0x0f, 0x29, 0x04, 0x24,                                     // 0x10: movaps %xmm0, (%rsp)
+      0x0f, 0x29, 0x4c, 0x24, 0x10,                               // 0x14: movaps %xmm1, 0x10(%rsp)
+      0x0f, 0x29, 0x54, 0x24, 0x20,                               // 0x19: movaps %xmm2, 0x20(%rsp)
+      0x0f, 0x29, 0x5c, 0x24, 0x30,                               // 0x1e: movaps %xmm3, 0x30(%rsp)
       // ReentryCtxAddr:
-      0x48, 0xb9, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x21: movabsq $0, %rcx
-      0x48, 0x8b, 0x55, 0x08,                                     // 0x2b: movq 8(%rbp), %rdx
-      0x48, 0x83, 0xea, 0x06,                                     // 0x2f: subq $6, %rdx
+      0x48, 0xb9, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x23: movabsq $0, %rcx
+      0x48, 0x8b, 0x55, 0x08,                                     // 0x2d: movq 8(%rbp), %rdx
+      0x48, 0x83, 0xea, 0x06,                                     // 0x31: subq $6, %rdx
       // ReentryFnAddr:
-      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x33: movabsq $0, %rax
-      0x48, 0x83, 0xec, 0x20,                                     // 0x3d: subq $0x20, %rsp
-      0xff, 0xd0,                                                 // 0x41: callq *%rax
-      0x48, 0x83, 0xc4, 0x20,                                     // 0x43: addq $0x20, %rsp
-      0x48, 0x89, 0x45, 0x08,                                     // 0x47: movq %rax, 8(%rbp)
-      0x0f, 0x28, 0x04, 0x24,                                     // 0x4b: movaps (%rsp), %xmm0
-      0x0f, 0x28, 0x4c, 0x24, 0x10,                               // 0x4f: movaps 0x10(%rsp), %xmm1
-      0x0f, 0x28, 0x54, 0x24, 0x20,                               // 0x54: movaps 0x20(%rsp), %xmm2
-      0x0f, 0x28, 0x5c, 0x24, 0x30,                               // 0x59: movaps 0x30(%rsp), %xmm3
-      0x48, 0x83, 0xc4, 0x48,                                     // 0x5e: addq $0x48, %rsp
-      0x41, 0x59,                                                 // 0x62: popq %r9
-      0x41, 0x58,                                                 // 0x64: popq %r8
-      0x5a,                                                       // 0x66: popq %rdx
-      0x59,                                                       // 0x67: popq %rcx
-      0x5d,                                                       // 0x68: popq %rbp
-      0xc3,                                                       // 0x69: retq
+      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x35: movabsq $0, %rax
+      0x48, 0x83, 0xec, 0x20,                                     // 0x3f: subq $0x20, %rsp
+      0xff, 0xd0,                                                 // 0x43: callq *%rax
+      0x48, 0x83, 0xc4, 0x20,                                     // 0x45: addq $0x20, %rsp
+      0x48, 0x89, 0x45, 0x08,                                     // 0x49: movq %rax, 8(%rbp)
+      0x0f, 0x28, 0x04, 0x24,                                     // 0x4d: movaps (%rsp), %xmm0
+      0x0f, 0x28, 0x4c, 0x24, 0x10,                               // 0x51: movaps 0x10(%rsp), %xmm1
+      0x0f, 0x28, 0x54, 0x24, 0x20,                               // 0x56: movaps 0x20(%rsp), %xmm2
+      0x0f, 0x28, 0x5c, 0x24, 0x30,                               // 0x5b: movaps 0x30(%rsp), %xmm3
+      0x48, 0x83, 0xc4, 0x40,                                     // 0x60: addq $0x40, %rsp
+      0x41, 0x5a,                                                 // 0x64: popq %r10
+      0x41, 0x59,                                                 // 0x66: popq %r9
+      0x41, 0x58,                                                 // 0x68: popq %r8
+      0x5a,                                                       // 0x6a: popq %rdx
+      0x59,                                                       // 0x6b: popq %rcx
+      0x5d,                                                       // 0x6c: popq %rbp
+      0xc3,                                                       // 0x6d: retq
   };
   // clang-format on
   static_assert(sizeof(ResolverCode) == ResolverCodeSize,
@@ -3150,7 +3192,10 @@ inline void OrcX86_64_Win32_Lean::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32_seed_initial: first llvm-dev Win64 attempt, without the 32-byte
-/// home area
+/// home area Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, x86_vectorcallcc, ghccc. Vector registers: 128 bits
+/// kept; the upper parts of ymm/zmm arguments and of preserve_allcc's ymm
+/// registers are lost (the AVX-safe classes keep them).
 struct OrcX86_64_Win32_seed_initial {
   static constexpr unsigned ResolverCodeSize = 0x6c;
   static constexpr unsigned ReentryCtxAddrOffset = 0x28;

@@ -2623,22 +2623,22 @@ X86_64_Win32_Lean = ResolverTable(
     byteorder='little',
     pointer_size=8,
     code=bytes.fromhex(
-        "554889e55152415041514883ec480f2904240f294c24100f295424200f295c24"
-        "3048b90000000000000000488b55084883ea0648b800000000000000004883ec"
-        "20ffd04883c420488945080f2804240f284c24100f285424200f285c24304883"
-        "c448415941585a595dc3"
+        "554889e551524150415141524883ec400f2904240f294c24100f295424200f29"
+        "5c243048b90000000000000000488b55084883ea0648b8000000000000000048"
+        "83ec20ffd04883c420488945080f2804240f284c24100f285424200f285c2430"
+        "4883c440415a415941585a595dc3"
     ),
     patches=(
         PatchPoint(
-            'ReentryCtxAddr', 0x23, 8, 'abs64',
+            'ReentryCtxAddr', 0x25, 8, 'abs64',
             (
-            Field(0x23, 8, 0, 64, 'abs64', 0x0, False),
+            Field(0x25, 8, 0, 64, 'abs64', 0x0, False),
             ),
         ),
         PatchPoint(
-            'ReentryFnAddr', 0x35, 8, 'abs64',
+            'ReentryFnAddr', 0x37, 8, 'abs64',
             (
-            Field(0x35, 8, 0, 64, 'abs64', 0x0, False),
+            Field(0x37, 8, 0, 64, 'abs64', 0x0, False),
             ),
         ),
     ),
@@ -2650,32 +2650,34 @@ X86_64_Win32_Lean = ResolverTable(
         '  0x05  52                    pushq %rdx\n'
         '  0x06  4150                  pushq %r8\n'
         '  0x08  4151                  pushq %r9\n'
-        '  0x0a  4883ec48              subq $0x48, %rsp\n'
-        '  0x0e  0f290424              movaps %xmm0, (%rsp)\n'
-        '  0x12  0f294c2410            movaps %xmm1, 0x10(%rsp)\n'
-        '  0x17  0f29542420            movaps %xmm2, 0x20(%rsp)\n'
-        '  0x1c  0f295c2430            movaps %xmm3, 0x30(%rsp)\n'
+        '  0x0a  4152                  pushq %r10\n'
+        '  0x0c  4883ec40              subq $0x40, %rsp\n'
+        '  0x10  0f290424              movaps %xmm0, (%rsp)\n'
+        '  0x14  0f294c2410            movaps %xmm1, 0x10(%rsp)\n'
+        '  0x19  0f29542420            movaps %xmm2, 0x20(%rsp)\n'
+        '  0x1e  0f295c2430            movaps %xmm3, 0x30(%rsp)\n'
         'ReentryCtxAddr:\n'
-        '  0x21  48b90000000000000000  movabsq $0, %rcx  ; patch ReentryCtxAddr: abs64 at 0x23\n'
-        '  0x2b  488b5508              movq 8(%rbp), %rdx\n'
-        '  0x2f  4883ea06              subq $6, %rdx\n'
+        '  0x23  48b90000000000000000  movabsq $0, %rcx  ; patch ReentryCtxAddr: abs64 at 0x25\n'
+        '  0x2d  488b5508              movq 8(%rbp), %rdx\n'
+        '  0x31  4883ea06              subq $6, %rdx\n'
         'ReentryFnAddr:\n'
-        '  0x33  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x35\n'
-        '  0x3d  4883ec20              subq $0x20, %rsp\n'
-        '  0x41  ffd0                  callq *%rax\n'
-        '  0x43  4883c420              addq $0x20, %rsp\n'
-        '  0x47  48894508              movq %rax, 8(%rbp)\n'
-        '  0x4b  0f280424              movaps (%rsp), %xmm0\n'
-        '  0x4f  0f284c2410            movaps 0x10(%rsp), %xmm1\n'
-        '  0x54  0f28542420            movaps 0x20(%rsp), %xmm2\n'
-        '  0x59  0f285c2430            movaps 0x30(%rsp), %xmm3\n'
-        '  0x5e  4883c448              addq $0x48, %rsp\n'
-        '  0x62  4159                  popq %r9\n'
-        '  0x64  4158                  popq %r8\n'
-        '  0x66  5a                    popq %rdx\n'
-        '  0x67  59                    popq %rcx\n'
-        '  0x68  5d                    popq %rbp\n'
-        '  0x69  c3                    retq\n'
+        '  0x35  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x37\n'
+        '  0x3f  4883ec20              subq $0x20, %rsp\n'
+        '  0x43  ffd0                  callq *%rax\n'
+        '  0x45  4883c420              addq $0x20, %rsp\n'
+        '  0x49  48894508              movq %rax, 8(%rbp)\n'
+        '  0x4d  0f280424              movaps (%rsp), %xmm0\n'
+        '  0x51  0f284c2410            movaps 0x10(%rsp), %xmm1\n'
+        '  0x56  0f28542420            movaps 0x20(%rsp), %xmm2\n'
+        '  0x5b  0f285c2430            movaps 0x30(%rsp), %xmm3\n'
+        '  0x60  4883c440              addq $0x40, %rsp\n'
+        '  0x64  415a                  popq %r10\n'
+        '  0x66  4159                  popq %r9\n'
+        '  0x68  4158                  popq %r8\n'
+        '  0x6a  5a                    popq %rdx\n'
+        '  0x6b  59                    popq %rcx\n'
+        '  0x6c  5d                    popq %rbp\n'
+        '  0x6d  c3                    retq\n'
     ),
     stub_to_pointer_max_displacement=0x7ffffffa,
     trampoline=Unit(
@@ -2701,9 +2703,9 @@ X86_64_Win32_Lean = ResolverTable(
     unwind_info=bytes.fromhex(
         "0104020504030150"
     ),
-    unwind_info_offset=0x6c,
+    unwind_info_offset=0x70,
     runtime_function=bytes.fromhex(
-        "000000006a0000006c000000"
+        "000000006e00000070000000"
     ),
 )
 

@@ -190,6 +190,11 @@ class Arch:
     vector_kinds: tuple[str, ...] = ()
     # Registers a vector-state sequence overwrites (key: "kind/sizing").
     vector_clobbers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Wider forms of the `vec` registers, by the CPU feature that enables them
+    # (LLVM's subtarget feature, also the /proc/cpuinfo flag) and their bits:
+    # x86-64 ymm with avx, zmm with avx512f.  Caller conventions keep or pass
+    # some registers at these widths (docs/conventions.md, `wide`).
+    wide_vectors: tuple[tuple[str, int], ...] = ()
     # Emulation (asmgen verify): unicorn's binding, and the caller's call and the
     # re-entry function's return linked around the table.  None: static checks only.
     emulator: EmuFacts | None = None

@@ -87,6 +87,7 @@ ARCH = Arch(
         ("xsave64/fixed", ("rax", "rdx")),
         ("xsave64/cpuid", ("rax", "rbx", "rcx", "rdx")),
     ),
+    wide_vectors=(("avx", 256), ("avx512f", 512)),
     emulator=EMULATOR,
     harness=HARNESS,
     scaffold=Scaffold(

@@ -9,6 +9,7 @@ offset constants, and a writeResolverCode that applies every field.
 from __future__ import annotations
 
 import re
+import textwrap
 
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.table import Table
@@ -18,6 +19,7 @@ from asmgen.emit.clangformat import clang_format
 from asmgen.emit.cpp_rows import resolver_rows
 from asmgen.emit.provenance import header_lines
 from asmgen.errors import AsmgenError
+from asmgen.spec.serving import serving_lines
 
 # LLVM's names for the addresses the resolver is patched with.
 ADDRESS_PARAMS = ("ReentryFnAddr", "ReentryCtxAddr")
@@ -74,6 +76,11 @@ def _field_call(table: Table, style: emit_units.CppStyle) -> list[str]:
     return calls
 
 
+def comment_lines(paragraphs: list[str], width: int = 76) -> list[str]:
+    """Paragraphs wrapped for `/// ` comments within clang-format's column limit."""
+    return [line for text in paragraphs for line in textwrap.wrap(text, width)]
+
+
 def abi_block(
     table: Table,
     style: emit_units.CppStyle = emit_units.HEADER,
@@ -99,10 +106,11 @@ def abi_block(
         f"  static constexpr unsigned {p.name}Offset = {p.offset:#x};\n" for p in table.patches
     )
     body = "\n".join(resolver_rows(table))
+    serving = "".join(f"/// {line}\n" for line in comment_lines(serving_lines(spec)))
     comment = "".join(f"/// {line}\n" if line else "///\n" for line in doc.splitlines())
     return f"""
 /// {spec.abi}: {spec.description}
-{comment}struct {name} {{
+{serving}{comment}struct {name} {{
   static constexpr unsigned ResolverCodeSize = {len(table.code):#x};
 {offsets}{emit_units.cpp_members(table)}{emit_unwind.cpp_members(table)}
   static void writeResolverCode(char *ResolverWorkingMem, {params});

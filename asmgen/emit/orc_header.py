@@ -36,7 +36,9 @@ _INTRO = """
 // and LocalIndirectStubsManager<asmgen::X86_64_SysV_AVX_ORCABI>. Wrap it in
 // asmgen::WithEHFrames<...> to register its unwind information as LLVM writes
 // the code. Needs LLVM's headers; orc_resolvers.h has the same code with
-// uint64_t addresses and no LLVM dependency.
+// uint64_t addresses and no LLVM dependency. Each class's comment names the
+// LLVM calling conventions of the callers it serves; a NARROW class loses what
+// callers of the others keep live across a lazy call (docs/variants.md).
 """
 
 _LLVM_INCLUDES = (

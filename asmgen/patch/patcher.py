@@ -46,11 +46,12 @@ from asmgen.build.unitruntime import RESOLVER_PTR
 from asmgen.emit import units as emit_units
 from asmgen.emit.atomic import write_if_changed
 from asmgen.emit.clangformat import clang_format
-from asmgen.emit.cpp_header import ADDRESS_PARAMS
+from asmgen.emit.cpp_header import ADDRESS_PARAMS, comment_lines
 from asmgen.emit.cpp_rows import element_values, resolver_rows
 from asmgen.errors import AsmgenError
 from asmgen.patch import orc_source as orc
 from asmgen.spec.files import select, spec_files
+from asmgen.spec.serving import not_served, register_ranges, serving_lines
 
 INDENT = "  "
 FORMAT_OFF, FORMAT_ON = "// clang-format off", "// clang-format on"
@@ -491,8 +492,10 @@ def _class_text(table: Table, class_macro: str, member_macro: str) -> str:
             f"{INDENT}/// jumps to the address in pointer I of PointersBlockTargetAddress.\n"
             f"{INDENT}{member_macro}static {signatures[emit_units.STUBS_FN]};\n"
         )
+    serving = "".join(f"/// {line}\n" for line in comment_lines(serving_lines(spec), 77))
     return (
         f"/// {what}\n"
+        f"{serving}"
         f"class {class_macro}{spec.class_name} {{\n"
         "public:\n"
         f"{constants}\n"
@@ -580,11 +583,75 @@ def _file_diff(rel: str, old: str, new: str) -> str:
     return f"diff --git a/{rel} b/{rel}\n{body}"
 
 
-def make_patch(llvm_root: Path, tables: list[Table]) -> str:
-    """The unified diff (a/ and b/ paths) for `tables`; empty when LLVM already agrees."""
+def narrow_replacement(table: Table) -> AsmgenError | None:
+    """The refusal for a table that would replace one of LLVM's classes but
+    does not serve every caller convention of its platform: LLVM's class is
+    called by code of any of them, so its replacement must keep what they
+    keep.  A narrow table goes into LLVM as a new class instead."""
+    spec = table.spec
+    missing = not_served(spec)
+    if not missing:
+        return None
+    lost = "; ".join(
+        f"{name} ({register_ranges(regs)})" if regs else name for name, regs in missing.items()
+    )
+    return AsmgenError(
+        f"serves: {spec.abi} would replace LLVM's {spec.class_name}, whose callers may use "
+        f"any of {spec.convention}'s conventions, but it does not serve {lost}",
+        table.spec_path,
+        spec.line_of("serves") or spec.line_of("abi"),
+        hint="give it its own llvm_class, or pass --allow-narrow to replace LLVM's anyway",
+    )
+
+
+def _says_narrow(header: orc.Source, decl: orc.ClassDecl) -> bool:
+    """Does the class's `///` comment say NARROW (a class an earlier patch
+    added as narrow, which the next one may update)?"""
+    before = header.data[: decl.node.start_byte].decode().rstrip(" ").splitlines()
+    comment = []
+    for line in reversed(before[:-1] if before and not before[-1].strip() else before):
+        if not line.lstrip().startswith("///"):
+            break
+        comment.append(line)
+    return any("NARROW:" in line for line in comment)
+
+
+def narrow_warnings(tables: list[Table], header: orc.Source) -> list[str]:
+    """One `path:line: warning:` line per narrow table the patch puts into
+    `header`'s tree: as a new class, as the update of a class an earlier
+    patch added (its comment says NARROW), or in place of LLVM's own."""
+    classes = orc.classes(header)
+    out = []
+    for table in tables:
+        missing = not_served(table.spec)
+        if not missing:
+            continue
+        spec = table.spec
+        decl = classes.get(spec.class_name)
+        if decl is None:
+            what = f"adds {spec.class_name}, whose class comment says so"
+        elif _says_narrow(header, decl):
+            what = f"updates {spec.class_name}, whose class comment says so"
+        else:
+            what = f"replaces LLVM's {spec.class_name} (--allow-narrow)"
+        out.append(
+            f"{table.spec_path}:{spec.line_of('serves') or spec.line_of('abi') or 1}: warning: "
+            f"not for callers of {', '.join(missing)}: the patch {what}"
+        )
+    return out
+
+
+def make_patch(llvm_root: Path, tables: list[Table], allow_narrow: bool = False) -> str:
+    """The unified diff (a/ and b/ paths) for `tables`; empty when LLVM already
+    agrees.  A narrow table that would replace one of LLVM's classes is
+    refused unless `allow_narrow`."""
     plan = Plan(llvm_root)
     for table in tables:
         name = table.spec.class_name
+        llvms = name in plan.classes and not _says_narrow(plan.header, plan.classes[name])
+        refusal = narrow_replacement(table) if llvms else None
+        if refusal is not None and not allow_narrow:
+            raise refusal
         if name in plan.classes:
             plan.update(table)
         elif any(key.split("::")[0] == name for key in plan.functions):
@@ -611,7 +678,10 @@ def cmd_patch(args) -> int:
                 args.specs,
             )
     tables = build_all(select(found, args.abi), args.templates)
-    diff = make_patch(args.llvm_root, tables)
+    diff = make_patch(args.llvm_root, tables, args.allow_narrow)
+    warnings = narrow_warnings(tables, orc.load(args.llvm_root, orc.HEADER_PATH)) if diff else []
+    for line in warnings:
+        print(line, file=sys.stderr)
     if args.output is None:
         sys.stdout.write(diff)
     else:
@@ -629,5 +699,11 @@ def register(sub, common) -> None:
         "--llvm-root", type=Path, required=True, help="LLVM checkout (holds llvm/lib, ...)"
     )
     parser.add_argument("-o", "--output", type=Path, help="write the patch here, not stdout")
+    parser.add_argument(
+        "--allow-narrow",
+        action="store_true",
+        help="replace an LLVM class with a table that does not serve every caller "
+        "convention (refused otherwise; docs/variants.md)",
+    )
     common(parser)
     parser.set_defaults(run=cmd_patch)

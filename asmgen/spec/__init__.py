@@ -71,6 +71,18 @@ def _attach_convention(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             line,
         )
     spec.attach_convention(convention)
+    callers = convention.caller_conventions
+    for i, name in enumerate(spec.serves):
+        line = where.get(("serves", i), where.get(("serves",)))
+        if name not in callers:
+            raise AsmgenError(
+                f"serves[{i}]: {spec.convention} has no caller convention {name!r}; "
+                f"known: {', '.join(callers)}",
+                path,
+                line,
+            )
+        if spec.serves.count(name) > 1:
+            raise AsmgenError(f"serves: {name} listed twice", path, line)
 
 
 def load_spec(path: Path, contract: bool = True) -> Spec:

@@ -38,6 +38,12 @@ CHECKS: dict[str, Check] = {
             "FP/vector argument registers survive to the landing (full width)",
         ),
         Check("callee_saved", "saved", "callee-saved registers survive to the landing"),
+        Check(
+            "caller_conventions",
+            "callers",
+            "every register a served caller convention (`serves`) passes or keeps reaches "
+            "the landing",
+        ),
         Check("stack_pointer", "sp", "sp at the landing equals sp at the stub"),
         Check("return_address", "ret", "the caller's return address survives to the landing"),
         Check(

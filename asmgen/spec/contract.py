@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from asmgen.errors import AsmgenError
-from asmgen.spec.schema import REENTRY_ARGS, Spec
+from asmgen.spec.schema import REENTRY_ARGS, WHOLE_STATE_KINDS, Spec
+from asmgen.spec.serving import lost_registers
 
 
 def check_contract(spec: Spec, where: dict[tuple, int], path: Path) -> None:
@@ -67,6 +68,7 @@ def check_contract(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 path,
                 where.get(("deviations", index), where.get(("deviations",))),
             )
+    _check_serves(spec, where, path)
 
 
 def _deviations(spec: Spec, where: dict[tuple, int]) -> dict[str, tuple[str, int | None]]:
@@ -100,7 +102,7 @@ def _deviations(spec: Spec, where: dict[tuple, int]) -> dict[str, tuple[str, int
             f"register(s) of {conv}",
             where.get(("resolver", "saves")),
         )
-    whole_state = resolver.vector_state.kind in ("fxsave", "fxsave64", "xsave64")
+    whole_state = resolver.vector_state.kind in WHOLE_STATE_KINDS
     lost = [name for name in call.fp_args if name not in saved]
     if lost and not whole_state:
         found["fp_args"] = (
@@ -119,3 +121,24 @@ def _deviations(spec: Spec, where: dict[tuple, int]) -> dict[str, tuple[str, int
                 ),
             )
     return found
+
+
+def _check_serves(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+    """A claimed caller convention the spec alone shows lost: a register the
+    caller passes or keeps that the resolver neither saves nor leaves to the
+    re-entry function (C's callee-saved).  A reproduced table that knowingly
+    loses one declares the `caller_conventions` check instead, and verify
+    proves the loss."""
+    if any(v.check == "caller_conventions" for v in spec.expected_violations):
+        return
+    for i, caller in enumerate(spec.served):
+        lost = lost_registers(spec, caller)
+        if lost:
+            raise AsmgenError(
+                f"serves[{i}]: claims {caller.name}, but the resolver loses "
+                f"{', '.join(lost)}: {caller.name} passes or keeps values there, the "
+                f"resolver does not save them and {spec.convention}'s C callee may clobber them",
+                path,
+                where.get(("serves", i), where.get(("serves",))),
+                hint="save them (resolver.saves, resolver.fp_saves), or drop the claim",
+            )

@@ -13,6 +13,7 @@ compiler built for the target.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -38,6 +39,14 @@ CITED = (
     "fp_control",
     "varargs",
 )
+
+# The caller convention a file describes itself: C, LLVM's `ccc`.  Its other
+# `callers` are the conventions LLVM lets a caller use on the same platform.
+C_CALLER = "ccc"
+# The facts every caller convention must cite (and `wide`, when it has any).
+CALLER_CITED = ("args", "callee_saved")
+# A caller convention's name: LLVM's IR keyword (`coldcc`, `x86_vectorcallcc`).
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # What a spec may knowingly do differently from its convention (`deviations:`),
 # each with the implementation choice that breaks the fact.  A spec that
@@ -102,10 +111,62 @@ class FpControl(_Model):
     test_value: Hex
 
 
+class WideRegisters(_Model):
+    """Vector registers a caller convention passes or keeps wider than asmgen
+    names them, on a CPU with `feature` (x86-64: ymm with avx, zmm with
+    avx512f; `Arch.wide_vectors`)."""
+
+    feature: str
+    bits: int = Field(gt=0, le=0x1000)
+    registers: tuple[str, ...]
+
+
+class CallerConvention(_Model):
+    """A convention a caller may use on the platform (LLVM's `coldcc`,
+    `preserve_mostcc`, ...): what a lazily compiled callee may read on entry,
+    and what the caller may keep live across the call.  A resolver serves the
+    convention when every register of both reaches the callee unchanged."""
+
+    title: str = Field(min_length=1)
+    # Registers that may carry a value into the callee: arguments, and what
+    # LLVM 19 passes for the parameter attributes (nest, sret, swiftself,
+    # swifterror, swiftasync) and a variadic callee's hidden count (al).
+    args: tuple[str, ...]
+    # Registers the callee preserves, so the caller keeps values live in them.
+    callee_saved: tuple[str, ...]
+    wide: tuple[WideRegisters, ...] = ()
+    # fact (args, callee_saved, wide) -> "source-id: section"
+    cite: dict[str, str]
+    _name: str = PrivateAttr(default="")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """Every register whose value must reach the callee: args, then callee-saved."""
+        return tuple(dict.fromkeys((*self.args, *self.callee_saved)))
+
+    def widths(self, features: set[str] | frozenset[str]) -> dict[str, int]:
+        """Register -> bits it is passed or kept at, on a CPU with `features`
+        (only the registers wider than asmgen names them)."""
+        found: dict[str, int] = {}
+        for entry in self.wide:
+            if entry.feature in features:
+                for name in entry.registers:
+                    found[name] = max(found.get(name, 0), entry.bits)
+        return found
+
+
 class Convention(_Model):
     convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str = Field(min_length=1)
     arch: str
+    # LLVM's target triple for the platform, and the subtarget features the
+    # `callers` facts assume (llc-19 confirms them with both).
+    llvm_triple: str | None = None
+    llvm_mattr: str | None = None
     sources: dict[str, str]
     args: Args
     callee_saved: tuple[str, ...]
@@ -115,11 +176,20 @@ class Convention(_Model):
     varargs: str = Field(min_length=1)
     # field -> "source-id: section"
     cite: dict[str, str]
+    # Caller conventions by LLVM's IR keyword; `ccc` is this file's own.  A
+    # file without the section has only `ccc`, made of its args and callee_saved.
+    callers: dict[str, CallerConvention] = {}
     _path: Path = PrivateAttr(default=Path("<convention>"))
+    _callers: dict[str, CallerConvention] = PrivateAttr(default_factory=dict)
 
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def caller_conventions(self) -> dict[str, CallerConvention]:
+        """Every caller convention of the platform, `ccc` first."""
+        return self._callers
 
     def result_regs(self, endian: str, pointer_size: int) -> tuple[str, ...]:
         """The registers of the re-entry function's 64-bit result, low word first."""
@@ -153,6 +223,7 @@ def parse_convention(text: str, path: Path) -> Convention:
             where.get(("convention",)),
         )
     _check(conv, where, path)
+    conv._callers = _check_callers(conv, where, path)
     conv._path = path
     return conv
 
@@ -257,6 +328,118 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("cite",), 1),
         )
+
+
+def _own_caller(conv: Convention) -> CallerConvention:
+    """`ccc` of a file without a `callers` section: its own facts, as cited."""
+    return CallerConvention(
+        title=conv.title,
+        args=(*conv.args.int_regs, *conv.args.fp_regs),
+        callee_saved=conv.callee_saved,
+        cite={key: conv.cite[key] for key in CALLER_CITED},
+    )
+
+
+def _check_callers(
+    conv: Convention, where: dict[tuple, int], path: Path
+) -> dict[str, CallerConvention]:
+    arch = ARCHES[conv.arch]
+    callers = dict(conv.callers) or {C_CALLER: _own_caller(conv)}
+    if C_CALLER not in callers:
+        raise AsmgenError(
+            f"callers: no {C_CALLER}; the file's own convention is a caller convention too",
+            path,
+            where.get(("callers",)),
+        )
+    wide_bits = dict(arch.wide_vectors)
+    for name, caller in callers.items():
+        at = ("callers", name)
+        if not _IDENT.match(name):
+            raise AsmgenError(
+                f"callers.{name}: not an LLVM calling-convention keyword", path, where.get(at)
+            )
+        lists = {"args": caller.args, "callee_saved": caller.callee_saved}
+        for key, names in lists.items():
+            for i, reg_name in enumerate(names):
+                line = where.get((*at, key, i), where.get((*at, key)))
+                field = f"callers.{name}.{key}[{i}]"
+                reg = arch.register(reg_name)
+                if reg is None or reg.cls == "ctl":
+                    raise AsmgenError(
+                        f"{field}: {reg_name!r} is not a register of {arch.name}", path, line
+                    )
+                if reg_name == arch.stack_pointer and key == "args":
+                    raise AsmgenError(f"{field}: {reg_name} is the stack pointer", path, line)
+                if names.count(reg_name) > 1:
+                    raise AsmgenError(
+                        f"callers.{name}.{key}: register {reg_name!r} listed twice", path, line
+                    )
+        for i, entry in enumerate(caller.wide):
+            line = where.get((*at, "wide", i), where.get((*at, "wide")))
+            field = f"callers.{name}.wide[{i}]"
+            if entry.feature not in wide_bits:
+                known = ", ".join(wide_bits) or "none"
+                raise AsmgenError(
+                    f"{field}.feature: {entry.feature!r} widens no register of {arch.name} "
+                    f"(known: {known})",
+                    path,
+                    line,
+                )
+            for reg_name in entry.registers:
+                reg = arch.register(reg_name)
+                if reg is None or reg.cls != "vec" or reg_name not in caller.kept:
+                    raise AsmgenError(
+                        f"{field}.registers: {reg_name!r} is not a vector register of "
+                        f"callers.{name}.args or callee_saved",
+                        path,
+                        line,
+                    )
+                if not reg.bits < entry.bits <= wide_bits[entry.feature]:
+                    raise AsmgenError(
+                        f"{field}.bits: {entry.bits} is not between {reg_name}'s {reg.bits} "
+                        f"and the {wide_bits[entry.feature]} bits {entry.feature} gives",
+                        path,
+                        line,
+                    )
+        needed = [*CALLER_CITED, *(("wide",) if caller.wide else ())]
+        for key, text in caller.cite.items():
+            if key not in needed:
+                raise AsmgenError(
+                    f"callers.{name}.cite.{key}: not a cited fact; cite {', '.join(needed)}",
+                    path,
+                    where.get((*at, "cite", key)),
+                )
+            if text.split(":", 1)[0] not in conv.sources:
+                raise AsmgenError(
+                    f"callers.{name}.cite.{key}: source {text.split(':', 1)[0]!r} is not in "
+                    "sources",
+                    path,
+                    where.get((*at, "cite", key)),
+                )
+        missing = [key for key in needed if key not in caller.cite]
+        if missing:
+            raise AsmgenError(
+                f"callers.{name}.cite: no source for {', '.join(missing)}",
+                path,
+                where.get((*at, "cite"), where.get(at)),
+            )
+        caller._name = name
+    own = callers[C_CALLER]
+    at = ("callers", C_CALLER)
+    if set(own.callee_saved) != set(conv.callee_saved):
+        raise AsmgenError(
+            f"callers.{C_CALLER}.callee_saved: must be the file's callee_saved",
+            path,
+            where.get((*at, "callee_saved"), where.get(at)),
+        )
+    lost = [r for r in (*conv.args.int_regs, *conv.args.fp_regs) if r not in own.args]
+    if lost:
+        raise AsmgenError(
+            f"callers.{C_CALLER}.args: lacks {', '.join(lost)}, argument register(s) of the file",
+            path,
+            where.get((*at, "args"), where.get(at)),
+        )
+    return {C_CALLER: own, **{k: v for k, v in callers.items() if k != C_CALLER}}
 
 
 @cache

@@ -15,7 +15,7 @@ from pydantic import (
 
 from asmgen.arches import ARCHES, Arch
 from asmgen.spec.checks import CHECKS
-from asmgen.spec.convention import DEVIATIONS, Convention
+from asmgen.spec.convention import DEVIATIONS, CallerConvention, Convention
 
 Hex = Annotated[int, Field(ge=0)]
 # Byte counts of a resolver's frame.  Real ones are a few hundred bytes; the
@@ -72,6 +72,9 @@ class CallConvention(_Model):
 
 
 VectorKind = Literal["fxsave64", "fxsave", "xsave64", "q-regs", "none"]
+# The kinds whose one instruction saves every vector register (at least its
+# 128-bit part), not a list of them.
+WHOLE_STATE_KINDS = ("fxsave", "fxsave64", "xsave64")
 
 # XSAVE's requested-feature bitmap (EDX:EAX): every state component XCR0 enables.
 ALL_FEATURES = 0xFFFFFFFFFFFFFFFF
@@ -225,6 +228,12 @@ class Spec(_Model):
     convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     # Convention facts this resolver knowingly breaks; see Deviation.
     deviations: tuple[Deviation, ...] = ()
+    # The caller conventions (the convention file's `callers`, by LLVM's IR
+    # keyword) this resolver serves: everything they pass in registers or keep
+    # live across a call reaches the lazily compiled callee.  Checked at
+    # loading (spec/contract.py) and by verify's `caller_conventions` check.
+    # A spec without the list claims none (asmgen's own specs all declare it).
+    serves: tuple[str, ...] = ()
     resolver: Resolver
     trampoline: Trampoline
     stub: Stub = Stub()
@@ -261,6 +270,12 @@ class Spec(_Model):
         if self.resolver.shadow_space is not None:
             return self.resolver.shadow_space
         return self.call.shadow_space
+
+    @property
+    def served(self) -> tuple[CallerConvention, ...]:
+        """The caller conventions the spec claims (`serves`), as the convention file states them."""
+        callers = self.convention_info.caller_conventions
+        return tuple(callers[name] for name in self.serves)
 
     @property
     def convention_info(self) -> Convention:

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import unicorn
 
 from asmgen.arches.model import EmuFacts
+from asmgen.spec.serving import beyond_contract
 from asmgen.verify.causes import late_delay_slot_writes
 from asmgen.verify.chain import UNITS, Linked, Placement, link
-from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
+from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, broke, hexw
 
 # Layout of the emulated address space, as offsets from EmuFacts.base: the
 # resolver, the re-entry function and the landing share the first pages with
@@ -347,6 +348,7 @@ class Emulation:
                 add(check, [Finding("landing", "reached", "not reached")])
             else:
                 add(check, [f for n in names for f in self._compare(n, entry)])
+        self._check_callers(add, landed, entry)
         if not landed:
             for check in ("stack_pointer", "return_address"):
                 add(check, [Finding("landing", "reached", "not reached")])
@@ -374,6 +376,26 @@ class Emulation:
             kept = ", ".join(f"{n} {self.preserved[n]:#x}" for n in self.controls)
             add("fp_control", found, f"compares the bits a callee keeps: {kept}" if found else "")
         return results
+
+    def _check_callers(self, add, landed: bool, entry: dict[str, int]) -> None:
+        """Every register a served caller convention passes or keeps beyond the
+        contract (which int_args, fp_args and callee_saved check) at the landing,
+        at the width unicorn models (no AVX: vector_width checks the rest)."""
+        served = {c.name: beyond_contract(self.spec, c) for c in self.spec.served}
+        if not any(served.values()):
+            why = "the served conventions pass and keep nothing beyond the contract"
+            add("caller_conventions", [], why, NA)
+            return
+        if not landed:
+            add("caller_conventions", [Finding("landing", "reached", "not reached")])
+            return
+        found = []
+        for name, registers in served.items():
+            for reg in registers:
+                if self.facts.aliases.get(reg, (reg,))[0] not in self.regs:
+                    continue  # not modeled here (a reserved register)
+                found += [broke(f, name) for f in self._compare(reg, entry)]
+        add("caller_conventions", found)
 
     def _reentered(self) -> list[Finding]:
         """The resolver runs once per lazy call: a second call of the re-entry

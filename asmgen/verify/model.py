@@ -65,3 +65,12 @@ class CheckResult:
 
 def hexw(value: int, bits: int = 64) -> str:
     return f"{value:#0{bits // 4 + 2}x}"
+
+
+def broke(finding: Finding, convention: str) -> Finding:
+    """A register's finding, as the caller convention that lost it sees it."""
+    return Finding(
+        f"{finding.what} broke {convention}",
+        f"{finding.expected} (kept by {convention})",
+        f"{finding.got} (lost by the resolver)",
+    )

@@ -18,7 +18,7 @@ from asmgen.verify.compiled import TargetRun, run_compiled
 from asmgen.verify.emulate import emulate
 from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Subject
 from asmgen.verify.native import run_native
-from asmgen.verify.static import frame_check
+from asmgen.verify.static import callers_check, frame_check
 from asmgen.verify.vector import vector_width_check
 
 # Outcomes after the declarations are applied.
@@ -153,6 +153,7 @@ def verify_subject(
                 results[check] = CheckResult(check, NA, "none", [], why)
     results["frame_align"] = frame_check(subject)
     runs = {check: [results[check]] if check in results else [] for check in CHECKS}
+    runs["caller_conventions"].append(callers_check(subject))
     for check, result in (compiled or {}).items():
         runs[check].append(result)
     if not runs["convention"]:

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from held_values import held_registers
 
 from asmgen.emit.orc_header import SUFFIX, orcabi_class
 from asmgen.patch import orc_source as orc
@@ -75,6 +76,9 @@ OPT = ("-O0", "-g0")
 WARN = ("-Wall",)
 VECTOR_UPPER = ("kept", "lost")
 BACKTRACE_ENDS = ("complete", "after-resolver", "at-trampoline")
+# The conventions of lazy_jit_test.cpp's conv cases, and what a row may declare.
+CALLER_CONVENTIONS = ("coldcc", "preserve_mostcc", "preserve_allcc")
+CALLER_OUTCOMES = ("kept", "upper-lost", "lost")
 # What the test session measured, printed at its end (conftest.py).
 REPORTS: list[str] = []
 
@@ -91,6 +95,8 @@ class Row:
     abi: str | None = None
     # LLVM's class whose writers the row runs (a class of OrcABISupport.h).
     llvm_class: str | None = None
+    # convention (CALLER_CONVENTIONS) -> outcome (CALLER_OUTCOMES)
+    callers: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,11 +113,13 @@ class Expected:
     writers: tuple[Writers, ...]
     # The classes of the OrcABISupport.h the rows were derived for.
     header_classes: frozenset[str] = frozenset()
+    # conv case -> why every row loses its ymm values on every call
+    callee_defects: dict = field(default_factory=dict)
 
     def running_llvm(self) -> Expected:
         """Only the rows that run LLVM's classes, and the writer comparisons."""
         rows = tuple(row for row in self.rows if row.llvm_class)
-        return Expected(self.path, rows, self.writers, self.header_classes)
+        return Expected(self.path, rows, self.writers, self.header_classes, self.callee_defects)
 
     def llvm_classes(self) -> list[str]:
         """LLVM's classes the rows run, in row order."""
@@ -155,16 +163,26 @@ def load_expected(path: Path | None = None, header: Path | None = None) -> Expec
             end,
             item.get("abi"),
             llvm_class,
+            dict(item["callers"]),
         )
 
-    if not isinstance(data, dict) or not {"rows"} <= set(data) <= {"rows", "writers"}:
-        fail("needs the key `rows` and may have `writers`, nothing else")
+    if not isinstance(data, dict) or set(data) - {"writers"} != {"rows", "callee_defects"}:
+        fail("needs the keys `rows` and `callee_defects`, and may have `writers`")
     rows, writers = [], []
     for item in data["rows"]:
         keys = set(item)
+        callers = item.get("callers", {})
+        if set(callers) != set(CALLER_CONVENTIONS) or not set(callers.values()) <= set(
+            CALLER_OUTCOMES
+        ):
+            fail(
+                f"row {item}: callers maps each of {', '.join(CALLER_CONVENTIONS)} to one "
+                f"of {', '.join(CALLER_OUTCOMES)}"
+            )
+        keys.discard("callers")
         if item.get("abi"):
             if keys - {"abi", "vector_upper", "backtrace"}:
-                fail(f"row {item}: an `abi` row takes vector_upper and backtrace only")
+                fail(f"row {item}: an `abi` row takes vector_upper, backtrace and callers only")
             abi = item["abi"]
             if abi not in llvm_class_of:
                 fail(f"row {item}: no spec has the ABI {abi}")
@@ -200,7 +218,7 @@ def load_expected(path: Path | None = None, header: Path | None = None) -> Expec
         writers.append(Writers(w["llvm"], w["asmgen"], bool(w["same"])))
     if len({(w.llvm, w.asmgen) for w in writers}) != len(writers):
         fail("writer comparisons repeat")
-    return Expected(path, tuple(rows), tuple(writers), defined)
+    return Expected(path, tuple(rows), tuple(writers), defined, dict(data["callee_defects"]))
 
 
 def native_family(specs) -> list:
@@ -471,6 +489,100 @@ def judge(result: dict, expected: Expected) -> dict[tuple[str, str], list[str]]:
     return verdicts
 
 
+def caller_holdings(result: dict) -> dict[str, list[tuple[str, int] | None]]:
+    """conv case -> where each of its values waits across the call (the
+    register and the bits, or None: the stack), read from the caller's code.
+    Every row's caller is the same code but for its addresses."""
+    layout = result["caller_values"]
+    found: dict[str, list] = {}
+    for got in result["rows"]:
+        for index, case in enumerate(got.get("callers", [])):
+            held = held_registers(bytes.fromhex(case["code"]), layout, index)
+            if found.setdefault(case["case"], held) != held:
+                raise ValueError(
+                    f"{got['label']}: {case['case']}'s caller holds its values elsewhere"
+                )
+    return found
+
+
+_VECTOR_NAMES = {128: "xmm", 256: "ymm", 512: "zmm"}
+
+
+def _held_name(reg: tuple[str, int]) -> str:
+    """('xmm9', 256) -> 'ymm9': the register as the caller's code names it."""
+    name, bits = reg
+    return _VECTOR_NAMES[bits] + name[3:] if name.startswith("xmm") else name
+
+
+def _lost_where(case: dict, held: list) -> list[str]:
+    """'r11', 'ymm9 upper half': the registers of the values that arrived wrong."""
+    out = []
+    for k, status in enumerate(case["first"]):
+        if status == "ok":
+            continue
+        reg = held[k]
+        if reg is None:
+            out.append(f"value {k} (on the stack)")
+        else:
+            out.append(_held_name(reg) + (" upper half" if status.startswith("upper-") else ""))
+    return out
+
+
+def judge_callers(result: dict, expected: Expected) -> dict[tuple[str, str], list[str]]:
+    """What is wrong with each row's conv case (label, case), against the
+    declarations: a `kept` convention loses nothing; `upper-lost` loses the
+    bytes beyond 16 of every value held in a ymm register and nothing else
+    (with the deliberate clobber); `lost` loses values held in registers, never
+    one on the stack (with the clobber).  No declaration lets a later call lose
+    a value, but a case in `callee_defects`, whose callee itself zeroes the
+    upper halves: there every later call loses exactly those."""
+    declared = {row.label: row for row in expected.rows}
+    holdings = caller_holdings(result)
+    clobber = result["mode"] == "clobber"
+    iterations = result["iterations"]
+    verdicts: dict[tuple[str, str], list[str]] = {}
+    for got in result["rows"]:
+        if not got.get("callers"):
+            continue
+        row = declared[got["label"]]
+        for case in got["callers"]:
+            held = holdings[case["case"]]
+            wide = {k for k, h in enumerate(held) if h and h[1] > 128}
+            bad = {k: s for k, s in enumerate(case["first"]) if s != "ok"}
+            why = []
+            if case["callee_calls"] != iterations:
+                why.append(f"the callee ran {case['callee_calls']} times in {iterations} calls")
+            if any(held[k] is None for k in bad):
+                why.append("a value kept on the stack arrived wrong")
+            defect = case["case"] in expected.callee_defects
+            if defect:
+                later = {k for k, s in enumerate(case["later"]) if s != "ok"}
+                if later != wide or any(case["later"][k] != "upper-zero" for k in later):
+                    why.append(
+                        f"declared a callee defect: later calls lost {sorted(later)}, "
+                        f"expected the upper halves of the ymm values {sorted(wide)}"
+                    )
+                if case["later_bad_iterations"] != (iterations - 1 if wide else 0):
+                    why.append(f"{case['later_bad_iterations']} later calls lost values")
+                verdicts[(got["label"], case["case"])] = why
+                continue
+            outcome = row.callers[case["cc"]]
+            if case["later_bad_iterations"]:
+                why.append(f"{case['later_bad_iterations']} later calls lost values")
+            if outcome == "kept" and bad:
+                why.append(f"declared kept, lost {', '.join(_lost_where(case, held))}")
+            if outcome == "upper-lost":
+                beyond = [k for k, s in bad.items() if k not in wide or not s.startswith("upper-")]
+                if beyond:
+                    why.append(f"declared upper-lost, lost {', '.join(_lost_where(case, held))}")
+                if clobber and set(bad) != wide:
+                    why.append(f"declared upper-lost: {len(bad)} of {len(wide)} ymm values lost")
+            if outcome == "lost" and clobber and not bad:
+                why.append("declared lost, nothing lost with the clobber")
+            verdicts[(got["label"], case["case"])] = why
+    return verdicts
+
+
 def judge_writers(result: dict, expected: Expected) -> list[str]:
     wrong = []
     found = {(w["llvm"], w["asmgen"]): w for w in result["writers"]}
@@ -584,11 +696,69 @@ def table(result: dict, expected: Expected, verdicts: dict) -> str:
     return "\n".join(lines)
 
 
+def callers_table(result: dict, expected: Expected, verdicts: dict) -> str:
+    """Rows x conv cases: values kept through the first, lazy call, and where
+    the rest were."""
+    holdings = caller_holdings(result)
+    declared = {row.label: row for row in expected.rows}
+    cases = [c["case"] for c in next(g for g in result["rows"] if g.get("callers"))["callers"]]
+    lines = []
+    for case in cases:
+        held = holdings[case]
+        regs = _ranges({_held_name(h) for h in held if h})
+        lines.append(
+            f"{case}: {sum(1 for h in held if h)} of {len(held)} values held in registers "
+            f"across the call: {regs}"
+        )
+    header = ("class", *cases)
+    body = []
+    for got in result["rows"]:
+        if not got.get("callers"):
+            continue
+        row = declared[got["label"]]
+        cells = [got["label"]]
+        for case in got["callers"]:
+            held = holdings[case["case"]]
+            ok = sum(1 for s in case["first"] if s == "ok")
+            text = f"{ok}/{len(case['first'])}"
+            lost = _lost_where(case, held)
+            if lost:
+                text += " lost " + _ranges_text(lost)
+            if case["later_bad_iterations"]:
+                text += f"; later calls lose them too ({case['later_bad_iterations']})"
+            what = expected.callee_defects.get(case["case"]) and "callee defect"
+            text += f" [{what or row.callers.get(case['cc'], '?')}]"
+            if verdicts.get((got["label"], case["case"])):
+                text += " FAIL"
+            cells.append(text)
+        body.append(cells)
+    widths = [max(len(r[i]) for r in (header, *body)) for i in range(len(header))]
+    for r in (header, *body):
+        lines.append("  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _ranges_text(lost: list[str]) -> str:
+    """['r11', 'ymm8', 'ymm9', 'ymm0 upper half'] -> 'r11, ymm8-9; ymm0 upper halves'."""
+    whole = {x for x in lost if " " not in x}
+    upper = {x.split(" ")[0] for x in lost if x.endswith(" upper half")}
+    parts = [_ranges(whole)] if whole else []
+    if upper:
+        parts.append(f"{_ranges(upper)} upper halves")
+    return "; ".join(parts + [x for x in lost if "stack" in x])
+
+
 def report(title: str, result: dict, expected: Expected, verdicts: dict) -> str:
     text = f"{title}\n{describe(result)}\n{table(result, expected, verdicts)}"
     for (label, path), why in verdicts.items():
         if why:
             text += f"\nFAIL {label} / {path}: " + "; ".join(why)
+    callers = judge_callers(result, expected)
+    text += "\nCallers of other conventions (LLLazyJIT), first call:\n"
+    text += callers_table(result, expected, callers)
+    for (label, case), why in callers.items():
+        if why:
+            text += f"\nFAIL {label} / {case}: " + "; ".join(why)
     return text
 
 
@@ -707,7 +877,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report(f"mode {args.mode}", result, expected, verdicts))
     wrong = judge_writers(result, expected)
     print("\n".join(wrong) or "writers: as declared")
-    return 1 if wrong or any(verdicts.values()) else 0
+    callers = judge_callers(result, expected)
+    return 1 if wrong or any(verdicts.values()) or any(callers.values()) else 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,13 @@
 // backtrace, and in --mode=clobber sets every vector register (and the
 // AVX-512 masks) to all ones, as a re-entry function that uses them would.
 //
+// The lazy path also runs JIT'd C callers that keep 28 values live across
+// the first, lazy call of a callee declared preserve_mostcc, preserve_allcc
+// or coldcc (namespace conv): LLVM keeps them in registers those conventions
+// keep and C does not, so the resolver must keep them too.  In clobber mode
+// the transform also overwrites every general register C lets a callee
+// clobber.
+//
 // Output: --json=FILE gets one record per row; the pytest driver
 // (test_llvm_jit.py) compares them with expected.yaml and prints the table.
 //
@@ -101,21 +108,37 @@ extern "C" void asmgen_clobber_zmm();
 extern "C" void asmgen_clobber_ymm();
 extern "C" void asmgen_clobber_xmm();
 
+// Every general register the C convention lets a callee clobber.
+asm(R"(
+    .pushsection .text
+    .globl asmgen_clobber_gprs
+    .type asmgen_clobber_gprs,@function
+asmgen_clobber_gprs:
+    .irp r, rax,rcx,rdx,rsi,rdi,r8,r9,r10,r11
+    movabsq $0x5a5a5a5a5a5a5a5a, %\r
+    .endr
+    ret
+    .size asmgen_clobber_gprs, .-asmgen_clobber_gprs
+    .popsection
+)");
+extern "C" void asmgen_clobber_gprs();
+
 /// The widest registers the host has, clobbered by --mode=clobber.
 static const char *clobberWidth() {
   if (__builtin_cpu_supports("avx512f"))
-    return "zmm0-31, k0-7";
+    return "zmm0-31, k0-7, rax, rcx, rdx, rsi, rdi, r8-r11";
   if (__builtin_cpu_supports("avx"))
-    return "ymm0-15";
-  return "xmm0-15";
+    return "ymm0-15, rax, rcx, rdx, rsi, rdi, r8-r11";
+  return "xmm0-15, rax, rcx, rdx, rsi, rdi, r8-r11";
 }
-static void clobberVectorRegisters() {
+static void clobberRegisters() {
   if (__builtin_cpu_supports("avx512f"))
     asmgen_clobber_zmm();
   else if (__builtin_cpu_supports("avx"))
     asmgen_clobber_ymm();
   else
     asmgen_clobber_xmm();
+  asmgen_clobber_gprs();
 }
 
 extern "C" void lazyCompileFailed() {
@@ -433,12 +456,112 @@ std::string bodyModule(unsigned F) {
 
 } // namespace model
 
+// ---------------------------------------------------------------------------
+// Callers of other calling conventions.  For each case, a C caller computes
+// 14 i64 and 14 vector values from the iteration, calls a lazily compiled
+// void callee declared with the case's convention, and stores the values.
+// LLVM (at -O0 too) keeps them in registers across the call, the
+// convention's as well as C's callee-saved ones: the resolver, reached on the
+// first call, must deliver every one of them to the callee unchanged.  The
+// driver reads the caller's code (conventionCode) to see which register holds
+// which value.  The last case's callee writes ymm1 (when the JIT'd code has
+// AVX), so LLVM 19 ends it with vzeroupper after restoring ymm1: every call
+// loses the upper halves of the caller's ymm values, whatever the resolver
+// does.
+namespace conv {
+struct Case {
+  const char *Name, *CC;
+  bool Wide;       // 256-bit vectors when the JIT'd code has AVX
+  bool CalleeYmm;  // the callee writes ymm1
+};
+const Case Cases[] = {
+    {"coldcc", "coldcc", false, false},
+    {"preserve_mostcc", "preserve_mostcc", false, false},
+    {"preserve_allcc", "preserve_allcc", true, false},
+    {"preserve_allcc_ymm_callee", "preserve_allcc", true, true},
+};
+constexpr unsigned NumCases = sizeof(Cases) / sizeof(Cases[0]);
+constexpr unsigned NumInts = 14, NumVecs = 14;
+constexpr unsigned VecBase = 128, VecSlot = 64;
+constexpr unsigned CaseBytes = VecBase + NumVecs * VecSlot;
+
+unsigned lanes(const Case &C) {
+  return C.Wide && model::VecRegBytes >= 32 ? 4 : 2;
+}
+uint64_t intValue(unsigned K, int64_t It) {
+  return uint64_t(It) + 0x5ca1ab1e00000000ULL + uint64_t(K) * 0x10001;
+}
+double vecValue(unsigned K, unsigned Lane, int64_t It) {
+  return double(It) + double(K * 16 + Lane) + 0.25;
+}
+/// Byte offset of value V (ints first, then vectors) in a case's record.
+unsigned offset(unsigned V) {
+  return V < NumInts ? 8 * V : VecBase + VecSlot * (V - NumInts);
+}
+std::string callerName(const Case &C) {
+  return std::string("cc_") + C.Name + "_caller";
+}
+
+std::string module() {
+  std::string M = "@asmgen_ccrec = external global [0 x i8]\n"
+                  "@asmgen_cccnt = external global [0 x i8]\n"
+                  "attributes #0 = { noinline uwtable "
+                  "\"min-legal-vector-width\"=\"512\" }\n";
+  for (unsigned I = 0; I < NumCases; ++I) {
+    const Case &C = Cases[I];
+    std::string Callee = std::string("@cc_") + C.Name + "_callee";
+    M += "define " + std::string(C.CC) + " void " + Callee +
+         "(i64 %it) #0 {\n"
+         "  %p = getelementptr inbounds i8, ptr @asmgen_cccnt, i64 " +
+         std::to_string(8 * I) +
+         "\n  %c = load volatile i64, ptr %p\n  %c1 = add i64 %c, 1\n"
+         "  store volatile i64 %c1, ptr %p\n";
+    if (C.CalleeYmm && model::VecRegBytes >= 32)
+      M += "  call void asm sideeffect \"vpcmpeqd %ymm1, %ymm1, %ymm1\", "
+           "\"~{xmm1}\"()\n";
+    M += "  ret void\n}\n";
+    std::string V = "<" + std::to_string(lanes(C)) + " x double>";
+    M += "define void @" + callerName(C) + "(i64 %it) #0 {\n"
+         "  %itd = sitofp i64 %it to double\n"
+         "  %ins = insertelement " + V + " poison, double %itd, i64 0\n"
+         "  %spl = shufflevector " + V + " %ins, " + V + " poison, <" +
+         std::to_string(lanes(C)) + " x i32> zeroinitializer\n";
+    for (unsigned K = 0; K < NumInts; ++K)
+      M += "  %a" + std::to_string(K) + " = add i64 %it, " +
+           std::to_string(intValue(K, 0)) + "\n";
+    for (unsigned K = 0; K < NumVecs; ++K) {
+      std::string Consts;
+      for (unsigned L = 0; L < lanes(C); ++L)
+        Consts += std::string(L ? ", " : "") + "double " +
+                  model::hexDouble(vecValue(K, L, 0));
+      M += "  %v" + std::to_string(K) + " = fadd " + V + " %spl, <" + Consts +
+           ">\n";
+    }
+    M += "  call " + std::string(C.CC) + " void " + Callee + "(i64 %it)\n";
+    uint64_t Base = uint64_t(I) * CaseBytes;
+    for (unsigned K = 0; K < NumInts + NumVecs; ++K) {
+      std::string P = "%s" + std::to_string(K);
+      M += "  " + P + " = getelementptr inbounds i8, ptr @asmgen_ccrec, i64 " +
+           std::to_string(Base + offset(K)) + "\n";
+      M += K < NumInts ? "  store volatile i64 %a" + std::to_string(K)
+                       : "  store volatile " + V + " %v" +
+                             std::to_string(K - NumInts);
+      M += ", ptr " + P + ", align 1\n";
+    }
+    M += "  ret void\n}\n";
+  }
+  return M;
+}
+} // namespace conv
+
 // Buffers the JIT'd code writes.
 alignas(
     64) static uint8_t Rec[model::NumFns * model::RecSlots * model::SlotBytes];
 alignas(
     64) static uint8_t Res[model::NumFns * model::ResSlots * model::SlotBytes];
 alignas(64) static uint64_t Cnt[model::NumFns];
+alignas(64) static uint8_t CcRec[conv::NumCases * conv::CaseBytes];
+alignas(64) static uint64_t CcCnt[conv::NumCases];
 
 // ---------------------------------------------------------------------------
 // Where LLVM put the resolver and the trampoline blocks (for the backtrace
@@ -518,6 +641,13 @@ public:
     std::lock_guard<std::mutex> L(M);
     for (auto &R : Found)
       if (PC >= R.Start && PC < R.End)
+        return &R;
+    return nullptr;
+  }
+  const Range *named(const std::string &Name) {
+    std::lock_guard<std::mutex> L(M);
+    for (auto &R : Found)
+      if (R.Name == Name)
         return &R;
     return nullptr;
   }
@@ -634,6 +764,7 @@ static Expected<ThreadSafeModule> onCompile(ThreadSafeModule TSM,
                                             MaterializationResponsibility &) {
   RunState &S = *Cur;
   std::vector<unsigned> Defined;
+  bool Callers = false; // a function of conv::module()
   TSM.withModuleDo([&](Module &M) {
     for (auto &F : M)
       if (!F.isDeclaration()) {
@@ -641,12 +772,13 @@ static Expected<ThreadSafeModule> onCompile(ThreadSafeModule TSM,
         StringRef N = F.getName();
         if (N.starts_with(S.JitPrefix))
           Defined.push_back(unsigned(atoi(N.data() + S.JitPrefix.size())));
+        Callers |= N.starts_with("cc_");
       }
   });
   for (unsigned F : Defined)
     checkBacktrace(F);
-  if (!Defined.empty() && S.M == Mode::Clobber)
-    clobberVectorRegisters();
+  if ((!Defined.empty() || Callers) && S.M == Mode::Clobber)
+    clobberRegisters();
   return std::move(TSM);
 }
 
@@ -731,11 +863,23 @@ static void checkIteration(int64_t It, int64_t RootRet, ArgStats &A) {
     A.BadRoot++;
 }
 
+/// One conv::Case in one row: what each value was after the first (lazy)
+/// call and after the second, and the caller's machine code.
+struct CallerStats {
+  unsigned Case = 0;
+  // Per value: ok, wrong (an i64), low (vector bytes 0-15), or upper-zero,
+  // upper-ones, upper-other (only bytes 16 and up wrong, and what they hold).
+  std::vector<std::string> First, Later;
+  unsigned LaterBadIterations = 0, CalleeCalls = 0;
+  std::string Code; // hex, from the JIT's symbol range
+};
+
 struct Outcome {
   std::string Label, Path;
   bool Ran = false;
   std::string Error;
   ArgStats First, Later;
+  std::vector<CallerStats> Callers; // lazy path only
   unsigned Iters = 0;
   unsigned Compiled = 0, CompiledOnce = 0;
   unsigned BTTaken = 0;
@@ -762,6 +906,58 @@ static void runIterations(uint64_t Root, Outcome &O) {
     checkIteration(It, R, It == 1 ? O.First : O.Later);
   }
   O.Iters = Cfg.Iters;
+}
+
+static std::vector<std::string> checkCallers(unsigned I, int64_t It) {
+  using namespace conv;
+  const Case &C = Cases[I];
+  std::vector<std::string> Status;
+  const uint8_t *Base = CcRec + size_t(I) * CaseBytes;
+  for (unsigned K = 0; K < NumInts + NumVecs; ++K) {
+    const uint8_t *Got = Base + offset(K);
+    if (K < NumInts) {
+      uint64_t Want = intValue(K, It);
+      Status.push_back(memcmp(&Want, Got, 8) ? "wrong" : "ok");
+      continue;
+    }
+    std::vector<uint8_t> Want(8 * lanes(C));
+    for (unsigned L = 0; L < lanes(C); ++L) {
+      double D = vecValue(K - NumInts, L, It);
+      memcpy(&Want[8 * L], &D, 8);
+    }
+    if (memcmp(Want.data(), Got, 16))
+      Status.push_back("low");
+    else if (memcmp(Want.data() + 16, Got + 16, Want.size() - 16))
+      Status.push_back(std::string("upper-") +
+                       contentOf(Got + 16, unsigned(Want.size() - 16)));
+    else
+      Status.push_back("ok");
+  }
+  return Status;
+}
+
+/// Runs case I's caller (at Fn) for every iteration.
+static CallerStats runCallers(unsigned I, uint64_t Fn) {
+  auto *F = reinterpret_cast<void (*)(int64_t)>(Fn);
+  CallerStats St;
+  St.Case = I;
+  CcCnt[I] = 0;
+  for (unsigned It = 1; It <= Cfg.Iters; ++It) {
+    memset(CcRec + size_t(I) * conv::CaseBytes, 0, conv::CaseBytes);
+    F(It);
+    auto Status = checkCallers(I, It);
+    bool Bad = false;
+    for (auto &V : Status)
+      Bad |= V != "ok";
+    if (It == 1)
+      St.First = Status;
+    else
+      St.LaterBadIterations += Bad;
+    if (It == 2)
+      St.Later = Status;
+  }
+  St.CalleeCalls = unsigned(CcCnt[I]);
+  return St;
 }
 
 static void finish(RunState &S, Outcome &O, const std::string &Prefix) {
@@ -798,7 +994,11 @@ static Error addBuffers(JITDylib &JD, LLJIT &J) {
        {J.mangleAndIntern("asmgen_res"),
         {ExecutorAddr::fromPtr(Res), JITSymbolFlags::Exported}},
        {J.mangleAndIntern("asmgen_cnt"),
-        {ExecutorAddr::fromPtr(Cnt), JITSymbolFlags::Exported}}}));
+        {ExecutorAddr::fromPtr(Cnt), JITSymbolFlags::Exported}},
+       {J.mangleAndIntern("asmgen_ccrec"),
+        {ExecutorAddr::fromPtr(CcRec), JITSymbolFlags::Exported}},
+       {J.mangleAndIntern("asmgen_cccnt"),
+        {ExecutorAddr::fromPtr(CcCnt), JITSymbolFlags::Exported}}}));
 }
 
 static Expected<ThreadSafeModule> parse(const std::string &Text,
@@ -864,6 +1064,26 @@ static Error runLazy(RunState &S, Outcome &O) {
     return Root.takeError();
   runIterations(Root->getValue(), O);
   finish(S, O, "f");
+  // The callers of other conventions, in their own lazily compiled module.
+  auto Callers = parse(conv::module(), **J);
+  if (!Callers)
+    return Callers.takeError();
+  if (auto Err = (*J)->addLazyIRModule(std::move(*Callers)))
+    return Err;
+  for (unsigned I = 0; I < conv::NumCases; ++I) {
+    auto Sym = (*J)->lookup(conv::callerName(conv::Cases[I]));
+    if (!Sym)
+      return Sym.takeError();
+    CallerStats St = runCallers(I, Sym->getValue());
+    if (const auto *R = S.Namer->named(conv::callerName(conv::Cases[I])))
+      for (uint64_t A = R->Start; A < R->End; ++A) {
+        char Buf[4];
+        snprintf(Buf, sizeof Buf, "%02x",
+                 *reinterpret_cast<const uint8_t *>(A));
+        St.Code += Buf;
+      }
+    O.Callers.push_back(std::move(St));
+  }
   return Error::success();
 }
 
@@ -1114,6 +1334,31 @@ static std::string jsonStats(const ArgStats &A) {
   return Buf + jsonMap(A.Losses) + "}";
 }
 
+static std::string jsonStrings(const std::vector<std::string> &V) {
+  std::string O = "[";
+  for (size_t I = 0; I < V.size(); ++I)
+    O += (I ? ", " : "") + quote(V[I]);
+  return O + "]";
+}
+
+static std::string jsonCallers(const std::vector<CallerStats> &Callers) {
+  std::string O = "[";
+  for (size_t I = 0; I < Callers.size(); ++I) {
+    const CallerStats &St = Callers[I];
+    const conv::Case &C = conv::Cases[St.Case];
+    O += std::string(I ? ", " : "") + "{\"case\": " + quote(C.Name) +
+         ", \"cc\": " + quote(C.CC) +
+         ", \"lanes\": " + std::to_string(conv::lanes(C)) +
+         ", \"callee_calls\": " + std::to_string(St.CalleeCalls) +
+         ", \"later_bad_iterations\": " +
+         std::to_string(St.LaterBadIterations) +
+         ", \"first\": " + jsonStrings(St.First) +
+         ", \"later\": " + jsonStrings(St.Later) +
+         ", \"code\": " + quote(St.Code) + "}";
+  }
+  return O + "]";
+}
+
 static std::string json(const JITTargetMachineBuilder &JTMB) {
   unsigned Args = 0, Wide = 0, Stack = 0;
   for (unsigned F = 0; F < model::NumFns; ++F)
@@ -1142,6 +1387,11 @@ static std::string json(const JITTargetMachineBuilder &JTMB) {
   O += "  \"arguments\": " + std::to_string(Args) + ",\n";
   O += "  \"wide_register_arguments\": " + std::to_string(Wide) + ",\n";
   O += "  \"stack_arguments\": " + std::to_string(Stack) + ",\n";
+  O += "  \"caller_values\": {\"ints\": " + std::to_string(conv::NumInts) +
+       ", \"vectors\": " + std::to_string(conv::NumVecs) +
+       ", \"vector_base\": " + std::to_string(conv::VecBase) +
+       ", \"vector_slot\": " + std::to_string(conv::VecSlot) +
+       ", \"case_bytes\": " + std::to_string(conv::CaseBytes) + "},\n";
   O += "  \"registry\": {";
   for (size_t I = 0; I < RegistryResults.size(); ++I)
     O += std::string(I ? ", " : "") + quote(RegistryResults[I].first) + ": " +
@@ -1171,7 +1421,8 @@ static std::string json(const JITTargetMachineBuilder &JTMB) {
          "\"backtrace_ends\": " + jsonMap(R.BTEnds) +
          ", \"first_backtrace\": " + quote(R.FirstBacktrace) +
          ", \"first\": " + jsonStats(R.First) +
-         ", \"later\": " + jsonStats(R.Later) + "}" +
+         ", \"later\": " + jsonStats(R.Later) +
+         ", \"callers\": " + jsonCallers(R.Callers) + "}" +
          (I + 1 < Outcomes.size() ? ",\n" : "\n");
   }
   return O + "  ]\n}\n";
@@ -1213,6 +1464,7 @@ int main(int argc, char **argv) {
   }
   InitializeNativeTarget();
   InitializeNativeTargetAsmPrinter();
+  InitializeNativeTargetAsmParser(); // conv: a callee has inline asm
   auto JTMB = jitTargetMachine();
   {
     // The registers the JIT'd code passes vectors in, from the target

@@ -139,19 +139,22 @@ def test_the_program_exercises_the_calling_convention(executable):
 def test_declared_outcomes_with_the_deliberate_clobber(executable, expected):
     """Every row, both paths, on the host CPU: the AVX-safe classes keep every
     argument; LLVM's, the fxsave and the lean classes lose the upper bytes of
-    every ymm/zmm argument, and nothing else; unwinding ends as declared."""
-    _, verdicts = _judged(executable, expected, "Deliberate clobber, host CPU", "clobber")
+    every ymm/zmm argument, and nothing else; unwinding ends as declared.  The
+    callers of other conventions lose what each row declares."""
+    result, verdicts = _judged(executable, expected, "Deliberate clobber, host CPU", "clobber")
     assert not _failures(verdicts)
+    assert not _failures(jit_build.judge_callers(result, expected))
 
 
 def test_natural_mode(executable, expected):
     """No deliberate clobber: what the compile's own C++ (glibc's AVX/EVEX
     string routines) does to the vector registers depends on glibc and the
     CPU, so `lost` rows are printed, not asserted; everything else is."""
-    _, verdicts = _judged(
+    result, verdicts = _judged(
         executable, expected, "Natural (no deliberate clobber), host CPU", "natural"
     )
     assert not _failures(verdicts)
+    assert not _failures(jit_build.judge_callers(result, expected))
 
 
 @pytest.mark.parametrize(
@@ -170,6 +173,7 @@ def test_declared_outcomes_on_narrower_vectors(executable, expected, cpu, needs)
     )
     assert result["vec_reg_bytes"] == (32 if cpu == "x86-64-v3" else 16)
     assert not _failures(verdicts)
+    assert not _failures(jit_build.judge_callers(result, expected))
 
 
 def test_eh_frame_registration_as_documented(executable):
@@ -200,3 +204,127 @@ def test_the_judge_fails_a_wrong_declaration(executable, expected):
     )
     verdicts = jit_build.judge(result, swapped)
     assert all(verdicts.values()), [k for k, v in verdicts.items() if not v]
+
+
+# ---------------------------------------------------------- callers' conventions
+
+
+def _convention_of_host():
+    """The caller conventions of the host's C convention (System V here)."""
+    (spec, *_) = jit_build.native_family(f.spec for f in spec_files())
+    return spec.convention_info
+
+
+def test_callers_hold_values_where_their_convention_keeps_them(executable):
+    """Read from the JIT'd callers' code: LLVM keeps the values in registers
+    the convention keeps (never in one the facts say it does not), wider than
+    128 bits only where the facts allow, and uses the registers the
+    convention keeps beyond C's: coldcc r11 and xmm8-15, preserve_mostcc rax,
+    rcx, ..., r10, preserve_allcc xmm8-15 (as ymm with AVX).  So the cases
+    test what the issue is about, and the facts agree with LLVM's own code."""
+    result = _run(executable, "clobber")
+    holdings = jit_build.caller_holdings(result)
+    conv = _convention_of_host()
+    c_keeps = set(conv.callee_saved)
+    flags = cpu_flags()
+    for case, cc in (("coldcc", "coldcc"), ("preserve_mostcc", "preserve_mostcc")):
+        held = holdings[case]
+        caller = conv.caller_conventions[cc]
+        widths = caller.widths(flags)
+        for reg in filter(None, held):
+            assert reg[0] in caller.callee_saved, (case, reg)
+            assert reg[1] <= widths.get(reg[0], 128 if reg[0].startswith("xmm") else 64)
+    held = {reg[0]: reg[1] for reg in filter(None, holdings["coldcc"])}
+    assert "r11" in held and {f"xmm{i}" for i in range(8, 16)} & set(held)
+    held = {reg[0] for reg in filter(None, holdings["preserve_mostcc"])}
+    assert held - c_keeps and held - c_keeps <= {
+        "rax",
+        "rcx",
+        "rdx",
+        "rsi",
+        "rdi",
+        "r8",
+        "r9",
+        "r10",
+    }
+    allcc = conv.caller_conventions["preserve_allcc"]
+    held = {reg[0]: reg[1] for reg in filter(None, holdings["preserve_allcc"])}
+    assert set(held) <= set(allcc.callee_saved)
+    high = {f"xmm{i}" for i in range(8, 16)} & set(held)
+    assert high
+    wide = 256 if "avx" in flags else 128
+    assert (
+        {held[r] for r in high}
+        == {wide}
+        == {min(wide, allcc.widths(flags).get(r, 128)) for r in high}
+    )
+
+
+def test_declared_callers_agree_with_the_specs(expected):
+    """No class claims a convention the lazy JIT shows it breaking: a row of an
+    asmgen class declares `kept` or `upper-lost` exactly for the conventions
+    its spec serves (`upper-lost` only where the spec declares vector_width,
+    `kept` where it does not), and `lost` for the others."""
+    specs = {f.spec.abi: f.spec for f in spec_files()}
+    for row in expected.rows:
+        if not row.abi:
+            continue
+        spec = specs[row.abi]
+        narrow = any(v.check == "vector_width" for v in spec.expected_violations)
+        for cc, outcome in row.callers.items():
+            if cc not in spec.serves:
+                assert outcome == "lost", (row.abi, cc)
+            elif outcome == "upper-lost":
+                assert narrow, (row.abi, cc)
+            else:
+                assert outcome == "kept", (row.abi, cc)
+
+
+def test_lost_values_are_the_registers_the_spec_loses(executable, expected):
+    """With the deliberate clobber, a class loses exactly the values held in
+    the registers its spec neither saves nor leaves to C's callee-saved ones
+    (spec/serving.py, what the contract checks read): the JIT and the static
+    reading agree, register by register (upper halves aside: vector_width)."""
+    from asmgen.spec.serving import lost_registers
+
+    result = _run(executable, "clobber")
+    holdings = jit_build.caller_holdings(result)
+    specs = {jit_build.orcabi_class(f.spec): f.spec for f in spec_files()}
+    checked = 0
+    for got in result["rows"]:
+        spec = specs.get(got["label"])
+        if spec is None or not got.get("callers"):
+            continue
+        for case in got["callers"]:
+            if case["case"] in expected.callee_defects:
+                continue
+            held = holdings[case["case"]]
+            caller = spec.convention_info.caller_conventions[case["cc"]]
+            lost = set(lost_registers(spec, caller))
+            want = {k for k, reg in enumerate(held) if reg and reg[0] in lost}
+            got_lost = {k for k, status in enumerate(case["first"]) if status in ("wrong", "low")}
+            assert got_lost == want, (got["label"], case["case"])
+            checked += bool(want)
+    assert checked >= 2  # the lean class under coldcc and preserve_allcc
+
+
+def test_the_callers_judge_fails_wrong_declarations(executable, expected):
+    """Declare every class kept for every convention, and the lean class's
+    losses fail; declare every class lost, and the others fail; drop the
+    callee defect, and every row fails its ymm case."""
+    import dataclasses
+
+    result = _run(executable, "clobber")
+    for outcome in ("kept", "lost"):
+        rows = tuple(
+            dataclasses.replace(r, callers=dict.fromkeys(r.callers, outcome)) for r in expected.rows
+        )
+        verdicts = jit_build.judge_callers(result, dataclasses.replace(expected, rows=rows))
+        failing = {label for (label, _), why in verdicts.items() if why}
+        if outcome == "kept":
+            assert "X86_64_SysV_Lean_ORCABI" in failing
+        else:
+            assert len(failing) == len(expected.rows)
+    verdicts = jit_build.judge_callers(result, dataclasses.replace(expected, callee_defects={}))
+    if "avx" in cpu_flags():
+        assert all(verdicts[(r.label, "preserve_allcc_ymm_callee")] for r in expected.rows)
