@@ -156,6 +156,7 @@ class Review:
     new: str
     abis: tuple[AbiReview, ...]
     llvm: bool = False  # LLVM's sources: classes and their writers, no asmgen frame records
+    notes: tuple[str, ...] = ()  # how the sides were read, when it limits the review
 
 
 def _fields(record: dict) -> list[dict]:
@@ -559,4 +560,9 @@ def review(
     llvm = old.llvm is not None or new.llvm is not None
     if verify or (llvm and llvm_verify):
         chosen = _with_verdicts(old, new, chosen)
-    return Review(old.label, new.label, tuple(chosen), llvm)
+    notes = tuple(
+        f"{side}: {source.llvm.writers_note}: trampolines and stubs are not compared"
+        for side, source in (("OLD", old), ("NEW", new))
+        if source.llvm is not None and source.llvm.driver is None
+    )
+    return Review(old.label, new.label, tuple(chosen), llvm, notes)

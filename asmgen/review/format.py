@@ -247,7 +247,7 @@ def _source_lines(abi: AbiReview) -> list[str]:
     out += [f"note: {text}" for text in abi.notes]
     for side, verdict in zip(("OLD", "NEW"), abi.verdicts, strict=True):
         if verdict is not None and verdict.about:
-            out.append(f"{side} verified against {verdict.about}")
+            out.append(f"{side}: {verdict.about}")
     return out
 
 
@@ -416,7 +416,7 @@ def to_json(result: Review, context: int = 1) -> str:
                 "diff": [d.text for d in diff_lines(abi, context)],
             }
         )
-    document = {"old": result.old, "new": result.new, "abis": abis}
+    document = {"old": result.old, "new": result.new, "notes": list(result.notes), "abis": abis}
     if judged(result):
         document["verdict"] = verdict_lines(result)[0].removeprefix("verdict: ")
         document["problems"] = [
@@ -432,6 +432,7 @@ def _cell(text: str) -> str:
 
 def to_markdown(result: Review, context: int = 1) -> str:
     out = [f"### asmgen review: `{result.old}` -> `{result.new}`", ""]
+    out += [*(f"> {note}" for note in result.notes), *([""] if result.notes else [])]
     verdict = verdict_lines(result)
     if verdict:
         out += [f"**{verdict[0].replace('verdict: ', 'Verdict: ', 1)}**", ""]
@@ -476,16 +477,21 @@ def to_markdown(result: Review, context: int = 1) -> str:
         if abi.status == "unchanged":
             continue
         out += ["", f"#### {abi.name} ({abi.arch})", ""]
-        out += [
-            f"- {line.strip()}" if not line.startswith("  ") else f"  {line.strip()}"
-            for line in summary(abi)
-        ]
+        out += [_markdown_item(line) for line in summary(abi)]
         out += ["", "```diff", *(d.text for d in diff_lines(abi, context)), "```"]
     known = known_lines(result)
     if known:
         out += ["", "#### Unchanged, with the same problems on both sides", ""]
         out += [f"- {_cell(line)}" for line in known]
     return "\n".join(out) + "\n"
+
+
+def _markdown_item(line: str) -> str:
+    """A summary line as a list item: indented lines nest, numbered ones stay numbered."""
+    text = line.strip()
+    depth = (len(line) - len(line.lstrip())) // 2
+    numbered = text.split(". ", 1)[0].isdigit()
+    return "  " * depth + (text if numbered else f"- {text}")
 
 
 _STYLES = {"hunk": "cyan", "deleted": "red", "inserted": "green", "context": ""}
@@ -496,6 +502,8 @@ def print_terminal(result: Review, console, context: int = 1) -> None:
     from rich.text import Text
 
     console.print(Text(f"asmgen review: {result.old} -> {result.new}", style="bold"))
+    for note in result.notes:
+        console.print(Text(note, style="dim"))
     unchanged = [abi.name for abi in result.abis if abi.status == "unchanged"]
     for abi in result.abis:
         if abi.status == "unchanged":

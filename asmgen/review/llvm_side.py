@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from asmgen.arches import ARCHES
 from asmgen.review.llvm_inputs import Tree
-from asmgen.review.llvm_tables import Conventions, Finding, LlvmClass, read_tree
+from asmgen.review.llvm_reach import stub_reach
+from asmgen.review.llvm_tables import UNIT_WRITERS, Conventions, Finding, LlvmClass, read_tree
 from asmgen.review.llvm_writers import Driver, Unavailable, build
 
 # Where the unit records are written: two units each, pointers a page past the stubs.
@@ -42,7 +43,7 @@ class LlvmSide:
     tree: Tree
     classes: dict[str, LlvmClass]
     driver: Driver | None
-    writers_note: str  # how the trampolines and stubs were obtained, or why not
+    writers_note: str  # where the trampolines and stubs come from, or why not from the side
     units: dict[str, dict] = field(default_factory=dict)  # writer -> unit record
     notes: dict[str, list[str]] = field(default_factory=dict)  # class -> reader notes
 
@@ -71,6 +72,17 @@ class LlvmSide:
         answer = self.driver.ask([f"R {name} {target:x} {fn_addr:x} {ctx_addr:x} {n:x}"])[0]
         return self.order_fix(name)(answer.data)
 
+    def chain_units(self, name: str) -> DriverUnits | None:
+        """Class `name`'s trampolines and stubs for verify's chain, from the compiled
+        writers; None when they cannot be run (no driver, a writer or size missing)."""
+        cls = self.classes[name]
+        constants = cls.record["constants"]
+        sizes = [constants.get("TrampolineSize"), constants.get("StubSize")]
+        if self.driver is None or set(cls.units) != set(UNIT_WRITERS) or None in sizes:
+            return None
+        reach = constants.get("StubToPointerMaxDisplacement", 1 << 31)
+        return DriverUnits(self, name, sizes[0], sizes[1], reach)
+
     def block(self, kind: str, name: str, a: int, b: int, count: int) -> bytes:
         """What class `name`'s trampoline (T) or stub (S) writer writes for `count` units."""
         cls = self.classes[name]
@@ -80,6 +92,23 @@ class LlvmSide:
         return self.order_fix(name)(answer.data)
 
 
+@dataclass(frozen=True)
+class DriverUnits:
+    """A class's trampolines and stubs as its side's compiled writers write them."""
+
+    side: LlvmSide
+    name: str
+    trampoline_size: int
+    stub_size: int
+    stub_to_pointer_max_displacement: int
+
+    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
+        return self.side.block("T", self.name, block_addr, resolver_addr, n)
+
+    def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
+        return self.side.block("S", self.name, stubs_addr, ptrs_addr, n)
+
+
 def _entries(classes: dict[str, LlvmClass]) -> list[tuple[str, bool, bool]]:
     return [(n, "trampolines" in c.units, "stubs" in c.units) for n, c in classes.items()]
 
@@ -87,18 +116,18 @@ def _entries(classes: dict[str, LlvmClass]) -> list[tuple[str, bool, bool]]:
 def read_side(tree: Tree, conventions: Conventions, compile_writers: bool = True) -> LlvmSide:
     classes = read_tree(tree.root, conventions)
     if not compile_writers:
-        return LlvmSide(tree, classes, None, "not compiled (--no-compile): resolver tables only")
+        return LlvmSide(tree, classes, None, "this side's writers were not compiled (--no-compile)")
     try:
         driver = build(tree.root, _entries(classes))
     except Unavailable as exc:
-        return LlvmSide(tree, classes, None, f"{exc}: resolver tables only")
+        return LlvmSide(tree, classes, None, f"this side's writers could not be compiled: {exc}")
     side = LlvmSide(tree, classes, driver, "this side's writers, compiled")
     try:
         _check_reading(side)
         _unit_records(side)
     except Unavailable as exc:
         side.driver, side.units = None, {}
-        side.writers_note = f"{exc}: resolver tables only"
+        side.writers_note = f"this side's writers did not run: {exc}"
     return side
 
 
@@ -140,6 +169,10 @@ def _unit_records(side: LlvmSide) -> None:
                 continue
             data = side.block(key, name, a, b, UNIT_COUNT)
             _unit_size(cls, kind, writer, constants, data)
+            if kind == "stubs" and side.chain_units(name) is not None:
+                reach = stub_reach(side.chain_units(name), cls.contract.spec)
+                if reach:
+                    cls.findings.append(Finding("reach:StubToPointerMaxDisplacement", reach))
             if writer in side.units:
                 continue
             side.units[writer] = {

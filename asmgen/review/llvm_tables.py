@@ -73,6 +73,13 @@ class Contract:
     how: str  # "asmgen's spec abi_specs/x.yaml", "inferred from the class name ...", ...
     own_spec: bool  # asmgen has a spec for this class
 
+    @property
+    def about(self) -> str:
+        """What the class is verified against, as the review says it."""
+        if self.own_spec:
+            return f"verified against {self.convention} ({self.how})"
+        return f"no asmgen spec; verified against {self.convention} ({self.how})"
+
 
 @dataclass
 class LlvmClass:
@@ -162,13 +169,11 @@ def contract_for(name: str, conventions: Conventions, endian: str | None) -> Con
                 hint=f"name one with --convention {name}=<convention> (abi_specs/conventions/)",
             )
         chosen = inferred[0]
-        how = f"inferred from the class name ({', '.join(inferred[1])})"
+        how = f"inferred from the class name: {', '.join(inferred[1])}"
     conv = conventions.named(chosen)
     base = own or _base_spec(conv, endian, conventions.specs)
     if base is None:
         raise AsmgenError(f"{name}: asmgen has no spec of {conv.arch} to verify it with")
-    if own is None:
-        how = f"no asmgen spec; verified against {chosen} ({how})"
     spec = _for_review(base.spec, name, conv, endian or base.spec.endian)
     return Contract(spec, base.path, chosen, how, own is not None)
 

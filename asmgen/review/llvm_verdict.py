@@ -13,7 +13,7 @@ All classes of one side run in one `verify` call: one harness per target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from asmgen.build.pipeline import build
 from asmgen.resources import TEMPLATES_DIR
@@ -25,38 +25,17 @@ from asmgen.verify.runner import verify
 from asmgen.verify.stackimage import ResolverStack, home_area_cause, lost_controls
 
 
-@dataclass(frozen=True)
-class DriverUnits:
-    """A class's trampolines and stubs as its side's compiled writers write them."""
-
-    side: LlvmSide
-    name: str
-    trampoline_size: int
-    stub_size: int
-    stub_to_pointer_max_displacement: int
-
-    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
-        return self.side.block("T", self.name, block_addr, resolver_addr, n)
-
-    def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
-        return self.side.block("S", self.name, stubs_addr, ptrs_addr, n)
-
-
 def _units(side: LlvmSide, name: str) -> tuple[object | None, str]:
     """The chain's trampolines and stubs, and where they come from."""
     cls = side.classes[name]
-    constants = cls.record["constants"]
-    if side.driver is not None and set(cls.units) == {"trampolines", "stubs"}:
-        need = ("TrampolineSize", "StubSize")
-        if all(k in constants for k in need):
-            reach = constants.get("StubToPointerMaxDisplacement", 1 << 31)
-            units = DriverUnits(side, name, constants[need[0]], constants[need[1]], reach)
-            return units, "trampolines and stubs: this side's writers, compiled"
+    units = side.chain_units(name)
+    if units is not None:
+        return units, f"trampolines and stubs: {side.writers_note}"
     contract = cls.contract
     table = build(SpecFile(contract.spec_path, contract.spec), TEMPLATES_DIR)
     why = side.writers_note if side.driver is None else "the class's writers are not all defined"
     return table, (
-        f"trampolines and stubs: asmgen's from {contract.spec_path.name}, standing in ({why})"
+        f"trampolines and stubs: asmgen's from {contract.spec_path.name} standing in ({why})"
     )
 
 
@@ -87,7 +66,7 @@ def verdicts(side: LlvmSide, names: list[str]) -> dict[str, Verdict]:
     out = {}
     for (name, (made_subject, origin)), report in zip(made.items(), reports, strict=True):
         cls = side.classes[name]
-        about = f"{cls.contract.convention} ({cls.contract.how}); {origin}"
+        about = f"{cls.contract.about}; {origin}"
         causes = {}
         if report.outcomes["shadow_space"].outcome == "FAIL":
             causes["shadow_space"] = home_area_cause(made_subject.stack)
