@@ -26,7 +26,10 @@ def _conventions(values: list[str]) -> Conventions:
             by_class[name if name.startswith("Orc") else f"Orc{name}"] = convention
         else:
             default = convention
-    return Conventions(by_class, default)
+    found = Conventions(by_class, default)
+    for name in [*by_class.values(), *([default] if default else [])]:
+        found.named(name)  # an unknown name is bad input before anything runs
+    return found
 
 
 def run(args) -> int:
@@ -52,10 +55,16 @@ def run(args) -> int:
         from rich.console import Console
 
         print_terminal(result, Console(highlight=False, soft_wrap=True), args.context)
+    return exit_status(result, args.exit_code)
+
+
+def exit_status(result, exit_code: bool = False) -> int:
+    """1 when NEW breaks something OLD did not (or, with --exit-code, when anything
+    changed), else 0; bad input never gets here (2)."""
     if any(abi.problems for abi in result.abis):
         return 1
     changed = any(abi.status != "unchanged" for abi in result.abis)
-    return 1 if args.exit_code and changed else 0
+    return 1 if exit_code and changed else 0
 
 
 def register(sub) -> None:
