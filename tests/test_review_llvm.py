@@ -13,6 +13,7 @@ name.  The review patches are tests/fixtures/review/*.patch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -236,11 +237,13 @@ def test_class_names_that_name_a_convention():
 
 @pytest.fixture(scope="module")
 def seed_review(before_r268845):
-    """The thread's first attempt, added as LLVM's OrcX86_64_Win32, reviewed once."""
-    old, new = llvm_pair(
-        str(before_r268845), str(PATCHES / "seed_initial.patch"), None, Conventions(), True
-    )
-    return review(old, new, abis=("X86_64_Win32",))
+    """The thread's first attempt, added as LLVM's OrcX86_64_Win32, reviewed once
+    (from the folder above the checkout, as docs/review.md runs it)."""
+    with contextlib.chdir(before_r268845.parent):
+        old, new = llvm_pair(
+            before_r268845.name, str(PATCHES / "seed_initial.patch"), None, Conventions(), True
+        )
+        return review(old, new, abis=("X86_64_Win32",))
 
 
 def test_seed_shows_the_three_changed_instructions(seed_review):
@@ -531,3 +534,23 @@ def test_review_tree_label_names_the_patch(before_r268845):
     )
     assert new.label == f"{before_r268845} + r268845.patch"
     assert isinstance(new.llvm.tree, Tree) and new.llvm.driver is None
+
+
+def test_docs_llvm_example_is_current(seed_review):
+    """docs/review.md shows the seed's review as the command prints it (the
+    `native:` lines depend on the CPU's vector width and are left out)."""
+    doc = (ROOT / "docs" / "review.md").read_text()
+    start = doc.index("### asmgen review: `llvm-project` -> `llvm-project + seed_initial.patch`")
+    shown = []
+    for line in doc[start - 4 :].splitlines():
+        if line and not line.startswith("    "):
+            break
+        shown.append(line[4:])
+    while shown and not shown[-1]:
+        shown.pop()
+    printed = to_markdown(seed_review).splitlines()
+
+    def stable(lines: list[str]) -> list[str]:
+        return [line for line in lines if "- native:" not in line]
+
+    assert stable(shown) == stable(printed)
