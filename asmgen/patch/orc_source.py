@@ -278,17 +278,23 @@ def _forward_call(src: Source, definition: Node) -> tuple[str | None, list[str]]
     return None, []
 
 
-def constant(decls: dict[str, ClassDecl], name: str, member: str) -> tuple[ClassDecl, Node] | None:
-    """`member` of class `name` or of its nearest base that declares it."""
+def lineage(decls: dict[str, ClassDecl], name: str) -> Iterator[ClassDecl]:
+    """Class `name`, then its bases, nearest first (each once)."""
     queue, seen = [name], set()
     while queue:
         current = decls.get(queue.pop(0))
         if current is None or current.name in seen:
             continue
         seen.add(current.name)
+        yield current
+        queue.extend(current.bases)
+
+
+def constant(decls: dict[str, ClassDecl], name: str, member: str) -> tuple[ClassDecl, Node] | None:
+    """`member` of class `name` or of its nearest base that declares it."""
+    for current in lineage(decls, name):
         if member in current.constants:
             return current, current.constants[member]
-        queue.extend(current.bases)
     return None
 
 

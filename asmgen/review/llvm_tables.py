@@ -230,46 +230,35 @@ class _Writer:
 
 def _resolver_of(name: str, decls: dict[str, orc.ClassDecl], fns) -> _Writer | None:
     """The writeResolverCode `name` runs: its own, a forwarder's target, or inherited."""
-    queue, seen = [name], set()
-    while queue:
-        current = queue.pop(0)
-        if current in seen or current not in decls:
-            continue
-        seen.add(current)
-        own = fns.get(f"{current}::{orc.RESOLVER_FN}")
+    for current in orc.lineage(decls, name):
+        own = fns.get(f"{current.name}::{orc.RESOLVER_FN}")
         extra: dict[str, int] = {}
-        if own is None and decls[current].forwards_to:
-            own = fns.get(f"{decls[current].forwards_to}::{orc.RESOLVER_FN}")
-            if own is not None:
-                params = parameters(own)
-                for (pname, _), text in zip(
-                    params[4:], decls[current].forward_args[4:], strict=False
-                ):
-                    value = _literal(text)
-                    if value is not None:
-                        extra[pname] = value
+        if own is None and current.forwards_to:
+            own = fns.get(f"{current.forwards_to}::{orc.RESOLVER_FN}")
+            passed = current.forward_args[4:]
+            for (param, _), text in zip(parameters(own)[4:] if own else [], passed, strict=False):
+                value = _literal(text)
+                if value is not None:
+                    extra[param] = value
         if own is not None:
             params = parameters(own)
             if len(params) - 4 != len(extra) or own.table is None:
                 return None  # a base class whose writer needs arguments only subclasses pass
             return _Writer(own, extra, tuple(p for p, _ in params[1:4]))
-        queue.extend(decls[current].bases)
     return None
 
 
 def _unit_writer(name: str, decls, defined: set[str], kind: str) -> str | None:
     """`Class::writeTrampolines` (or the stubs writer) that `name` inherits or defines."""
     writer = UNIT_WRITERS[kind]
-    queue, seen = [name], set()
-    while queue:
-        current = queue.pop(0)
-        if current in seen or current not in decls:
-            continue
-        seen.add(current)
-        if f"{current}::{writer}" in defined:
-            return f"{current}::{writer}"
-        queue.extend(decls[current].bases)
-    return None
+    return next(
+        (
+            f"{c.name}::{writer}"
+            for c in orc.lineage(decls, name)
+            if f"{c.name}::{writer}" in defined
+        ),
+        None,
+    )
 
 
 def _constants(name: str, decls) -> dict[str, int]:
