@@ -549,3 +549,24 @@ def test_docs_llvm_example_is_current(seed_review):
         return [line for line in lines if "- native:" not in line]
 
     assert stable(shown) == stable(printed)
+
+
+def test_a_trampoline_writer_edit_is_reviewed_as_code(capsys):
+    """The units come from the side's own compiled writers: an edit of the x86-64
+    trampoline's displacement formula shows as the `callq` it writes."""
+    status, doc = run(
+        capsys,
+        str(TREE),
+        str(PATCHES / "trampoline_displacement.patch"),
+        "--abi",
+        "X86_64_SysV",
+        "--no-verify",
+    )
+    abis = by_name(doc)
+    assert edits(abis["OrcX86_64_Base::writeTrampolines"]) == [
+        "-0x00        callq *0xa(%rip)",
+        "+      0x00  callq *0xe(%rip)",
+        "-0x08        callq *2(%rip)",
+        "+      0x08  callq *6(%rip)",
+    ]
+    assert abis["OrcX86_64_SysV"]["status"] == "unchanged" and status == 0

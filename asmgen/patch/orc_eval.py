@@ -94,15 +94,9 @@ class _Run:
         self.locals: dict[str, Val | Arr | Unsupported] = {}
         self.params: dict[str, Val] = {}
         self.addresses: set[str] = set()
-        self.memory = ""
-        declarator = fn.node.child_by_field_name("declarator")
-        params = declarator.child_by_field_name("parameters") if declarator else None
-        for index, param in enumerate(params.named_children if params else []):
-            name = _param_name(param)
-            kind = _type_name(param.child_by_field_name("type"))
-            if index == 0:
-                self.memory = name
-                continue
+        declared = parameters(fn)
+        self.memory = declared[0][0] if declared else ""
+        for name, kind in declared[1:]:
             if kind in ADDRESS_TYPES:
                 self.addresses.add(name)
             if name in args:

@@ -372,6 +372,7 @@ def to_json(result: Review, context: int = 1) -> str:
     for abi in result.abis:
         abis.append(
             {
+                "name": abi.name,
                 "old_abi": abi.old_abi,
                 "new_abi": abi.new_abi,
                 "arch": abi.arch,

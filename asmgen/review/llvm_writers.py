@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -225,8 +226,6 @@ def driver_source(entries: list[tuple[str, bool, bool]]) -> str:
 def build(root: Path, entries: list[tuple[str, bool, bool]]) -> Driver:
     """The driver of the tree at `root` for `entries`; Unavailable with the reason
     when it cannot be built here."""
-    import time
-
     compiler, cxxflags = _tool_identity()
     header = (root / orc.HEADER_PATH).read_bytes()
     cpp = blank_resolver_asserts(orc.load(root, orc.CPP_PATH))
