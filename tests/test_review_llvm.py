@@ -141,11 +141,12 @@ def fixture_side():
     return read_side(from_checkout(TREE), Conventions())
 
 
-def test_the_trees_writers_against_libllvm(fixture_side, tmp_path_factory):
+def test_the_trees_writers_against_libllvm(fixture_side, request):
     """What the review compiles from the tree writes what Debian's libLLVM-19 writes:
     every resolver (through the compiled driver and the Python reading alike), two
     trampolines and two stubs of every class."""
-    llvm = oracle.llvm_driver(tmp_path_factory.mktemp("llvm19-driver"))
+    # The driver test_llvm19_oracle builds, kept between runs under its inputs' hash.
+    llvm = oracle.llvm_driver(request.config.cache.mkdir("llvm19-drivers"))
     assert fixture_side.driver is not None and not fixture_side.notes
     requests, expected = [], []
     for name, cls in fixture_side.classes.items():
