@@ -14,6 +14,7 @@ the review covers the resolver tables only, and says so.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 
 from asmgen.arches import ARCHES
@@ -31,7 +32,7 @@ SLACK = 256  # bytes past the expected end a writer may write
 
 
 def swap_words(data: bytes, size: int) -> bytes:
-    """Host-order (little-endian) words as a big-endian target stores them."""
+    """Words of `size` bytes in the other byte order."""
     if size <= 1:
         return data
     padded = data + bytes(-len(data) % size)
@@ -59,11 +60,12 @@ class LlvmSide:
         return json.dumps(parts, sort_keys=True, default=str)
 
     def order_fix(self, name: str):
-        """The byte-order correction for what the driver writes for class `name`."""
+        """What the driver writes for class `name` (words in this host's byte order,
+        as ORC writes them) in the class's byte order."""
         cls = self.classes[name]
         size = ARCHES[cls.record["arch"]].element_size
-        big = cls.endian == "big"
-        return lambda data: swap_words(data, size) if big else data
+        other = cls.endian != sys.byteorder
+        return lambda data: swap_words(data, size) if other else data
 
     def resolver(self, name: str, target: int, fn_addr: int, ctx_addr: int) -> bytes:
         """The compiled writeResolverCode's output for class `name`."""
