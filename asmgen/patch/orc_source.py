@@ -178,6 +178,9 @@ class ClassDecl:
     member_macro: str = ""
     # The writeResolverCode declaration's parameter types, as written.
     resolver_params: list[str] = field(default_factory=list)
+    # The arguments the inline forwarder passes to Base::writeResolverCode, as
+    # written (`..., ReentryCtxAddr, false` for OrcMips32Le).
+    forward_args: list[str] = field(default_factory=list)
 
 
 def classes(header: Source) -> dict[str, ClassDecl]:
@@ -217,7 +220,7 @@ def classes(header: Source) -> dict[str, ClassDecl]:
                 continue
             decl.resolver_params = _parameter_types(header, function)
             if member.type == "function_definition":
-                decl.forwards_to = _forward_target(header, member)
+                decl.forwards_to, decl.forward_args = _forward_call(header, member)
         found[decl.name] = decl
     return found
 
@@ -261,28 +264,37 @@ def _declared_name(src: Source, definition: Node) -> str | None:
     return src.text(declarator.child_by_field_name("declarator"))
 
 
-def _forward_target(src: Source, definition: Node) -> str | None:
+def _forward_call(src: Source, definition: Node) -> tuple[str | None, list[str]]:
+    """The Base of a `Base::writeResolverCode(...)` call in `definition`, and its arguments."""
     for node in _walk(definition):
         function = node.child_by_field_name("function") if node.type == "call_expression" else None
         if function is not None and function.type == "qualified_identifier":
             name = function.child_by_field_name("name")
             scope = function.child_by_field_name("scope")
             if name is not None and scope is not None and name.text == RESOLVER_FN.encode():
-                return src.text(scope)
-    return None
+                arguments = node.child_by_field_name("arguments")
+                args = [src.text(a) for a in arguments.named_children if a.type != "comment"]
+                return src.text(scope), args
+    return None, []
 
 
-def constant(decls: dict[str, ClassDecl], name: str, member: str) -> tuple[ClassDecl, Node] | None:
-    """`member` of class `name` or of its nearest base that declares it."""
+def lineage(decls: dict[str, ClassDecl], name: str) -> Iterator[ClassDecl]:
+    """Class `name`, then its bases, nearest first (each once)."""
     queue, seen = [name], set()
     while queue:
         current = decls.get(queue.pop(0))
         if current is None or current.name in seen:
             continue
         seen.add(current.name)
+        yield current
+        queue.extend(current.bases)
+
+
+def constant(decls: dict[str, ClassDecl], name: str, member: str) -> tuple[ClassDecl, Node] | None:
+    """`member` of class `name` or of its nearest base that declares it."""
+    for current in lineage(decls, name):
         if member in current.constants:
             return current, current.constants[member]
-        queue.extend(current.bases)
     return None
 
 

@@ -87,14 +87,18 @@ def home_area_contents(spec: Spec, frame, lo: int, hi: int) -> list[str]:
             out.append(f"{region.label} at sp+{start:#x}")
             continue
         kind = spec.resolver.vector_state.kind
-        inside = [
-            f"{name} ({_bytes(off, off + size)})"
-            for off, size, name in vector_fields(kind)
-            if off < end - region.lo and start - region.lo < off + size
-        ]
-        where = f"{kind} area {_bytes(start - region.lo, end - region.lo)}"
-        out.append(where + (f": {', '.join(inside)}" if inside else ""))
+        out.append(vector_area(kind, start - region.lo, end - region.lo))
     return out
+
+
+def vector_area(kind: str, lo: int, hi: int) -> str:
+    """Bytes [lo, hi) of a vector-state area (fxsave64 ...) and the fields they hold."""
+    inside = [
+        f"{name} ({_bytes(off, off + size)})"
+        for off, size, name in vector_fields(kind)
+        if off < hi and lo < off + size
+    ]
+    return f"{kind} area {_bytes(lo, hi)}" + (f": {', '.join(inside)}" if inside else "")
 
 
 def _bytes(lo: int, hi: int) -> str:

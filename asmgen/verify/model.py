@@ -38,13 +38,18 @@ class Subject:
 
     spec: Spec
     spec_path: Path
-    frame: Frame
+    # The frame computed from the spec; None for code that no spec describes
+    # (LLVM's, under `asmgen review`): the static frame check is then n/a.
+    frame: Frame | None
     # instantiate(fn_addr, ctx_addr) -> code with both addresses patched in.
     instantiate: Callable[[int, int], bytes]
     source: str  # where the code came from, for the report
     # The table's own trampolines and stubs; None when it has none (an old
     # tables.json), and then the chain cannot run.
     units: ChainUnits | None = None
+    # stack(lo, hi) -> what the resolver keeps at [sp+lo, sp+hi) at the call,
+    # read from its code (stackimage.py); None: from `frame` and the spec.
+    stack: Callable[[int, int], list[str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -290,18 +290,25 @@ def _spill_cause(built: Built, run: Run, obs: bytes, found: Findings) -> None:
     slots = [s for s in slots if s]
     if not slots:
         return
-    spec, frame = run.placed.subject.spec, run.placed.subject.frame
+    subject = run.placed.subject
+    spec, frame = subject.spec, subject.frame
     regs = built.conv.args.int_regs
     hits = []
     for i, at in enumerate(slots):
         offset = at - slots[0]
-        inside = home_area_contents(spec, frame, offset, offset + ps)
+        if subject.stack is not None:
+            inside = subject.stack(offset, offset + ps)
+        else:
+            inside = home_area_contents(spec, frame, offset, offset + ps)
         if inside and 0 <= offset < built.conv.stack.home_area:
             reg = regs[i] if i < len(regs) else f"parameter {i + 1}"
             hits.append(f"{reg} at sp+{offset:#x} over {'; '.join(inside)}")
     if not hits:
         return
-    saver = _vector_save(spec, run.placed.code)
+    if subject.stack is not None:
+        saver = ", ".join(subject.stack.writers(0, built.conv.stack.home_area))
+    else:
+        saver = _vector_save(spec, run.placed.code)
     found.causes.append(
         f"the -O0 re-entry function ({run.placed.variant}) spilled its parameters into the "
         f"{built.conv.stack.home_area:#x}-byte home area {spec.convention} gives it, where the "
