@@ -4,6 +4,11 @@ Every x86-64 spec that is not one of LLVM's own tables is a variant.  Its
 reference is LLVM's table (the bytes in LLVM's source, from the reference
 facts) of the spec with the same call convention.  Both run one emulated
 round trip (`asmgen.roundtrip`); the figures are deterministic.
+
+A narrow variant (one that does not serve every caller convention of its
+platform) is measured twice: as it is, and widened (`widened`): its spec with
+the registers it loses for the other conventions added to its saves, built
+in memory, to show what serving them all would leave of its savings.
 """
 
 from __future__ import annotations
@@ -12,9 +17,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from roundtrip import RoundTrip, run, run_table
 
+from asmgen.build.pipeline import build
 from asmgen.build.table import Table
+from asmgen.spec import parse_spec
+from asmgen.spec.files import SpecFile
+from asmgen.spec.serving import not_served
+from asmgen.spec.yaml_lines import read_yaml
 
 # LLVM's tables; the seed's first Win64 attempt never was one.
 REFERENCE_TABLES = ("X86_64_SysV", "X86_64_Win32")
@@ -56,6 +67,32 @@ def _convention(spec) -> tuple:
     return call.int_args, call.fp_args, call.callee_saved, call.shadow_space, call.stack_align
 
 
+WIDENED = "_Widened"
+
+
+def widened(table: Table) -> Table | None:
+    """`table`'s spec made to serve every caller convention of its platform:
+    it also saves (after its own) every register it loses for the others.
+    None when it serves them all already."""
+    spec, path = table.spec, table.spec_path
+    missing = not_served(spec)
+    if not missing:
+        return None
+    lost = list(dict.fromkeys(reg for regs in missing.values() for reg in regs))
+    data, _ = read_yaml(path.read_text(), path, "spec")
+    resolver = data["resolver"]
+    classes = {name: spec.arch_info.register(name).cls for name in lost}
+    resolver["saves"] = [*resolver["saves"], *(r for r in lost if classes[r] == "gpr")]
+    resolver["fp_saves"] = [
+        *resolver.get("fp_saves", []),
+        *(r for r in lost if classes[r] != "gpr"),
+    ]
+    data["serves"] = list(spec.convention_info.caller_conventions)
+    data["abi"] = spec.abi + WIDENED
+    text = yaml.safe_dump(data, sort_keys=False)
+    return build(SpecFile(path, parse_spec(text, path)))
+
+
 def rows(tables: list[Table], facts_path: Path) -> list[Row]:
     facts = json.loads(facts_path.read_text())["abis"]
     by_abi = {t.spec.abi: t for t in tables}
@@ -73,6 +110,10 @@ def rows(tables: list[Table], facts_path: Path) -> list[Row]:
             continue
         llvm = _llvm_trip(facts[ref.spec.abi], ref)
         result.append(Row(spec.abi, ref.spec.abi, len(table.code), run_table(table), llvm))
+        wide = widened(table)
+        if wide is not None:
+            trip = run_table(wide)
+            result.append(Row(wide.spec.abi, ref.spec.abi, len(wide.code), trip, llvm))
     return result
 
 

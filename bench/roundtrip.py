@@ -99,12 +99,14 @@ def run(
     callee_saved: tuple[str, ...],
     shadow_space: int,
     on_step=None,
+    on_chain_step=None,
 ) -> RoundTrip:
     """Run resolver bytes `code`, whose abs64 patch fields sit at `patches`
     offsets, through one round trip, reached through `units`' stubs and
     trampolines (a `Table`, or a generated module's table object).
     `on_step(uc, offset)` runs before each resolver instruction (offset from
-    the resolver's start)."""
+    the resolver's start), `on_chain_step(uc, address)` before each stub and
+    trampoline instruction."""
     from unicorn import (
         UC_ARCH_X86,
         UC_HOOK_CODE,
@@ -148,6 +150,9 @@ def run(
             ):
                 # fxsave64/xsave64 (%rsp): the area is at sp.
                 seen["area"] = uc.reg_read(_reg("rsp"))
+        elif address < RESOLVER:
+            if on_chain_step is not None:
+                on_chain_step(uc, address)
         elif address == REENTRY:
             sp = uc.reg_read(_reg("rsp"))
             seen["args"] = (uc.reg_read(_reg(int_args[0])), uc.reg_read(_reg(int_args[1])))
@@ -189,7 +194,7 @@ def run(
     )
 
 
-def run_table(table, on_step=None) -> RoundTrip:
+def run_table(table, on_step=None, on_chain_step=None) -> RoundTrip:
     spec = table.spec
     return run(
         table.code,
@@ -199,6 +204,7 @@ def run_table(table, on_step=None) -> RoundTrip:
         spec.call.callee_saved,
         spec.call.shadow_space,
         on_step,
+        on_chain_step,
     )
 
 

@@ -29,6 +29,12 @@ def llvm_tables() -> dict:
 
 
 @pytest.fixture(scope="session")
+def llvm19_tables() -> dict:
+    """LLVM 19.1.7's MIPS tables (facts), before upstream's delay-slot fix."""
+    return json.loads((FIXTURES / "llvm_tables.json").read_text())["llvm_19_1_7"]["abis"]
+
+
+@pytest.fixture(scope="session")
 def generated_module():
     """The checked-in generated Python module, imported as users would."""
     path = ROOT / "generated" / "orc_resolvers.py"

@@ -287,7 +287,7 @@ def _spec_text(stem: str) -> str:
         ("riscv64", "fp_saves: [fs0,", "fp_saves: [a5,", "is a gpr register"),
         ("aarch64", "fp_saves: [q0,", "fp_saves: [d0,", "stores vec registers"),
         ("riscv64", "frame_align: 0x8", "frame_align: 0x6", "not a power of two"),
-        ("mips32_le", "return_regs: [v0, v1]", "return_regs: [v1, a0]", "does not list"),
+        ("mips32_le", "scratch: t9", "scratch: f0", "is a fpr register"),
         ("i386", "area_size: 0x200}", "area_size: 0x0}", "needs an area_size"),
         ("riscv64", "landing: t0", "landing: x9", "'x9' is not a register"),
     ],

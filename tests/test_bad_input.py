@@ -2,9 +2,13 @@
 and nothing changed in the output folder.
 
 The inputs are files in tests/bad_inputs/: malformed specs (specs/*.yaml, each
-added beside the real specs), malformed templates (templates/<arch>/*.j2, each
-replacing that arch's template) and command lines (cli.yaml).  The first line
-of every spec and template says what it must produce: ``expect: LINE: text``.
+added beside the real specs), malformed convention files (conventions/*.yaml,
+each added beside the real ones and named by a copy of a real spec of its
+arch), malformed templates (templates/<arch>/*.j2, each replacing that arch's
+template) and command lines (cli.yaml).  The first line of every spec,
+convention and template says what it must produce: ``expect: LINE: text``
+(``expect: spec: text`` for a convention whose fault shows in the spec that
+names it, at its `convention:` line).
 """
 
 from __future__ import annotations
@@ -28,12 +32,15 @@ LLVM_TREE = ROOT / "tests" / "fixtures" / "llvm_tree"
 EXPECT = re.compile(rb"expect: (\d+): (.*?)\s*(#\})?$")
 
 SPECS = sorted(CORPUS.glob("specs/*.yaml"))
+CONVENTIONS = sorted(CORPUS.glob("conventions/*.yaml"))
 TEMPLATES = sorted(CORPUS.glob("templates/*/*.j2"))
 CLI = yaml.safe_load((CORPUS / "cli.yaml").read_text())
 
 
 def _expectation(path: Path) -> tuple[int, str]:
     first = path.read_bytes().split(b"\n", 1)[0]
+    if b"expect: spec: " in first:
+        return 0, first.split(b"expect: spec: ", 1)[1].decode().strip()
     match = EXPECT.search(first)
     assert match, f"{path}: first line must say `expect: LINE: text`"
     return int(match.group(1)), match.group(2).decode()
@@ -73,6 +80,7 @@ def _assert_one_clean_line(code: int, err: str, where: str, line: int | None, fr
 def test_corpus_is_large_and_covers_every_source():
     assert len(SPECS) + len(TEMPLATES) + len(CLI) >= 50
     assert len(SPECS) >= 20 and len(TEMPLATES) >= 20 and len(CLI) >= 5
+    assert len(CONVENTIONS) >= 15
     # Templates of both backends are in it.
     assert {p.parent.name for p in TEMPLATES} >= {"x86_64", "riscv64"}
 
@@ -85,6 +93,28 @@ def test_bad_spec(filled, capsys, path):
     shutil.copyfile(path, target)
     code, err = _run(filled, generate_args(filled), capsys)
     _assert_one_clean_line(code, err, str(target), line, fragment)
+
+
+@pytest.mark.parametrize("path", CONVENTIONS, ids=lambda p: p.stem)
+def test_bad_convention(filled, capsys, path):
+    line, fragment = _expectation(path)
+    specs = filled / "abi_specs"
+    shutil.copyfile(path, specs / "conventions" / path.name)
+    # A copy of a real spec of the convention's arch names it.
+    arch = re.search(r"^arch: (\w+)", path.read_text(), re.M).group(1)
+    real = next(p for p in sorted(specs.glob("*.yaml")) if f"\narch: {arch}\n" in p.read_text())
+    text = re.sub(r"^abi: .*$", "abi: Bad_Case", real.read_text(), count=1, flags=re.M)
+    text = re.sub(r"^convention: .*$", f"convention: {path.stem}", text, count=1, flags=re.M)
+    spec = specs / "zz_bad_case.yaml"
+    # The real spec's caller conventions are its own convention's.
+    text = re.sub(r"^serves: .*\n", "", text, flags=re.M)
+    spec.write_text(re.sub(r"^llvm_class: .*\n", "", text, flags=re.M))
+    code, err = _run(filled, generate_args(filled), capsys)
+    if line:
+        _assert_one_clean_line(code, err, str(specs / "conventions" / path.name), line, fragment)
+    else:
+        at = spec.read_text().split("\nconvention: ")[0].count("\n") + 2
+        _assert_one_clean_line(code, err, str(spec), at, fragment)
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: f"{p.parent.name}-{p.stem}")

@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from asmgen.build.framemap import frame_map
 from asmgen.build.pipeline import build
 from asmgen.cli import main
-from asmgen.docs.framemap import frame_map
 from asmgen.docs.pages import abi_doc, render_pages
 from asmgen.docs.registers import register_rows
 from asmgen.docs.svg import WARN_FILL

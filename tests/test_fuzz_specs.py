@@ -38,6 +38,7 @@ BASES = {
     )
 }
 OTHER_ARCH_REGS = sorted({r.name for a in ARCHES.values() for r in a.registers})
+CONVENTIONS = sorted(p.stem for p in (ROOT / "abi_specs" / "conventions").glob("*.yaml"))
 JUNK = ["", "r16", "xmm99", "$t9", "RAX", "rax ", "x31", "%rdi", "0", "ReentryFnAddr"]
 
 SIZES = st.one_of(
@@ -74,15 +75,11 @@ def _register_list(arch: str, base: list[str]):
 
 def _mutations(spec: dict) -> dict[tuple, st.SearchStrategy]:
     arch = spec["arch"]
-    call, resolver = spec["call"], spec["resolver"]
+    resolver = spec["resolver"]
     return {
-        ("call", "int_args"): _register_list(arch, call.get("int_args", [])),
-        ("call", "fp_args"): _register_list(arch, call.get("fp_args", [])),
-        ("call", "callee_saved"): _register_list(arch, call.get("callee_saved", [])),
-        ("call", "shadow_space"): SIZES,
-        ("call", "stack_align"): SIZES,
-        ("call", "incoming_align"): SIZES,
-        ("call", "return_reg"): _register(arch),
+        ("convention",): st.sampled_from([*CONVENTIONS, "sysv", "", "MS_X64", 64]),
+        ("resolver", "shadow_space"): SIZES,
+        ("resolver", "incoming_align"): SIZES,
         ("resolver", "saves"): _register_list(arch, resolver["saves"]),
         ("resolver", "fp_saves"): _register_list(arch, resolver.get("fp_saves", [])),
         ("resolver", "scratch"): _register(arch),
@@ -108,16 +105,7 @@ def _mutations(spec: dict) -> dict[tuple, st.SearchStrategy]:
 
 # Fields that describe the platform's calling convention (or its trampoline),
 # rather than choices about the resolver.
-CONVENTION = {
-    ("call", "int_args"),
-    ("call", "fp_args"),
-    ("call", "callee_saved"),
-    ("call", "return_reg"),
-    ("call", "shadow_space"),
-    ("call", "stack_align"),
-    ("call", "incoming_align"),
-    ("trampoline", "call_size"),
-}
+CONVENTION = {("convention",), ("trampoline", "call_size")}
 
 
 def _get(spec: dict, key: tuple):

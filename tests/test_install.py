@@ -84,6 +84,10 @@ def test_wheel_carries_templates_and_specs(installed):
         names = set(archive.namelist())
     assert "asmgen/templates/x86_64/resolver.s.j2" in names
     assert "asmgen/abi_specs/x86_64_win64.yaml" in names
+    # The convention files, and the compiled harness's sources and scaffolds.
+    assert "asmgen/abi_specs/conventions/ms_x64.yaml" in names
+    assert "asmgen/verify/compiled/c/harness.c" in names
+    assert "asmgen/templates/mips32/harness_scaffold.S.j2" in names
     # The venv runs the wheel's copy, not the checkout.
     where = subprocess.run(
         [installed["venv"] / "bin" / "python", "-c", "import asmgen; print(asmgen.__file__)"],
@@ -119,6 +123,11 @@ def test_bundled_specs_build_anywhere_into_a_named_folder(installed, tmp_path):
     fresh = json.loads((out / "tables.json").read_text())["abis"]["X86_64_SysV"]
     checked_in = json.loads((ROOT / "generated" / "tables.json").read_text())["abis"]
     assert fresh == checked_in["X86_64_SysV"]
+    # The header names the bundled spec, convention and templates by their paths
+    # in the package, never by where it is installed.
+    header = (out / "orc_resolvers.h").read_text()
+    assert "  convention abi_specs/conventions/sysv_amd64.yaml" in header
+    assert str(installed["site"]) not in header
     done = _asmgen(installed, "verify", "X86_64_SysV", "--generated", out, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
 

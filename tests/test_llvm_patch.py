@@ -9,47 +9,29 @@ compiled with g++ and run.
 
 from __future__ import annotations
 
-import os
+import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import fixture_tables
+import llvm_trees
 import pytest
 
 from asmgen.build.pipeline import build
 from asmgen.cli import main
-from asmgen.emit.clangformat import clang_format_binary
 from asmgen.patch import orc_source as orc
 from asmgen.spec.files import select, spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 TREE = ROOT / "tests" / "fixtures" / "llvm_tree"
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-}
 FN, CTX = 0x1122334455667788, 0x99AABBCCDDEEFF00
-
-
-def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["git", *args], cwd=repo, env=GIT_ENV, capture_output=True, text=True, check=False
-    )
 
 
 @pytest.fixture
 def llvm(tmp_path: Path) -> Path:
     """A git repository holding a copy of the fixture tree, committed."""
-    repo = tmp_path / "llvm-project"
-    shutil.copytree(TREE, repo)
-    assert _git(repo, "init", "-q").returncode == 0
-    _git(repo, "add", "-A")
-    assert _git(repo, "commit", "-qm", "base").returncode == 0
-    return repo
+    return llvm_trees.scratch_tree(tmp_path / "llvm-project", llvm_trees.llvm_files(TREE))
 
 
 @pytest.fixture
@@ -75,23 +57,11 @@ def _patch(capsys, *argv: str) -> tuple[int, str, str]:
 def _apply(repo: Path, diff: str, tmp_path: Path) -> None:
     patch = tmp_path / "change.patch"
     patch.write_text(diff)
-    check = _git(repo, "apply", "--check", str(patch))
-    assert check.returncode == 0, check.stderr
-    assert _git(repo, "apply", str(patch)).returncode == 0
+    assert llvm_trees.apply(repo, patch) == ""
 
 
 def _assert_clang_format_clean(repo: Path) -> None:
-    tool = Path(sys.executable).parent / "git-clang-format"
-    result = subprocess.run(
-        [sys.executable, str(tool), "--binary", clang_format_binary(), "--style=LLVM", "--diff"],
-        cwd=repo,
-        env=GIT_ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "did not modify" in result.stdout
+    assert llvm_trees.clang_format_diff(repo) == ""
 
 
 def _table(specs_dir: Path, abi: str):
@@ -102,67 +72,139 @@ def _table(specs_dir: Path, abi: str):
 # -- the reader, against LLVM's facts -----------------------------------------
 
 
-def test_reader_finds_every_llvm_table_in_the_fixture(llvm_tables):
-    for abi, facts in llvm_tables.items():
+def test_reader_finds_every_llvm_table_in_the_fixture(llvm_tables, llvm19_tables):
+    """The fixture has LLVM 19.1.x's functions: its MIPS tables are 19's (before
+    the delay-slot fix), the others are the same in 19 and main."""
+    for abi, main_facts in llvm_tables.items():
         if abi == "X86_64_Win32_seed_initial":
             continue  # never in LLVM
+        facts = llvm19_tables.get(abi, main_facts)
         found = orc.extract(TREE, facts["llvm_class"])
         assert found.element == facts["element"], abi
         assert found.code("little").hex() == facts["hex"], abi
-        assert found.offsets == facts["offsets"], abi
-        # The fixture's MIPS functions static_assert their size, so its header
-        # has their tables' sizes; the other header sizes are LLVM's, I386's wrong one too.
-        header_size = facts["size"] if abi.startswith("Mips") else facts["header_ResolverCodeSize"]
-        assert found.resolver_code_size == header_size, abi
+        assert found.offsets == facts["offsets"], abi  # 19's names: MIPS32's `Offsett`
+        assert found.resolver_code_size == facts["header_ResolverCodeSize"], abi
 
 
-def test_forwarding_class_reads_its_base(llvm_tables):
+def test_forwarding_class_reads_its_base(llvm19_tables):
     # OrcMips32Le::writeResolverCode forwards to OrcMips32_Base's.
     found = orc.extract(TREE, "OrcMips32Le")
-    assert found.code("little").hex() == llvm_tables["Mips32"]["hex"]
-    assert found.resolver_code_size == 0x104
+    assert found.code("little").hex() == llvm19_tables["Mips32"]["hex"]
+    assert found.resolver_code_size == 0xFC
 
 
 def _fixture_classes() -> dict:
     return orc.classes(orc.load(TREE, orc.HEADER_PATH))
 
 
-def test_every_llvm_table_agrees_but_i386_size(capsys, llvm, tmp_path, llvm_tables):
-    """All ABIs LLVM has: tables, offsets and sizes agree, except I386's header
-    size (0x4a for a 0x49-byte table, a known LLVM defect), which the patch fixes
-    along with a static_assert that keeps it fixed, and MIPS32's StubSize (8,
-    for stubs of four instruction words), which becomes 16.  LLVM's own
-    trampoline and stub writers are kept: they write what the generator writes."""
-    # LLVM's own ABIs only: the variants (docs/variants.md) are new classes.
-    declared = _fixture_classes()
-    found = [f for f in spec_files(ROOT / "abi_specs") if f.spec.class_name in declared]
-    assert {f.spec.abi for f in found} >= {"Mips32Le", "Mips32Be", "I386", "X86_64_SysV"}
-    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), *(f.path.stem for f in found))
-    assert code == 0
-    changed = [
+def _changed(diff: str, rel: str) -> list[str]:
+    """The added and removed lines of `rel`'s part of `diff`, blank ones left out."""
+    part = diff.split(f"diff --git a/{rel} b/{rel}\n", 1)[1].split("diff --git ", 1)[0]
+    return [
         line
-        for line in diff.splitlines()
+        for line in part.splitlines()
         if line[:1] in "+-" and not line.startswith(("+++", "---")) and line[1:].strip()
     ]
-    assert changed == [
-        "-  static constexpr unsigned ResolverCodeSize = 0x4a;",
-        "+  static constexpr unsigned ResolverCodeSize = 0x49;",
-        "-  static constexpr unsigned StubSize = 8;",
-        "+  static constexpr unsigned StubSize = 16;",
-        "+  static_assert(sizeof(ResolverCode) == ResolverCodeSize);",
-    ]
+
+
+# What the patch changes in LLVM 19's header for LLVM's own ABIs: LLVM's values
+# (facts) against the true ones (the tables' sizes, and each stub's reach from
+# its instruction: ldr literal +-1 MiB, rel32 after a 6-byte jmp, hi20/lo12).
+LLVM19_HEADER_FIXES = [
+    "-  static constexpr unsigned StubToPointerMaxDisplacement = 1U << 27;",
+    "+  // Stub reach: -0x100000..+0xffffc (AArch64 literal-load range: +-1 MiB).",
+    "+  static constexpr unsigned StubToPointerMaxDisplacement = (1U << 20) - 4;",
+    "-  static constexpr unsigned StubToPointerMaxDisplacement = 1 << 31;",
+    "+  // Stub reach: -0x7ffffffa..+0x80000005 (x86 disp32: +-2 GiB).",
+    "+  static constexpr unsigned StubToPointerMaxDisplacement = (1U << 31) - 6;",
+    "-  static constexpr unsigned ResolverCodeSize = 0x4a;",
+    "+  static constexpr unsigned ResolverCodeSize = 0x49;",
+    "-  static constexpr unsigned StubSize = 8;",
+    "+  static constexpr unsigned StubSize = 16;",
+    "-  static constexpr unsigned ResolverCodeSize = 0xfc;",
+    "+  static constexpr unsigned ResolverCodeSize = 0x104;",
+    "-  static constexpr unsigned ResolverCodeSize = 0x120;",
+    "+  static constexpr unsigned ResolverCodeSize = 0x124;",
+    *2
+    * [
+        "-  static constexpr unsigned StubToPointerMaxDisplacement = 1 << 31;",
+        "+  // Stub reach: -0x80000800..+0x7ffff7ff (hi20/lo12 pair: +-2 GiB).",
+        "+  static constexpr unsigned StubToPointerMaxDisplacement = (1U << 31) - 0x801;",
+    ],
+]
+SIZE_ASSERT = "+  static_assert(sizeof(ResolverCode) == ResolverCodeSize);"
+
+
+def _llvm_abi_stems() -> list[str]:
+    """Spec names of LLVM's own ABIs (the variants, docs/variants.md, are new classes)."""
+    declared = _fixture_classes()
+    return [f.path.stem for f in spec_files(ROOT / "abi_specs") if f.spec.class_name in declared]
+
+
+def test_patch_fixes_llvm_19s_defects(capsys, llvm, tmp_path, llvm_tables):
+    """LLVM's ABIs in 19.x: the patch fixes exactly LLVM's known defects.  The
+    MIPS resolvers get upstream's delay-slot fix (LLVM main's tables, facts),
+    with their sizes and a static_assert; I386's size (0x4a for 0x49 bytes) and
+    MIPS32's StubSize (8, for stubs of four words) are corrected; the
+    StubToPointerMaxDisplacement that let stubs be written past their reach are
+    replaced; the bounds that are only conservative (absolute stubs) are kept.
+    Every spelling LLVM 19 uses stays, `Offsett` and trailing comments too."""
+    stems = _llvm_abi_stems()
+    assert len(stems) == 9
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), *stems)
+    assert code == 0
+    assert _changed(diff, orc.HEADER_PATH) == LLVM19_HEADER_FIXES
+    cpp = _changed(diff, orc.CPP_PATH)
+    assert cpp.count(SIZE_ASSERT) == 3  # I386, MIPS32, Mips64
+    # The rest is the two MIPS tables: every other line is kept.
+    assert all(
+        line.lstrip("+-").startswith(("      0x", "      //"))
+        for line in cpp
+        if line != SIZE_ASSERT
+    )
     _apply(llvm, diff, tmp_path)
     _assert_clang_format_clean(llvm)
+
+    # Read back: LLVM main's MIPS tables, under LLVM 19's names.
+    for key, name in (("Mips32", "OrcMips32Le"), ("Mips64", "OrcMips64")):
+        found = orc.extract(llvm, name)
+        assert found.code("little").hex() == llvm_tables[key]["hex"], name
+        assert found.resolver_code_size == llvm_tables[key]["size"], name
+    assert orc.extract(llvm, "OrcMips32Le").offsets == {
+        "ReentryFnAddrOffset": 0x7C,
+        "ReentryCtxAddrOffset": 0x6C,
+        "Offsett": 0xF8,
+    }
     assert orc.extract(llvm, "OrcMips32Be").constants["StubSize"] == 16
+    # The trailing comment stays on its constant; the assert comes after it.
+    text = (llvm / orc.CPP_PATH).read_text()
+    assert (
+        "  const unsigned ReentryCtxAddrOffset = 0x6c; // first word of the ctx chain\n\n"
+        "  static_assert(sizeof(ResolverCode) == ResolverCodeSize);\n"
+    ) in text
+
     fn, ctx = 0x12345678, 0x9ABCDEF0  # the sentinels of LLVM's 32-bit examples
-    written = _run_resolvers(llvm, tmp_path, {"OrcI386": (fn, ctx)})
+    written = _run_resolvers(
+        llvm, tmp_path, {"OrcI386": (fn, ctx), "OrcMips32Le": (fn, ctx), "OrcMips64": (FN, CTX)}
+    )
     assert written["OrcI386"].hex() == llvm_tables["I386"]["example"]["hex"]
+    assert written["OrcMips32Le"].hex() == llvm_tables["Mips32"]["example"]["hex"]
+    assert written["OrcMips64"].hex() == llvm_tables["Mips64"]["example"]["hex"]
     # LLVM's writers (the fixture's, restated from LLVM's formulas) against the
     # Python writers; with the old StubSize, MIPS32's stub block overflowed.
-    hosted = [build(f) for f in found if f.spec.endian == "little"]
+    hosted = [build(f) for f in spec_files(ROOT / "abi_specs") if f.path.stem in stems]
+    hosted = [t for t in hosted if t.spec.endian == "little"]
     assert _check_unit_writers(llvm, tmp_path, hosted, below=False) >= 40
-    code, again, _ = _patch(capsys, "--llvm-root", str(llvm), *(f.path.stem for f in found))
+    code, again, _ = _patch(capsys, "--llvm-root", str(llvm), *stems)
     assert (code, again) == (0, "")
+
+    # LLVM main spells the landing move's offset MoveLandingAddrOffset; with
+    # that name the patched tree is main's MIPS32 and the patch is empty.
+    path = llvm / orc.CPP_PATH
+    path.write_text(re.sub(r"\bOffsett\b", "MoveLandingAddrOffset", path.read_text()))
+    code, again, _ = _patch(capsys, "--llvm-root", str(llvm), *stems)
+    assert (code, again) == (0, "")
+    assert orc.extract(llvm, "OrcMips32Le").offsets["MoveLandingAddrOffset"] == 0xF8
 
 
 # LLVM's OrcABISupport.h: (PointerSize, TrampolineSize, StubSize); MIPS32's
@@ -286,10 +328,17 @@ def test_replace_table(capsys, llvm, specs, tmp_path, llvm_tables):
     assert found.offsets == {p.name + "Offset": p.offset for p in table.patches}
     assert found.resolver_code_size == len(table.code)
 
-    # Everything outside the Win32 function and its size constant is unchanged.
+    # Everything outside the Win32 function, its size constant and the x86-64
+    # stubs' reach (below the doc comment LLVM's value had) is unchanged.
     after_h = (llvm / orc.HEADER_PATH).read_text()
+    reach = "  static constexpr unsigned StubToPointerMaxDisplacement = 1 << 31;\n"
     assert after_h == before_h.replace(
         "ResolverCodeSize = 0x74;", f"ResolverCodeSize = {len(table.code):#x};"
+    ).replace(
+        "  /// How far a stub's pointer may be from the stub.\n" + reach,
+        "  /// How far a stub's pointer may be from the stub.\n"
+        "  // Stub reach: -0x7ffffffa..+0x80000005 (x86 disp32: +-2 GiB).\n"
+        "  static constexpr unsigned StubToPointerMaxDisplacement = (1U << 31) - 6;\n",
     )
     assert _without_function(llvm, "OrcX86_64_Win32") == _without_function_text(
         before_cpp, "OrcX86_64_Win32"
@@ -378,7 +427,11 @@ def _variant(tmp_path: Path, source: str, edits: dict[str, str]) -> Path:
 
 def test_replace_word_table(capsys, llvm, tmp_path, llvm_tables):
     """Riscv64 without a7 in its saves: a smaller frame and table, both data slots move."""
-    specs = _variant(tmp_path, "riscv64.yaml", {"a4, a5, a6, a7]": "a4, a5, a6]"})
+    drop_a7 = {
+        "a4, a5, a6, a7]": "a4, a5, a6]",
+        "deviations:\n": "deviations:\n  - field: int_args\n    reason: a7 dropped\n",
+    }
+    specs = _variant(tmp_path, "riscv64.yaml", drop_a7)
     table = _table(specs, "Riscv64")
     offsets = {p.name + "Offset": p.offset for p in table.patches}
     old = llvm_tables["Riscv64"]
@@ -424,9 +477,8 @@ def test_add_word_abi(capsys, llvm, tmp_path, llvm_tables):
     assert found.offsets == facts["offsets"]
 
     fn, ctx = 0x12345678, 0x9ABCDEF0  # the sentinels of LLVM's 32-bit examples
-    written = _run_resolvers(llvm, tmp_path, {"OrcMips32Ex": (fn, ctx), "OrcMips32Le": (fn, ctx)})
+    written = _run_resolvers(llvm, tmp_path, {"OrcMips32Ex": (fn, ctx)})
     assert written["OrcMips32Ex"].hex() == facts["example"]["hex"]
-    assert written["OrcMips32Le"].hex() == facts["example"]["hex"]  # LLVM's own code agrees
 
     # Absolute hi/lo fields only: no displacement helper (it would be unused).
     assert "+static void patchField(" in diff and "displacement(" not in diff
@@ -614,16 +666,24 @@ void OrcI386"""
         (
             orc.CPP_PATH,
             WIN32_TAIL,
-            "  const unsigned ReentryCtxAddrOffset = 0x28;\n}\n\nvoid OrcI386",
+            "  const unsigned ReentryCtxAddrOffset = 0x28;\n"
+            "  memcpy(ResolverWorkingMem + ReentryCtxAddrOffset, &ReentryCtxAddr, 8);\n"
+            "}\n\nvoid OrcI386",
             orc.CPP_PATH,
-            "expected `const unsigned ReentryFnAddrOffset = ...;`",
+            "expected `const unsigned ReentryFnAddrOffset = ...;` (any name) written as "
+            "ResolverWorkingMem + ReentryFnAddrOffset",
         ),
         (
             orc.CPP_PATH,
             WIN32_TAIL,
-            WIN32_TAIL.replace("= 0x28;\n", "= 0x28;\n  const unsigned LandingOffset = 0x40;\n"),
+            WIN32_TAIL.replace(
+                "= 0x28;\n",
+                "= 0x28;\n  const unsigned LandingOffset = 0x40;\n"
+                "  memcpy(ResolverWorkingMem + LandingOffset, ResolverCode, 1);\n",
+            ),
             orc.CPP_PATH,
-            "uses LandingOffset, but spec X86_64_Win32 has no patch point 'Landing'",
+            "writes at ResolverWorkingMem + LandingOffset, but no patch point of spec "
+            "X86_64_Win32 is left for it",
         ),
         (
             orc.HEADER_PATH,
@@ -635,10 +695,8 @@ void OrcI386"""
         (
             orc.HEADER_PATH,
             "  static constexpr unsigned StubSize = 8;\n"
-            "  static constexpr unsigned StubToPointerMaxDisplacement = 1 << 31;\n\n"
-            "  /// Writes NumTrampolines",
-            "  static constexpr unsigned StubToPointerMaxDisplacement = 1 << 31;\n\n"
-            "  /// Writes NumTrampolines",
+            "  /// How far a stub's pointer may be from the stub.\n",
+            "  /// How far a stub's pointer may be from the stub.\n",
             orc.HEADER_PATH,
             "expected `static constexpr unsigned StubSize = ...;` in class OrcX86_64_SysV",
         ),
@@ -699,3 +757,75 @@ def test_output_file(capsys, llvm, specs, tmp_path):
     assert stdout == f"wrote {out}\n"
     code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), "--specs", str(specs), "X86_64_Win32")
     assert out.read_text() == diff != ""
+
+
+# -- the shapes other LLVM releases use ----------------------------------------
+
+
+def _rename_in_function(repo: Path, function: str, names: dict[str, str]) -> None:
+    path = repo / orc.CPP_PATH
+    text = path.read_text()
+    start = text.index(f"void {function}(")
+    end = text.index("\n}\n", start)
+    body = text[start:end]
+    for old, new in names.items():
+        body = re.sub(rf"\b{old}\b", new, body)
+    path.write_text(text[:start] + body + text[end:])
+
+
+def test_offset_constants_found_by_meaning(capsys, llvm, specs, tmp_path):
+    """Offset constants under other names are found by what the function writes
+    at them (the address parameter) and keep their names."""
+    _rename_in_function(
+        llvm,
+        "OrcX86_64_Win32::writeResolverCode",
+        {"ReentryFnAddrOffset": "FnSlot", "ReentryCtxAddrOffset": "CtxSlot"},
+    )
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), "--specs", str(specs), "X86_64_Win32")
+    assert code == 0
+    cpp = _changed(diff, orc.CPP_PATH)
+    # One push fewer: both slots move down a byte (facts: LLVM's 0x3a and 0x28).
+    assert "-  const unsigned FnSlot = 0x3a;" in cpp and "+  const unsigned FnSlot = 0x39;" in cpp
+    assert "-  const unsigned CtxSlot = 0x28;" in cpp and "+  const unsigned CtxSlot = 0x27;" in cpp
+    _apply(llvm, diff, tmp_path)
+    table = _table(specs, "X86_64_Win32")
+    written = _run_resolvers(llvm, tmp_path, {"OrcX86_64_Win32": (FN, CTX)})
+    assert written["OrcX86_64_Win32"] == table.instantiate(
+        {"ReentryFnAddr": FN, "ReentryCtxAddr": CTX}
+    )
+
+
+def test_new_class_follows_the_headers_export_macros(capsys, llvm):
+    """Current LLVM marks the member functions `LLVM_ABI`, not the class: a new
+    class is declared the way the header's own ABI classes are."""
+    path = llvm / orc.HEADER_PATH
+    text = path.read_text().replace("class LLVM_CLASS_ABI ", "class ")
+    text = re.sub(r"\n  static void (write\w+\([^;{]*\);)", r"\n  LLVM_ABI static void \1", text)
+    path.write_text(text)
+    code, diff, _ = _patch(capsys, "--llvm-root", str(llvm), "X86_64_Win32_seed_initial")
+    assert code == 0
+    assert "+class OrcX86_64_Win32_seed_initial {" in diff
+    assert diff.count("+  LLVM_ABI static void") == 3
+    assert "LLVM_CLASS_ABI" not in diff
+
+
+def test_jit_target_address_releases_are_refused(capsys, llvm, tmp_path):
+    """LLVM 16 and older pass JITTargetAddress: one line names the release range."""
+    path = llvm / orc.HEADER_PATH
+    path.write_text(path.read_text().replace("ExecutorAddr", "JITTargetAddress"))
+    out = tmp_path / "out.patch"
+    code, stdout, err = _patch(capsys, "--llvm-root", str(llvm), "-o", str(out))
+    assert (code, stdout) == (2, "")
+    assert err.startswith(f"{path}:") and err.count("\n") == 1
+    assert "takes JITTargetAddress (LLVM 16 or older)" in err
+    assert "supports the ExecutorAddr releases, LLVM 17 and later" in err
+    assert not out.exists()
+
+
+def test_fixture_table_comments_come_from_asmgen_disassembler():
+    """Every row comment of the fixture's tables is what asmgen's disassembler
+    reads from the row's values (tests/fixture_tables.py rewrites them)."""
+    cpp = orc.load(TREE, orc.CPP_PATH)
+    assert fixture_tables.render(cpp, orc.load(TREE, orc.HEADER_PATH)) == cpp.data.decode()
+    # n64 names, not LLVM's text: the MIPS64 save of $12 reads `t0`.
+    assert "0xffac0050, // 0x02c: sd $t0, 0x50($sp)" in cpp.data.decode()

@@ -41,7 +41,7 @@ def test_generate_writes_outputs_and_is_idempotent(tree, capsys):
     args = ["generate", "--specs", str(tree / "abi_specs"), "--templates", str(tree / "templates")]
     assert main([*args, "--out", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["orc_resolvers.h", "orc_resolvers.py", "tables.json"]
+    assert names == ["orc_resolvers.h", "orc_resolvers.py", "orc_resolvers_llvm.h", "tables.json"]
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     capsys.readouterr()
     assert main([*args, "--out", str(out)]) == 0
@@ -69,6 +69,26 @@ def test_checked_in_outputs_start_with_do_not_edit():
         assert "spec abi_specs/x86_64_win64.yaml" in (root / name).read_text()
     data = json.loads((root / "tables.json").read_text())
     assert data["generated_by"][0].startswith("DO NOT EDIT")
+
+
+def test_header_names_every_template_and_keeps_its_lines():
+    """Each ABI's entry names its resolver, trampoline and stub templates, and
+    clang-format has not reflowed the tool list into the ABI list."""
+    root = Path(__file__).resolve().parent.parent / "generated"
+    data = json.loads((root / "tables.json").read_text())
+    for name, prefix in (("orc_resolvers.py", "# "), ("orc_resolvers.h", "// ")):
+        lines = (root / name).read_text().splitlines()
+        comment = [line.removeprefix(prefix) for line in lines[: len(data["generated_by"])]]
+        assert comment == data["generated_by"]
+    entry = data["generated_by"].index("X86_64_Win32:")
+    assert data["generated_by"][entry + 1 : entry + 6] == [
+        "  spec abi_specs/x86_64_win64.yaml",
+        "  convention abi_specs/conventions/ms_x64.yaml",
+        "  template templates/x86_64/resolver.s.j2",
+        "  template templates/x86_64/trampoline.s.j2",
+        "  template templates/x86_64/stub.s.j2",
+    ]
+    assert all(len(line) <= 76 for line in data["generated_by"])
 
 
 def test_check_catches_a_hand_edit(tree, capsys):

@@ -29,7 +29,7 @@ from asmgen.errors import AsmgenError
 from asmgen.spec.files import select, spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ["orc_resolvers.h", "orc_resolvers.py", "tables.json"]
+NAMES = ["orc_resolvers.h", "orc_resolvers.py", "orc_resolvers_llvm.h", "tables.json"]
 
 
 def _contents(folder: Path) -> dict[str, bytes]:

@@ -12,8 +12,10 @@ import keystone
 import pytest
 
 from asmgen.arches import ARCHES, Arch, Register
-from asmgen.build.disasm import capstone_for
+from asmgen.build.disasm import capstone_for, decode_code
+from asmgen.resources import SPECS_DIR
 from asmgen.review.stackregs import stack_transfers
+from asmgen.spec import load_spec
 
 
 def _arch(name: str, capstone: tuple[str, str], regs: str, sp: str) -> Arch:
@@ -110,3 +112,31 @@ def test_x86_64_push_pop_not_call_or_frame_stores():
         "push rbp; mov rbp, rsp; push rbx; call rax; mov [rbp + 0x8], rax; pop rbx; pop rbp; ret",
     )
     _check(ARCHES["x86_64"], "little", code, ["rbp", "rbx"], ["rbx", "rbp"])
+
+
+def test_mips64_n64_names(llvm_tables):
+    """capstone calls $8-$15 by their o32 names in any mode; the arch record
+    renames them to n64's a4-a7, t0-t3 in the listing and in the transfers.
+    The code is LLVM's Mips64 resolver (facts): its save lines must name
+    exactly the registers the spec saves, in order."""
+    arch = ARCHES["mips64"]
+    # sd $8, 0($sp); sd $12, 8($sp), encoded by hand (opcode 0x3f, base $29,
+    # rt, offset) so no assembler's register names are involved: n64 calls
+    # $8 a4 and $12 t0.
+    code = b"".join(
+        (0xFC000000 | 29 << 21 | rt << 16 | offset).to_bytes(4, "little")
+        for rt, offset in ((8, 0), (12, 8))
+    )
+    texts = [text for _, _, text in decode_code(arch, "little", None, code)]
+    assert texts == ["sd $a4, ($sp)", "sd $t0, 8($sp)"]
+    _check(arch, "little", code, ["a4", "t0"], [])
+
+    spec = load_spec(SPECS_DIR / "mips64.yaml")
+    llvm = bytes.fromhex(llvm_tables["Mips64"]["hex"])
+    lines = decode_code(arch, "little", None, llvm)
+    saves = [
+        text.split()[1].rstrip(",").lstrip("$") for _, _, text in lines if text.startswith("sd ")
+    ]
+    assert saves == list(spec.resolver.saves)
+    found = stack_transfers(capstone_for(arch, "little", detail=True), arch, llvm)
+    assert list(found.saved) == list(spec.resolver.saves)

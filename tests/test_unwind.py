@@ -9,12 +9,28 @@ from __future__ import annotations
 import io
 
 import pytest
-from roundtrip import ENTRY_SP, LANDING, RESOLVER, initial_state, linked, reg, run_table
+from roundtrip import (
+    CALLER_RETURN,
+    ENTRY_SP,
+    LANDING,
+    RESOLVER,
+    initial_state,
+    linked,
+    reg,
+    run_table,
+)
 from win64_unwind import decode_runtime_function, decode_unwind_info, virtual_unwind
 
 from asmgen.build.pipeline import build
-from asmgen.build.unwind import DW_CFA_advance_loc2, eh_frame, win64_unwind
+from asmgen.build.unwind import (
+    DW_CFA_advance_loc2,
+    eh_frame,
+    trampoline_call_end,
+    trampoline_eh_frame,
+    win64_unwind,
+)
 from asmgen.spec.files import select, spec_files
+from asmgen.verify.chain import UNITS
 
 SYSV = [f.spec.abi for f in spec_files() if f.spec.unwind == "eh_frame"]
 WIN64 = [f.spec.abi for f in spec_files() if f.spec.unwind == "win64"]
@@ -49,21 +65,27 @@ def test_every_x86_64_abi_has_unwind_info():
     assert len(SYSV) >= 4 and len(WIN64) >= 3
 
 
-def _decoded_fde(code: bytes, at: int):
-    """The one FDE of eh_frame(code), decoded by pyelftools, with pc_begin = `at`."""
+def _placed_fde(frame, begin: int, pc_range: int | None = None):
+    """The one FDE of `frame` (an EhFrame) with pc_begin (and pc_range)
+    written, as pyelftools decodes it: (fde, its rows, the RA column)."""
     from elftools.dwarf.callframe import ZERO, CallFrameInfo, CFIEntry
     from elftools.dwarf.structs import DWARFStructs
 
-    frame = eh_frame(code)
     data = bytearray(frame.data)
-    # The JIT's one write before registering: pc_begin = the resolver's address.
-    data[frame.pc_begin_offset : frame.pc_begin_offset + 8] = at.to_bytes(8, "little")
+    data[frame.pc_begin_offset : frame.pc_begin_offset + 8] = begin.to_bytes(8, "little")
+    if pc_range is not None:
+        data[frame.pc_range_offset : frame.pc_range_offset + 8] = pc_range.to_bytes(8, "little")
     structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
     cfi = CallFrameInfo(io.BytesIO(bytes(data)), len(data), 0, structs, for_eh_frame=True)
     entries = cfi.get_entries()
     fdes = [e for e in entries if isinstance(e, CFIEntry) and "initial_location" in e.header]
     assert len(fdes) == 1 and isinstance(entries[-1], ZERO)
-    (fde,) = fdes
+    return fdes[0], fdes[0].get_decoded().table, fdes[0].cie.header["return_address_register"]
+
+
+def _decoded_fde(code: bytes, at: int):
+    """The one FDE of eh_frame(code) with pc_begin = `at`, covering the code."""
+    fde, _, _ = _placed_fde(eh_frame(code), at)
     assert fde.header["initial_location"] == at
     assert fde.header["address_range"] == len(code)
     return fde
@@ -76,6 +98,7 @@ def test_eh_frame_unwinds_every_instruction(abi):
 
 def _assert_unwinds_every_instruction(table, abi):
     returns = {_trampoline_return(table), LANDING}
+    # The JIT's one write before registering: pc_begin = the resolver's address.
     fde = _decoded_fde(table.code, RESOLVER)
     rows = fde.get_decoded().table
     ra_column = fde.cie.header["return_address_register"]
@@ -101,6 +124,83 @@ def _assert_unwinds_every_instruction(table, abi):
     trip = run_table(table, on_step)
     assert trip.landed
     assert len(checked) == trip.instructions
+
+
+def _unwind_step(rows, ra_column, pc: int, regs: dict[str, int], read) -> tuple[int, int]:
+    """The caller's sp (the CFA) and return address, by the row for `pc`."""
+    row = [r for r in rows if r["pc"] <= pc][-1]
+    cfa = regs[DWARF[row["cfa"].reg]] + row["cfa"].offset
+    return cfa, read(cfa + row[ra_column].arg)
+
+
+@pytest.mark.parametrize("abi", SYSV)
+def test_trampoline_eh_frame_unwinds_into_the_stubs_caller(abi):
+    """The trampoline block's FDE, placed over the linked block: at every
+    trampoline instruction, and from every resolver instruction one step
+    after the resolver's FDE, it finds the stub's caller: its sp before its
+    call and its return address."""
+    table = _table(abi)
+    chain = linked(table)
+    _, block, _ = next(b for b in chain.blocks if b[0] == "trampolines")
+    span = UNITS * table.trampoline_size
+    tramp, tramp_rows, tramp_ra = _placed_fde(
+        trampoline_eh_frame(table.units.trampoline.code), block, span
+    )
+    assert (tramp.header["initial_location"], tramp.header["address_range"]) == (block, span)
+    _, resolver_rows, resolver_ra = _placed_fde(eh_frame(table.code), RESOLVER)
+    caller = (ENTRY_SP + 8, CALLER_RETURN)
+    in_trampoline, in_resolver = [], []
+
+    def registers(uc):
+        return {name: reg(uc, name) for name in ("rsp", "rbp")}
+
+    def on_chain_step(uc, address):
+        if block <= address < block + span:
+            read = lambda at: _read64(uc, at)  # noqa: E731
+            assert _unwind_step(tramp_rows, tramp_ra, address, registers(uc), read) == caller
+            in_trampoline.append(address)
+
+    def on_step(uc, offset):
+        read = lambda at: _read64(uc, at)  # noqa: E731
+        cfa, ra = _unwind_step(resolver_rows, resolver_ra, RESOLVER + offset, registers(uc), read)
+        if ra == LANDING:  # the resolver has replaced its return address
+            return
+        # libgcc looks up a return address less one: inside the trampoline's call.
+        assert block <= ra - 1 < block + span, (abi, hex(offset))
+        assert _unwind_step(tramp_rows, tramp_ra, ra - 1, {"rsp": cfa}, read) == caller
+        in_resolver.append(offset)
+
+    trip = run_table(table, on_step, on_chain_step)
+    assert trip.landed
+    # Every trampoline instruction up to its call ran, each checked.
+    call_end = trampoline_call_end(table.units.trampoline.code)
+    assert sorted(in_trampoline)[-1] - chain.trampoline < call_end
+    assert len(in_trampoline) == (2 if table.spec.landing_pad else 1)
+    assert in_resolver and in_resolver[0] == 0
+
+
+def test_trampoline_that_moves_sp_before_its_call(tree, capsys):
+    """A trampoline whose first instruction moves sp cannot use the CIE's
+    entry rules: one clean error at the spec's `unwind` line."""
+    from scratch_tree import generate_args
+
+    from asmgen.cli import main
+
+    path = tree / "templates/x86_64/trampoline.s.j2"
+    text = path.read_text()
+    path.write_text(text.replace("ResolverPtr:\n", "    pushq   %rax\nResolverPtr:\n", 1))
+    spec = tree / "abi_specs/x86_64_sysv.yaml"
+    # The push is one byte: the resolver finds the trampoline 7 bytes back.
+    spec.write_text(spec.read_text().replace("call_size: 0x6", "call_size: 0x7"))
+    code = main(generate_args(tree, "X86_64_SysV"))
+    err = capsys.readouterr().err.strip().splitlines()
+    line = next(
+        i for i, t in enumerate(spec.read_text().splitlines(), 1) if t.startswith("unwind:")
+    )
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"{spec}:{line}: error:"), err
+    assert "push rax at 0x0 comes before its call" in err[0], err
+    assert not list((tree / "generated").iterdir())
 
 
 @pytest.mark.parametrize("abi", WIN64)

@@ -36,29 +36,55 @@ def test_every_table_carries_its_specs_unwind_kind(generated_module, document):
         assert (table.runtime_function is not None) == (kind == "win64"), abi
 
 
-@pytest.mark.parametrize("abi", SYSV)
-def test_python_eh_frame_is_tables_json_and_decodes(abi, generated_module, document):
+def _fdes(data: bytes) -> list:
+    """The FDEs of an .eh_frame body, as pyelftools decodes it; it must end in
+    the zero terminator."""
     from elftools.dwarf.callframe import ZERO, CallFrameInfo, CFIEntry
     from elftools.dwarf.structs import DWARFStructs
 
+    structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
+    entries = CallFrameInfo(
+        io.BytesIO(data), len(data), 0, structs, for_eh_frame=True
+    ).get_entries()
+    assert isinstance(entries[-1], ZERO)
+    return [e for e in entries if isinstance(e, CFIEntry) and "initial_location" in e.header]
+
+
+@pytest.mark.parametrize("abi", SYSV)
+def test_python_eh_frame_is_tables_json_and_decodes(abi, generated_module, document):
     table = generated_module.TABLES[abi]
     record = document[abi]["unwind"]
     assert table.eh_frame == bytes.fromhex(record["eh_frame"])
     assert table.eh_frame_pc_begin_offset == record["pc_begin_offset"]
     data = table.eh_frame_at(RESOLVER_ADDR)
     assert len(data) == len(table.eh_frame)
-    structs = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
-    entries = CallFrameInfo(
-        io.BytesIO(data), len(data), 0, structs, for_eh_frame=True
-    ).get_entries()
-    fdes = [e for e in entries if isinstance(e, CFIEntry) and "initial_location" in e.header]
-    assert len(fdes) == 1 and isinstance(entries[-1], ZERO)
+    fdes = _fdes(data)
+    assert len(fdes) == 1
     assert fdes[0].header["initial_location"] == RESOLVER_ADDR
     assert fdes[0].header["address_range"] == table.size
     # Unrelocated, the FDE covers [0, size): the range is relative to the resolver.
-    raw = CallFrameInfo(io.BytesIO(table.eh_frame), len(data), 0, structs, for_eh_frame=True)
-    raw_fdes = [e for e in raw.get_entries() if "initial_location" in getattr(e, "header", {})]
-    assert [e.header["initial_location"] for e in raw_fdes] == [0]
+    assert [e.header["initial_location"] for e in _fdes(table.eh_frame)] == [0]
+
+
+@pytest.mark.parametrize("abi", SYSV)
+def test_python_trampoline_eh_frame_is_tables_json_and_decodes(abi, generated_module, document):
+    table = generated_module.TABLES[abi]
+    record = document[abi]["unwind"]
+    assert table.trampoline_eh_frame == bytes.fromhex(record["trampoline_eh_frame"])
+    assert table.trampoline_eh_frame_pc_begin_offset == record["trampoline_pc_begin_offset"]
+    assert table.trampoline_eh_frame_pc_range_offset == record["trampoline_pc_range_offset"]
+    data = table.trampoline_eh_frame_at(RESOLVER_ADDR, 511)
+    fdes = _fdes(data)
+    assert len(fdes) == 1
+    assert fdes[0].header["initial_location"] == RESOLVER_ADDR
+    assert fdes[0].header["address_range"] == 511 * table.trampoline_size
+    # No instructions of its own: the CIE's entry rules (CFA = rsp+8, RA at CFA-8).
+    (row,) = fdes[0].get_decoded().table
+    assert (row["cfa"].reg, row["cfa"].offset) == (7, 8)
+    assert row[16].arg == -8
+    # The same CIE as the resolver's.
+    cie_length = 4 + int.from_bytes(table.eh_frame[:4], "little")
+    assert data[:cie_length] == table.eh_frame[:cie_length]
 
 
 @pytest.mark.parametrize("abi", WIN64)
@@ -79,7 +105,11 @@ def _cpp_program(tables: dict) -> str:
     body = ""
     for name, table in sorted(tables.items()):
         s = f"asmgen::{name}"
-        arrays = ("EHFrame",) if table.eh_frame is not None else ("UnwindInfo", "RuntimeFunction")
+        arrays = (
+            ("EHFrame", "TrampolineEHFrame")
+            if table.eh_frame is not None
+            else ("UnwindInfo", "RuntimeFunction")
+        )
         for array in arrays:
             body += f'  dump("{name}.{array}", {s}::{array}, sizeof({s}::{array}));\n'
         if table.eh_frame is None:
@@ -104,6 +134,25 @@ def _cpp_program(tables: dict) -> str:
             f"    const void *Past = _Unwind_Find_FDE(Code + sizeof(Code), &Bases);\n"
             f'    printf("{name}.found %d %d %d\\n", Raw == nullptr,\n'
             f"           In == Frame + {s}::EHFramePCBeginOffset - 8, Past == nullptr);\n"
+            f"    __deregister_frame(Frame); }}\n"
+        )
+        # The trampoline block's: pc_begin and pc_range written, as documented.
+        body += (
+            f"  {{ static char Block[4096];\n"
+            f"    const unsigned N = (sizeof(Block) - {s}::PointerSize) / {s}::TrampolineSize;\n"
+            f"    static unsigned char Frame[sizeof({s}::TrampolineEHFrame)];\n"
+            f"    memcpy(Frame, {s}::TrampolineEHFrame, sizeof(Frame));\n"
+            f"    uint64_t Begin = reinterpret_cast<uintptr_t>(Block);\n"
+            f"    uint64_t Range = N * {s}::TrampolineSize;\n"
+            f"    memcpy(Frame + {s}::TrampolineEHFramePCBeginOffset, &Begin, 8);\n"
+            f"    memcpy(Frame + {s}::TrampolineEHFramePCRangeOffset, &Range, 8);\n"
+            f"    dwarf_eh_bases Bases;\n"
+            f"    __register_frame(Frame);\n"
+            f"    const void *Last = _Unwind_Find_FDE(Block + Range - 1, &Bases);\n"
+            f"    bool Starts = Bases.func == Block;\n"
+            f"    const void *Past = _Unwind_Find_FDE(Block + Range, &Bases);\n"
+            f'    printf("{name}.trampolines %d %d %d\\n", Last != nullptr, Starts,\n'
+            f"           Past == nullptr);\n"
             f"    __deregister_frame(Frame); }}\n"
         )
     return (
@@ -144,9 +193,11 @@ def test_cpp_unwind_arrays_compile_equal_python_and_register(tmp_path, generated
             expected[f"{name}.EHFrame"] = table.eh_frame.hex()
             expected[f"{name}.EHFramePCBeginOffset"] = f"{table.eh_frame_pc_begin_offset:x}"
             expected[f"{name}.found"] = "1 1 1"
+            expected[f"{name}.TrampolineEHFrame"] = table.trampoline_eh_frame.hex()
+            expected[f"{name}.trampolines"] = "1 1 1"
         else:
             expected[f"{name}.UnwindInfo"] = table.unwind_info.hex()
             expected[f"{name}.RuntimeFunction"] = table.runtime_function.hex()
             expected[f"{name}.UnwindInfoOffset"] = f"{table.unwind_info_offset:x}"
     assert printed == expected
-    assert len(expected) == 3 * len(SYSV) + 3 * len(WIN64)
+    assert len(expected) == 5 * len(SYSV) + 3 * len(WIN64)

@@ -329,7 +329,12 @@ def test_loongarch_is_static_only_and_says_so(capsys):
 def test_fixing_riscv64_frame_makes_its_declarations_stale(capsys, tree):
     # A 16-byte-rounded frame keeps the call aligned: the declared stack_align
     # and frame_align violations no longer happen, and verify says so.
-    _edit(tree / "abi_specs/riscv64.yaml", "  frame_align: 0x8\n", "")
+    # (and the spec no longer deviates from riscv_lp64d's stack alignment).
+    spec = tree / "abi_specs/riscv64.yaml"
+    _edit(spec, "  frame_align: 0x8\n", "")
+    text = spec.read_text()
+    start = text.index("  - field: stack_align\n")
+    spec.write_text(text[:start] + text[text.index("  - field: fp_args\n") :])
     code, abis = _verify_tree(capsys, tree, "Riscv64")
     assert code == 1
     outcomes = _outcomes(abis, "Riscv64")
@@ -358,3 +363,25 @@ def test_aarch64_upper_lanes_of_callee_saved_vectors_are_clobbered(tree):
     assert emu.regs["q8"].keep == (1 << 64) - 1
     assert emu.regs["q0"].keep == 0
     assert "d8" not in emu.regs
+
+
+def test_a_resolver_that_resets_the_fp_control_state_fails_by_every_method(capsys, tree):
+    """The lean resolver keeps no FP control state: a conforming callee keeps
+    the control bits itself.  One that resets them after the call (`fninit`:
+    FCW back to 0x37f, rounding to nearest) breaks the caller's rounding mode."""
+    _edit(
+        tree / TEMPLATE,
+        "    callq   *%{{ resolver.scratch }}\n",
+        "    callq   *%{{ resolver.scratch }}\n    fninit\n",
+    )
+    code, abis = _verify_tree(capsys, tree, "X86_64_SysV_Lean")
+    assert code == 1
+    control = abis["X86_64_SysV_Lean"]["checks"]["fp_control"]
+    assert control["outcome"] == "FAIL"
+    runs = {r["method"]: r for r in control["runs"] if r["status"] != "n/a"}
+    assert set(runs) == ({"unicorn", "native"} if NATIVE_HOST else {"unicorn"})
+    assert [f["what"] for f in runs["unicorn"]["findings"]] == ["fcw"]
+    if NATIVE_HOST:
+        # The compiled caller set round-toward-zero (0xf7f); fninit leaves 0x37f.
+        fcw = runs["native"]["findings"][0]
+        assert fcw["what"].startswith("fcw") and (fcw["expected"], fcw["got"]) == ("0xf7f", "0x37f")

@@ -173,14 +173,15 @@ def test_mutation_trampoline_returns_where_the_resolver_does_not_look(capsys, tr
         assert checks["native"]["outcome"] == "FAIL"
 
 
-def test_win64_lean_vector_loss_is_found_not_a_crash(subjects):
+def test_win64_lean_vector_run_is_not_a_crash(subjects):
     # The vector harness keeps `out` in memory: the lean Win64 resolver keeps no
     # rsi/rdi (callee-saved there), and the landing still reports what it saw.
+    # It serves no convention that passes or keeps wide registers (Windows C
+    # passes __m256 by reference), so only the low halves of xmm0-3 count.
     report = verify_subject(subjects["X86_64_Win32_Lean"])
     result = report.outcomes["vector_width"].result
     if not NATIVE_HOST:
         assert result.status == "n/a"
         return
-    assert report.outcomes["vector_width"].outcome == "declared"
-    wide = result.note.split(",")[0]
-    assert [f.what for f in result.findings] == [f"{wide}{i} bits 128 and up" for i in range(4)]
+    assert report.outcomes["vector_width"].outcome == "ok"
+    assert result.status == "pass" and not result.findings

@@ -65,17 +65,20 @@ def _fields(path: Path) -> dict:
 
 
 def test_seed_differs_from_win64_only_in_reserved_shadow_space():
-    # Same contract (call:); the seed's resolver reserves no home area and
-    # declares what that costs.
+    # Same convention (ms_x64: a 32-byte home area); the seed's resolver
+    # reserves none, declares that deviation, and what verify finds it costs.
     win64 = _fields(SPECS_DIR / "x86_64_win64.yaml")
     seed = _fields(SPECS_DIR / "x86_64_win64_seed.yaml")
     identity = ("abi", "llvm_class", "description")
     for fields in (win64, seed):
         for key in identity:
             fields.pop(key, None)
-    assert win64["call"]["shadow_space"] == seed["call"]["shadow_space"] == 0x20
+    assert win64["convention"] == seed["convention"] == "ms_x64"
+    ms_x64 = _fields(SPECS_DIR / "conventions" / "ms_x64.yaml")
+    assert ms_x64["stack"]["home_area"] == 0x20
     assert "shadow_space" not in win64["resolver"]
     assert seed["resolver"].pop("shadow_space") == 0
+    assert [d["field"] for d in seed.pop("deviations")] == ["home_area"]
     declared = seed.pop("expected_violations")
     assert sorted(v["check"] for v in declared) == ["fp_control", "shadow_space", "vector_width"]
     # Both lose the YMM/ZMM upper halves (fxsave64) and say so alike.
@@ -88,8 +91,10 @@ def test_sysv_and_win64_differ_only_in_convention_fields():
     win64 = _fields(SPECS_DIR / "x86_64_win64.yaml")
     assert sysv["resolver"] == win64["resolver"]
     assert sysv["trampoline"] == win64["trampoline"]
-    assert sysv["call"]["int_args"][:2] == ["rdi", "rsi"]
-    assert win64["call"]["int_args"][:2] == ["rcx", "rdx"]
+    assert (sysv["convention"], win64["convention"]) == ("sysv_amd64", "ms_x64")
+    specs = {item.spec.abi: item.spec for item in spec_files(SPECS_DIR)}
+    assert specs["X86_64_SysV"].call.int_args[:2] == ("rdi", "rsi")
+    assert specs["X86_64_Win32"].call.int_args[:2] == ("rcx", "rdx")
 
 
 def test_template_never_asks_which_abi_it_renders():

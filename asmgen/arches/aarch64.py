@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asmgen.arches.encode import field, reach, words
-from asmgen.arches.model import Arch, EmuFacts, Scaffold, numbered, regs
+from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, numbered, regs
 
 
 def _bl(at: int, target: int, order: str) -> bytes:
@@ -22,6 +22,29 @@ EMULATOR = EmuFacts(
     flags=("nzcv", 0xF000_0000),
     # d8-d15 are the low halves of q8-q15: AAPCS64 keeps only those.
     aliases={f"d{i}": (f"q{i}", 64) for i in range(32)},
+    # FPCR has no status bits (FPSR holds them): RMode round toward zero.
+    fp_control={"fpcr": (0x00C0_0000, 0x0)},
+)
+
+HARNESS = Harness(
+    reserved=("sp",),
+    fprs=tuple(f"q{i}" for i in range(32)),
+    fpr_bits=128,
+    parts={f"d{i}": (f"q{i}", 0, 64) for i in range(32)},
+    # gcc 12 accepts x29 in an asm clobber list but does not save it.
+    unprobed=(("x29", "gcc accepts it in an asm clobber list but does not save it"),),
+    read_sp="mov %0, sp",
+    ucontext_pc="uc->uc_mcontext.pc",
+    targets=(
+        HarnessTarget(
+            convention="aapcs64",
+            endian="little",
+            compiler="aarch64-linux-gnu-gcc",
+            method="qemu-aarch64",
+            runner=("qemu-aarch64-static",),
+            packages=("gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "qemu-user-static"),
+        ),
+    ),
 )
 
 ARCH = Arch(
@@ -31,7 +54,9 @@ ARCH = Arch(
     element="uint32_t",
     registers=regs("gpr", 64, numbered("x", 31) + " sp")
     + regs("fpr", 64, numbered("d", 32))
-    + regs("vec", 128, numbered("q", 32)),
+    + regs("vec", 128, numbered("q", 32))
+    # FP control register (rounding mode, flush-to-zero, trap enables).
+    + regs("ctl", 32, "fpcr"),
     stack_pointer="sp",
     keystone=("KS_ARCH_ARM64", "KS_MODE_LITTLE_ENDIAN"),
     capstone=("CS_ARCH_ARM64", "CS_MODE_ARM"),
@@ -43,5 +68,6 @@ ARCH = Arch(
     landing_pads=(("bti_c", "hint #0x22"),),
     call_link="x30",
     emulator=EMULATOR,
+    harness=HARNESS,
     scaffold=Scaffold(_bl, lambda order: words(order, 0xD65F03C0)),  # ret
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asmgen.arches.encode import rel32
-from asmgen.arches.model import Arch, EmuFacts, Scaffold, numbered, regs
+from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, numbered, regs
 
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_X86",
@@ -15,9 +15,30 @@ EMULATOR = EmuFacts(
     link=None,
     call_pushes=4,
     flags=("eflags", 0x8D5),
-    fp_control={"mxcsr": (0x9FC0, 0x1F80), "fcw": (0x027F, 0x037F)},
+    fp_control={"mxcsr": (0x9FC0, 0x1FBF), "fcw": (0x027F, 0x037F)},
     uc_names={"fcw": "fpcw"},
     base=0x1000_0000,
+)
+
+HARNESS = Harness(
+    reserved=("esp",),
+    fprs=tuple(f"xmm{i}" for i in range(8)),
+    fpr_bits=128,
+    read_sp="movl %%esp, %0",
+    ucontext_pc="uc->uc_mcontext.gregs[REG_EIP]",
+    x87=True,
+    targets=(
+        # Static i386 Linux binaries run natively on an x86-64 kernel.
+        HarnessTarget(
+            convention="i386_sysv",
+            endian="little",
+            compiler="i686-linux-gnu-gcc",
+            method="native",
+            packages=("gcc-i686-linux-gnu", "libc6-dev-i386-cross"),
+            cflags=("-msse2",),
+            hosts=("x86_64", "i686"),
+        ),
+    ),
 )
 
 ARCH = Arch(
@@ -37,6 +58,7 @@ ARCH = Arch(
     frame_pointer="ebp",
     return_on_stack=True,
     emulator=EMULATOR,
+    harness=HARNESS,
     scaffold=Scaffold(
         caller=lambda at, target, order: b"\xe8" + rel32(at, 5, target),  # call rel32
         ret=lambda order: b"\xc3",

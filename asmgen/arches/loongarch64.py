@@ -19,7 +19,9 @@ ARCH = Arch(
         "fpr",
         64,
         numbered("fa", 8) + " " + numbered("ft", 16) + " " + numbered("fs", 8),
-    ),
+    )
+    # FP control and status register 0 (enables, rounding mode, flags).
+    + regs("ctl", 32, "fcsr0"),
     stack_pointer="sp",
     keystone=None,
     capstone=None,  # capstone 5 has no LoongArch
@@ -29,4 +31,6 @@ ARCH = Arch(
     call_link="ra",
     # Hard-wired zero, the thread pointer and r21, which the psABI reserves.
     reserved=("zero", "tp", "r21"),
+    no_harness="Debian 12 ships no LoongArch cross compiler or qemu-user; the "
+    "loongarch_lp64d facts are the psABI's, and its tables get the static frame check",
 )

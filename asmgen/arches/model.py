@@ -10,6 +10,7 @@ names an arch: they read these fields.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -42,7 +43,10 @@ class EmuFacts:
     # Flags register and the bits the hook clobbers (arithmetic flags only: a
     # conforming callee keeps e.g. x86's DF clear).
     flags: tuple[str, int] | None = None
-    # FP control registers: name -> (sentinel, clobber) values, both valid settings.
+    # FP control registers: name -> (sentinel, clobber) values, both valid
+    # settings.  The caller loads the sentinel; the re-entry hook writes the
+    # clobber's bits that the convention lets a callee change (its status
+    # bits) and keeps the rest (convention fp_control `preserved`).
     fp_control: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Register ids unicorn spells differently from the spec: spec name -> unicorn name.
     uc_names: dict[str, str] = field(default_factory=dict)
@@ -66,6 +70,79 @@ class EmuFacts:
     def reg_id(self, name: str) -> int:
         uc_name = self.uc_names.get(name, name).upper()
         return getattr(self.module(), self.reg_prefix + uc_name)
+
+
+@dataclass(frozen=True)
+class DelaySlots:
+    """An arch whose branches run the next instruction (the delay slot)
+    before they take effect (MIPS I-V).  Each function reads one instruction
+    as the disassembler prints it: (mnemonic, operands)."""
+
+    is_branch: Callable[[str, str], bool]
+    # Registers the instruction reads as its address or condition (a branch),
+    # and registers it writes.
+    reads: Callable[[str, str], set[str]]
+    writes: Callable[[str, str], set[str]]
+
+
+@dataclass(frozen=True)
+class HarnessTarget:
+    """One way to build and run compiled code for a convention of this arch:
+    the real compiler for the target and how its programs run here."""
+
+    convention: str  # the convention file whose specs this target runs
+    endian: str
+    compiler: str  # the gcc driver that targets it (`x86_64-w64-mingw32-gcc`)
+    # How verify names the runs (`native`, `wine`, `qemu-aarch64`), and the
+    # command line that starts the harness: () runs it directly.
+    method: str
+    runner: tuple[str, ...] = ()
+    # Debian packages that provide the compiler and the runner (what a
+    # missing-toolchain note tells the user to install; the Makefile installs them).
+    packages: tuple[str, ...] = ()
+    cflags: tuple[str, ...] = ()
+    # Host machines (platform.machine()) that run it; empty: any (qemu-user).
+    hosts: tuple[str, ...] = ()
+    # The program is a Windows executable (PE/COFF, Windows API), run under wine.
+    windows: bool = False
+
+
+@dataclass(frozen=True)
+class Harness:
+    """What asmgen.verify.compiled needs to run this arch's tables against
+    compiled code: the registers its caller scaffold
+    (templates/<arch>/harness_scaffold.S.j2) fills and observes, the
+    compiler's quirks, and the targets that build and run it."""
+
+    # General registers never filled with test values: the stack pointer,
+    # hard-wired zero, kernel and thread registers.
+    reserved: tuple[str, ...]
+    # FP/vector registers as the scaffold stores them, and their width.
+    fprs: tuple[str, ...]
+    fpr_bits: int
+    targets: tuple[HarnessTarget, ...]
+    # A convention register that is part of a stored one: name -> (stored
+    # register, first bit, end bit) (AArch64 d8 is q8 bits 0-63).
+    parts: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    # Registers gcc will not let inline asm clobber (they are not probed for
+    # the callee-saved fact), with the reason.
+    unprobed: tuple[tuple[str, str], ...] = ()
+    # Inline asm that reads sp into operand %0.
+    read_sp: str = ""
+    # C lvalue of the interrupted pc in a Linux `ucontext_t *uc`.
+    ucontext_pc: str = ""
+    # C expression of the x87/SSE control state in a Linux `ucontext_t *uc`
+    # (FCW | FSW << 16 | MXCSR << 32), for a fault's report; "" if none.
+    ucontext_fpu: str = ""
+    # The landing can run an x87 operation, which faults if the resolver left
+    # an FCW with exceptions unmasked.
+    x87: bool = False
+
+    def target(self, convention: str, endian: str) -> HarnessTarget | None:
+        for target in self.targets:
+            if (target.convention, target.endian) == (convention, endian):
+                return target
+        return None
 
 
 # Encoders of the scaffold take (at, target, byte order).
@@ -93,6 +170,9 @@ class Arch:
     comment: str = "#"
     # Numbers written `$N` name registers (MIPS) rather than immediates (x86 AT&T).
     dollar_registers: bool = False
+    # Registers the disassembler names by another ABI's convention: its name ->
+    # this arch's (capstone prints MIPS64's $8-$15 by their o32 names).
+    disasm_names: tuple[tuple[str, str], ...] = ()
     # Register a push-style resolver saves first and keeps its frame in (x86 rbp).
     frame_pointer: str | None = None
     # Register a call instruction (bl, jalr, jirl) leaves its return address
@@ -125,10 +205,22 @@ class Arch:
     vector_kinds: tuple[str, ...] = ()
     # Registers a vector-state sequence overwrites (key: "kind/sizing").
     vector_clobbers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Wider forms of the `vec` registers, by the CPU feature that enables them
+    # (LLVM's subtarget feature, also the /proc/cpuinfo flag) and their bits:
+    # x86-64 ymm with avx, zmm with avx512f.  Caller conventions keep or pass
+    # some registers at these widths (docs/conventions.md, `wide`).
+    wide_vectors: tuple[tuple[str, int], ...] = ()
     # Emulation (asmgen verify): unicorn's binding, and the caller's call and the
     # re-entry function's return linked around the table.  None: static checks only.
     emulator: EmuFacts | None = None
     scaffold: Scaffold | None = None
+    # Branch delay slots (MIPS): verify names a slot that writes its branch's
+    # register too late.
+    delay_slots: DelaySlots | None = None
+    # Compiled-code checks (asmgen verify's `native`, `wine` and `qemu-*`
+    # runs); None: no compiler or runner for this arch, and `no_harness` says why.
+    harness: Harness | None = None
+    no_harness: str = ""
 
     @property
     def frame_style(self) -> str:
@@ -148,6 +240,19 @@ class Arch:
             if reg.name == name:
                 return reg
         return None
+
+    def disasm_register(self, name: str) -> str:
+        """This arch's name for a register the disassembler calls `name`."""
+        return dict(self.disasm_names).get(name, name)
+
+    def disasm_operands(self, text: str) -> str:
+        """Operand text with every register in this arch's names (one pass, so
+        a renamed register is never renamed again)."""
+        if not self.disasm_names:
+            return text
+        names = dict(self.disasm_names)
+        pattern = r"\b(" + "|".join(map(re.escape, names)) + r")\b"
+        return re.sub(pattern, lambda m: names[m.group(1)], text)
 
 
 def regs(cls: str, bits: int, names: str) -> tuple[Register, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asmgen.arches.encode import field, reach, words
-from asmgen.arches.model import Arch, EmuFacts, Scaffold, regs
+from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, regs
 
 
 def _jal(at: int, target: int, order: str) -> bytes:
@@ -32,6 +32,34 @@ EMULATOR = EmuFacts(
     reserved=RESERVED,
     # mstatus.FS: the FPU is on.
     init=(("mstatus", 0x6000),),
+    # fcsr: frm round toward zero; the clobber raises every flag (fflags).
+    fp_control={"fcsr": (0x20, 0x1F)},
+)
+
+# f0-f31 by their ABI names, in register-number order.
+FPRS = regs(
+    "fpr",
+    64,
+    "ft0 ft1 ft2 ft3 ft4 ft5 ft6 ft7 fs0 fs1 fa0 fa1 fa2 fa3 fa4 fa5 fa6 fa7 "
+    "fs2 fs3 fs4 fs5 fs6 fs7 fs8 fs9 fs10 fs11 ft8 ft9 ft10 ft11",
+)
+
+HARNESS = Harness(
+    reserved=("zero", "sp", "gp", "tp"),
+    fprs=tuple(r.name for r in FPRS),
+    fpr_bits=64,
+    read_sp="mv %0, sp",
+    ucontext_pc="uc->uc_mcontext.__gregs[0]",
+    targets=(
+        HarnessTarget(
+            convention="riscv_lp64d",
+            endian="little",
+            compiler="riscv64-linux-gnu-gcc",
+            method="qemu-riscv64",
+            runner=("qemu-riscv64-static",),
+            packages=("gcc-riscv64-linux-gnu", "libc6-dev-riscv64-cross", "qemu-user-static"),
+        ),
+    ),
 )
 
 ARCH = Arch(
@@ -45,12 +73,9 @@ ARCH = Arch(
         "zero ra sp gp tp t0 t1 t2 s0 s1 a0 a1 a2 a3 a4 a5 a6 a7 "
         "s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 t3 t4 t5 t6",
     )
-    + regs(
-        "fpr",
-        64,
-        "ft0 ft1 ft2 ft3 ft4 ft5 ft6 ft7 fs0 fs1 fa0 fa1 fa2 fa3 fa4 fa5 fa6 fa7 "
-        "fs2 fs3 fs4 fs5 fs6 fs7 fs8 fs9 fs10 fs11 ft8 ft9 ft10 ft11",
-    ),
+    + FPRS
+    # FP control and status (frm, fflags).
+    + regs("ctl", 32, "fcsr"),
     stack_pointer="sp",
     keystone=None,
     capstone=("CS_ARCH_RISCV", "CS_MODE_RISCV64"),
@@ -60,5 +85,6 @@ ARCH = Arch(
     call_link="ra",
     reserved=RESERVED,
     emulator=EMULATOR,
+    harness=HARNESS,
     scaffold=Scaffold(_jal, lambda order: words(order, 0x00008067)),  # ret
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asmgen.arches.encode import rel32
-from asmgen.arches.model import Arch, EmuFacts, Scaffold, regs
+from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, regs
 
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_X86",
@@ -16,11 +16,50 @@ EMULATOR = EmuFacts(
     call_pushes=8,
     # CF PF AF ZF SF OF
     flags=("eflags", 0x8D5),
-    fp_control={"mxcsr": (0x9FC0, 0x1F80), "fcw": (0x027F, 0x037F)},
+    fp_control={"mxcsr": (0x9FC0, 0x1FBF), "fcw": (0x027F, 0x037F)},
     uc_names={"fcw": "fpcw"},
     base=0x7F5A_1000_0000,
     native_hosts=(("x86_64", "Linux"), ("AMD64", "Linux")),
     native_int_args=("rdi", "rsi", "rdx", "rcx", "r8", "r9"),
+)
+
+# The fault's x87/SSE control state, from glibc's x86-64 ucontext.
+_FPU = (
+    "(uc->uc_mcontext.fpregs ? uc->uc_mcontext.fpregs->cwd"
+    " | (uint64_t)uc->uc_mcontext.fpregs->swd << 16"
+    " | (uint64_t)uc->uc_mcontext.fpregs->mxcsr << 32 : 0)"
+)
+
+HARNESS = Harness(
+    reserved=("rsp",),
+    fprs=tuple(f"xmm{i}" for i in range(16)),
+    fpr_bits=128,
+    read_sp="movq %%rsp, %0",
+    ucontext_pc="uc->uc_mcontext.gregs[REG_RIP]",
+    ucontext_fpu=_FPU,
+    x87=True,
+    targets=(
+        HarnessTarget(
+            convention="sysv_amd64",
+            endian="little",
+            compiler="x86_64-linux-gnu-gcc",
+            method="native",
+            packages=("gcc", "libc6-dev"),
+            hosts=("x86_64",),
+        ),
+        # mingw-w64's -O0 code spills rcx/rdx/r8/r9 into the caller's home
+        # area, as MSVC's does.
+        HarnessTarget(
+            convention="ms_x64",
+            endian="little",
+            compiler="x86_64-w64-mingw32-gcc",
+            method="wine",
+            runner=("wine",),
+            packages=("gcc-mingw-w64-x86-64", "wine", "wine64"),
+            hosts=("x86_64",),
+            windows=True,
+        ),
+    ),
 )
 
 ARCH = Arch(
@@ -50,7 +89,9 @@ ARCH = Arch(
         ("xsave64/fixed", ("rax", "rdx")),
         ("xsave64/cpuid", ("rax", "rbx", "rcx", "rdx")),
     ),
+    wide_vectors=(("avx", 256), ("avx512f", 512)),
     emulator=EMULATOR,
+    harness=HARNESS,
     scaffold=Scaffold(
         caller=lambda at, target, order: b"\xe8" + rel32(at, 5, target),  # call rel32
         ret=lambda order: b"\xc3",

@@ -52,10 +52,14 @@ def _data_text(data: bytes, unit: int, byteorder: str) -> str:
     return f"{directive} " + ", ".join(f"{w:#0{2 + 2 * unit}x}" for w in words)
 
 
-def _decode(cs, data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
+def _text(arch: Arch, insn) -> str:
+    return f"{insn.mnemonic} {arch.disasm_operands(insn.op_str)}".strip()
+
+
+def _decode(cs, arch: Arch, data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
     out, pos = [], 0
     for insn in cs.disasm(data, offset):
-        text = f"{insn.mnemonic} {insn.op_str}".strip()
+        text = _text(arch, insn)
         out.append((insn.address, bytes(insn.bytes), text))
         pos = insn.address + insn.size - offset
     if pos != len(data):
@@ -64,7 +68,7 @@ def _decode(cs, data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
 
 
 def decode_all(
-    cs, code: bytes, unit: int, byteorder: str, base: int = 0
+    cs, arch: Arch, code: bytes, byteorder: str, base: int = 0
 ) -> list[tuple[int, bytes, str]]:
     """Decode a whole table with no statement boundaries (as read from tables.json).
 
@@ -76,10 +80,10 @@ def decode_all(
     while pos < len(code):
         start = pos
         for insn in cs.disasm(code[pos:], base + pos):
-            out.append((insn.address, bytes(insn.bytes), f"{insn.mnemonic} {insn.op_str}".strip()))
+            out.append((insn.address, bytes(insn.bytes), _text(arch, insn)))
             pos = insn.address + insn.size - base
         if pos == start:
-            width = unit if len(code) - pos >= unit else 1
+            width = arch.element_size if len(code) - pos >= arch.element_size else 1
             data = code[pos : pos + width]
             out.append((base + pos, data, _data_text(data, width, byteorder)))
             pos += width
@@ -87,39 +91,17 @@ def decode_all(
 
 
 def _llvm_mc_words(arch: Arch, code: bytes, byteorder: str, base: int):
-    """Fixed-width arches capstone lacks: llvm-mc's disassembler, one run per table.
-
-    llvm-mc prints one line per valid word and warns (with the input line) about
-    each invalid one, which then becomes a data word.
-    """
-    import re
-    import subprocess
-
-    from asmgen.build.llvm_mc import find_llvm_mc
+    """Fixed-width arches capstone lacks: llvm-mc's disassembler; a word it
+    cannot decode becomes a data word."""
+    from asmgen.build.llvm_mc import decode_words
 
     unit = arch.element_size
-    triple = arch.triple(byteorder)
-    if unit == 1 or not triple:
-        raise AsmgenError(f"no disassembler for arch {arch.name!r}")
     words = [code[i : i + unit] for i in range(0, len(code) - len(code) % unit, unit)]
-    # llvm-mc reads bytes in memory order, so each word goes in as stored.
-    text = "".join(" ".join(f"0x{b:02x}" for b in w) + "\n" for w in words)
-    command = [find_llvm_mc(), "--disassemble", f"-triple={triple}"]
-    if arch.llvm_mattr:
-        command.append(f"-mattr={arch.llvm_mattr}")
-    done = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
-    bad = {int(n) - 1 for n in re.findall(r"<stdin>:(\d+):\d+: warning: invalid", done.stderr)}
-    decoded = iter(
-        " ".join(line.split())
-        for line in done.stdout.splitlines()
-        if line.strip() and not line.strip().startswith(".")
-    )
-    out = []
-    for index, word in enumerate(words):
-        at = base + index * unit
-        insn = None if index in bad else next(decoded, None)
-        out.append((at, word, insn if insn else _data_text(word, unit, byteorder)))
-    return out
+    texts = decode_words(arch, byteorder, words)
+    return [
+        (base + index * unit, word, text or _data_text(word, unit, byteorder))
+        for index, (word, text) in enumerate(zip(words, texts, strict=True))
+    ]
 
 
 def decode_code(
@@ -129,7 +111,7 @@ def decode_code(
     cs = capstone_for(arch, byteorder, syntax)
     if cs is None:
         return _llvm_mc_words(arch, code, byteorder, base)
-    return decode_all(cs, code, arch.element_size, byteorder, base)
+    return decode_all(cs, arch, code, byteorder, base)
 
 
 def listing(table: Table, disassemble=None) -> list[ListingLine]:
@@ -151,7 +133,7 @@ def listing(table: Table, disassemble=None) -> list[ListingLine]:
         cs = _capstone(table)
 
         def disassemble(data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
-            return _decode(cs, data, offset)
+            return _decode(cs, table.spec.arch_info, data, offset)
 
     unit = table.spec.arch_info.element_size
     lines = []

@@ -129,9 +129,7 @@ def compute_frame(spec: Spec) -> Frame:
     arg_offsets = tuple(i * slot for i in range(stack_args))
     # The home area the resolver reserves: the convention's, unless a spec
     # reproduces a table that reserves less (and declares it).
-    shadow = spec.call.shadow_space
-    if spec.resolver.shadow_space is not None:
-        shadow = spec.resolver.shadow_space
+    shadow = spec.home_reserved
     common = {
         "slot": slot,
         "shadow": shadow,

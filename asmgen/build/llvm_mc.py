@@ -20,6 +20,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from asmgen.arches import Arch
 from asmgen.build.render import Rendered
 from asmgen.build.source import END_PROBE, Assembly, collect, parse_lines, probe_name
 from asmgen.build.toolcache import cached
@@ -63,15 +64,9 @@ def llvm_mc_version() -> str:
     return match.group(1)
 
 
-def _tool_identity(spec: Spec) -> list[str]:
+def _tool_identity(arch: Arch, endian: str) -> list[str]:
     """What a cached llvm-mc result depends on besides its input text."""
-    arch = spec.arch_info
-    return [
-        find_llvm_mc(),
-        llvm_mc_version(),
-        arch.triple(spec.endian) or "",
-        arch.llvm_mattr or "",
-    ]
+    return [find_llvm_mc(), llvm_mc_version(), arch.triple(endian) or "", arch.llvm_mattr or ""]
 
 
 def llvm_mc_command(spec: Spec, output: Path) -> list[str]:
@@ -118,7 +113,7 @@ def assemble_llvm_mc(spec: Spec, rendered: Rendered) -> Assembly:
             code, symbols, relocated = _read_object(output, spec)
         return {"code": code.hex(), "symbols": symbols, "relocated": relocated}
 
-    done = cached(["assemble", *_tool_identity(spec), text], run)
+    done = cached(["assemble", *_tool_identity(spec.arch_info, spec.endian), text], run)
     if "error" in done:
         raise _diagnostic(done["error"], source, rendered.path)
     code, symbols, relocated = bytes.fromhex(done["code"]), done["symbols"], done["relocated"]
@@ -177,43 +172,53 @@ def _read_object(path: Path, spec: Spec) -> tuple[bytes, dict[str, int], bool]:
     return code, symbols, relocated
 
 
-def llvm_mc_disassembler(table) -> Callable[[bytes, int], list[tuple[int, bytes, str]]]:
-    """A disassembler for `disasm.listing` on arches capstone lacks.
+def decode_words(arch: Arch, endian: str, words: list[bytes]) -> list[str | None]:
+    """llvm-mc's text for each fixed-width instruction word, in one cached run;
+    None for a word that is not a valid instruction.
 
-    Fixed-width arches only: every code statement of `table` is decoded in one
-    llvm-mc run, one instruction per element; a statement whose words do not
-    all decode comes back empty (the listing then shows it as data).
+    llvm-mc prints one line per valid word and warns (naming the input line)
+    about each invalid one.
     """
-    spec = table.spec
-    arch = spec.arch_info
-    unit = arch.element_size
-    if unit == 1:
-        raise AsmgenError(f"no disassembler for {arch.name}")
-    words = []
-    for stmt in table.statements:
-        if stmt.is_data or stmt.size % unit:
-            continue
-        for at in range(stmt.offset, stmt.offset + stmt.size, unit):
-            words.append((at, table.code[at : at + unit]))
-    text = "\n".join(" ".join(f"0x{b:02x}" for b in word) for _, word in words) + "\n"
-    command = [find_llvm_mc(), "--disassemble", f"-triple={arch.triple(spec.endian)}"]
+    triple = arch.triple(endian)
+    if arch.element_size == 1 or not triple:
+        raise AsmgenError(f"no disassembler for arch {arch.name!r}")
+    # llvm-mc reads bytes in memory order, so each word goes in as stored.
+    text = "".join(" ".join(f"0x{b:02x}" for b in word) + "\n" for word in words)
+    command = [find_llvm_mc(), "--disassemble", f"-triple={triple}"]
     if arch.llvm_mattr:
         command.append(f"-mattr={arch.llvm_mattr}")
 
     def run() -> dict:
         result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
-        clean = result.returncode == 0 and not result.stderr.strip()
-        return {"stdout": result.stdout, "clean": clean}
+        return {"stdout": result.stdout, "stderr": result.stderr}
 
-    done = cached(["disassemble", *_tool_identity(spec), text], run)
-    decoded = [
+    done = cached(["decode-words", *_tool_identity(arch, endian), text], run)
+    bad = {int(n) - 1 for n in re.findall(r"<stdin>:(\d+):\d+: warning: invalid", done["stderr"])}
+    decoded = iter(
         " ".join(line.split())
         for line in done["stdout"].splitlines()
         if line.strip() and not line.strip().startswith(".")
+    )
+    return [None if index in bad else next(decoded, None) for index in range(len(words))]
+
+
+def llvm_mc_disassembler(table) -> Callable[[bytes, int], list[tuple[int, bytes, str]]]:
+    """A disassembler for `disasm.listing` on arches capstone lacks.
+
+    Every code statement of `table` is decoded in one llvm-mc run, one
+    instruction per element; a statement whose words do not all decode comes
+    back empty (the listing then shows it as data).
+    """
+    unit = table.spec.arch_info.element_size
+    places = [
+        at
+        for stmt in table.statements
+        if not stmt.is_data and stmt.size % unit == 0
+        for at in range(stmt.offset, stmt.offset + stmt.size, unit)
     ]
-    by_offset: dict[int, str] = {}
-    if done["clean"] and len(decoded) == len(words):
-        by_offset = {at: insn for (at, _), insn in zip(words, decoded, strict=True)}
+    words = [table.code[at : at + unit] for at in places]
+    texts = decode_words(table.spec.arch_info, table.spec.endian, words)
+    by_offset = {at: text for at, text in zip(places, texts, strict=True) if text}
 
     def disassemble(data: bytes, offset: int) -> list[tuple[int, bytes, str]]:
         out = []

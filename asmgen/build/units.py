@@ -46,6 +46,9 @@ TARGETS = {"trampoline": (RESOLVER_PTR, RESOLVER_ADDR), "stub": (STUB_PTR,)}
 RETURN_LABEL = "TrampolineReturn"
 # LLVM keeps StubToPointerMaxDisplacement in an `unsigned`.
 UNSIGNED_MAX = (1 << 32) - 1
+# The smallest page size of the arches ORC supports: LocalIndirectStubsInfo
+# rounds stub blocks to whole pages and asserts the stub size divides them.
+MIN_PAGE_SIZE = 0x1000
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,14 @@ def build_unit(spec: Spec, template_path: Path, role: str) -> UnitTable:
     table = UnitTable(role, spec, template_path, unit, base.statements, base.labels, points)
     if role == "trampoline":
         _check_call_size(spec, table, path)
+    if role == "stub" and MIN_PAGE_SIZE % table.size:
+        # getIndirectStubsBlockSizes asserts it: a page holds whole stubs.
+        raise AsmgenError(
+            f"the stub is {table.size:#x} bytes, which does not divide a {MIN_PAGE_SIZE:#x}-byte "
+            "page; LLVM allocates stubs by the page",
+            path,
+            hint="pad the stub to a power of two (.balign)",
+        )
     return table
 
 

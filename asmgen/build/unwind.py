@@ -13,6 +13,16 @@ CFA = rsp+16 and rbp at CFA-16; after `mov %rsp, %rbp`, CFA = rbp+16; each
 later push saves its register at the next lower slot; after `pop %rbp`, CFA =
 rsp+8 again.
 
+`trampoline_eh_frame` covers a block of trampolines with the same CIE and one
+FDE without instructions.  A stub jumps to a trampoline, so at its first byte
+sp points at the JIT'd caller's return address: the CIE's initial rules (CFA
+= rsp+8, return address at CFA-8).  The trampoline's call pushes the only
+other return address; the unwinder, coming back from the resolver, looks up
+that address - 1, inside the call, where sp has not moved yet.  Both facts
+are read from the assembled trampoline: no instruction before the call's end
+writes rsp, and the call is the last instruction that runs.  pc_begin (the
+block's address) and pc_range (trampolines x size) are filled in by the JIT.
+
 `win64` (spec `unwind: win64`) is an UNWIND_INFO (version 1) followed by one
 RUNTIME_FUNCTION whose addresses are relative to the resolver's first byte
 (the base the JIT passes to RtlAddFunctionTable).  The prolog is `push %rbp;
@@ -137,14 +147,18 @@ def _pad(body: bytes) -> bytes:
 @dataclass(frozen=True)
 class EhFrame:
     data: bytes
-    pc_begin_offset: int
+    pc_begin_offset: int  # the FDE's 8-byte absolute pc_begin
+
+    @property
+    def pc_range_offset(self) -> int:
+        """The FDE's 8-byte pc_range, right after pc_begin."""
+        return self.pc_begin_offset + 8
 
 
-def eh_frame(code: bytes) -> EhFrame:
-    events = frame_events(code)
-    # CIE: id 0, version 1, "zR", code align 1, data align -8, RA column 16,
-    # augmentation data: FDE pointers are DW_EH_PE_absptr (0).
-    cie_body = (
+def _cie() -> bytes:
+    """CIE: id 0, version 1, "zR", code align 1, data align -8, RA column 16,
+    FDE pointers DW_EH_PE_absptr (0); at entry CFA = rsp+8, RA at CFA-8."""
+    body = (
         struct.pack("<IB", 0, 1)
         + b"zR\0"
         + _uleb(1)
@@ -158,8 +172,23 @@ def eh_frame(code: bytes) -> EhFrame:
         + bytes([DW_CFA_offset | DWARF_RA])
         + _uleb(1)
     )
-    cie = _pad(cie_body)
-    cie = struct.pack("<I", len(cie)) + cie
+    cie = _pad(body)
+    return struct.pack("<I", len(cie)) + cie
+
+
+def _eh_frame(pc_range: int, ops: bytes) -> EhFrame:
+    """The CIE, one FDE covering [0, pc_range) with `ops`, the terminator."""
+    cie = _cie()
+    fde_offset = len(cie)
+    # CIE pointer: distance from this field back to the CIE.
+    fde_body = struct.pack("<IQQ", fde_offset + 4, 0, pc_range) + _uleb(0) + ops
+    fde = _pad(fde_body)
+    fde = struct.pack("<I", len(fde)) + fde
+    return EhFrame(cie + fde + bytes(4), pc_begin_offset=fde_offset + 8)
+
+
+def eh_frame(code: bytes) -> EhFrame:
+    events = frame_events(code)
     ops = bytearray()
     at = 0
     ops += _advance(events.push_rbp - at) + bytes([DW_CFA_def_cfa_offset]) + _uleb(0x10)
@@ -174,12 +203,31 @@ def eh_frame(code: bytes) -> EhFrame:
             at = end
     ops += _advance(events.pop_rbp - at) + bytes([DW_CFA_def_cfa]) + _uleb(DWARF_REGS["rsp"])
     ops += _uleb(8)
-    fde_offset = len(cie)
-    # CIE pointer: distance from this field back to the CIE.
-    fde_body = struct.pack("<IQQ", fde_offset + 4, 0, events.size) + _uleb(0) + bytes(ops)
-    fde = _pad(fde_body)
-    fde = struct.pack("<I", len(fde)) + fde
-    return EhFrame(cie + fde + bytes(4), pc_begin_offset=fde_offset + 8)
+    return _eh_frame(events.size, bytes(ops))
+
+
+def trampoline_call_end(code: bytes) -> int:
+    """Offset just past the trampoline's call, after checking that nothing
+    before it moves rsp (so the CIE's entry rules hold up to the call)."""
+    import capstone
+
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    md.detail = True
+    for insn in md.disasm(code, 0):
+        if insn.mnemonic == "call":
+            return insn.address + insn.size
+        written = {insn.reg_name(r) for r in insn.regs_access()[1]}
+        if "rsp" in written or insn.group(capstone.CS_GRP_JUMP):
+            what = f"{insn.mnemonic} {insn.op_str}".strip()
+            raise ValueError(f"the trampoline's {what} at {insn.address:#x} comes before its call")
+    raise ValueError("the trampoline has no call")
+
+
+def trampoline_eh_frame(code: bytes) -> EhFrame:
+    """.eh_frame for one trampoline at 0 (pc_range: its size); for a block,
+    the JIT writes the block's address and trampolines x size."""
+    trampoline_call_end(code)
+    return _eh_frame(len(code), b"")
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asmgen.docs.framemap import FrameMap
-from asmgen.docs.vector_layout import register_slots
+from asmgen.build.framemap import FrameMap
+from asmgen.build.vector_layout import register_slots
 from asmgen.spec import Spec
 
 
@@ -95,6 +95,8 @@ def register_rows(spec: Spec, fmap: FrameMap) -> list[RegisterRow]:
             action = "clobbered"
         elif reg.name in spec.call.callee_saved:
             action = "untouched (the re-entry function preserves it)"
+        elif reg.name in spec.call.fp_control:
+            action = "untouched (the re-entry function preserves its control bits)"
         else:
             action = "not saved"
             if reg.name in args:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 import xml.etree.ElementTree as ET
 
-from asmgen.docs.framemap import CALLEE, FrameMap, Region
+from asmgen.build.framemap import CALLEE, FrameMap, Region
 
 SLOT_PX = 16
 FONT = "DejaVu Sans Mono, Menlo, Consolas, monospace"

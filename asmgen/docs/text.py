@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asmgen.docs.framemap import CALLEE, FrameMap, span
+from asmgen.build.framemap import CALLEE, FrameMap, span
 
 BOX = 46  # characters inside the box
 

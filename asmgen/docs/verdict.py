@@ -1,7 +1,7 @@
 """The verify verdict for the pages: `asmgen verify`'s checks on the built table.
 
-The native run is left out: its outcome depends on the host, and the pages
-must be the same on every machine.
+The native and compiled runs are left out: their outcome depends on the host
+and its toolchains, and the pages must be the same on every machine.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ offset constants, and a writeResolverCode that applies every field.
 from __future__ import annotations
 
 import re
+import textwrap
 
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.table import Table
@@ -18,33 +19,34 @@ from asmgen.emit.clangformat import clang_format
 from asmgen.emit.cpp_rows import resolver_rows
 from asmgen.emit.provenance import header_lines
 from asmgen.errors import AsmgenError
+from asmgen.spec.serving import serving_lines
 
 # LLVM's names for the addresses the resolver is patched with.
 ADDRESS_PARAMS = ("ReentryFnAddr", "ReentryCtxAddr")
+# LLVM also passes the resolver's own address; asmgen's resolvers do not need
+# it (no patch takes it), but the ORC-ready header accepts it as LLVM calls.
+RESOLVER_TARGET = "ResolverTargetAddress"
 
-_PRELUDE = (
-    """
-#include <cassert>
-#include <cstdint>
-#include <cstring>
 
-namespace asmgen {
-namespace detail {
+def prelude(style: emit_units.CppStyle) -> str:
+    """The helpers the writers call, in the namespace `style.helpers` names."""
+    namespace = style.helpers.removesuffix("::")
+    return (
+        f"""namespace {namespace} {{
 /// Writes a whole container that the table leaves zero (an instruction word
 /// completed at run time).
-template <typename T> inline void writeWord(char *Loc, uint64_t Value) {
+template <typename T> inline void writeWord(char *Loc, uint64_t Value) {{
   T Word = static_cast<T>(Value);
   memcpy(Loc, &Word, sizeof(T));
-}
+}}
 
 """
-    + "\n".join(emit_units.cpp_helpers(emit_units.HEADER).values())
-    + """} // namespace detail
-"""
-)
+        + "\n".join(emit_units.cpp_helpers(style).values())
+        + f"}} // namespace {namespace}\n"
+    )
 
 
-def _field_call(table: Table) -> list[str]:
+def _field_call(table: Table, style: emit_units.CppStyle) -> list[str]:
     calls = []
     for patch in table.patches:
         if any(f.bits for f in patch.fields) and patch.name not in ADDRESS_PARAMS:
@@ -59,40 +61,63 @@ def _field_call(table: Table) -> list[str]:
             where = f"ResolverWorkingMem + {patch.name}Offset"
             if field.offset != patch.offset:
                 where += f" + {field.offset - patch.offset:#x}"
-            expr = re.sub(r"\bvalue\b", patch.name, KINDS[field.kind].expr)
+            expr = re.sub(r"\bvalue\b", patch.name + style.value, KINDS[field.kind].expr)
             if field.whole_word:
                 # The table holds zero here: write the whole instruction word.
                 value = f"{field.base:#x}"
                 if field.bits:
                     value += f" | ((({expr}) & {(1 << field.bits) - 1:#x}) << {field.shift})"
-                calls.append(f"  detail::writeWord<{ctype}>({where}, {value});")
+                calls.append(f"  {style.helpers}writeWord<{ctype}>({where}, {value});")
             else:
                 calls.append(
-                    f"  detail::patchField<{ctype}>({where}, "
+                    f"  {style.helpers}patchField<{ctype}>({where}, "
                     f"{ctype}({field.mask:#x}ULL), {field.shift}, {expr});"
                 )
     return calls
 
 
-def _abi_block(table: Table) -> str:
+def comment_lines(paragraphs: list[str], width: int = 76) -> list[str]:
+    """Paragraphs wrapped for `/// ` comments within clang-format's column limit."""
+    return [line for text in paragraphs for line in textwrap.wrap(text, width)]
+
+
+def abi_block(
+    table: Table,
+    style: emit_units.CppStyle = emit_units.HEADER,
+    name: str | None = None,
+    doc: str = "",
+    resolver_target: bool = False,
+) -> str:
+    """One ABI's struct and its inline writer definitions: named `name` (the
+    spec's class name by default), addresses typed by `style`, `doc` lines
+    after the description; with `resolver_target`, writeResolverCode takes the
+    resolver's own address first, as LLVM passes it."""
     spec = table.spec
-    name = spec.class_name
+    name = name or spec.class_name
     element = spec.arch_info.element
-    params = ", ".join(f"uint64_t {p}" for p in ADDRESS_PARAMS)
+    names = ((RESOLVER_TARGET,) if resolver_target else ()) + ADDRESS_PARAMS
+    params = ", ".join(f"{style.address} {p}" for p in names)
+    unused = (
+        f"  (void){RESOLVER_TARGET}; // the code does not depend on where it is\n"
+        if resolver_target
+        else ""
+    )
     offsets = "".join(
         f"  static constexpr unsigned {p.name}Offset = {p.offset:#x};\n" for p in table.patches
     )
     body = "\n".join(resolver_rows(table))
+    serving = "".join(f"/// {line}\n" for line in comment_lines(serving_lines(spec)))
+    comment = "".join(f"/// {line}\n" if line else "///\n" for line in doc.splitlines())
     return f"""
 /// {spec.abi}: {spec.description}
-struct {name} {{
+{serving}{comment}struct {name} {{
   static constexpr unsigned ResolverCodeSize = {len(table.code):#x};
 {offsets}{emit_units.cpp_members(table)}{emit_unwind.cpp_members(table)}
   static void writeResolverCode(char *ResolverWorkingMem, {params});
-{emit_units.cpp_declarations(table)}}};
+{emit_units.cpp_declarations(table, style)}}};
 
 inline void {name}::writeResolverCode(char *ResolverWorkingMem, {params}) {{
-  // clang-format off
+{unused}  // clang-format off
   const {element} ResolverCode[] = {{
 {body}
   }};
@@ -100,18 +125,23 @@ inline void {name}::writeResolverCode(char *ResolverWorkingMem, {params}) {{
   static_assert(sizeof(ResolverCode) == ResolverCodeSize,
                 "ResolverCodeSize must match the table");
   memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
-{chr(10).join(_field_call(table))}
+{chr(10).join(_field_call(table, style))}
 }}
-{emit_units.cpp_bodies(table)}"""
+{emit_units.cpp_bodies(table, style, name)}"""
+
+
+INCLUDES = "#include <cassert>\n#include <cstdint>\n#include <cstring>\n"
 
 
 def emit_cpp(tables: list[Table]) -> str:
     header = "".join(f"// {line}\n" for line in header_lines(tables))
     text = (
         header
-        + "\n#ifndef ASMGEN_ORC_RESOLVERS_H\n#define ASMGEN_ORC_RESOLVERS_H\n"
-        + _PRELUDE
-        + "".join(_abi_block(t) for t in tables)
+        + "\n#ifndef ASMGEN_ORC_RESOLVERS_H\n#define ASMGEN_ORC_RESOLVERS_H\n\n"
+        + INCLUDES
+        + "\nnamespace asmgen {\n"
+        + prelude(emit_units.HEADER)
+        + "".join(abi_block(t) for t in tables)
         + "\n} // namespace asmgen\n\n#endif // ASMGEN_ORC_RESOLVERS_H\n"
     )
     return clang_format(text, "orc_resolvers.h")

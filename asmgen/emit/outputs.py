@@ -10,11 +10,14 @@ from asmgen.build.table import Table
 from asmgen.emit.atomic import write_files
 from asmgen.emit.cpp_header import emit_cpp
 from asmgen.emit.json_tables import emit_json
+from asmgen.emit.orc_header import FILENAME as ORC_HEADER
+from asmgen.emit.orc_header import emit_orc_header
 from asmgen.emit.python_module import emit_python
 
 OUTPUTS = {
     "orc_resolvers.py": emit_python,
     "orc_resolvers.h": emit_cpp,
+    ORC_HEADER: emit_orc_header,
     "tables.json": emit_json,
 }
 

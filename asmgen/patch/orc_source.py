@@ -1,12 +1,19 @@
 """LLVM's OrcABISupport.cpp and .h, read with a C++ parser (tree-sitter-cpp).
 
 Finds what `asmgen patch` rewrites, as byte ranges of syntax nodes: the classes
-of the header with their size constants, base classes and inline forwarders,
-and in the .cpp each `<Class>::writeResolverCode` with its `ResolverCode[]`
-table, `<Patch>Offset` constants and `static_assert`s, and the file-static
-helpers asmgen's unit writers call.  The same reader extracts a table (and the
-`Trampoline[]`/`Stub[]` of asmgen's unit writers) back, so a patched file can be
-checked against the generator.
+of the header with their size constants, base classes, export macros and
+inline forwarders, and in the .cpp each `<Class>::writeResolverCode` with its
+`ResolverCode[]` table, offset constants and `static_assert`s, and the
+file-static helpers asmgen's unit writers call.  The same reader extracts a
+table (and the `Trampoline[]`/`Stub[]` of asmgen's unit writers) back, so a
+patched file can be checked against the generator.
+
+An offset constant is found by what it does, not by its name: a local integer
+constant the function adds to its working memory (`ResolverWorkingMem + X`).
+What it patches is read from the same statement where it can be: the address
+parameter written there, directly or through a local computed from it.
+LLVM releases spell the constants differently (19.x's MIPS32 landing move is
+`Offsett`, main's `MoveLandingAddrOffset`); the reader keeps every spelling.
 """
 
 from __future__ import annotations
@@ -54,6 +61,49 @@ def number(node: Node) -> int:
     if re.fullmatch(r"0[0-7]+", text):
         return int(text, 8)
     return int(text, 0)
+
+
+_OPERATORS = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "<<": lambda a, b: a << b,
+    ">>": lambda a, b: a >> b,
+    "|": lambda a, b: a | b,
+    "&": lambda a, b: a & b,
+    "^": lambda a, b: a ^ b,
+}
+
+
+def constant_value(node: Node, bits: int = 32) -> int | None:
+    """Value of an integer constant expression (`0x6C`, `1U << 27`, `(1U << 20) - 4`)
+    as an unsigned of `bits` bits holds it; None for anything else."""
+    value = _evaluate(node)
+    return None if value is None else value & ((1 << bits) - 1)
+
+
+def _evaluate(node: Node) -> int | None:
+    if node.type == "number_literal":
+        return number(node)
+    if node.type == "parenthesized_expression" and node.named_child_count == 1:
+        return _evaluate(node.named_children[0])
+    if node.type == "unary_expression":
+        operand = _evaluate(node.child_by_field_name("argument"))
+        operator = node.child_by_field_name("operator").text
+        if operand is None or operator not in (b"-", b"~", b"+"):
+            return None
+        return {b"-": -operand, b"~": ~operand, b"+": operand}[operator]
+    if node.type == "binary_expression":
+        left = _evaluate(node.child_by_field_name("left"))
+        right = _evaluate(node.child_by_field_name("right"))
+        operator = node.child_by_field_name("operator").text.decode()
+        apply = _OPERATORS.get(operator)
+        if left is None or right is None or apply is None:
+            return None
+        if operator in ("<<", ">>") and not 0 <= right < 64:
+            return None
+        return apply(left, right)
+    return None
 
 
 @dataclass
@@ -122,6 +172,15 @@ class ClassDecl:
     bases: list[str]
     constants: dict[str, Node]  # static member -> its initializer
     forwards_to: str | None  # Base of an inline writeResolverCode calling Base::writeResolverCode
+    # Export macros as written: on the class (`class LLVM_CLASS_ABI X`) and
+    # before its static member functions (`LLVM_ABI static void ...`).
+    class_macro: str = ""
+    member_macro: str = ""
+    # The writeResolverCode declaration's parameter types, as written.
+    resolver_params: list[str] = field(default_factory=list)
+    # The arguments the inline forwarder passes to Base::writeResolverCode, as
+    # written (`..., ReentryCtxAddr, false` for OrcMips32Le).
+    forward_args: list[str] = field(default_factory=list)
 
 
 def classes(header: Source) -> dict[str, ClassDecl]:
@@ -139,53 +198,103 @@ def classes(header: Source) -> dict[str, ClassDecl]:
             for c in clause.children
             if c.type in ("type_identifier", "qualified_identifier")
         ]
-        constants: dict[str, Node] = {}
-        forwards_to = None
+        decl = ClassDecl(header.text(name), node, bases, {}, None)
+        decl.class_macro = _macros(header.data[node.start_byte : name.start_byte])
         for member in body.children:
             declarator = member.child_by_field_name("declarator")
             if member.type == "field_declaration" and declarator is not None:
                 value = member.child_by_field_name("default_value")
                 if declarator.type == "field_identifier" and value is not None:
-                    constants[header.text(declarator)] = value
-            if member.type == "function_definition" and _declared_name(header, member) == (
-                RESOLVER_FN
-            ):
-                forwards_to = _forward_target(header, member)
-        found[header.text(name)] = ClassDecl(header.text(name), node, bases, constants, forwards_to)
+                    decl.constants[header.text(declarator)] = value
+            if member.type not in ("field_declaration", "declaration", "function_definition"):
+                continue
+            function = _function_declarator(member)
+            if function is None:
+                continue
+            if member.type != "function_definition" and not decl.member_macro:
+                # A blanked macro lies before the node: read from the previous one.
+                before = member.prev_sibling
+                start = before.end_byte if before is not None else member.start_byte
+                decl.member_macro = _macros(header.data[start : function.start_byte])
+            if header.text(function.child_by_field_name("declarator")) != RESOLVER_FN:
+                continue
+            decl.resolver_params = _parameter_types(header, function)
+            if member.type == "function_definition":
+                decl.forwards_to, decl.forward_args = _forward_call(header, member)
+        found[decl.name] = decl
     return found
 
 
-def _declared_name(src: Source, definition: Node) -> str | None:
-    declarator = definition.child_by_field_name("declarator")
+def _macros(text: bytes) -> str:
+    """The export macros in `text`, each followed by a space."""
+    return "".join(f"{m.decode()} " for m in _ATTRIBUTE_MACROS.findall(text))
+
+
+def _function_declarator(node: Node) -> Node | None:
+    declarator = node.child_by_field_name("declarator")
     while declarator is not None and declarator.type != "function_declarator":
         declarator = declarator.child_by_field_name("declarator")
+    return declarator
+
+
+def _parameter_types(src: Source, function: Node) -> list[str]:
+    params = function.child_by_field_name("parameters")
+    return [
+        src.text(p.child_by_field_name("type"))
+        for p in (params.named_children if params else [])
+        if p.type == "parameter_declaration" and p.child_by_field_name("type") is not None
+    ]
+
+
+def _parameter_names(src: Source, function: Node) -> list[str]:
+    params = function.child_by_field_name("parameters")
+    names = []
+    for p in params.named_children if params else []:
+        declarator = p.child_by_field_name("declarator")
+        while declarator is not None and declarator.type != "identifier":
+            declarator = declarator.child_by_field_name("declarator")
+        names.append(src.text(declarator) if declarator is not None else "")
+    return names
+
+
+def _declared_name(src: Source, definition: Node) -> str | None:
+    declarator = _function_declarator(definition)
     if declarator is None:
         return None
     return src.text(declarator.child_by_field_name("declarator"))
 
 
-def _forward_target(src: Source, definition: Node) -> str | None:
+def _forward_call(src: Source, definition: Node) -> tuple[str | None, list[str]]:
+    """The Base of a `Base::writeResolverCode(...)` call in `definition`, and its arguments."""
     for node in _walk(definition):
         function = node.child_by_field_name("function") if node.type == "call_expression" else None
         if function is not None and function.type == "qualified_identifier":
             name = function.child_by_field_name("name")
             scope = function.child_by_field_name("scope")
             if name is not None and scope is not None and name.text == RESOLVER_FN.encode():
-                return src.text(scope)
-    return None
+                arguments = node.child_by_field_name("arguments")
+                args = [src.text(a) for a in arguments.named_children if a.type != "comment"]
+                return src.text(scope), args
+    return None, []
 
 
-def constant(decls: dict[str, ClassDecl], name: str, member: str) -> tuple[ClassDecl, Node] | None:
-    """`member` of class `name` or of its nearest base that declares it."""
+def lineage(decls: dict[str, ClassDecl], name: str) -> Iterator[ClassDecl]:
+    """Class `name`, then its bases, nearest first (each once)."""
     queue, seen = [name], set()
     while queue:
         current = decls.get(queue.pop(0))
         if current is None or current.name in seen:
             continue
         seen.add(current.name)
+        yield current
+        queue.extend(current.bases)
+
+
+def constant(decls: dict[str, ClassDecl], name: str, member: str) -> tuple[ClassDecl, Node] | None:
+    """`member` of class `name` or of its nearest base that declares it."""
+    for current in lineage(decls, name):
         if member in current.constants:
             return current, current.constants[member]
-        queue.extend(current.bases)
     return None
 
 
@@ -199,8 +308,11 @@ class ResolverFn:
     table: Node | None = None  # the `const T ResolverCode[] = {...};` declaration
     element: str | None = None
     values: Node | None = None  # its initializer list
-    offsets: dict[str, Node] = field(default_factory=dict)  # <Patch>Offset -> literal
-    last_offset: Node | None = None
+    # Offset constants (added to the working memory) -> their literals, and
+    # the positions of the parameters whose values are written there.
+    offsets: dict[str, Node] = field(default_factory=dict)
+    offset_params: dict[str, set[int]] = field(default_factory=dict)
+    last_offset: Node | None = None  # the last offset constant's declaration
     size_asserts: list[Node] = field(default_factory=list)
     array: str = TABLE  # the table's name: ResolverCode, Trampoline or Stub
 
@@ -250,6 +362,7 @@ def free_functions(cpp: Source, names: set[str]) -> dict[str, Node]:
 
 def _resolver_fn(cpp: Source, name: str, node: Node, body: Node, table: str) -> ResolverFn:
     fn = ResolverFn(name, node, body, array=table)
+    initializers: dict[str, tuple[Node, Node]] = {}  # local -> (declaration, value)
     for stmt in body.children:
         if stmt.type == "static_assert_declaration":
             if any(n.type == "sizeof_expression" and table.encode() in n.text for n in _walk(stmt)):
@@ -263,19 +376,86 @@ def _resolver_fn(cpp: Source, name: str, node: Node, body: Node, table: str) -> 
         target, value = init.child_by_field_name("declarator"), init.child_by_field_name("value")
         if target is None or value is None:
             continue
-        if target.type == "array_declarator" and cpp.text(
-            target.child_by_field_name("declarator")
-        ) == (table):
+        array = target.type == "array_declarator"
+        local = cpp.text(target.child_by_field_name("declarator") if array else target)
+        if array and local == table:
             fn.table, fn.values = stmt, value
             fn.element = cpp.text(stmt.child_by_field_name("type"))
-        elif (
-            target.type == "identifier"
-            and cpp.text(target).endswith("Offset")
-            and value.type == "number_literal"
-        ):
-            fn.offsets[cpp.text(target)] = value
-            fn.last_offset = stmt
+        elif array or target.type == "identifier":
+            initializers[local] = (stmt, value)
+    declarator = _function_declarator(node)
+    params = _parameter_names(cpp, declarator) if declarator is not None else []
+    if params:
+        _find_offsets(cpp, fn, params, initializers)
     return fn
+
+
+def _find_offsets(
+    cpp: Source, fn: ResolverFn, params: list[str], initializers: dict[str, tuple[Node, Node]]
+) -> None:
+    """Integer constants added to the working memory (the first parameter), and
+    which parameters the statements writing there read."""
+    memory = params[0].encode()
+    for node in _walk(fn.body):
+        if node.type != "binary_expression":
+            continue
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        operator = node.child_by_field_name("operator")
+        if left is None or right is None or left.text != memory or operator.text != b"+":
+            continue
+        for ident in _identifiers(right):
+            declared = initializers.get(ident.decode())
+            if declared is None or declared[1].type != "number_literal":
+                continue
+            name = ident.decode()
+            stmt, literal = declared
+            fn.offsets[name] = literal
+            if fn.last_offset is None or stmt.start_byte > fn.last_offset.start_byte:
+                fn.last_offset = stmt
+            written = fn.offset_params.setdefault(name, set())
+            source = _written_value(node)
+            if source is not None:
+                written |= _parameters_read(source, params, initializers)
+
+
+def _identifiers(node: Node) -> Iterator[bytes]:
+    for child in _walk(node):
+        if child.type == "identifier":
+            yield child.text
+
+
+def _written_value(destination: Node) -> Node | None:
+    """The source argument of the `memcpy(destination, source, size)` around
+    `destination` (which may be part of the first argument: `Mem + X + 4`)."""
+    node = destination
+    while node.parent is not None and node.parent.type in (
+        "parenthesized_expression",
+        "binary_expression",
+    ):
+        node = node.parent
+    arguments = node.parent
+    if arguments is None or arguments.type != "argument_list":
+        return None
+    args = arguments.named_children
+    if len(args) < 2 or args[0] != node:
+        return None
+    return args[1]
+
+
+def _parameters_read(
+    node: Node, params: list[str], initializers: dict[str, tuple[Node, Node]]
+) -> set[int]:
+    """Positions of the parameters `node` reads, directly or through locals."""
+    found, seen, queue = set(), set(), [node]
+    while queue:
+        for ident in _identifiers(queue.pop()):
+            name = ident.decode()
+            if name in params[1:]:
+                found.add(params.index(name))
+            elif name in initializers and name not in seen:
+                seen.add(name)
+                queue.append(initializers[name][1])
+    return found
 
 
 def table_values(cpp: Source, fn: ResolverFn) -> list[int]:
@@ -338,8 +518,9 @@ def extract(llvm_root: Path, class_name: str) -> Extracted:
     constants = {}
     for member in ("PointerSize", "TrampolineSize", "StubSize", "StubToPointerMaxDisplacement"):
         found = constant(decls, class_name, member)
-        if found is not None and found[1].type == "number_literal":
-            constants[member] = number(found[1])
+        value = constant_value(found[1]) if found is not None else None
+        if value is not None:
+            constants[member] = value
     units = {}
     for writer, array in UNIT_TABLES.items():
         unit_fn = member_functions(cpp, writer, array).get(f"{class_name}::{writer}")

@@ -1,25 +1,34 @@
 """`asmgen patch`: a unified diff that puts generated tables into LLVM's ORC sources.
 
 For an ABI whose class LLVM has, the patch replaces in `writeResolverCode`
-the `ResolverCode[]` table and the `<Patch>Offset` constants, and in the header
-the class's size constants (ResolverCodeSize, PointerSize, TrampolineSize,
+the `ResolverCode[]` table and the offset constants, and in the header the
+class's size constants (ResolverCodeSize, PointerSize, TrampolineSize,
 StubSize), each only where its value differs; a changed resolver also gets a
-`static_assert` tying the table to `ResolverCodeSize`.
+`static_assert` tying the table to `ResolverCodeSize`, after the last offset
+constant and the comment that ends its line.  Offset constants are matched to
+patch points by meaning (orc_source), so each release's spelling is kept:
+LLVM 19.x calls MIPS32's landing-move offset `Offsett`, main
+`MoveLandingAddrOffset`.
 
 LLVM's own `writeTrampolines`/`writeIndirectStubsBlock` bodies are kept: they
-write what the generated units write (tests/test_units.py checks every arch
-against LLVM's formulas; the only differences are padding bytes when a
-displacement is negative, which no instruction executes).  What can be stale
-is a size constant, as MIPS32's StubSize (8, for 16-byte stubs), and that is
-replaced.  StubToPointerMaxDisplacement is left alone: LLVM writes it as an
-expression and means a looser bound than the generated one.
+write what the generated units write (tests/test_llvm19_oracle.py compares
+LLVM 19's compiled writers; the only differences are padding bytes).  What can
+be stale is a size constant, as MIPS32's StubSize (8, for 16-byte stubs), and
+that is replaced.  StubToPointerMaxDisplacement is replaced where LLVM's bound
+admits stubs whose pointer is out of the instruction's reach (AArch64's
+`1U << 27` for a +-1 MiB `ldr`), written as LLVM writes it, a shift
+expression, with a comment on the limiting field; a bound below the reach is
+only conservative and is kept.
 
 An ABI LLVM lacks gets a class declaration with all its constants and complete
 `writeResolverCode`, `writeTrampolines` and `writeIndirectStubsBlock`
 definitions (the unit writers rendered by emit_units, as in the generated
-header), and the .cpp gets the file-static helpers they call, once.
-Every other byte is kept, and only the touched lines go through clang-format,
-as `git clang-format` would.  Nothing is written unless every ABI succeeds.
+header), declared with the export macros LLVM's own classes carry
+(LLVM_CLASS_ABI or LLVM_ABI), and the .cpp gets the file-static helpers they
+call, once.  Trees of the JITTargetAddress releases (LLVM 16 and older) are
+refused.  Every other byte is kept, and only the touched lines go through
+clang-format, as `git clang-format` would.  Nothing is written unless every
+ABI succeeds.
 """
 
 from __future__ import annotations
@@ -37,11 +46,12 @@ from asmgen.build.unitruntime import RESOLVER_PTR
 from asmgen.emit import units as emit_units
 from asmgen.emit.atomic import write_if_changed
 from asmgen.emit.clangformat import clang_format
-from asmgen.emit.cpp_header import ADDRESS_PARAMS
+from asmgen.emit.cpp_header import ADDRESS_PARAMS, comment_lines
 from asmgen.emit.cpp_rows import element_values, resolver_rows
 from asmgen.errors import AsmgenError
 from asmgen.patch import orc_source as orc
 from asmgen.spec.files import select, spec_files
+from asmgen.spec.serving import not_served, register_ranges, serving_lines
 
 INDENT = "  "
 FORMAT_OFF, FORMAT_ON = "// clang-format off", "// clang-format on"
@@ -103,6 +113,18 @@ def _class_facts(table: Table) -> dict[str, int]:
     return emit_units.unit_constants(table) | {"ResolverCodeSize": len(table.code)}
 
 
+def _check_era(header: orc.Source, classes: dict[str, orc.ClassDecl]) -> None:
+    """asmgen writes ExecutorAddr writers (LLVM 17 and later); LLVM 16 and
+    older pass JITTargetAddress, and their trees are refused, not half-patched."""
+    for decl in classes.values():
+        if any("JITTargetAddress" in param for param in decl.resolver_params):
+            raise header.error(
+                f"{decl.name}::{orc.RESOLVER_FN} takes JITTargetAddress (LLVM 16 or "
+                "older); asmgen patch supports the ExecutorAddr releases, LLVM 17 and later",
+                decl.node,
+            )
+
+
 class Plan:
     """Edits for the header and the .cpp, collected for every ABI before any is applied."""
 
@@ -110,6 +132,7 @@ class Plan:
         self.header = orc.load(llvm_root, orc.HEADER_PATH)
         self.cpp = orc.load(llvm_root, orc.CPP_PATH)
         self.classes = orc.classes(self.header)
+        _check_era(self.header, self.classes)
         self.functions = orc.resolver_functions(self.cpp)
         self.unit_writers = {
             writer: orc.member_functions(self.cpp, writer, array)
@@ -159,7 +182,41 @@ class Plan:
         if changed:
             self._size_assert(table, fn)
         self._class_facts(table, _unit_facts(table))
+        self._reach(table)
         self._own_unit_writers(table)
+
+    def _reach(self, table: Table) -> None:
+        """StubToPointerMaxDisplacement, where LLVM's bound lets a stub be
+        written whose pointer it cannot reach; a bound below the true reach is
+        only conservative and kept."""
+        if table.units is None:
+            return
+        name, member = table.spec.class_name, "StubToPointerMaxDisplacement"
+        found = orc.constant(self.classes, name, member)
+        if found is None:
+            raise self.header.error(
+                f"expected `static constexpr unsigned {member} = ...;` in class "
+                f"{name} or one of its bases",
+                self.classes[name].node,
+            )
+        node = found[1]
+        value = orc.constant_value(node)
+        if value is None:
+            raise self.header.error(
+                f"{member}: expected an integer constant expression, "
+                f"found `{self.header.text(node)}`",
+                node,
+            )
+        if value <= table.units.stub_to_pointer_max_displacement:
+            return
+        comment, expression = _reach_text(table.units)
+        abi = table.spec.abi
+        self.add(self.header, Edit(node.start_byte, node.end_byte, expression, abi))
+        if comment:
+            declaration = node.parent
+            line = declaration.start_byte - declaration.start_point.column
+            text = " " * declaration.start_point.column + comment + "\n"
+            self.add(self.header, Edit(line, line, text, abi))
 
     def _own_unit_writers(self, table: Table) -> None:
         """Writers an earlier patch added (they hold a `Trampoline[]`/`Stub[]`
@@ -189,25 +246,10 @@ class Plan:
         return fn
 
     def _offsets(self, table: Table, fn: orc.ResolverFn) -> bool:
-        wanted = {f"{p.name}Offset": p.offset for p in table.patches}
-        unknown = sorted(set(fn.offsets) - set(wanted))
-        if unknown:
-            name = unknown[0]
-            raise self.cpp.error(
-                f"{fn.name} uses {name}, but spec {table.spec.abi} has no patch point "
-                f"{name.removesuffix('Offset')!r}; expected only "
-                f"{', '.join(sorted(wanted))}",
-                fn.offsets[name],
-            )
         changed = False
-        for name, offset in wanted.items():
-            node = fn.offsets.get(name)
-            if node is None:
-                raise self.cpp.error(
-                    f"{fn.name}: expected `const unsigned {name} = ...;` for patch point "
-                    f"{name.removesuffix('Offset')!r} of spec {table.spec.abi}",
-                    fn.node,
-                )
+        for name, const in _offset_constants(self.cpp, table, fn).items():
+            node = fn.offsets[const]
+            offset = next(p.offset for p in table.patches if p.name == name)
             if orc.number(node) != offset:
                 text = _literal(self.cpp.text(node), offset)
                 self.add(self.cpp, Edit(node.start_byte, node.end_byte, text, table.spec.abi))
@@ -245,7 +287,7 @@ class Plan:
                 text = _literal(self.cpp.text(right), len(table.code))
                 self.add(self.cpp, Edit(right.start_byte, right.end_byte, text, table.spec.abi))
         if not fn.size_asserts:
-            after = fn.last_offset or fn.table
+            after = _with_trailing_comment(fn.last_offset or fn.table)
             pad = " " * fn.table.start_point.column
             text = "\n\n" + _size_assert(pad)
             self.add(self.cpp, Edit(after.end_byte, after.end_byte, text, table.spec.abi))
@@ -257,8 +299,7 @@ class Plan:
         cpp_at = self.cpp.namespace_body().children[-2].end_byte
         self.new_count += 1
         abi = table.spec.abi
-        macro = "LLVM_CLASS_ABI " if b"LLVM_CLASS_ABI" in self.header.data else ""
-        header_text = "\n\n" + _class_text(table, macro)
+        header_text = "\n\n" + _class_text(table, *self._export_macros())
         self.add(self.header, Edit(header_at, header_at, header_text, abi, self.new_count))
         writers = emit_units.cpp_definitions(table, emit_units.LLVM, note=True).values()
         cpp_text = "".join(
@@ -267,6 +308,14 @@ class Plan:
         self.add(self.cpp, Edit(cpp_at, cpp_at, cpp_text, abi, self.new_count))
         for name in emit_units.helpers_used(table):
             self.helpers.setdefault(name, abi)
+
+    def _export_macros(self) -> tuple[str, str]:
+        """The export macros LLVM's own ABI classes carry (LLVM_CLASS_ABI on the
+        class in some releases, LLVM_ABI on the member functions in others)."""
+        for decl in self.classes.values():
+            if decl.resolver_params and (decl.class_macro or decl.member_macro):
+                return decl.class_macro, decl.member_macro
+        return "", ""
 
     def add_helpers(self) -> None:
         """The file-static helpers the new unit writers call: added before the
@@ -305,6 +354,52 @@ class Plan:
         return clang_format(out.decode(), Path(src.rel).name, lines)
 
 
+def _offset_constants(cpp: orc.Source, table: Table, fn: orc.ResolverFn) -> dict[str, str]:
+    """Patch point -> the offset constant that holds its offset, matched by
+    meaning: the address parameter written at the constant, else the name
+    `<Patch>Offset`, else the one constant and the one patch point left (LLVM
+    19's MIPS32 landing move is `Offsett`), else the offset's value."""
+    wanted = [patch.name for patch in table.patches]
+    offsets = {patch.name: patch.offset for patch in table.patches}
+    pairs: dict[str, str] = {}
+
+    def pair(name: str, const: str) -> None:
+        if name in wanted and name not in pairs and const not in pairs.values():
+            pairs[name] = const
+
+    for const, positions in fn.offset_params.items():
+        written = {ADDRESS_PARAMS[i - 2] for i in positions if 2 <= i < 2 + len(ADDRESS_PARAMS)}
+        if len(written) == 1:
+            pair(written.pop(), const)
+    for const in fn.offsets:
+        pair(const.removesuffix("Offset"), const)
+    left = [const for const in fn.offsets if const not in pairs.values()]
+    missing = [name for name in wanted if name not in pairs]
+    if len(left) == 1 and len(missing) == 1:
+        pair(missing[0], left[0])
+    for const in left:
+        same = [n for n in missing if offsets[n] == orc.number(fn.offsets[const])]
+        if len(same) == 1:
+            pair(same[0], const)
+    left = [const for const in fn.offsets if const not in pairs.values()]
+    missing = [name for name in wanted if name not in pairs]
+    if left:
+        raise cpp.error(
+            f"{fn.name} writes at ResolverWorkingMem + {left[0]}, but no patch point of spec "
+            f"{table.spec.abi} is left for it (its patch points: {', '.join(wanted)})",
+            fn.offsets[left[0]],
+        )
+    if missing:
+        name = missing[0]
+        raise cpp.error(
+            f"{fn.name}: expected `const unsigned {name}Offset = ...;` (any name) written "
+            f"as ResolverWorkingMem + {name}Offset, for patch point {name!r} of spec "
+            f"{table.spec.abi}",
+            fn.node,
+        )
+    return pairs
+
+
 def _formatted(text: str) -> str:
     """A namespace-scope definition as clang-format leaves it in the file, so a
     later run can compare it with what the file holds."""
@@ -330,6 +425,40 @@ def _with_fences(src: orc.Source, node) -> tuple[int, int]:
     return start, end
 
 
+def _with_trailing_comment(node):
+    """`node`, or the comment that ends its line (`... = 0x6c;  // ctx lui`)."""
+    after = node.next_sibling
+    if (
+        after is not None
+        and after.type == "comment"
+        and after.start_point.row == node.end_point.row
+    ):
+        return after
+    return node
+
+
+def _reach_text(units) -> tuple[str | None, str]:
+    """StubToPointerMaxDisplacement as LLVM writes such constants (a shift
+    expression), and a comment naming the field that limits it."""
+    reach = units.stub_to_pointer_max_displacement
+    for field in units.stub.unit.fields:
+        if field.anchor is None:
+            continue
+        up, down = field.high + field.anchor, -(field.low + field.anchor)
+        if min(up, down) != reach:
+            continue
+        bits = reach.bit_length()
+        if bits >= 32:  # `1U << 32` would overflow
+            break
+        if reach == 1 << (bits - 1):
+            expression = f"1U << {bits - 1}"
+        else:
+            rest = (1 << bits) - reach
+            expression = f"(1U << {bits}) - {rest if rest < 10 else hex(rest)}"
+        return f"// Stub reach: -{down:#x}..+{up:#x} ({field.limit}).", expression
+    return None, f"{reach:#x}"
+
+
 def _signature(name: str) -> str:
     params = ", ".join(
         ["char *ResolverWorkingMem", "ExecutorAddr ResolverTargetAddress"]
@@ -338,16 +467,11 @@ def _signature(name: str) -> str:
     return f"void {name}({params})"
 
 
-def _class_text(table: Table, macro: str) -> str:
+def _class_text(table: Table, class_macro: str, member_macro: str) -> str:
     spec = table.spec
     what = f"{spec.abi}: {spec.description}" if spec.description else spec.abi
-    # Sizes of code in hex, as LLVM writes them; PointerSize in decimal.
-    # Sizes of code and reach in hex, as LLVM writes them; the others in decimal.
     constants = "".join(
-        f"{INDENT}static constexpr unsigned {member} = "
-        + (f"{value:#x}" if member in HEX_CONSTANTS else f"{value}")
-        + ";\n"
-        for member, value in _class_facts(table).items()
+        _constant_text(table, member, value) for member, value in _class_facts(table).items()
     )
     units = ""
     if table.units is not None:
@@ -363,25 +487,34 @@ def _class_text(table: Table, macro: str) -> str:
             f"\n{INDENT}/// Writes NumTrampolines trampolines, as if at\n"
             f"{INDENT}/// TrampolineBlockTargetAddress, each calling ResolverAddr\n"
             f"{how}"
-            f"{INDENT}static {signatures[emit_units.TRAMPOLINES_FN]};\n\n"
+            f"{INDENT}{member_macro}static {signatures[emit_units.TRAMPOLINES_FN]};\n\n"
             f"{INDENT}/// Writes NumStubs stubs, as if at StubsBlockTargetAddress; stub I\n"
             f"{INDENT}/// jumps to the address in pointer I of PointersBlockTargetAddress.\n"
-            f"{INDENT}static {signatures[emit_units.STUBS_FN]};\n"
+            f"{INDENT}{member_macro}static {signatures[emit_units.STUBS_FN]};\n"
         )
+    serving = "".join(f"/// {line}\n" for line in comment_lines(serving_lines(spec), 77))
     return (
         f"/// {what}\n"
-        f"class {macro}{spec.class_name} {{\n"
+        f"{serving}"
+        f"class {class_macro}{spec.class_name} {{\n"
         "public:\n"
         f"{constants}\n"
         f"{INDENT}/// Writes the resolver into ResolverWorkingMem. It calls ReentryFnAddr\n"
         f"{INDENT}/// with ReentryCtxAddr and the address of the trampoline that was taken.\n"
-        f"{INDENT}static {_signature(orc.RESOLVER_FN)};\n"
+        f"{INDENT}{member_macro}static {_signature(orc.RESOLVER_FN)};\n"
         f"{units}"
         "};"
     )
 
 
-HEX_CONSTANTS = ("ResolverCodeSize", "StubToPointerMaxDisplacement")
+def _constant_text(table: Table, member: str, value: int) -> str:
+    """A class constant as LLVM writes it: code sizes in hex, the reach as an
+    expression with its reason, the other sizes in decimal."""
+    comment, text = None, f"{value:#x}" if member == "ResolverCodeSize" else f"{value}"
+    if member == "StubToPointerMaxDisplacement":
+        comment, text = _reach_text(table.units)
+    line = f"{INDENT}static constexpr unsigned {member} = {text};\n"
+    return f"{INDENT}{comment}\n{line}" if comment else line
 
 
 def _function_text(table: Table) -> str:
@@ -450,11 +583,75 @@ def _file_diff(rel: str, old: str, new: str) -> str:
     return f"diff --git a/{rel} b/{rel}\n{body}"
 
 
-def make_patch(llvm_root: Path, tables: list[Table]) -> str:
-    """The unified diff (a/ and b/ paths) for `tables`; empty when LLVM already agrees."""
+def narrow_replacement(table: Table) -> AsmgenError | None:
+    """The refusal for a table that would replace one of LLVM's classes but
+    does not serve every caller convention of its platform: LLVM's class is
+    called by code of any of them, so its replacement must keep what they
+    keep.  A narrow table goes into LLVM as a new class instead."""
+    spec = table.spec
+    missing = not_served(spec)
+    if not missing:
+        return None
+    lost = "; ".join(
+        f"{name} ({register_ranges(regs)})" if regs else name for name, regs in missing.items()
+    )
+    return AsmgenError(
+        f"serves: {spec.abi} would replace LLVM's {spec.class_name}, whose callers may use "
+        f"any of {spec.convention}'s conventions, but it does not serve {lost}",
+        table.spec_path,
+        spec.line_of("serves") or spec.line_of("abi"),
+        hint="give it its own llvm_class, or pass --allow-narrow to replace LLVM's anyway",
+    )
+
+
+def _says_narrow(header: orc.Source, decl: orc.ClassDecl) -> bool:
+    """Does the class's `///` comment say NARROW (a class an earlier patch
+    added as narrow, which the next one may update)?"""
+    before = header.data[: decl.node.start_byte].decode().rstrip(" ").splitlines()
+    comment = []
+    for line in reversed(before[:-1] if before and not before[-1].strip() else before):
+        if not line.lstrip().startswith("///"):
+            break
+        comment.append(line)
+    return any("NARROW:" in line for line in comment)
+
+
+def narrow_warnings(tables: list[Table], header: orc.Source) -> list[str]:
+    """One `path:line: warning:` line per narrow table the patch puts into
+    `header`'s tree: as a new class, as the update of a class an earlier
+    patch added (its comment says NARROW), or in place of LLVM's own."""
+    classes = orc.classes(header)
+    out = []
+    for table in tables:
+        missing = not_served(table.spec)
+        if not missing:
+            continue
+        spec = table.spec
+        decl = classes.get(spec.class_name)
+        if decl is None:
+            what = f"adds {spec.class_name}, whose class comment says so"
+        elif _says_narrow(header, decl):
+            what = f"updates {spec.class_name}, whose class comment says so"
+        else:
+            what = f"replaces LLVM's {spec.class_name} (--allow-narrow)"
+        out.append(
+            f"{table.spec_path}:{spec.line_of('serves') or spec.line_of('abi') or 1}: warning: "
+            f"not for callers of {', '.join(missing)}: the patch {what}"
+        )
+    return out
+
+
+def make_patch(llvm_root: Path, tables: list[Table], allow_narrow: bool = False) -> str:
+    """The unified diff (a/ and b/ paths) for `tables`; empty when LLVM already
+    agrees.  A narrow table that would replace one of LLVM's classes is
+    refused unless `allow_narrow`."""
     plan = Plan(llvm_root)
     for table in tables:
         name = table.spec.class_name
+        llvms = name in plan.classes and not _says_narrow(plan.header, plan.classes[name])
+        refusal = narrow_replacement(table) if llvms else None
+        if refusal is not None and not allow_narrow:
+            raise refusal
         if name in plan.classes:
             plan.update(table)
         elif any(key.split("::")[0] == name for key in plan.functions):
@@ -481,7 +678,10 @@ def cmd_patch(args) -> int:
                 args.specs,
             )
     tables = build_all(select(found, args.abi), args.templates)
-    diff = make_patch(args.llvm_root, tables)
+    diff = make_patch(args.llvm_root, tables, args.allow_narrow)
+    warnings = narrow_warnings(tables, orc.load(args.llvm_root, orc.HEADER_PATH)) if diff else []
+    for line in warnings:
+        print(line, file=sys.stderr)
     if args.output is None:
         sys.stdout.write(diff)
     else:
@@ -499,5 +699,11 @@ def register(sub, common) -> None:
         "--llvm-root", type=Path, required=True, help="LLVM checkout (holds llvm/lib, ...)"
     )
     parser.add_argument("-o", "--output", type=Path, help="write the patch here, not stdout")
+    parser.add_argument(
+        "--allow-narrow",
+        action="store_true",
+        help="replace an LLVM class with a table that does not serve every caller "
+        "convention (refused otherwise; docs/variants.md)",
+    )
     common(parser)
     parser.set_defaults(run=cmd_patch)

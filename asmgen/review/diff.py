@@ -23,8 +23,10 @@ from difflib import SequenceMatcher
 from asmgen.arches import ARCHES
 from asmgen.build.disasm import capstone_for, decode_code
 from asmgen.errors import AsmgenError
+from asmgen.review.llvm_tables import Finding
 from asmgen.review.sources import Source
 from asmgen.review.stackregs import stack_transfers, stack_transfers_text
+from asmgen.review.verdict import CHECK_WORDS, FAILED, Verdict
 
 # Record keys shown by their own part of the report.
 _SHOWN = {"hex", "size", "patches", "frame", "syntax"}
@@ -86,17 +88,48 @@ class AbiReview:
     restored: tuple[tuple[str, ...] | None, tuple[str, ...] | None]
     frame: tuple[dict | None, dict | None]
     fields: dict[str, tuple] = field(default_factory=dict)  # other record keys that differ
-    verify: tuple[dict | None, dict | None] = (None, None)  # check -> outcome, per side
+    verdicts: tuple[Verdict | None, Verdict | None] = (None, None)  # per side
+    # An ABI only NEW has, compared with the OLD table most like it (old_abi).
+    added: bool = False
+    # What each side's sources get wrong without running (LLVM: a stale size constant).
+    findings: tuple[tuple[Finding, ...], tuple[Finding, ...]] = ((), ())
+    # What NEW's edit gets wrong against OLD: an offset constant left behind, a
+    # register restored that is no longer saved.
+    stale: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # about how NEW was read (asmgen's reading vs the compiler)
+
+    @property
+    def verify(self) -> tuple[dict | None, dict | None]:
+        """check -> outcome, per side (None: verify did not run on that side)."""
+        return tuple(v.outcomes if v is not None else None for v in self.verdicts)
 
     @property
     def name(self) -> str:
+        if self.added:
+            return self.new_abi or "?"
         if self.old_abi == self.new_abi or None in (self.old_abi, self.new_abi):
             return self.new_abi or self.old_abi or "?"
         return f"{self.old_abi} -> {self.new_abi}"
 
     @property
+    def problems(self) -> list[str]:
+        """What NEW breaks that OLD did not: the reasons a CI job fails (exit 1)."""
+        out = list(self.stale)
+        old_keys = set() if self.added else {f.key for f in self.findings[0]}
+        out += [f.text for f in self.findings[1] if f.key not in old_keys]
+        old, new = self.verify
+        failing = [
+            f"{check} ({CHECK_WORDS.get(check, check)})"
+            for check, outcome in (new or {}).items()
+            if outcome == FAILED and (old or {}).get(check) != FAILED
+        ]
+        if failing:
+            out.append(f"verify fails: {', '.join(failing)}")
+        return out
+
+    @property
     def status(self) -> str:
-        if self.old_abi is None:
+        if self.old_abi is None or self.added:
             return "added"
         if self.new_abi is None:
             return "removed"
@@ -122,6 +155,8 @@ class Review:
     old: str
     new: str
     abis: tuple[AbiReview, ...]
+    llvm: bool = False  # LLVM's sources: classes and their writers, no asmgen frame records
+    notes: tuple[str, ...] = ()  # how the sides were read, when it limits the review
 
 
 def _fields(record: dict) -> list[dict]:
@@ -331,6 +366,53 @@ def _transfers(record: dict | None, syntax: str | None, lines: list[Insn]):
     return stack_transfers(cs, arch, _runtime_view(bytes.fromhex(record["hex"]), record))
 
 
+def _stale(old: dict, new: dict, lines: list[Line]) -> list[str]:
+    """Patch points that did not move with the instruction they patch.
+
+    A field lies at a fixed place inside its instruction (or data word), so when
+    the edit moves the instruction, LLVM's offset constant must move by as much.
+    """
+    partner = {line.old.offset: line.new for line in lines if line.old and line.new}
+    olds = [line.old for line in lines if line.old]
+    news = [line.new for line in lines if line.new]
+    out = []
+    for name, point in new.get("patches", {}).items():
+        before = old.get("patches", {}).get(name)
+        if before is None:
+            continue
+        holder = next((i for i in olds if i.offset <= before["offset"] < i.end), None)
+        moved = partner.get(holder.offset) if holder else None
+        if moved is None:
+            continue
+        want = moved.offset + before["offset"] - holder.offset
+        if want == point["offset"]:
+            continue
+        constant = point.get("constant") or name
+        text = (
+            f"{constant} is {point['offset']:#x}, but the field it patches moved with "
+            f"`{moved.text}` ({holder.offset:#x} -> {moved.offset:#x}) to {want:#x}"
+        )
+        there = next((i for i in news if i.offset <= point["offset"] < i.end), None)
+        if there is not None:
+            text += (
+                f"; the write at {point['offset']:#x} lands in `{there.text}` ({there.offset:#x})"
+            )
+        out.append(text)
+    return out
+
+
+def _unsaved(before, after) -> list[str]:
+    """Registers the edit stops saving but still restores: each restore then
+    reads a slot that holds something else."""
+    if before is None or after is None:
+        return []
+    return [
+        f"{reg} is no longer saved but still restored: its restore loads another slot"
+        for reg in before.saved
+        if reg not in after.saved and reg in after.restored
+    ]
+
+
 def review_pair(
     old_abi: str | None,
     old: dict | None,
@@ -349,6 +431,7 @@ def review_pair(
         for key in [k for k in old if k not in _SHOWN] + [k for k in new if k not in old]:
             if key not in _SHOWN and old.get(key) != new.get(key):
                 fields[key] = (old.get(key), new.get(key))
+    stale = _stale(old, new, lines) + _unsaved(before, after) if old and new else []
     return AbiReview(
         old_abi=old_abi,
         new_abi=new_abi,
@@ -362,6 +445,7 @@ def review_pair(
         restored=(before.restored if before else None, after.restored if after else None),
         frame=((old or {}).get("frame"), (new or {}).get("frame")),
         fields=fields,
+        stale=tuple(stale),
     )
 
 
@@ -376,28 +460,109 @@ def pairs(old: Source, new: Source) -> list[tuple[str | None, str | None]]:
     return out
 
 
-def _verdict(source: Source, abi: str | None) -> dict | None:
-    if abi is None or abi not in source.specs:
+def nearest(record: dict, candidates: dict[str, dict], syntax: str | None) -> str | None:
+    """The candidate most like `record` (same arch, byte order and kind of code):
+    the table a new LLVM class was most likely made from."""
+    same = [
+        name
+        for name, other in candidates.items()
+        if (other["arch"], other.get("endian"), other.get("unit"))
+        == (record["arch"], record.get("endian"), record.get("unit"))
+    ]
+    if not same:
         return None
+    keys = [i.key for i in listing(record, syntax, "")]
+
+    def likeness(name: str) -> float:
+        theirs = [i.key for i in listing(candidates[name], syntax, name)]
+        return SequenceMatcher(None, theirs, keys, autojunk=False).ratio()
+
+    return max(same, key=likeness)
+
+
+def _wanted(old: Source, new: Source, names: set[str | None], abis: tuple[str, ...]) -> bool:
+    wanted = set(abis) | {f"Orc{a}" for a in abis}
+    if names & wanted:
+        return True
+    users = set().union(*(s.users(n) for s in (old, new) for n in names if n))
+    return bool(users & wanted)
+
+
+def _side_verdicts(source: Source, names: list[str]) -> dict[str, Verdict]:
+    if source.llvm is not None:
+        from asmgen.review.llvm_verdict import verdicts
+
+        classes = [n for n in names if n in source.llvm.classes]
+        return verdicts(source.llvm, classes) if classes else {}
     from asmgen.review.verdict import verdict
 
-    spec, path = source.specs[abi]
-    return verdict(source.records[abi], spec, path, source.label)
+    out = {}
+    for name in names:
+        if name in source.specs:
+            spec, path = source.specs[name]
+            out[name] = verdict(source.records[name], spec, path, source.label)
+    return out
+
+
+def _with_verdicts(old: Source, new: Source, chosen: list[AbiReview]) -> list[AbiReview]:
+    """Both sides' verdicts; a class whose code is the same on both sides runs once."""
+    old_names = sorted({r.old_abi for r in chosen if r.old_abi})
+    same = {
+        r.new_abi
+        for r in chosen
+        if old.llvm is not None
+        and new.llvm is not None
+        and r.old_abi == r.new_abi
+        and not r.added
+        and r.old_abi in old.llvm.classes
+        and r.new_abi in new.llvm.classes
+        and old.llvm.fingerprint(r.old_abi) == new.llvm.fingerprint(r.new_abi)
+    }
+    new_names = sorted({r.new_abi for r in chosen if r.new_abi and r.new_abi not in same})
+    before = _side_verdicts(old, old_names)
+    after = _side_verdicts(new, new_names)
+    after.update({name: before[name] for name in same if name in before})
+    return [replace(r, verdicts=(before.get(r.old_abi), after.get(r.new_abi))) for r in chosen]
 
 
 def review(
-    old: Source, new: Source, syntax: str | None = None, abis=(), verify: bool = False
+    old: Source,
+    new: Source,
+    syntax: str | None = None,
+    abis=(),
+    verify: bool = False,
+    llvm_verify: bool = True,
 ) -> Review:
+    """`verify`: run verify on asmgen's tables too; `llvm_verify`: on LLVM's (the default)."""
     chosen = []
     for a, b in pairs(old, new):
-        if abis and not {a, b} & set(abis):
+        if abis and not _wanted(old, new, {a, b}, tuple(abis)):
             continue
+        added = False
+        if a is None and new.llvm is not None:
+            # A class LLVM adds: compared with the old table it is most like.
+            near = nearest(new.records[b], old.records, syntax)
+            if near is not None:
+                a, added = near, True
         result = review_pair(
             a, old.records.get(a), b, new.records.get(b), syntax, (old.label, new.label)
         )
-        if verify:
-            result = replace(result, verify=(_verdict(old, a), _verdict(new, b)))
-        chosen.append(result)
+        chosen.append(
+            replace(
+                result,
+                added=added,
+                findings=(tuple(old.findings(a)), tuple(new.findings(b))),
+                notes=tuple(new.notes(b)),
+            )
+        )
     if abis and not chosen:
         raise AsmgenError(f"no ABI named {', '.join(abis)} on either side", "asmgen review")
-    return Review(old.label, new.label, tuple(chosen))
+    llvm = old.llvm is not None or new.llvm is not None
+    if verify or (llvm and llvm_verify):
+        chosen = _with_verdicts(old, new, chosen)
+    notes = tuple(
+        f"{side}: {source.llvm.writers_note}: trampolines and stubs are not compared"
+        for side, source in (("OLD", old), ("NEW", new))
+        if source.llvm is not None and source.llvm.driver is None
+    )
+    return Review(old.label, new.label, tuple(chosen), llvm, notes)

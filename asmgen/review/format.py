@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 from asmgen.review.diff import AbiReview, Insn, Line, Review
+from asmgen.review.verdict import CHECK_WORDS
 
 
 @dataclass(frozen=True)
@@ -170,10 +171,12 @@ def _shifts(abi: AbiReview) -> str:
 
 def summary(abi: AbiReview) -> list[str]:
     """The facts a reviewer checks first, one line each."""
-    if abi.status in ("added", "removed"):
+    if abi.status in ("added", "removed") and not abi.added:
         size = abi.new_size if abi.status == "added" else abi.old_size
-        return [f"{abi.status} ({abi.arch}, {size:#x} bytes)"]
+        return [f"{abi.status} ({abi.arch}, {size:#x} bytes)", *_source_lines(abi)]
     out = []
+    if abi.added:
+        out.append(f"added; compared with {abi.old_abi}, the old table most like it")
     if abi.old_size == abi.new_size:
         out.append(f"size: {abi.new_size:#x} (unchanged)")
     else:
@@ -202,12 +205,77 @@ def summary(abi: AbiReview) -> list[str]:
         out.append(f"patch {patch.name}: {state}")
     for name, pair in (("saved", abi.saved), ("restored", abi.restored)):
         out.append(_list_change(name, pair) or f"{name}: unchanged ({_regs(pair[1])})")
-    out.append(frame_change(abi) or "frame: unchanged")
+    if abi.frame != (None, None):
+        out.append(frame_change(abi) or "frame: unchanged")
     for key, (old, new) in abi.fields.items():
-        out.append(f"{key}: {_short(old)} -> {_short(new)}")
+        out.append(f"{key}: {_field_change(old, new)}")
+    out += _source_lines(abi)
     line = verify_change(abi)
     if line:
         out.append(line)
+    out += _failing_lines(abi)
+    return out
+
+
+def _field_change(old, new) -> str:
+    """A record field's change; a dict of numbers (LLVM's class constants) by key."""
+    numbers = (int, type(None))
+    if (
+        isinstance(old, dict)
+        and isinstance(new, dict)
+        and all(isinstance(v, numbers) for v in [*old.values(), *new.values()])
+    ):
+        keys = list(old) + [k for k in new if k not in old]
+        return ", ".join(
+            f"{k} {_hex(old.get(k))} -> {_hex(new.get(k))}"
+            for k in keys
+            if old.get(k) != new.get(k)
+        )
+    return f"{_short(old)} -> {_short(new)}"
+
+
+def _source_lines(abi: AbiReview) -> list[str]:
+    """What the sources get wrong without running, and how NEW was read."""
+    out = []
+    old_keys = set() if abi.added else {f.key for f in abi.findings[0]}
+    new_keys = {f.key for f in abi.findings[1]}
+    for f in abi.findings[1]:
+        out.append(f"source: {f.text}" + (" (in OLD too)" if f.key in old_keys else ""))
+    if not abi.added:
+        out += [f"source: fixed: {f.text}" for f in abi.findings[0] if f.key not in new_keys]
+    out += [f"edit: {text}" for text in abi.stale]
+    out += [f"note: {text}" for text in abi.notes]
+    for side, verdict in zip(("OLD", "NEW"), abi.verdicts, strict=True):
+        if verdict is not None and verdict.about:
+            out.append(f"{side}: {verdict.about}")
+    return out
+
+
+def _failing_lines(abi: AbiReview) -> list[str]:
+    """Each check that fails in NEW: its cause where the code shows one, then what
+    each method found (said once when several checks fail the same way)."""
+    old, new = abi.verdicts
+    if new is None:
+        return []
+    out = []
+    seen: dict[tuple, str] = {}
+    for check, outcome in new.outcomes.items():
+        if outcome != "FAIL":
+            continue
+        before = old.outcomes.get(check) if old is not None else None
+        where = f"in {abi.old_abi} too" if abi.added else "in OLD too"
+        when = f" (fails {where}: not introduced here)" if before == "FAIL" else ""
+        cause = new.causes.get(check)
+        out.append(
+            f"  {check} ({CHECK_WORDS.get(check, check)}) FAIL{when}"
+            + (f": {cause}" if cause else "")
+        )
+        found = tuple(new.details.get(check, ()))
+        if found in seen:
+            out.append(f"    found as for {seen[found]}")
+            continue
+        seen[found] = check
+        out += [f"    {text}" for text in found]
     return out
 
 
@@ -225,8 +293,13 @@ def verify_change(abi: AbiReview) -> str | None:
         missing = "old" if old is None else "new"
         return f"verify: no spec on the {missing} side; {_outcomes(old or new)}"
     checks = list(old) + [c for c in new if c not in old]
+    # LLVM's code is verified against a convention: name what each check covers.
+    worded = any(v is not None and v.about for v in abi.verdicts)
     moved = [
-        f"{c} {old.get(c, '-')} -> {new.get(c, '-')}" for c in checks if old.get(c) != new.get(c)
+        f"{c}{f' ({CHECK_WORDS.get(c, c)})' if worded else ''} {old.get(c, '-')} -> "
+        f"{new.get(c, '-')}"
+        for c in checks
+        if old.get(c) != new.get(c)
     ]
     return "verify: " + (", ".join(moved) if moved else f"unchanged ({_outcomes(new)})")
 
@@ -251,6 +324,41 @@ def frame_change(abi: AbiReview) -> str | None:
     return "frame: " + ", ".join(parts)
 
 
+def judged(result: Review) -> bool:
+    """Whether the review says anything about correctness (verify ran, or LLVM's
+    sources were read), and so prints a verdict."""
+    return any(
+        abi.verdicts != (None, None) or abi.findings != ((), ()) or abi.stale for abi in result.abis
+    )
+
+
+def verdict_lines(result: Review) -> list[str]:
+    """The review's verdict, then each problem NEW brings (the exit status's reasons)."""
+    if not judged(result):
+        return []
+    problems = [(abi.name, p) for abi in result.abis for p in abi.problems]
+    if not problems:
+        return ["verdict: clean (NEW fails nothing that OLD passes)"]
+    noun = "problem" if len(problems) == 1 else "problems"
+    return [f"verdict: {len(problems)} {noun} in NEW"] + [f"  {n}: {p}" for n, p in problems]
+
+
+def known_lines(result: Review) -> list[str]:
+    """Problems of unchanged tables, the same on both sides: context, not failures
+    (their details are in the JSON form)."""
+    out = []
+    for abi in result.abis:
+        if abi.status != "unchanged":
+            continue
+        out += [f"{abi.name}: {f.text}" for f in abi.findings[1]]
+        new = abi.verdicts[1]
+        failing = [c for c, o in (new.outcomes.items() if new else ()) if o == "FAIL"]
+        if failing:
+            named = ", ".join(f"{c} ({CHECK_WORDS.get(c, c)})" for c in failing)
+            out.append(f"{abi.name}: verify fails {named}")
+    return out
+
+
 # --- output forms -----------------------------------------------------------------------------
 
 
@@ -264,6 +372,7 @@ def to_json(result: Review, context: int = 1) -> str:
     for abi in result.abis:
         abis.append(
             {
+                "name": abi.name,
                 "old_abi": abi.old_abi,
                 "new_abi": abi.new_abi,
                 "arch": abi.arch,
@@ -292,11 +401,30 @@ def to_json(result: Review, context: int = 1) -> str:
                 "frame": {"old": abi.frame[0], "new": abi.frame[1]},
                 "fields": {k: {"old": a, "new": b} for k, (a, b) in abi.fields.items()},
                 "verify": {"old": abi.verify[0], "new": abi.verify[1]},
+                "verify_detail": {
+                    side: None if v is None else {"about": v.about, "details": v.details}
+                    for side, v in zip(("old", "new"), abi.verdicts, strict=True)
+                },
+                "added": abi.added,
+                "findings": {
+                    side: [{"key": f.key, "text": f.text} for f in found]
+                    for side, found in zip(("old", "new"), abi.findings, strict=True)
+                },
+                "stale": list(abi.stale),
+                "notes": list(abi.notes),
+                "problems": abi.problems,
                 "summary": summary(abi),
                 "diff": [d.text for d in diff_lines(abi, context)],
             }
         )
-    return json.dumps({"old": result.old, "new": result.new, "abis": abis}, indent=2) + "\n"
+    document = {"old": result.old, "new": result.new, "notes": list(result.notes), "abis": abis}
+    if judged(result):
+        document["verdict"] = verdict_lines(result)[0].removeprefix("verdict: ")
+        document["problems"] = [
+            {"abi": abi.name, "problem": p} for abi in result.abis for p in abi.problems
+        ]
+        document["known"] = known_lines(result)
+    return json.dumps(document, indent=2) + "\n"
 
 
 def _cell(text: str) -> str:
@@ -305,8 +433,16 @@ def _cell(text: str) -> str:
 
 def to_markdown(result: Review, context: int = 1) -> str:
     out = [f"### asmgen review: `{result.old}` -> `{result.new}`", ""]
+    out += [*(f"> {note}" for note in result.notes), *([""] if result.notes else [])]
+    verdict = verdict_lines(result)
+    if verdict:
+        out += [f"**{verdict[0].replace('verdict: ', 'Verdict: ', 1)}**", ""]
+        out += [f"- {line.strip()}" for line in verdict[1:]]
+        out += [""] if verdict[1:] else []
     verified = any(abi.verify != (None, None) for abi in result.abis)
-    header = ["ABI", "status", "size", "changes", "patch points", "saved / restored", "frame"]
+    framed = not result.llvm
+    header = ["ABI", "status", "size", "changes", "patch points", "saved / restored"]
+    header += ["frame"] if framed else []
     header += ["verify"] if verified else []
     out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for abi in result.abis:
@@ -328,11 +464,12 @@ def to_markdown(result: Review, context: int = 1) -> str:
             change_count(abi),
             "moved: " + ", ".join(moved) if moved else "unchanged",
             "; ".join(regs) or "unchanged",
-            (frame_change(abi) or "frame: unchanged").removeprefix("frame: "),
         ]
+        if framed:
+            cells.append((frame_change(abi) or "frame: unchanged").removeprefix("frame: "))
         if verified:
             cells.append((verify_change(abi) or "verify: -").removeprefix("verify: "))
-        if abi.status in ("added", "removed"):
+        if abi.status in ("added", "removed") and not abi.added:
             # Nothing to compare against: name the ABI, its status and size only.
             cells = [abi.name, abi.status, _hex(abi.new_size or abi.old_size)]
             cells += ["-"] * (len(header) - len(cells))
@@ -341,12 +478,21 @@ def to_markdown(result: Review, context: int = 1) -> str:
         if abi.status == "unchanged":
             continue
         out += ["", f"#### {abi.name} ({abi.arch})", ""]
-        out += [
-            f"- {line.strip()}" if not line.startswith("  ") else f"  {line.strip()}"
-            for line in summary(abi)
-        ]
+        out += [_markdown_item(line) for line in summary(abi)]
         out += ["", "```diff", *(d.text for d in diff_lines(abi, context)), "```"]
+    known = known_lines(result)
+    if known:
+        out += ["", "#### Unchanged, with the same problems on both sides", ""]
+        out += [f"- {_cell(line)}" for line in known]
     return "\n".join(out) + "\n"
+
+
+def _markdown_item(line: str) -> str:
+    """A summary line as a list item: indented lines nest, numbered ones stay numbered."""
+    text = line.strip()
+    depth = (len(line) - len(line.lstrip())) // 2
+    numbered = text.split(". ", 1)[0].isdigit()
+    return "  " * depth + (text if numbered else f"- {text}")
 
 
 _STYLES = {"hunk": "cyan", "deleted": "red", "inserted": "green", "context": ""}
@@ -357,6 +503,8 @@ def print_terminal(result: Review, console, context: int = 1) -> None:
     from rich.text import Text
 
     console.print(Text(f"asmgen review: {result.old} -> {result.new}", style="bold"))
+    for note in result.notes:
+        console.print(Text(note, style="dim"))
     unchanged = [abi.name for abi in result.abis if abi.status == "unchanged"]
     for abi in result.abis:
         if abi.status == "unchanged":
@@ -370,3 +518,15 @@ def print_terminal(result: Review, console, context: int = 1) -> None:
     if unchanged:
         console.print()
         console.print(Text(f"unchanged: {', '.join(unchanged)}", style="dim"))
+    known = known_lines(result)
+    if known:
+        console.print(Text("the same problems on both sides:", style="dim"))
+        for line in known:
+            console.print(Text(f"  {line}", style="dim"))
+    verdict = verdict_lines(result)
+    if verdict:
+        console.print()
+        style = "bold green" if len(verdict) == 1 else "bold red"
+        console.print(Text(verdict[0], style=style))
+        for line in verdict[1:]:
+            console.print(Text(line))

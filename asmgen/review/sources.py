@@ -8,7 +8,11 @@ the comparison never asks where a table came from:
 - a checkout (a folder with `abi_specs/`), such as the working tree: built
   fresh in memory, so uncommitted spec, template and generator edits count;
 - a folder of specs, or one spec file: built in memory with `--templates`;
-- a `tables.json` file: read as it is.
+- a `tables.json` file: read as it is;
+- LLVM's sources (an LLVM checkout, a git revision of one, or either with a
+  `.patch`/`.diff` applied): every ORC ABI class's tables read from
+  OrcABISupport.h/.cpp (llvm_inputs, llvm_side), keyed by class name, with
+  the side's trampoline and stub writers as records of their own.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from pathlib import Path
 from asmgen.build.pipeline import build
 from asmgen.emit.json_tables import table_record
 from asmgen.errors import AsmgenError
+from asmgen.review.llvm_side import LlvmSide
+from asmgen.review.llvm_tables import Finding
 from asmgen.spec import Spec, load_spec
 from asmgen.spec.files import SpecFile, spec_files
 
@@ -33,6 +39,25 @@ class Source:
     label: str  # how the review names this side
     records: dict[str, dict]  # ABI -> tables.json record
     specs: dict[str, tuple[Spec, Path]] = field(default_factory=dict)  # ABI -> its contract
+    # LLVM sources: the side as read (classes, writers); None for asmgen's tables.
+    llvm: LlvmSide | None = None
+
+    def findings(self, name: str | None) -> list[Finding]:
+        """What is wrong in this side's sources for `name`, found without running it."""
+        if self.llvm is None or name not in self.llvm.classes:
+            return []
+        return self.llvm.classes[name].findings
+
+    def notes(self, name: str | None) -> list[str]:
+        if self.llvm is None or name is None:
+            return []
+        return self.llvm.notes.get(name, [])
+
+    def users(self, name: str) -> set[str]:
+        """The classes whose trampolines or stubs the unit record `name` is."""
+        if self.llvm is None:
+            return set()
+        return {c for c, cls in self.llvm.classes.items() if name in cls.units.values()}
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -70,15 +95,26 @@ def _from_specs(label: str, items: list[SpecFile], templates: Path) -> Source:
 
 
 def _revision_specs(commit: str, repo: Path) -> dict[str, tuple[Spec, Path]]:
-    """The specs as they were at `commit` (for verify), read into a scratch folder."""
-    listed = _git(repo, "ls-tree", "--name-only", commit, "abi_specs/")
+    """The specs as they were at `commit` (for verify), read into a scratch folder
+    with that revision's convention files.  A spec this asmgen cannot read (one
+    older than convention files, with a `call:` block) is left out, and the
+    review says that side has no spec."""
+    listed = _git(repo, "ls-tree", "-r", "--name-only", commit, "abi_specs/")
     names = [n for n in listed.stdout.split() if n.endswith((".yaml", ".yml"))]
     found = {}
     with tempfile.TemporaryDirectory(prefix="asmgen-review-") as scratch:
         for name in names:
-            path = Path(scratch) / Path(name).name
+            path = Path(scratch) / Path(name).relative_to("abi_specs")
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(_git(repo, "show", f"{commit}:{name}").stdout, encoding="utf-8")
-            spec = load_spec(path, contract=False)
+        for name in names:
+            path = Path(scratch) / Path(name).relative_to("abi_specs")
+            if path.parent != Path(scratch):
+                continue
+            try:
+                spec = load_spec(path, contract=False)
+            except AsmgenError:
+                continue
             found[spec.abi] = (spec, Path(name))
     return found
 
@@ -123,3 +159,75 @@ def working_tree(repo: Path | None, fallback: Path) -> Source:
         raise AsmgenError("no abi_specs/ folder here; name NEW explicitly", root)
     items = spec_files(root / "abi_specs", contract=False)
     return _from_specs("working tree", items, root / "templates")
+
+
+# --- LLVM's sources -------------------------------------------------------------------------
+
+
+def _llvm_tree(arg: str, repo: Path | None):
+    """`arg` as an LLVM tree (a checkout folder or a revision of an LLVM repository),
+    or None when it is not one."""
+    from asmgen.review import llvm_inputs
+
+    path = Path(arg)
+    if path.is_dir():
+        return llvm_inputs.from_checkout(path) if llvm_inputs.checkout_root(path) else None
+    if not path.exists() and llvm_inputs.is_llvm_repo(repo):
+        return llvm_inputs.from_revision(repo, arg)
+    return None
+
+
+def is_llvm_input(arg: str | None, repo: Path | None) -> bool:
+    from asmgen.review import llvm_inputs
+
+    if arg is None:
+        return llvm_inputs.is_llvm_repo(repo)
+    path = Path(arg)
+    if llvm_inputs.is_patch(path):
+        return True
+    if path.is_dir():
+        return llvm_inputs.checkout_root(path) is not None
+    return not path.exists() and llvm_inputs.is_llvm_repo(repo)
+
+
+def llvm_pair(old: str, new: str | None, repo: Path | None, conventions, compile_writers: bool):
+    """OLD and NEW from LLVM's sources.  NEW may be a patch applied to OLD; a lone
+    patch (OLD) applies to the checkout around the current folder."""
+    from asmgen.review import llvm_inputs
+    from asmgen.review.llvm_side import read_side
+
+    def tree(arg: str):
+        found = _llvm_tree(arg, repo)
+        if found is None:
+            raise AsmgenError(
+                f"{arg!r} is not LLVM's sources: review an LLVM checkout, a revision of one, "
+                "or a .patch/.diff against one",
+                "asmgen review",
+            )
+        return found
+
+    if llvm_inputs.is_patch(Path(old)) and new is None:
+        if not llvm_inputs.is_llvm_repo(repo):
+            raise AsmgenError(
+                "a lone patch applies to the LLVM checkout around the current folder; "
+                "name the checkout first: asmgen review LLVM_CHECKOUT PATCH"
+            )
+        base = llvm_inputs.from_checkout(repo)
+        old_tree, new_tree = base, llvm_inputs.with_patch(base, Path(old))
+    elif new is None:
+        old_tree = tree(old)
+        new_tree = llvm_inputs.from_checkout(repo)
+        new_tree = llvm_inputs.Tree(new_tree.root, "working tree")
+    else:
+        old_tree = tree(old)
+        if llvm_inputs.is_patch(Path(new)):
+            new_tree = llvm_inputs.with_patch(old_tree, Path(new))
+        else:
+            new_tree = tree(new)
+    sides = [read_side(t, conventions, compile_writers) for t in (old_tree, new_tree)]
+    return tuple(
+        Source(
+            side.label, {**{n: c.record for n, c in side.classes.items()}, **side.units}, llvm=side
+        )
+        for side in sides
+    )

@@ -110,7 +110,7 @@ def stack_transfers(cs, arch: Arch, code: bytes) -> StackTransfers | None:
                 continue
             direction, regs = found
             target = saved if direction == "store" else restored
-            names = [spelling.get(r, r) for r in regs]
+            names = [spelling.get(r, r) for r in map(arch.disasm_register, regs)]
             target.extend(r for r in names if r not in target)
         if pos == start:
             pos += arch.element_size

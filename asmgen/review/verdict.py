@@ -9,7 +9,7 @@ bare tables.json) has no verdict.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from asmgen.build.frame import compute_frame
@@ -103,10 +103,65 @@ _WORDS = {
     "XPASS": "pass (XPASS: declared violation not found)",
     "n/a": "n/a",
 }
+FAILED = "FAIL"
+# Checks in a reviewer's words: what a failing one means.
+CHECK_WORDS = {
+    "ctx_arg": "context argument",
+    "trampoline_arg": "trampoline argument",
+    "stack_align": "alignment",
+    "shadow_space": "home area",
+    "int_args": "integer arguments",
+    "fp_args": "FP arguments",
+    "callee_saved": "saved registers",
+    "stack_pointer": "stack pointer",
+    "return_address": "return address",
+    "fp_control": "FP state",
+    "landing_pc": "re-entry",
+    "convention": "convention facts",
+    "native": "native run",
+    "vector_width": "vector width",
+    "frame_align": "frame alignment",
+}
+
+# Findings shown per failing method; the rest are counted.
+SHOWN = 3
 
 
-def verdict(record: dict, spec: Spec, spec_path: Path, source: str) -> dict[str, str]:
-    """check name -> outcome, as `asmgen verify` finds it for this table and spec."""
+@dataclass(frozen=True)
+class Verdict:
+    """One side's `asmgen verify` outcome for one table."""
+
+    outcomes: dict[str, str]  # check -> outcome, in review words
+    # check -> what each failing method found, one text per method (failing checks only)
+    details: dict[str, list[str]]
+    about: str = ""  # what the code was verified against, and where it came from
+    causes: dict[str, str] = field(default_factory=dict)  # check -> its cause, read from the code
+
+
+def _detail(outcome) -> list[str]:
+    parts = []
+    for run in outcome.runs or [outcome.result]:
+        if run.status != "fail":
+            continue
+        found = [f"{f.what}: expected {f.expected}, got {f.got}" for f in run.findings[:SHOWN]]
+        if len(run.findings) > SHOWN:
+            found.append(f"{len(run.findings) - SHOWN} more")
+        text = f"{run.method}: " + "; ".join(found)
+        parts.append(text + (f" ({run.note})" if run.note else ""))
+    return parts
+
+
+def from_report(report, about: str = "", causes: dict[str, str] | None = None) -> Verdict:
+    """A verify AbiReport in review words."""
+    outcomes = {check: _WORDS[o.outcome] for check, o in report.outcomes.items()}
+    details = {
+        check: _detail(o) for check, o in report.outcomes.items() if o.outcome not in ("ok", "n/a")
+    }
+    return Verdict(outcomes, details, about, causes or {})
+
+
+def verdict(record: dict, spec: Spec, spec_path: Path, source: str) -> Verdict:
+    """The outcome of each check, as `asmgen verify` finds it for this table and spec."""
     from asmgen.verify.model import Subject
     from asmgen.verify.runner import verify_subject
 
@@ -120,5 +175,4 @@ def verdict(record: dict, spec: Spec, spec_path: Path, source: str) -> dict[str,
 
     frame = compute_frame(spec)
     subject = Subject(spec, spec_path, frame, instantiate, source, _units(record))
-    report = verify_subject(subject)
-    return {check: _WORDS[outcome.outcome] for check, outcome in report.outcomes.items()}
+    return from_report(verify_subject(subject))

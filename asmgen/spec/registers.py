@@ -10,15 +10,11 @@ from asmgen.spec.vector import check_vector_state
 
 
 def check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+    """The spec's own registers; the convention's were checked when it was read."""
     arch = spec.arch_info
     groups = {
-        ("call", "int_args"): spec.call.int_args,
-        ("call", "fp_args"): spec.call.fp_args,
-        ("call", "callee_saved"): spec.call.callee_saved,
-        ("call", "fp_control"): spec.call.fp_control,
         ("resolver", "saves"): spec.resolver.saves,
         ("resolver", "fp_saves"): spec.resolver.fp_saves,
-        ("call", "return_regs"): spec.call.return_regs,
     }
     for key, names in groups.items():
         seen: set[str] = set()
@@ -34,7 +30,6 @@ def check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 raise AsmgenError(f"{'.'.join(key)}: register {name!r} listed twice", path, line)
             seen.add(name)
     for key, name in {
-        ("call", "return_reg"): spec.call.return_reg,
         ("resolver", "scratch"): spec.resolver.scratch,
         ("resolver", "temp"): spec.resolver.temp,
         ("resolver", "landing"): spec.resolver.landing,
@@ -51,8 +46,7 @@ def check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 where.get(key),
             )
     for key, align in {
-        ("call", "stack_align"): spec.call.stack_align,
-        ("call", "incoming_align"): spec.call.incoming_align,
+        ("resolver", "incoming_align"): spec.resolver.incoming_align,
         ("resolver", "frame_align"): spec.resolver.frame_align,
         ("resolver", "vector_state", "align"): spec.resolver.vector_state.align,
     }.items():
@@ -60,18 +54,13 @@ def check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             raise AsmgenError(
                 f"{'.'.join(key)}: {align} is not a power of two", path, where.get(key)
             )
-    if spec.call.return_regs and spec.call.return_reg not in spec.call.return_regs:
+    reserved = spec.resolver.shadow_space
+    if reserved is not None and reserved % spec.pointer_size:
         raise AsmgenError(
-            f"call.return_regs: does not list call.return_reg {spec.call.return_reg!r}",
-            path,
-            where.get(("call", "return_regs")),
-        )
-    if spec.call.shadow_space % spec.pointer_size:
-        raise AsmgenError(
-            f"call.shadow_space: {spec.call.shadow_space:#x} is not a multiple of the "
+            f"resolver.shadow_space: {reserved:#x} is not a multiple of the "
             f"pointer size ({spec.pointer_size})",
             path,
-            where.get(("call", "shadow_space")),
+            where.get(("resolver", "shadow_space")),
         )
     _check_roles(spec, where, path)
     check_vector_state(spec, where, path)
@@ -87,12 +76,6 @@ def check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
 
 # The register classes each role may name (lists and single registers alike).
 _ROLES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("call", "int_args"): ("gpr",),
-    ("call", "fp_args"): ("fpr", "vec"),
-    ("call", "callee_saved"): ("gpr", "fpr", "vec"),
-    ("call", "fp_control"): ("ctl",),
-    ("call", "return_reg"): ("gpr",),
-    ("call", "return_regs"): ("gpr",),
     ("resolver", "saves"): ("gpr",),
     ("resolver", "scratch"): ("gpr",),
     ("resolver", "temp"): ("gpr",),
@@ -122,22 +105,24 @@ def _check_roles(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                     path,
                     line,
                 )
-            if name == arch.stack_pointer and key != ("call", "callee_saved"):
+            if name == arch.stack_pointer:
                 raise AsmgenError(f"{field}: {name} is the stack pointer", path, line)
     if arch.frame_style == "store" and len(spec.call.int_args) < REENTRY_ARGS:
         raise AsmgenError(
-            f"call.int_args: needs at least {REENTRY_ARGS} registers; the re-entry call "
-            f"passes its arguments in registers on {arch.name}",
+            f"convention: {spec.convention} passes fewer than {REENTRY_ARGS} integer "
+            f"arguments in registers; the {arch.name} resolver passes the re-entry "
+            "call's arguments in registers",
             path,
-            where.get(("call", "int_args"), where.get(("call",))),
+            where.get(("convention",)),
         )
-    if arch.frame_style == "store" and spec.call.shadow_space % spec.call.stack_align:
+    home = spec.home_reserved
+    if arch.frame_style == "store" and home % spec.call.stack_align:
         raise AsmgenError(
-            f"call.shadow_space: {spec.call.shadow_space:#x} is not a multiple of "
-            f"call.stack_align ({spec.call.stack_align:#x}); a {arch.name} resolver "
-            "allocates it below its aligned frame",
+            f"home area {home:#x} is not a multiple of the stack alignment "
+            f"({spec.call.stack_align:#x}); a {arch.name} resolver allocates it below "
+            "its aligned frame",
             path,
-            where.get(("call", "shadow_space")),
+            where.get(("resolver", "shadow_space"), where.get(("convention",))),
         )
     unit = arch.element_size
     if spec.trampoline.call_size % unit:

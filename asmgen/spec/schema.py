@@ -14,6 +14,8 @@ from pydantic import (
 )
 
 from asmgen.arches import ARCHES, Arch
+from asmgen.spec.checks import CHECKS
+from asmgen.spec.convention import DEVIATIONS, CallerConvention, Convention
 from asmgen.spec.names import (
     abi_problem,
     class_problem,
@@ -43,7 +45,12 @@ class _Model(BaseModel):
 
 
 class CallConvention(_Model):
-    """How the resolver calls the JIT's re-entry function."""
+    """How the resolver calls the JIT's re-entry function: the effective contract.
+
+    Never written in a spec: `Spec.call` computes it from the spec's
+    convention file (asmgen/spec/convention.py) and the resolver's own
+    choices (`resolver.incoming_align`), so every stage reads the same facts.
+    """
 
     # Integer argument registers; the re-entry call's arguments that do not fit
     # (all of them on i386) go to the stack.
@@ -77,6 +84,9 @@ class CallConvention(_Model):
 
 
 VectorKind = Literal["fxsave64", "fxsave", "xsave64", "q-regs", "none"]
+# The kinds whose one instruction saves every vector register (at least its
+# 128-bit part), not a list of them.
+WHOLE_STATE_KINDS = ("fxsave", "fxsave64", "xsave64")
 
 # XSAVE's requested-feature bitmap (EDX:EAX): every state component XCR0 enables.
 ALL_FEATURES = 0xFFFFFFFFFFFFFFFF
@@ -128,10 +138,15 @@ class Resolver(_Model):
     frame_align: Align | None = None
     vector_state: VectorState
     # Home (shadow) area the resolver actually reserves for the re-entry
-    # function; defaults to call.shadow_space.  Only a spec that reproduces a
-    # defective table (the seed's first Win64 attempt) sets it lower, and then
-    # declares the violation in expected_violations.
+    # function; defaults to the convention's home area.  Only a spec that
+    # reproduces a defective table (the seed's first Win64 attempt) sets it
+    # lower, and then declares a `home_area` deviation.
     shadow_space: Size | None = None
+    # Stack alignment the resolver relies on at entry; when it is less than
+    # the convention's stack alignment the resolver realigns its frame (LLVM's
+    # i386 resolver accepts 4-byte aligned callers).  Defaults to the
+    # convention's alignment.
+    incoming_align: Align | None = None
 
 
 class Trampoline(_Model):
@@ -170,23 +185,10 @@ class TableOptions(_Model):
     pad_word: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0
 
 
-# Contract checks of `asmgen verify` (see asmgen/verify/checks.py).
-VerifyCheck = Literal[
-    "ctx_arg",
-    "trampoline_arg",
-    "stack_align",
-    "shadow_space",
-    "int_args",
-    "fp_args",
-    "callee_saved",
-    "stack_pointer",
-    "return_address",
-    "fp_control",
-    "landing_pc",
-    "native",
-    "vector_width",
-    "frame_align",
-]
+def _one_of(name: str, known, what: str) -> str:
+    if name not in known:
+        raise ValueError(f"unknown {what} {name!r}; known: {', '.join(known)}")
+    return name
 
 
 class ExpectedViolation(_Model):
@@ -196,13 +198,40 @@ class ExpectedViolation(_Model):
     fails if the check unexpectedly passes, so the declaration stays true.
     """
 
-    check: VerifyCheck
+    check: str
     reason: str = Field(min_length=1)
 
     @field_validator("reason")
     @classmethod
     def _printable(cls, reason: str) -> str:
         return _refuse(reason_problem(reason), reason)
+
+    @field_validator("check")
+    @classmethod
+    def _known_check(cls, check: str) -> str:
+        return _one_of(check, CHECKS, "check")
+
+
+class Deviation(_Model):
+    """A fact of the convention that this spec's resolver knowingly breaks.
+
+    Declared by name (one of convention.DEVIATIONS) with the reason; the
+    implementation choice that breaks it (`resolver.shadow_space`, ...) is
+    refused without one, and `asmgen verify` reports every declaration.
+    """
+
+    field: str
+    reason: str = Field(min_length=1)
+
+    @field_validator("reason")
+    @classmethod
+    def _printable(cls, reason: str) -> str:
+        return _refuse(reason_problem(reason), reason)
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, name: str) -> str:
+        return _one_of(name, DEVIATIONS, "deviation")
 
 
 class Spec(_Model):
@@ -216,7 +245,17 @@ class Spec(_Model):
     endian: Literal["little", "big"] = "little"
     # A file name in templates/<arch>/, never a path.
     template: str = Field(default="resolver.s.j2", pattern=r"^\w[\w.-]*$")
-    call: CallConvention
+    # The calling convention (abi_specs/conventions/<name>.yaml) whose facts
+    # are the contract: `call` below is computed from it.
+    convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    # Convention facts this resolver knowingly breaks; see Deviation.
+    deviations: tuple[Deviation, ...] = ()
+    # The caller conventions (the convention file's `callers`, by LLVM's IR
+    # keyword) this resolver serves: everything they pass in registers or keep
+    # live across a call reaches the lazily compiled callee.  Checked at
+    # loading (spec/contract.py) and by verify's `caller_conventions` check.
+    # A spec without the list claims none (asmgen's own specs all declare it).
+    serves: tuple[str, ...] = ()
     resolver: Resolver
     trampoline: Trampoline
     stub: Stub = Stub()
@@ -235,6 +274,51 @@ class Spec(_Model):
     expected_violations: tuple[ExpectedViolation, ...] = ()
     # Line of every key in the spec file, for errors found after loading.
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
+    # The convention file and the contract computed from it (spec/__init__.py).
+    _convention: Convention | None = PrivateAttr(default=None)
+    _call: CallConvention | None = PrivateAttr(default=None)
+
+    @property
+    def call(self) -> CallConvention:
+        """The effective contract: the convention's facts and the resolver's
+        `incoming_align`, read-only."""
+        assert self._call is not None, "a spec is loaded with its convention"
+        return self._call
+
+    @property
+    def home_reserved(self) -> int:
+        """The home area the resolver reserves below its call: the convention's,
+        unless `resolver.shadow_space` says otherwise (a declared deviation)."""
+        if self.resolver.shadow_space is not None:
+            return self.resolver.shadow_space
+        return self.call.shadow_space
+
+    @property
+    def served(self) -> tuple[CallerConvention, ...]:
+        """The caller conventions the spec claims (`serves`), as the convention file states them."""
+        callers = self.convention_info.caller_conventions
+        return tuple(callers[name] for name in self.serves)
+
+    @property
+    def convention_info(self) -> Convention:
+        assert self._convention is not None, "a spec is loaded with its convention"
+        return self._convention
+
+    def attach_convention(self, convention: Convention) -> None:
+        """Bind the convention and compute `call` from it (done once, at loading)."""
+        regs = convention.result_regs(self.endian, self.pointer_size)
+        self._convention = convention
+        self._call = CallConvention(
+            int_args=convention.args.int_regs,
+            fp_args=convention.args.fp_regs,
+            callee_saved=convention.callee_saved,
+            shadow_space=convention.stack.home_area,
+            stack_align=convention.stack.align,
+            incoming_align=self.resolver.incoming_align,
+            return_reg=regs[0],
+            return_regs=regs if len(regs) > 1 else (),
+            fp_control=tuple(c.reg for c in convention.fp_control),
+        )
 
     def line_of(self, *key: str | int) -> int | None:
         """The line of `key` in the spec file, or of its nearest enclosing key."""

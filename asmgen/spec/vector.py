@@ -78,12 +78,13 @@ def check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 path,
                 where.get(("resolver", "vector_state", "align"), where.get(key)),
             )
-        if spec.call.shadow_space % state.align:
+        home = spec.home_reserved
+        if home % state.align:
             raise AsmgenError(
-                f"call.shadow_space: {spec.call.shadow_space:#x} would misalign the "
+                f"home area {home:#x} would misalign the "
                 f"{state.kind} area above it (align {state.align:#x})",
                 path,
-                where.get(("call", "shadow_space")),
+                where.get(("resolver", "shadow_space"), where.get(("convention",))),
             )
     _check_realign(spec, where, path)
     if area_instruction:

@@ -20,14 +20,15 @@ def cmd_verify(args) -> int:
     else:
         generated = output(args, "generated")
         subjects = subjects_from_generated(items, generated / "orc_resolvers.py")
-    reports = verify(subjects)
+    reports = verify(subjects, compiled=args.compiled, templates=args.templates)
     sys.stdout.write(FORMATS[args.format](reports))
     return exit_status(reports)
 
 
 def register(sub) -> None:
     parser = sub.add_parser(
-        "verify", help="prove each table's ABI contract by emulation and native runs"
+        "verify",
+        help="prove each table's ABI contract by emulation and against compiled code",
     )
     parser.add_argument("abi", nargs="*", help="ABI ids or spec names (default: all)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="text")
@@ -41,6 +42,12 @@ def register(sub) -> None:
         "--build",
         action="store_true",
         help="verify tables built in memory from --specs/--templates instead",
+    )
+    parser.add_argument(
+        "--no-compiled",
+        dest="compiled",
+        action="store_false",
+        help="skip the runs against compiled code (native, wine, qemu-user)",
     )
     parser.add_argument("--specs", type=Path, help="folder of ABI specs")
     parser.add_argument("--templates", type=Path, help="folder of per-arch templates")

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 import unicorn
 
 from asmgen.arches.model import EmuFacts
+from asmgen.spec.serving import beyond_contract
+from asmgen.verify.causes import late_delay_slot_writes
 from asmgen.verify.chain import UNITS, Linked, Placement, link
-from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, hexw
+from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, broke, hexw
 
 # Layout of the emulated address space, as offsets from EmuFacts.base: the
 # resolver, the re-entry function and the landing share the first pages with
@@ -64,7 +66,8 @@ class _Reg:
 class _Trace:
     entry: dict[str, int] | None = None  # registers at the stub (the caller's view)
     entry_ret: int | None = None
-    reentry: dict | None = None  # what the hook saw
+    reentry: dict | None = None  # what the hook saw (first call)
+    reentries: list[tuple[int, int]] = field(default_factory=list)  # (ctx, trampoline) per call
     accesses: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     phase: str = "before"
 
@@ -92,6 +95,8 @@ class Emulation:
         self.uc = unicorn.Uc(getattr(unicorn, facts.uc_arch), mode)
         self.regs = self._registers()
         self.controls = [n for n in self.spec.call.fp_control if n in facts.fp_control]
+        # The bits of each FP control register a callee must keep (the convention's).
+        self.preserved = {c.reg: c.preserved for c in self.spec.convention_info.fp_control}
         self.trace = _Trace()
         self.linked: Linked | None = None
         self.resolver = b""
@@ -265,7 +270,9 @@ class Emulation:
                 stack_index = i - len(call.int_args)
                 args.append(self.word(args_at + call.shadow_space + stack_index * self.slot))
         home = (args_at, args_at + call.shadow_space)
-        self.trace.reentry = {"args": args, "sp_at_call": args_at, "home": home}
+        self.trace.reentries.append((args[0], args[1]))
+        if self.trace.reentry is None:
+            self.trace.reentry = {"args": args, "sp_at_call": args_at, "home": home}
         # Spill the register arguments into the home area, as MSVC code does.
         for i in range(call.shadow_space // self.slot):
             if i < len(call.int_args):
@@ -280,7 +287,11 @@ class Emulation:
             name, mask = facts.flags
             uc.reg_write(facts.reg_id(name), self.read(name) ^ mask)
         for name in self.controls:
-            uc.reg_write(facts.reg_id(name), facts.fp_control[name][1])
+            # A conforming callee changes only the status bits.
+            keep = self.preserved[name]
+            bits = self.spec.arch_info.register(name).bits
+            new = (self.read(name) & keep) | (facts.fp_control[name][1] & ~keep)
+            uc.reg_write(facts.reg_id(name), new & ((1 << bits) - 1))
         # The landing address; a result wider than a register (o32's 64-bit
         # address in v0:v1) has zero in its other registers.
         for name in getattr(call, "result_regs", (call.return_reg,)):
@@ -319,16 +330,11 @@ class Emulation:
             )
             self._check_home(add)
         landed = not error and self.read(self.facts.pc) == self.addr(LANDING)
-        add(
-            "landing_pc",
-            []
-            if landed
-            else [
-                Finding(
-                    "pc", hexw(self.addr(LANDING), bits), error or hex(self.read(self.facts.pc))
-                )
-            ],
-        )
+        arrival = []
+        if not landed:
+            got = error or hex(self.read(self.facts.pc))
+            arrival.append(Finding("pc", hexw(self.addr(LANDING), bits), got))
+        add("landing_pc", arrival + self._reentered(), self._reentry_cause())
         entry = t.entry or {}
         landing_checks = {
             "int_args": call.int_args,
@@ -342,6 +348,7 @@ class Emulation:
                 add(check, [Finding("landing", "reached", "not reached")])
             else:
                 add(check, [f for n in names for f in self._compare(n, entry)])
+        self._check_callers(add, landed, entry)
         if not landed:
             for check in ("stack_pointer", "return_address"):
                 add(check, [Finding("landing", "reached", "not reached")])
@@ -361,10 +368,50 @@ class Emulation:
                 if name not in self.controls
             ]
             for name in self.controls:
-                want = self.facts.fp_control[name][0]
-                found += _diff(name, want, self.read(name), self.spec.arch_info.register(name).bits)
-            add("fp_control", found)
+                keep = self.preserved[name]
+                want, got = self.facts.fp_control[name][0], self.read(name)
+                if (want ^ got) & keep:
+                    bits = self.spec.arch_info.register(name).bits
+                    found.append(Finding(name, hexw(want, bits), hexw(got, bits)))
+            kept = ", ".join(f"{n} {self.preserved[n]:#x}" for n in self.controls)
+            add("fp_control", found, f"compares the bits a callee keeps: {kept}" if found else "")
         return results
+
+    def _check_callers(self, add, landed: bool, entry: dict[str, int]) -> None:
+        """Every register a served caller convention passes or keeps beyond the
+        contract (which int_args, fp_args and callee_saved check) at the landing,
+        at the width unicorn models (no AVX: vector_width checks the rest)."""
+        served = {c.name: beyond_contract(self.spec, c) for c in self.spec.served}
+        if not any(served.values()):
+            why = "the served conventions pass and keep nothing beyond the contract"
+            add("caller_conventions", [], why, NA)
+            return
+        if not landed:
+            add("caller_conventions", [Finding("landing", "reached", "not reached")])
+            return
+        found = []
+        for name, registers in served.items():
+            for reg in registers:
+                if self.facts.aliases.get(reg, (reg,))[0] not in self.regs:
+                    continue  # not modeled here (a reserved register)
+                found += [broke(f, name) for f in self._compare(reg, entry)]
+        add("caller_conventions", found)
+
+    def _reentered(self) -> list[Finding]:
+        """The resolver runs once per lazy call: a second call of the re-entry
+        function means it jumped back into itself instead of to the landing."""
+        calls = self.trace.reentries
+        if len(calls) <= 1:
+            return []
+        seen = ", ".join(f"({ctx:#x}, {tramp:#x})" for ctx, tramp in calls)
+        return [Finding("re-entry function calls", "1", f"{len(calls)}: {seen}")]
+
+    def _reentry_cause(self) -> str:
+        if len(self.trace.reentries) <= 1:
+            return ""
+        causes = late_delay_slot_writes(self.spec, self.resolver)
+        why = "; ".join(causes) or "no late delay-slot write found in the resolver"
+        return f"the resolver re-entered itself: {why}"
 
     def _compare(self, name: str, entry: dict[str, int]) -> list[Finding]:
         full, part = self.facts.aliases.get(name, (name, None))

@@ -5,29 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, get_args
+from typing import Protocol
 
 from asmgen.build.frame import Frame
-from asmgen.spec.schema import Spec, VerifyCheck
-
-# Every check, in report order, with what it proves.
-CHECKS: dict[str, str] = {
-    "ctx_arg": "ctx arrives where the convention puts the first argument",
-    "trampoline_arg": "the trampoline's address arrives as the second argument",
-    "stack_align": "sp is aligned to call.stack_align at the call",
-    "shadow_space": "the resolver neither keeps live data in nor reads the callee's home area",
-    "int_args": "integer argument registers survive to the landing",
-    "fp_args": "FP/vector argument registers survive to the landing (full width)",
-    "callee_saved": "callee-saved registers survive to the landing",
-    "stack_pointer": "sp at the landing equals sp at the stub",
-    "return_address": "the caller's return address survives to the landing",
-    "fp_control": "FP control state (call.fp_control) survives to the landing",
-    "landing_pc": "pc reaches the address the re-entry function returned",
-    "native": "the real CPU runs trampoline -> resolver -> C re-entry -> landing",
-    "vector_width": "native: FP argument registers survive at full YMM/ZMM width",
-    "frame_align": "static: the frame computed from the spec keeps the call aligned",
-}
-assert tuple(CHECKS) == get_args(VerifyCheck), "CHECKS and spec.VerifyCheck disagree"
+from asmgen.spec.schema import Spec
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
 
@@ -57,13 +38,18 @@ class Subject:
 
     spec: Spec
     spec_path: Path
-    frame: Frame
+    # The frame computed from the spec; None for code that no spec describes
+    # (LLVM's, under `asmgen review`): the static frame check is then n/a.
+    frame: Frame | None
     # instantiate(fn_addr, ctx_addr) -> code with both addresses patched in.
     instantiate: Callable[[int, int], bytes]
     source: str  # where the code came from, for the report
     # The table's own trampolines and stubs; None when it has none (an old
     # tables.json), and then the chain cannot run.
     units: ChainUnits | None = None
+    # stack(lo, hi) -> what the resolver keeps at [sp+lo, sp+hi) at the call,
+    # read from its code (stackimage.py); None: from `frame` and the spec.
+    stack: Callable[[int, int], list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,3 +70,12 @@ class CheckResult:
 
 def hexw(value: int, bits: int = 64) -> str:
     return f"{value:#0{bits // 4 + 2}x}"
+
+
+def broke(finding: Finding, convention: str) -> Finding:
+    """A register's finding, as the caller convention that lost it sees it."""
+    return Finding(
+        f"{finding.what} broke {convention}",
+        f"{finding.expected} (kept by {convention})",
+        f"{finding.got} (lost by the resolver)",
+    )

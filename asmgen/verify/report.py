@@ -5,26 +5,10 @@ from __future__ import annotations
 import json
 
 from asmgen import __version__
-from asmgen.verify.model import CHECKS
+from asmgen.spec.checks import CHECKS
+from asmgen.verify.model import NA, CheckResult
 from asmgen.verify.runner import DECLARED, OK, SKIPPED, UNEXPECTED_PASS, VIOLATION, AbiReport
 
-# Column headings, in CHECKS order.
-SHORT = {
-    "ctx_arg": "ctx",
-    "trampoline_arg": "tramp",
-    "stack_align": "align",
-    "shadow_space": "home",
-    "int_args": "iargs",
-    "fp_args": "fargs",
-    "callee_saved": "saved",
-    "stack_pointer": "sp",
-    "return_address": "ret",
-    "fp_control": "fpctl",
-    "landing_pc": "pc",
-    "native": "native",
-    "vector_width": "vwide",
-    "frame_align": "frame*",
-}
 CELL = {OK: "ok", VIOLATION: "FAIL", DECLARED: "xfail", UNEXPECTED_PASS: "XPASS", SKIPPED: "-"}
 
 
@@ -40,13 +24,22 @@ def _counts(reports: list[AbiReport]) -> dict[str, int]:
     return counts
 
 
+def _compiled_method(report: AbiReport) -> str:
+    """The compiled run's method, or "-" when it did not run."""
+    target = report.target
+    return target.method if target is not None and not target.note else "-"
+
+
 def format_text(reports: list[AbiReport]) -> str:
     width = max([len("ABI"), *(len(r.abi) for r in reports)])
-    heads = [SHORT[c] for c in CHECKS]
-    lines = ["  ".join(["ABI".ljust(width), *(h.ljust(max(len(h), 5)) for h in heads), "time"])]
+    columns = {name: max(len(check.short), 5) for name, check in CHECKS.items()}
+    heads = [CHECKS[name].short.ljust(w) for name, w in columns.items()]
+    runs = max([len("compiled"), *(len(_compiled_method(r)) for r in reports)])
+    lines = ["  ".join(["ABI".ljust(width), *heads, "compiled".ljust(runs), "time"])]
     for report in reports:
-        cells = [CELL[report.outcomes[c].outcome].ljust(max(len(SHORT[c]), 5)) for c in CHECKS]
-        lines.append("  ".join([report.abi.ljust(width), *cells, f"{report.seconds:.3f}s"]))
+        cells = [CELL[report.outcomes[name].outcome].ljust(w) for name, w in columns.items()]
+        method = _compiled_method(report).ljust(runs)
+        lines.append("  ".join([report.abi.ljust(width), *cells, method, f"{report.seconds:.3f}s"]))
     lines.append("")
     lines.append(
         "ok = contract kept; FAIL = violation; xfail = violation declared in the spec's "
@@ -54,8 +47,10 @@ def format_text(reports: list[AbiReport]) -> str:
     )
     lines.append(
         "frame* is a STATIC check only: the frame size computed from the spec against "
-        "call.stack_align; no code runs.  All other columns run the generated code "
-        "(unicorn 2 emulation; native: the real CPU)."
+        "call.stack_align; no code runs.  All other columns run the generated code: "
+        "unicorn 2 emulation, and compiled code for the target (the `compiled` column: "
+        "native, wine or qemu-<arch>; docs/verify.md); a check fails if any method finds "
+        "the violation."
     )
     details = []
     for report in reports:
@@ -64,6 +59,10 @@ def format_text(reports: list[AbiReport]) -> str:
                 f"{report.abi}: not emulated (unicorn has no {report.arch}); "
                 "only the static frame check ran."
             )
+        if report.target is not None and report.target.note:
+            details.append(f"{report.abi}: no compiled run: {report.target.note}")
+        for field, reason in report.deviations:
+            details.append(f"{report.abi}: deviates from its convention: {field}: {reason}")
         for check, outcome in report.outcomes.items():
             if outcome.outcome in (OK, SKIPPED):
                 continue
@@ -72,11 +71,15 @@ def format_text(reports: list[AbiReport]) -> str:
                 DECLARED: "declared violation",
                 UNEXPECTED_PASS: "declared violation NOT FOUND",
             }[outcome.outcome]
-            details.append(f"{report.abi} {check} ({outcome.result.method}): {label}")
-            for f in outcome.result.findings:
-                details.append(f"    {f.what}: expected {f.expected}, got {f.got}")
-            if outcome.result.note:
-                details.append(f"    note: {outcome.result.note}")
+            details.append(f"{report.abi} {check}: {label}")
+            for run in outcome.runs or [outcome.result]:
+                if run.status == NA:
+                    continue
+                details.append(f"  {run.method}: {run.status}")
+                for f in run.findings:
+                    details.append(f"    {f.what}: expected {f.expected}, got {f.got}")
+                if run.note:
+                    details.append(f"    note: {run.note}")
             if outcome.reason:
                 details.append(f"    declared: {outcome.reason}")
     if details:
@@ -94,6 +97,41 @@ def format_text(reports: list[AbiReport]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _run(result: CheckResult) -> dict:
+    return {
+        "method": result.method,
+        "status": result.status,
+        "findings": [
+            {"what": f.what, "expected": f.expected, "got": f.got} for f in result.findings
+        ],
+        **({"note": result.note} if result.note else {}),
+    }
+
+
+def _targets(reports: list[AbiReport]) -> list[dict]:
+    """Each compiled harness run once: its target, timings and the convention's facts."""
+    seen, out = set(), []
+    for report in reports:
+        target = report.target
+        if target is None or id(target) in seen:
+            continue
+        seen.add(id(target))
+        out.append(
+            {
+                "arch": target.arch,
+                "convention": target.convention,
+                "endian": target.endian,
+                "method": target.method,
+                "ran": not target.note,
+                **({"why_not": target.note} if target.note else {}),
+                "tables": target.tables,
+                "seconds": {k: round(v, 4) for k, v in target.seconds.items()},
+                "facts": [{"fact": f.name, "ok": f.ok, "detail": f.detail} for f in target.facts],
+            }
+        )
+    return out
+
+
 def format_json(reports: list[AbiReport]) -> str:
     document = {
         "generated_by": f"asmgen {__version__} verify",
@@ -103,17 +141,16 @@ def format_json(reports: list[AbiReport]) -> str:
                 "spec": str(r.spec_path),
                 "code": r.source,
                 "emulated": r.emulated,
+                "compiled": _compiled_method(r),
                 "seconds": round(r.seconds, 4),
+                "deviations": [{"field": f, "reason": why} for f, why in r.deviations],
                 "checks": {
                     check: {
                         "outcome": o.outcome,
-                        "status": o.result.status,
-                        "method": o.result.method,
-                        "findings": [
-                            {"what": f.what, "expected": f.expected, "got": f.got}
-                            for f in o.result.findings
-                        ],
-                        **({"note": o.result.note} if o.result.note else {}),
+                        **_run(o.result),
+                        # Every method that ran the check, joined (unicorn+wine).
+                        "method": "+".join(o.methods) or o.result.method,
+                        "runs": [_run(run) for run in o.runs],
                         **({"declared": o.reason} if o.reason else {}),
                     }
                     for check, o in r.outcomes.items()
@@ -121,6 +158,7 @@ def format_json(reports: list[AbiReport]) -> str:
             }
             for r in reports
         },
+        "compiled_targets": _targets(reports),
     }
     return json.dumps(document, indent=2) + "\n"
 

@@ -1,10 +1,12 @@
 """Native check of the vector state beyond SSE: unicorn models no AVX, so the
-upper halves of YMM/ZMM are checked on the real CPU with asmgen.verify.vector_harness's
+upper parts of YMM/ZMM are checked on the real CPU with asmgen.verify.vector_harness's
 harness (ABI-neutral: it calls only its own code, so Win64 tables run too).
 
 The contract: every FP argument register (call.fp_args) reaches the landing
-at the full width the CPU has (YMM, or ZMM with AVX-512F), since __m256 and
-__m512 arguments travel there.  A CPU without AVX fails the check loudly.
+with its low 128 bits, and every register a served caller convention passes
+or keeps wider on this CPU (its `wide` facts: __m256/__m512 arguments in
+ymm/zmm, preserve_allcc's ymm0-15) reaches it at that width.  A CPU without
+AVX fails the check loudly.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import platform
 
 from asmgen.arches.model import EmuFacts
 from asmgen.verify.forked import run_forked
-from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject
+from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Finding, Subject, broke
 
 
 def vector_width_check(subject: Subject, facts: EmuFacts | None) -> CheckResult:
@@ -25,19 +27,36 @@ def vector_width_check(subject: Subject, facts: EmuFacts | None) -> CheckResult:
     if subject.units is None:
         why = "the table has no trampolines and stubs to run"
         return CheckResult("vector_width", NA, "native", [], why)
-    from asmgen.verify.vector_harness import run_code
+    from asmgen.verify.vector_harness import cpu_flags, kept_bytes, run_code
 
     out = run_forked(lambda: run_code(subject.instantiate, subject.units))
     if isinstance(out, Finding):
         return CheckResult("vector_width", FAIL, "native", [out])
     seen = survival(out)
-    wide = out["shape"]["name"]
+    wide, width = out["shape"]["name"], out["shape"]["width"]
     found = []
     for name in subject.spec.call.fp_args:
         index = int(name.removeprefix("xmm"))
         if not seen.xmm[index]:
             found.append(Finding(f"{wide}{index} bits 0-127", "kept", "changed"))
-        if not seen.upper[index]:
-            found.append(Finding(f"{wide}{index} bits 128 and up", "kept", "changed"))
-    note = f"{wide}, {len(seen.xmm)} registers"
+    features = cpu_flags() & {feature for feature, _ in subject.spec.arch_info.wide_vectors}
+    for name, (bits, keepers) in wide_registers(subject.spec, features).items():
+        index = int(name.removeprefix("xmm"))
+        top = min(bits, 8 * width)
+        if not kept_bytes(out, index, 0x10, top // 8):
+            what = f"{wide}{index} bits 128-{top - 1}"
+            lost = Finding(what, "as the caller left them", "changed")
+            found.append(broke(lost, ", ".join(keepers)))
+    note = f"{wide}, {len(seen.xmm)} registers; host: {', '.join(sorted(features)) or 'SSE only'}"
     return CheckResult("vector_width", FAIL if found else PASS, "native", found, note)
+
+
+def wide_registers(spec, features: set[str]) -> dict[str, tuple[int, list[str]]]:
+    """Register -> (bits, the served conventions that pass or keep it that
+    wide) on a CPU with `features`."""
+    found: dict[str, tuple[int, list[str]]] = {}
+    for caller in spec.served:
+        for name, bits in caller.widths(features).items():
+            have, keepers = found.get(name, (0, []))
+            found[name] = (max(have, bits), [*keepers, caller.name])
+    return dict(sorted(found.items(), key=lambda item: int(item[0].removeprefix("xmm"))))

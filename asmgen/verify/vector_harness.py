@@ -255,6 +255,13 @@ def survival(result: dict) -> Survival:
     )
 
 
+def kept_bytes(result: dict, index: int, lo: int, hi: int) -> bool:
+    """Did bytes [lo, hi) of vector register `index` reach the landing?"""
+    given, seen = bytes.fromhex(result["given"]), bytes.fromhex(result["seen"])
+    at = index * result["shape"]["width"]
+    return given[at + lo : at + hi] == seen[at + lo : at + hi]
+
+
 def run_isolated(abi: str, timeout: float = 60) -> Survival:
     """Run `python -m asmgen.verify.vector_harness ABI` in a child process (a crash stays there)."""
     root = Path(__file__).resolve().parents[2]
