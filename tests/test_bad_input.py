@@ -24,6 +24,7 @@ import yaml
 from scratch_tree import generate_args, tree_options
 
 from asmgen.cli import main
+from asmgen.spec.convention import all_conventions
 from asmgen.spec.files import spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,26 +96,37 @@ def test_bad_spec(filled, capsys, path):
     _assert_one_clean_line(code, err, str(target), line, fragment)
 
 
-@pytest.mark.parametrize("path", CONVENTIONS, ids=lambda p: p.stem)
-def test_bad_convention(filled, capsys, path):
+def _add_bad_convention(tree: Path, path: Path) -> tuple[Path, int | None, str]:
+    """Put convention file `path` into tree/abi_specs/conventions/ beside a copy
+    of a real spec of its arch that names it: (where the error must point, its
+    line, the fragment)."""
     line, fragment = _expectation(path)
-    specs = filled / "abi_specs"
+    specs = tree / "abi_specs"
+    (specs / "conventions").mkdir(exist_ok=True)
     shutil.copyfile(path, specs / "conventions" / path.name)
-    # A copy of a real spec of the convention's arch names it.
     arch = re.search(r"^arch: (\w+)", path.read_text(), re.M).group(1)
-    real = next(p for p in sorted(specs.glob("*.yaml")) if f"\narch: {arch}\n" in p.read_text())
+    real = next(
+        p
+        for p in sorted((ROOT / "abi_specs").glob("*.yaml"))
+        if f"\narch: {arch}\n" in p.read_text()
+    )
     text = re.sub(r"^abi: .*$", "abi: Bad_Case", real.read_text(), count=1, flags=re.M)
     text = re.sub(r"^convention: .*$", f"convention: {path.stem}", text, count=1, flags=re.M)
     spec = specs / "zz_bad_case.yaml"
     # The real spec's caller conventions are its own convention's.
     text = re.sub(r"^serves: .*\n", "", text, flags=re.M)
-    spec.write_text(re.sub(r"^llvm_class: .*\n", "", text, flags=re.M))
-    code, err = _run(filled, generate_args(filled), capsys)
+    text = re.sub(r"^llvm_class: .*\n", "", text, flags=re.M)
+    spec.write_text(text)
     if line:
-        _assert_one_clean_line(code, err, str(specs / "conventions" / path.name), line, fragment)
-    else:
-        at = spec.read_text().split("\nconvention: ")[0].count("\n") + 2
-        _assert_one_clean_line(code, err, str(spec), at, fragment)
+        return specs / "conventions" / path.name, line, fragment
+    return spec, text.split("\nconvention: ")[0].count("\n") + 2, fragment
+
+
+@pytest.mark.parametrize("path", CONVENTIONS, ids=lambda p: p.stem)
+def test_bad_convention(filled, capsys, path):
+    where, line, fragment = _add_bad_convention(filled, path)
+    code, err = _run(filled, generate_args(filled), capsys)
+    _assert_one_clean_line(code, err, str(where), line, fragment)
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: f"{p.parent.name}-{p.stem}")
@@ -193,6 +205,11 @@ def test_inputs_past_their_size_limit_stop_at_once(filled, capsys):
     code, err = _run(filled, generate_args(filled), capsys)
     _assert_one_clean_line(code, err, str(spec), 1, "spec is larger than 64 KiB")
     spec.unlink()
+    convention = filled / "abi_specs" / "conventions" / "sysv_amd64.yaml"
+    convention.write_text(convention.read_text() + "# " + "x" * 0x100000 + "\n")
+    code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
+    _assert_one_clean_line(code, err, str(convention), 1, "convention is larger than 64 KiB")
+    shutil.copyfile(ROOT / "abi_specs" / "conventions" / "sysv_amd64.yaml", convention)
     template = filled / "templates" / "x86_64" / "resolver.s.j2"
     template.write_text(template.read_text() + "{#" + "x" * 0x100000 + "#}\n")
     code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
@@ -203,6 +220,7 @@ def test_byte_order_marks_are_skipped(filled, capsys):
     """Editors that write a UTF-8 byte-order mark give the same tables."""
     for path in (
         filled / "abi_specs" / "x86_64_sysv.yaml",
+        filled / "abi_specs" / "conventions" / "sysv_amd64.yaml",
         filled / "templates" / "x86_64" / "resolver.s.j2",
     ):
         path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
@@ -225,10 +243,29 @@ def test_editor_files_and_odd_entries_in_abi_specs_are_skipped(filled, capsys):
     (specs / "moved.yaml").symlink_to(filled / "nowhere.yaml")
     os.mkfifo(specs / "pipe.yaml")
     (specs / "folder.yaml").mkdir()
+    # Beside the convention files too (verify and review list them all).
+    (specs / "conventions" / ".#sysv_amd64.yaml").symlink_to("root@host.1234:1700000000")
+    os.mkfifo(specs / "conventions" / "pipe.yaml")
     assert main(generate_args(filled)) == 0, capsys.readouterr().err
     assert (filled / "generated" / "tables.json").read_text() == (
         ROOT / "generated" / "tables.json"
     ).read_text()
+    assert "pipe" not in {c.convention for c in all_conventions(specs / "conventions")}
+
+
+def test_a_convention_file_that_cannot_be_read_is_one_line(filled, capsys):
+    """The file a spec names is read as it is: a FIFO is refused (not read,
+    which would block), a dangling symlink is reported, never skipped in favour
+    of asmgen's own convention of that name."""
+    convention = filled / "abi_specs" / "conventions" / "sysv_amd64.yaml"
+    convention.unlink()
+    os.mkfifo(convention)
+    code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
+    _assert_one_clean_line(code, err, str(convention), None, "convention is not a regular file")
+    convention.unlink()
+    convention.symlink_to(filled / "moved.yaml")
+    code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
+    _assert_one_clean_line(code, err, str(convention), None, "a dangling symlink")
 
 
 def test_unwind_the_templates_frame_cannot_give_names_the_spec(filled, capsys):
@@ -253,26 +290,40 @@ COMMANDS = {
 }
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
-def test_every_command_refuses_a_bad_spec_alike(tmp_path, capsys, path):
-    """generate, check, verify --build, docs and patch load specs the same way:
-    a spec one refuses, all refuse, with the same line."""
-    tree = tmp_path
-    shutil.copytree(ROOT / "templates", tree / "templates")
-    (tree / "abi_specs").mkdir()
-    (tree / "generated").mkdir()
-    if "clash" in path.stem:  # the spec it clashes with
-        shutil.copy(ROOT / "abi_specs" / "x86_64_sysv.yaml", tree / "abi_specs")
-    target = tree / "abi_specs" / f"zz_{path.name}"
-    shutil.copyfile(path, target)
-    line, fragment = _expectation(path)
+def _every_command_alike(tree: Path, capsys, where: Path, line: int | None, fragment: str):
     for command, argv in COMMANDS.items():
         try:
             code, err = _run(tree, argv(tree), capsys)
         except SystemExit as exc:
             code, err = exc.code, capsys.readouterr().err
-        assert err.startswith(f"{target}:"), (command, err)
-        _assert_one_clean_line(code, err, str(target), line, fragment)
+        assert err.startswith(f"{where}:"), (command, err)
+        _assert_one_clean_line(code, err, str(where), line, fragment)
+
+
+def _bare_tree(tree: Path) -> Path:
+    shutil.copytree(ROOT / "templates", tree / "templates")
+    (tree / "abi_specs").mkdir()
+    (tree / "generated").mkdir()
+    return tree
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_every_command_refuses_a_bad_spec_alike(tmp_path, capsys, path):
+    """generate, check, verify --build, docs and patch load specs the same way:
+    a spec one refuses, all refuse, with the same line."""
+    tree = _bare_tree(tmp_path)
+    if "clash" in path.stem:  # the spec it clashes with
+        shutil.copy(ROOT / "abi_specs" / "x86_64_sysv.yaml", tree / "abi_specs")
+    target = tree / "abi_specs" / f"zz_{path.name}"
+    shutil.copyfile(path, target)
+    _every_command_alike(tree, capsys, target, *_expectation(path))
+
+
+@pytest.mark.parametrize("path", CONVENTIONS, ids=lambda p: p.stem)
+def test_every_command_refuses_a_bad_convention_alike(tmp_path, capsys, path):
+    """A convention file one command refuses, all refuse, with the same line."""
+    tree = _bare_tree(tmp_path)
+    _every_command_alike(tree, capsys, *_add_bad_convention(tree, path))
 
 
 def test_the_identifier_checks_know_every_name_the_outputs_define():
@@ -281,7 +332,7 @@ def test_the_identifier_checks_know_every_name_the_outputs_define():
     the checked-in outputs, so an emitter that adds a name fails here first."""
     import ast
 
-    from asmgen.spec.names import CPP_HEADER_NAMES, PYTHON_MODULE_NAMES
+    from asmgen.spec.names import CPP_HEADER_NAMES, ORCABI_SUFFIX, PYTHON_MODULE_NAMES
 
     found = spec_files(ROOT / "abi_specs")
     module = ast.parse((ROOT / "generated" / "orc_resolvers.py").read_text())
@@ -297,11 +348,19 @@ def test_the_identifier_checks_know_every_name_the_outputs_define():
     abis = {f.spec.abi for f in found}
     assert defined - abis - {n for n in defined if n.startswith("_")} <= PYTHON_MODULE_NAMES
 
-    header = (ROOT / "generated" / "orc_resolvers.h").read_text()
-    declared = set(re.findall(r"\b(?:namespace|struct|class)\s+(\w+)", header))
-    declared |= set(re.findall(r"^(?:template <[^>]*>\s*)?inline \w+ (\w+)\(", header, re.M))
-    classes = {f.spec.class_name for f in found}
-    assert declared - classes <= CPP_HEADER_NAMES, declared - classes
+    classes = {f.spec.class_name for f in found} | {f"{abi}{ORCABI_SUFFIX}" for abi in abis}
+    for name in ("orc_resolvers.h", "orc_resolvers_llvm.h"):
+        # Comments dropped: they name classes in prose ("LLVM's class where ...").
+        code = re.sub(r"//[^\n]*", "", (ROOT / "generated" / name).read_text())
+        # Declarations at namespace scope start a line (the headers are
+        # clang-formatted): namespaces, classes, functions.
+        start = r"^(?:template <[^>]*>\s*)?"
+        declared = set(re.findall(start + r"(?:namespace|struct|class)\s+(\w+)", code, re.M))
+        declared |= set(re.findall(start + r"(?:inline\s+)?[\w:<>\[\]]+\s+(\w+)\(", code, re.M))
+        # The namespaces names are qualified with (not template parameters).
+        parameters = set(re.findall(r"\btypename (\w+)", code))
+        declared |= set(re.findall(r"(?<!::)\b(\w+)::", code)) - parameters
+        assert declared - classes <= CPP_HEADER_NAMES, (name, declared - classes)
 
 
 def test_a_render_past_its_time_limit_stops_at_the_next_step(filled, capsys, monkeypatch):

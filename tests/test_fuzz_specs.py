@@ -9,6 +9,7 @@ lifetimes the templates fix (scratch, landing, links, ...) included.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -172,14 +173,14 @@ def test_mutated_specs_give_clean_errors_or_tables_that_verify():
 
 # -- the YAML structure --------------------------------------------------------
 
-SHARED_LISTS = [
-    ("call", "int_args"),
-    ("call", "fp_args"),
-    ("call", "callee_saved"),
-    ("resolver", "saves"),
-    ("resolver", "fp_saves"),
+SHARED_LISTS = [("serves",), ("resolver", "saves"), ("resolver", "fp_saves")]
+TEXT_FIELDS = [
+    ("description",),
+    ("abi",),
+    ("llvm_class",),
+    ("convention",),
+    ("resolver", "scratch"),
 ]
-TEXT_FIELDS = [("description",), ("abi",), ("llvm_class",), ("resolver", "scratch")]
 TAGS = [
     "!!str",
     "!!int",
@@ -194,6 +195,9 @@ TAGS = [
     "!reg",
     "!<tag:example.com,2024:x>",
 ]
+
+
+HUGE = "huge-text-goes-here"
 
 
 def _bomb(fanout: int, depth: int) -> list:
@@ -216,27 +220,33 @@ KINDS = ("same", "same", "same", "alias", "bomb", "tag", "huge", "nest", "flow",
 
 
 @st.composite
-def _structured(draw, name: str) -> str:
-    """The spec's YAML with one structural mutation."""
-    data = yaml.safe_load((ROOT / "abi_specs" / name).read_text())
+def _structured(draw, path: Path, lists: list[tuple], texts: list[tuple]) -> tuple[str, str]:
+    """(kind, the YAML of file `path` with one structural mutation of that kind);
+    `lists` and `texts` are keys of the file's lists and text fields."""
+    data = yaml.safe_load(path.read_text())
     kind = draw(st.sampled_from(KINDS), label="kind")
-    if kind == "same":  # the same spec written another way: it must still build
-        return draw(_rewritten(data))
+    if kind == "same":  # the same file written another way: it must still load alike
+        return kind, draw(_rewritten(data))
     if kind == "alias":
-        keys = [k for k in SHARED_LISTS if _get(data, k) is not None]
+        keys = [k for k in lists if _get(data, k) is not None]
         first, second = draw(st.permutations(keys))[:2]
         _set(data, second, _get(data, first))  # one object twice: an anchor and an alias
     elif kind == "bomb":
-        key = draw(st.sampled_from([*SHARED_LISTS, ("description",), ("extra",)]), label="key")
+        key = draw(st.sampled_from([*lists, texts[0], ("extra",)]), label="key")
         _set(data, key, _bomb(draw(st.integers(2, 20)), draw(st.integers(1, 12))))
     elif kind == "huge":
-        key = draw(st.sampled_from(TEXT_FIELDS), label="key")
+        key = draw(st.sampled_from(texts), label="key")
         size = draw(st.sampled_from([0x100, 0x1000, 0x11000, 0x100000]), label="size")
-        _set(data, key, draw(st.text(min_size=1, max_size=8)) * (size // 4))
+        huge = draw(st.text(min_size=1, max_size=8)) * (size // 4)
+        # Written in after dumping: a JSON string is a YAML double-quoted
+        # scalar, and json writes a megabyte at once (pyyaml takes seconds).
+        _set(data, key, HUGE)
     elif kind == "nest":
-        key = draw(st.sampled_from([*SHARED_LISTS, *TEXT_FIELDS]), label="key")
+        key = draw(st.sampled_from([*lists, *texts]), label="key")
         _set(data, key, _nest(_get(data, key), draw(st.integers(1, 40))))
     text = yaml.safe_dump(data, sort_keys=False, width=1 << 20)
+    if kind == "huge":
+        text = text.replace(HUGE, json.dumps(huge), 1)
     lines = text.split("\n")
     at = draw(st.integers(0, len(lines) - 2), label="line")
     if kind == "tag":
@@ -251,7 +261,7 @@ def _structured(draw, name: str) -> str:
         lines[at] = lines[at][:col] + draw(st.text(max_size=6), label="text") + lines[at][col:]
     elif kind == "repeat":
         lines.insert(at, lines[at])
-    return "\n".join(lines)
+    return kind, "\n".join(lines)
 
 
 @st.composite
@@ -280,12 +290,12 @@ def _rewritten(draw, data: dict) -> str:
     return text
 
 
-def _convention_changed(spec, base) -> set[tuple]:
-    return {
-        key
-        for key in CONVENTION
-        if getattr(getattr(spec, key[0]), key[1]) != getattr(getattr(base, key[0]), key[1])
-    }
+def _convention_changed(spec, base) -> bool:
+    """A field of CONVENTION differs from the base spec's."""
+    return (spec.convention, spec.trampoline.call_size) != (
+        base.convention,
+        base.trampoline.call_size,
+    )
 
 
 def test_yaml_structure_gives_clean_errors_or_tables_that_verify(tmp_path):
@@ -311,7 +321,8 @@ def test_yaml_structure_gives_clean_errors_or_tables_that_verify(tmp_path):
     def run(data):
         name = data.draw(st.sampled_from(sorted(BASES)), label="base")
         path = tmp_path / name
-        path.write_text(data.draw(_structured(name)), encoding="utf-8")
+        _, text = data.draw(_structured(ROOT / "abi_specs" / name, SHARED_LISTS, TEXT_FIELDS))
+        path.write_text(text, encoding="utf-8")
         try:
             spec = load_spec(path)
         except AsmgenError as exc:
@@ -336,3 +347,44 @@ def test_yaml_structure_gives_clean_errors_or_tables_that_verify(tmp_path):
     run()
     print(f"fuzzed YAML: {dict(counts)}")
     assert counts["clean error"] > 50 and counts["table"] > 20, counts
+
+
+CONVENTION_FILES = ("sysv_amd64.yaml", "ms_x64.yaml", "mips_o32.yaml", "riscv_lp64d.yaml")
+CONVENTION_LISTS = [("args", "int"), ("args", "fp"), ("callee_saved",), ("returns", "int")]
+CONVENTION_TEXTS = [("title",), ("convention",), ("varargs",), ("arch",), ("llvm_triple",)]
+
+
+def test_convention_yaml_structure_gives_clean_errors_or_the_same_facts(tmp_path):
+    """The same mutations in the convention files, which the specs' loader
+    reads: each file is a clean one-line error or a convention; written in
+    another style, the same convention."""
+    from asmgen.spec.convention import load_convention, parse_convention
+    from asmgen.spec.yaml_lines import read_text
+
+    folder = ROOT / "abi_specs" / "conventions"
+    bases = {name: load_convention(folder / name).model_dump() for name in CONVENTION_FILES}
+    counts: Counter[str] = Counter()
+
+    @fuzz_settings(100)
+    @given(st.data())
+    def run(data):
+        name = data.draw(st.sampled_from(CONVENTION_FILES), label="base")
+        kind, text = data.draw(_structured(folder / name, CONVENTION_LISTS, CONVENTION_TEXTS))
+        path = tmp_path / name  # the file name is the convention's name
+        path.write_text(text, encoding="utf-8")
+        try:
+            # As load_convention reads it, without its cache (keyed by mtime).
+            conv = parse_convention(read_text(path, "convention"), path)
+        except AsmgenError as exc:
+            assert re.fullmatch(
+                rf"{re.escape(str(path))}(:\d+(:\d+)?)?: error: [^\n]+", str(exc)
+            ), str(exc)
+            counts["clean error"] += 1
+            return
+        counts["convention"] += 1
+        if kind == "same":
+            assert conv.model_dump() == bases[name], text
+
+    run()
+    print(f"fuzzed convention YAML: {dict(counts)}")
+    assert counts["clean error"] > 30 and counts["convention"] > 15, counts

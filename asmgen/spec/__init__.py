@@ -19,7 +19,7 @@ from asmgen.spec.contract import check_contract
 from asmgen.spec.convention import find_convention
 from asmgen.spec.registers import check_registers
 from asmgen.spec.schema import Spec
-from asmgen.spec.yaml_lines import freeze, read_yaml
+from asmgen.spec.yaml_lines import freeze, read_text, read_yaml
 
 __all__ = ["Spec", "load_spec", "parse_spec"]
 
@@ -85,22 +85,5 @@ def _attach_convention(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             raise AsmgenError(f"serves: {name} listed twice", path, line)
 
 
-# A spec is 1-3 KiB; reading stops past this, whatever the file's size.
-MAX_SPEC_BYTES = 0x10000
-
-
 def load_spec(path: Path, contract: bool = True) -> Spec:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise AsmgenError(f"cannot read spec: {exc.strerror}", path) from None
-    if len(data) > MAX_SPEC_BYTES:
-        raise AsmgenError(f"spec is larger than {MAX_SPEC_BYTES // 1024} KiB", path, 1)
-    try:
-        # pyyaml skips a byte-order mark, as the templates' loader does.
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise AsmgenError("spec is not UTF-8 text", path, line) from None
-    return parse_spec(text, path, contract)
+    return parse_spec(read_text(path, "spec"), path, contract)

@@ -35,6 +35,8 @@ def check_contract(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("resolver", "scratch")),
         )
+    # Roles the templates cannot give a register, before what the resolver keeps.
+    check_lifetimes(spec, where, path)
     if len(spec.call.int_args) < REENTRY_ARGS and spec.home_reserved != spec.call.shadow_space:
         raise AsmgenError(
             f"resolver.shadow_space: the re-entry call passes arguments on the stack, "
@@ -70,7 +72,6 @@ def check_contract(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 where.get(("deviations", index), where.get(("deviations",))),
             )
     _check_serves(spec, where, path)
-    check_lifetimes(spec, where, path)
 
 
 def _deviations(spec: Spec, where: dict[tuple, int]) -> dict[str, tuple[str, int | None]]:

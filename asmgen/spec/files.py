@@ -8,6 +8,7 @@ from pathlib import Path
 from asmgen.errors import AsmgenError
 from asmgen.resources import SPECS_DIR
 from asmgen.spec import Spec, load_spec
+from asmgen.spec.yaml_lines import yaml_files
 
 
 @dataclass(frozen=True)
@@ -17,11 +18,7 @@ class SpecFile:
 
 
 def spec_files(specs_dir: Path = SPECS_DIR, contract: bool = True) -> list[SpecFile]:
-    # Hidden names are editors' lock, swap and backup files (`.#x.yaml`, a
-    # dangling symlink); only regular files are read (not a FIFO, which blocks).
-    paths = sorted(
-        p for p in specs_dir.glob("*.yaml") if not p.name.startswith(".") and p.is_file()
-    )
+    paths = yaml_files(specs_dir)
     if not paths:
         raise AsmgenError("no specs (*.yaml) found", specs_dir)
     found = [SpecFile(p, load_spec(p, contract)) for p in paths]

@@ -7,7 +7,11 @@ a push-style frame is addressed through (`frame_pointer`), the one a call
 leaves its return address in (`call_link`), the registers no code may write
 (`reserved`), and whether the landing address is moved before the saved
 registers are restored (`landing_before_restore`).  `asmgen verify` would
-find each of these broken; they are refused when the spec loads.
+find each of these broken; they are refused when the spec loads, at the role's
+line, or at `convention:` when the convention's registers are what this arch's
+template cannot serve.  What no code can do whatever the template (an argument
+in a reserved register, or in the register a call links into) is refused in
+the convention file itself (spec/convention.py).
 """
 
 from __future__ import annotations
@@ -21,45 +25,62 @@ from asmgen.spec.schema import REENTRY_ARGS, Spec
 def check_lifetimes(spec: Spec, where: dict[tuple, int], path: Path) -> None:
     arch = spec.arch_info
     call, resolver, trampoline = spec.call, spec.resolver, spec.trampoline
-    loaded = {("call", "int_args", i): r for i, r in enumerate(call.int_args[:REENTRY_ARGS])}
     written = {
         ("resolver", "scratch"): resolver.scratch,
         ("resolver", "temp"): resolver.temp,
         ("resolver", "landing"): resolver.landing,
         ("resolver", "frame_pointer"): resolver.frame_pointer,
-        **loaded,
         ("trampoline", "link"): trampoline.link,
         ("trampoline", "saved_link"): trampoline.saved_link,
         ("trampoline", "scratch"): trampoline.scratch,
         ("stub", "scratch"): spec.stub.scratch,
     }
+    # The re-entry call's register arguments, loaded while the frame is live.
+    loaded = dict(enumerate(call.int_args[:REENTRY_ARGS]))
 
     def refuse(key: tuple, message: str, reg: str | None = None) -> None:
-        field = ".".join(str(k) for k in key[:2]) + (f"[{key[2]}]" if len(key) > 2 else "")
-        line = where.get(key, where.get(key[:2]))
-        raise AsmgenError(f"{field}: {reg or written[key]} {message}", path, line)
+        raise AsmgenError(f"{'.'.join(key)}: {reg or written[key]} {message}", path, where.get(key))
+
+    def refuse_convention(message: str) -> None:
+        # The convention's facts are right (reviewed, confirmed by compiled
+        # code); what fails is this arch's resolver template serving them.
+        raise AsmgenError(f"convention: {message}", path, where.get(("convention",)))
 
     for key, reg in written.items():
         if reg is not None and reg in arch.reserved:
             refuse(key, f"is reserved on {arch.name}: no code may write it")
     # Written while the resolver's frame is live.
     if arch.frame_pointer:
-        for key in (("resolver", "scratch"), ("resolver", "temp"), *loaded):
+        for key in (("resolver", "scratch"), ("resolver", "temp")):
             if written[key] == arch.frame_pointer:
                 refuse(key, f"is the frame pointer the {arch.name} resolver addresses its frame by")
-    for key, reg in loaded.items():
-        if reg is not None and reg == arch.call_link:
-            refuse(key, "is overwritten by the resolver's own call, so it cannot carry an argument")
-        if reg is not None and reg == trampoline.saved_link:
-            refuse(key, "holds the caller's return address (trampoline.saved_link)")
+        for i, reg in loaded.items():
+            if reg == arch.frame_pointer:
+                refuse_convention(
+                    f"{spec.convention} passes argument {i} in {reg}, the frame pointer the "
+                    f"{arch.name} resolver addresses its frame by"
+                )
+    for i, reg in loaded.items():
+        if reg == trampoline.saved_link:
+            refuse(
+                ("trampoline", "saved_link"),
+                f"carries argument {i} of the re-entry call ({spec.convention}), which "
+                "overwrites the caller's return address",
+            )
     if not arch.landing_before_restore:
         for i, reg in enumerate(call.int_args):
             if reg in call.result_regs:
-                message = "carries the result, which this arch's resolver does not restore"
-                refuse(("call", "int_args", i), message, reg)
-    first = ("call", "int_args", 0)
-    if first in loaded and loaded[first] == trampoline.link:
-        refuse(first, "holds the trampoline's return address, which the second argument reads")
+                refuse_convention(
+                    f"{spec.convention} passes argument {i} in {reg}, which carries the "
+                    f"re-entry function's result: the {arch.name} resolver restores the "
+                    "arguments before it reads the result"
+                )
+    if loaded.get(0) is not None and loaded[0] == trampoline.link:
+        refuse(
+            ("trampoline", "link"),
+            f"carries argument 0 of the re-entry call ({spec.convention}), which overwrites "
+            "the trampoline's return address before the second argument reads it",
+        )
     frame_pointer = resolver.frame_pointer
     if frame_pointer is not None and frame_pointer in (trampoline.saved_link, trampoline.link):
         refuse(

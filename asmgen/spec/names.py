@@ -1,8 +1,11 @@
 """Spec values that become names or text in generated code, and what each may be.
 
-`abi` names a global of the generated Python module, a tables.json key and
-the files `docs/abi/<abi>.md` and `.svg`; `llvm_class` (default `Orc<abi>`)
-names a C++ struct in the generated header and a class in LLVM's sources.
+`abi` names a global of the generated Python module, a tables.json key, the
+files `docs/abi/<abi>.md` and `.svg`, and the ORC-ready class `<abi>_ORCABI`
+of orc_resolvers_llvm.h; `llvm_class` (default `Orc<abi>`) names a C++ struct
+in orc_resolvers.h and a class in LLVM's sources.  Both headers open
+namespace asmgen and may be included together, so a class of one must not be
+a name of the other.
 `description` and `expected_violations[].reason` are copied into comments,
 docstrings and Markdown.  A value that would break any of those files is
 refused when the spec loads, so every command agrees on it.
@@ -52,8 +55,12 @@ PYTHON_MODULE_NAMES = frozenset(
     }
 )
 
-# Names generated/orc_resolvers.h declares or uses in its namespace, and the
-# standard names it relies on.
+# The suffix of orc_resolvers_llvm.h's classes (<abi>_ORCABI).
+ORCABI_SUFFIX = "_ORCABI"
+
+# Names generated/orc_resolvers.h and orc_resolvers_llvm.h declare in their
+# namespace, the namespaces they qualify names with (a struct `llvm` in
+# namespace asmgen would hide ::llvm), and the standard names they rely on.
 CPP_HEADER_NAMES = frozenset(
     {
         "asmgen",
@@ -61,6 +68,14 @@ CPP_HEADER_NAMES = frozenset(
         "displacement",
         "patchField",
         "writeWord",
+        "orcabi_detail",
+        "placeFrame",
+        "EHFrameRegistry",
+        "WithEHFrames",
+        "registerResolverEHFrame",
+        "registerTrampolineEHFrame",
+        "llvm",
+        "std",
         "assert",
         "memcpy",
         "size_t",
@@ -90,6 +105,14 @@ DOCS_FILES = frozenset({"index"})
 _CPP_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def valid(problem: str | None, value):
+    """`value`, or the validation error `problem` (a pydantic field validator's
+    result): `valid(abi_problem(abi), abi)`."""
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def abi_problem(abi: str) -> str | None:
     """Why `abi` cannot name a table, or None.  (The schema checks its pattern.)"""
     if len(abi) > MAX_NAME:
@@ -100,6 +123,13 @@ def abi_problem(abi: str) -> str | None:
         return f"{abi!r} is a name the generated Python module already uses"
     if abi.lower() in DOCS_FILES:
         return f"{abi!r} is the name of a page asmgen docs writes (docs/abi/{abi.lower()}.md)"
+    if "__" in abi + ORCABI_SUFFIX:
+        return (
+            f"{abi + ORCABI_SUFFIX!r}, its orc_resolvers_llvm.h class, would be reserved to "
+            "the C++ implementation (a double underscore)"
+        )
+    if abi.endswith(ORCABI_SUFFIX):
+        return f"it ends in {ORCABI_SUFFIX}, the suffix asmgen adds to name its ORC-ready classes"
     return None
 
 
@@ -114,7 +144,9 @@ def class_problem(name: str) -> str | None:
     if "__" in name or re.match(r"_[A-Z]", name):
         return f"{name!r} is reserved to the C++ implementation (a double underscore, or _X)"
     if name in CPP_HEADER_NAMES:
-        return f"{name!r} is a name the generated C++ header already uses"
+        return f"{name!r} is a name the generated C++ headers already use"
+    if name.endswith(ORCABI_SUFFIX):
+        return f"it ends in {ORCABI_SUFFIX}, the suffix of orc_resolvers_llvm.h's classes"
     return None
 
 

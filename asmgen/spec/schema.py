@@ -17,10 +17,12 @@ from asmgen.arches import ARCHES, Arch
 from asmgen.spec.checks import CHECKS
 from asmgen.spec.convention import DEVIATIONS, CallerConvention, Convention
 from asmgen.spec.names import (
+    MAX_NAME,
     abi_problem,
     class_problem,
     description_problem,
     reason_problem,
+    valid,
 )
 
 Hex = Annotated[int, Field(ge=0)]
@@ -32,12 +34,6 @@ Align = Annotated[int, Field(gt=0, le=0x1000)]
 
 # The re-entry function takes (context, trampoline address).
 REENTRY_ARGS = 2
-
-
-def _refuse(problem: str | None, value):
-    if problem:
-        raise ValueError(problem)
-    return value
 
 
 class _Model(BaseModel):
@@ -204,7 +200,7 @@ class ExpectedViolation(_Model):
     @field_validator("reason")
     @classmethod
     def _printable(cls, reason: str) -> str:
-        return _refuse(reason_problem(reason), reason)
+        return valid(reason_problem(reason), reason)
 
     @field_validator("check")
     @classmethod
@@ -226,7 +222,7 @@ class Deviation(_Model):
     @field_validator("reason")
     @classmethod
     def _printable(cls, reason: str) -> str:
-        return _refuse(reason_problem(reason), reason)
+        return valid(reason_problem(reason), reason)
 
     @field_validator("field")
     @classmethod
@@ -247,7 +243,7 @@ class Spec(_Model):
     template: str = Field(default="resolver.s.j2", pattern=r"^\w[\w.-]*$")
     # The calling convention (abi_specs/conventions/<name>.yaml) whose facts
     # are the contract: `call` below is computed from it.
-    convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=MAX_NAME)
     # Convention facts this resolver knowingly breaks; see Deviation.
     deviations: tuple[Deviation, ...] = ()
     # The caller conventions (the convention file's `callers`, by LLVM's IR
@@ -345,17 +341,17 @@ class Spec(_Model):
     @field_validator("abi")
     @classmethod
     def _abi_name(cls, abi: str) -> str:
-        return _refuse(abi_problem(abi), abi)
+        return valid(abi_problem(abi), abi)
 
     @field_validator("llvm_class")
     @classmethod
     def _class_name(cls, name: str | None) -> str | None:
-        return name if name is None else _refuse(class_problem(name), name)
+        return name if name is None else valid(class_problem(name), name)
 
     @field_validator("description")
     @classmethod
     def _one_line(cls, text: str) -> str:
-        return _refuse(description_problem(text), text)
+        return valid(description_problem(text), text)
 
     @field_validator("arch")
     @classmethod

@@ -165,14 +165,14 @@ def _check_xsave(spec: Spec, where: dict[tuple, int], path: Path) -> None:
 def _check_realign(spec: Spec, where: dict[tuple, int], path: Path) -> None:
     """An area aligned beyond the stack needs a template that rounds sp down to
     it, and a frame whose registers the frame pointer finds again (which a
-    frame realigned at entry, `call.incoming_align`, is not)."""
+    frame realigned at entry, `resolver.incoming_align`, is not)."""
     arch, call, state = spec.arch_info, spec.call, spec.resolver.vector_state
     if arch.frame_style != "push" or state.align <= max(call.entry_align, call.stack_align):
         return
     if not arch.vector_realign:
         why = f"the {arch.name} resolver does not realign its vector area"
     elif call.entry_align < call.stack_align:
-        why = "a frame realigned at entry (call.incoming_align) cannot also realign it"
+        why = "a frame realigned at entry (resolver.incoming_align) cannot also realign it"
     else:
         return
     raise AsmgenError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ class _LineLoader(yaml.SafeLoader):
     """Safe loader that refuses duplicate keys and records each key's line."""
 
     nodes_built = 0
+    what = "spec"  # the kind of file, for messages
 
 
 def _to_python(
@@ -42,7 +45,7 @@ def _to_python(
         if node.tag not in _PLAIN_TAGS:
             # Built here rather than by the loader, so a tag would be ignored.
             raise AsmgenError(
-                f"YAML tag {node.tag!r} is not allowed in a spec",
+                f"YAML tag {node.tag!r} is not allowed in a {loader.what}",
                 path,
                 node.start_mark.line + 1,
                 node.start_mark.column + 1,
@@ -58,7 +61,8 @@ def _to_python(
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise AsmgenError(
-                    "YAML merge keys (<<) are not allowed in a spec; write the fields out",
+                    f"YAML merge keys (<<) are not allowed in a {loader.what}; write the "
+                    "fields out",
                     path,
                     key_node.start_mark.line + 1,
                     key_node.start_mark.column + 1,
@@ -110,11 +114,47 @@ def freeze(value: Any) -> Any:
     return value
 
 
+# A spec is 1-3 KiB and a convention file up to ~9 KiB; reading stops past
+# this, whatever the file's size.
+MAX_FILE_BYTES = 0x10000
+
+
+def yaml_files(folder: Path) -> list[Path]:
+    """The folder's *.yaml files, sorted.  Hidden names are editors' lock, swap
+    and backup files (`.#x.yaml`, often a dangling symlink); only regular files
+    are read (not a FIFO, which blocks)."""
+    return sorted(p for p in folder.glob("*.yaml") if not p.name.startswith(".") and p.is_file())
+
+
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of the YAML file `path` (a spec, a convention), read up
+    to MAX_FILE_BYTES; a file that is no regular file (a FIFO would block),
+    larger, or not UTF-8 is one error line."""
+    try:
+        # Non-blocking, so that opening a FIFO returns and fstat can refuse it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise AsmgenError(f"{what} is not a regular file", path)
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise AsmgenError(f"cannot read {what}: {exc.strerror}", path) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise AsmgenError(f"{what} is larger than {MAX_FILE_BYTES // 1024} KiB", path, 1)
+    try:
+        # pyyaml skips a byte-order mark, as the templates' loader does.
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise AsmgenError(f"{what} is not UTF-8 text", path, line) from None
+
+
 def read_yaml(text: str, path: Path, what: str) -> tuple[dict, dict[tuple, int]]:
     """The mapping in `text` (lists as lists) and the line of every key in it;
     errors name `what` ("spec", ...) and the line."""
     try:
         loader = _LineLoader(text)
+        loader.what = what
         try:
             root = loader.get_single_node()
             if root is None:
