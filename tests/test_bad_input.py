@@ -326,6 +326,19 @@ def test_every_command_refuses_a_bad_convention_alike(tmp_path, capsys, path):
     _every_command_alike(tree, capsys, *_add_bad_convention(tree, path))
 
 
+@pytest.mark.parametrize("name", ["patch_not_an_orc_address", "loop_for_ever"])
+def test_every_command_refuses_a_bad_template_alike(tmp_path, capsys, name):
+    """A template generate refuses, verify --build, check, docs and patch refuse
+    with the same line (a patch point writeResolverCode cannot fill was once
+    refused by the C++ emitter only)."""
+    tree = _bare_tree(tmp_path)
+    shutil.copy(ROOT / "abi_specs" / "x86_64_sysv.yaml", tree / "abi_specs")
+    path = CORPUS / "templates" / "x86_64" / f"{name}.j2"
+    target = tree / "templates" / "x86_64" / "resolver.s.j2"
+    shutil.copyfile(path, target)
+    _every_command_alike(tree, capsys, target, *_expectation(path))
+
+
 def test_the_identifier_checks_know_every_name_the_outputs_define():
     """An ABI id becomes a global of the generated module and a class name a C++
     struct: spec/names.py refuses the names the outputs already use.  Read from

@@ -134,9 +134,15 @@ def test_bundled_specs_build_anywhere_into_a_named_folder(installed, tmp_path):
 
 def test_a_project_works_from_any_folder_inside_it(installed, tmp_path):
     project = tmp_path / "project"
-    (project / "abi_specs").mkdir(parents=True)
+    (project / "abi_specs" / "conventions").mkdir(parents=True)
     for name in PROJECT_SPECS:
         shutil.copyfile(ROOT / "abi_specs" / name, project / "abi_specs" / name)
+    # A convention file of the project's own, which only it has.
+    own = (ROOT / "abi_specs" / "conventions" / "sysv_amd64.yaml").read_text()
+    own = own.replace("convention: sysv_amd64", "convention: project_sysv")
+    (project / "abi_specs" / "conventions" / "project_sysv.yaml").write_text(own)
+    lean = project / "abi_specs" / PROJECT_SPECS[0]
+    lean.write_text(lean.read_text().replace("convention: sysv_amd64", "convention: project_sysv"))
     inside = project / "src" / "deeper"
     inside.mkdir(parents=True)
 
@@ -146,6 +152,8 @@ def test_a_project_works_from_any_folder_inside_it(installed, tmp_path):
     checked_in = json.loads((ROOT / "generated" / "tables.json").read_text())["abis"]
     assert tables == {abi: checked_in[abi] for abi in tables}
     assert sorted(tables) == ["Riscv64", "X86_64_SysV_Lean"]
+    header = (project / "generated" / "orc_resolvers.h").read_text()
+    assert "  convention abi_specs/conventions/project_sysv.yaml" in header
 
     done = _asmgen(installed, "check", cwd=inside)
     assert done.returncode == 0 and "up to date" in done.stdout, done.stderr

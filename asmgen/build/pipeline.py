@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from asmgen.build.layout import build_table
+from asmgen.build.patchkinds import ADDRESS_PARAMS
 from asmgen.build.table import Table
 from asmgen.build.units import build_units
 from asmgen.build.unwind import BUILDERS, UnwindError
@@ -28,6 +29,7 @@ def template_for(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Path:
 def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
     try:
         table = build_table(item.spec, item.path, template_for(item, templates_dir))
+        _check_addresses(table)
         _check_unwind(item, table.code)
         return replace(table, units=build_units(item.spec, templates_dir))
     except AsmgenError as exc:
@@ -37,6 +39,20 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
         # (llvm-mc not found, say): point at that choice.
         line = item.spec.line_of("backend")
         raise AsmgenError(exc.message, item.path, line, hint=exc.hint) from None
+
+
+def _check_addresses(table: Table) -> None:
+    """A patch that takes a value takes an address LLVM's writeResolverCode
+    receives: every output, and `asmgen patch`, writes the resolver from them."""
+    for patch in table.patches:
+        if any(f.bits for f in patch.fields) and patch.name not in ADDRESS_PARAMS:
+            holder = [s for s in table.statements if s.offset <= patch.offset < s.offset + s.size]
+            raise AsmgenError(
+                f"patch {patch.name!r} takes an address, but LLVM's writeResolverCode only "
+                f"receives {' and '.join(ADDRESS_PARAMS)}",
+                table.template_path,
+                holder[0].template_line if holder else None,
+            )
 
 
 def _check_unwind(item: SpecFile, code: bytes) -> None:
