@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from asmgen.arches import ARCHES
 from asmgen.errors import AsmgenError
-from asmgen.spec.names import MAX_NAME, description_problem, reason_problem, valid
+from asmgen.spec.names import MAX_NAME, OneLine, Text, reason_problem
 from asmgen.spec.yaml_lines import freeze, read_text, read_yaml, yaml_files
 
 Hex = Annotated[int, Field(ge=0)]
@@ -128,7 +128,7 @@ class CallerConvention(_Model):
     and what the caller may keep live across the call.  A resolver serves the
     convention when every register of both reaches the callee unchanged."""
 
-    title: str = Field(min_length=1)
+    title: OneLine = Field(min_length=1)
     # Registers that may carry a value into the callee: arguments, and what
     # LLVM 19 passes for the parameter attributes (nest, sret, swiftself,
     # swifterror, swiftasync) and a variadic callee's hidden count (al).
@@ -139,11 +139,6 @@ class CallerConvention(_Model):
     # fact (args, callee_saved, wide) -> "source-id: section"
     cite: dict[str, str]
     _name: str = PrivateAttr(default="")
-
-    @field_validator("title")
-    @classmethod
-    def _one_line(cls, title: str) -> str:
-        return valid(description_problem(title), title)
 
     @property
     def name(self) -> str:
@@ -167,7 +162,7 @@ class CallerConvention(_Model):
 
 class Convention(_Model):
     convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=MAX_NAME)
-    title: str = Field(min_length=1)
+    title: OneLine = Field(min_length=1)
     arch: str
     # LLVM's target triple for the platform, and the subtarget features the
     # `callers` facts assume (llc-19 confirms them with both).
@@ -179,7 +174,7 @@ class Convention(_Model):
     returns: Returns
     stack: Stack
     fp_control: tuple[FpControl, ...] = ()
-    varargs: str = Field(min_length=1)
+    varargs: Text = Field(min_length=1)
     # field -> "source-id: section"
     cite: dict[str, str]
     # Caller conventions by LLVM's IR keyword; `ccc` is this file's own.  A
@@ -187,16 +182,6 @@ class Convention(_Model):
     callers: dict[str, CallerConvention] = {}
     _path: Path = PrivateAttr(default=Path("<convention>"))
     _callers: dict[str, CallerConvention] = PrivateAttr(default_factory=dict)
-
-    @field_validator("title")
-    @classmethod
-    def _one_line(cls, title: str) -> str:
-        return valid(description_problem(title), title)
-
-    @field_validator("varargs")
-    @classmethod
-    def _printable(cls, text: str) -> str:
-        return valid(reason_problem(text), text)
 
     @field_validator("llvm_triple", "llvm_mattr")
     @classmethod

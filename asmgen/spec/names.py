@@ -21,6 +21,9 @@ import builtins
 import keyword
 import re
 import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 MAX_NAME = 64
 MAX_CLASS_NAME = MAX_NAME + len("Orc")  # the default class is Orc<abi>
@@ -175,3 +178,8 @@ def reason_problem(text: str) -> str | None:
     if bad := _bad_character(text, newlines=True):
         return f"holds {bad}"
     return None
+
+
+# Field types of free text, for the spec's and the convention files' models.
+OneLine = Annotated[str, AfterValidator(lambda text: valid(description_problem(text), text))]
+Text = Annotated[str, AfterValidator(lambda text: valid(reason_problem(text), text))]

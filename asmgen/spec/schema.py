@@ -16,14 +16,7 @@ from pydantic import (
 from asmgen.arches import ARCHES, Arch
 from asmgen.spec.checks import CHECKS
 from asmgen.spec.convention import DEVIATIONS, CallerConvention, Convention
-from asmgen.spec.names import (
-    MAX_NAME,
-    abi_problem,
-    class_problem,
-    description_problem,
-    reason_problem,
-    valid,
-)
+from asmgen.spec.names import MAX_NAME, OneLine, Text, abi_problem, class_problem, valid
 
 Hex = Annotated[int, Field(ge=0)]
 # Byte counts of a resolver's frame.  Real ones are a few hundred bytes; the
@@ -195,12 +188,7 @@ class ExpectedViolation(_Model):
     """
 
     check: str
-    reason: str = Field(min_length=1)
-
-    @field_validator("reason")
-    @classmethod
-    def _printable(cls, reason: str) -> str:
-        return valid(reason_problem(reason), reason)
+    reason: Text = Field(min_length=1)
 
     @field_validator("check")
     @classmethod
@@ -217,12 +205,7 @@ class Deviation(_Model):
     """
 
     field: str
-    reason: str = Field(min_length=1)
-
-    @field_validator("reason")
-    @classmethod
-    def _printable(cls, reason: str) -> str:
-        return valid(reason_problem(reason), reason)
+    reason: Text = Field(min_length=1)
 
     @field_validator("field")
     @classmethod
@@ -233,7 +216,7 @@ class Deviation(_Model):
 class Spec(_Model):
     abi: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
     llvm_class: str | None = None
-    description: str = ""
+    description: OneLine = ""
     arch: str
     backend: Literal["keystone", "llvm-mc"]
     syntax: Literal["att", "intel"] | None = None
@@ -347,11 +330,6 @@ class Spec(_Model):
     @classmethod
     def _class_name(cls, name: str | None) -> str | None:
         return name if name is None else valid(class_problem(name), name)
-
-    @field_validator("description")
-    @classmethod
-    def _one_line(cls, text: str) -> str:
-        return valid(description_problem(text), text)
 
     @field_validator("arch")
     @classmethod
