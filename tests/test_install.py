@@ -159,6 +159,9 @@ def test_a_project_works_from_any_folder_inside_it(installed, tmp_path):
     assert done.returncode == 0 and "up to date" in done.stdout, done.stderr
     done = _asmgen(installed, "verify", cwd=inside)
     assert done.returncode == 0, done.stdout + done.stderr
+    done = _asmgen(installed, "docs", cwd=inside)
+    assert done.returncode == 0, done.stderr
+    assert (project / "docs" / "abi" / "X86_64_SysV_Lean.md").is_file()
 
     # A class LLVM lacks: the patch adds it to (a copy of) LLVM's sources.
     llvm = tmp_path / "llvm"
