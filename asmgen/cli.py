@@ -12,37 +12,44 @@ from asmgen.emit.explain import explain_text
 from asmgen.emit.outputs import render_outputs, report_stale, write_outputs
 from asmgen.errors import AsmgenError
 from asmgen.patch import patcher as llvm_patch
-from asmgen.resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
+from asmgen.project import add_option as add_project_option
+from asmgen.project import output
+from asmgen.project import resolve as resolve_project
 from asmgen.review.cli import register as register_review
 from asmgen.spec.files import select, spec_files
 from asmgen.verify.cli import register as register_verify
 
-DEFAULT_OUT = REPO_ROOT / "generated"
-
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--specs", type=Path, default=SPECS_DIR, help="folder of ABI specs")
-    parser.add_argument(
-        "--templates", type=Path, default=TEMPLATES_DIR, help="folder of per-arch templates"
-    )
+    """--specs, --templates and --project (defaults: asmgen/project.py)."""
+    parser.add_argument("--specs", type=Path, help="folder of ABI specs")
+    parser.add_argument("--templates", type=Path, help="folder of per-arch templates")
+    add_project_option(parser)
+
+
+def _out_option(parser: argparse.ArgumentParser, relative: str) -> None:
+    parser.add_argument("--out", type=Path, help=f"output folder (default: <project>/{relative})")
+    parser.set_defaults(project_outputs={"out": relative})
 
 
 def cmd_generate(args) -> int:
+    out = output(args, "out")
     tables = build_all(select(spec_files(args.specs), args.abi), args.templates)
-    written = write_outputs(render_outputs(tables), args.out)
+    written = write_outputs(render_outputs(tables), out)
     for path in written:
         print(f"wrote {path}")
     if not written:
-        print(f"{args.out}: up to date")
+        print(f"{out}: up to date")
     return 0
 
 
 def cmd_check(args) -> int:
+    out = output(args, "out")
     tables = build_all(spec_files(args.specs), args.templates)
     outputs = render_outputs(tables)
-    stale = report_stale(outputs, args.out)
+    stale = report_stale(outputs, out)
     if not stale:
-        print(f"{args.out}: up to date")
+        print(f"{out}: up to date")
     return 1 if stale else 0
 
 
@@ -84,12 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="regenerate the tables")
     gen.add_argument("abi", nargs="*", help="ABI ids or spec names (default: all)")
-    gen.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    _out_option(gen, "generated")
     _common(gen)
     gen.set_defaults(run=cmd_generate)
 
     check = sub.add_parser("check", help="exit 1 if generated files are stale")
-    check.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    _out_option(check, "generated")
     _common(check)
     check.set_defaults(run=cmd_check)
 
@@ -106,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_verify(sub)
     llvm_patch.register(sub, _common)
     register_review(sub)
-    add_docs_parser(sub, _common)
+    add_docs_parser(sub, _common, _out_option)
     return parser
 
 
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        resolve_project(args)
         return args.run(args)
     except AsmgenError as exc:
         print(exc, file=sys.stderr)

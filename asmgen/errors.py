@@ -6,6 +6,7 @@ print ``path:line[:col]: error: message`` and exit 2 instead of a traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -34,4 +35,5 @@ class AsmgenError(Exception):
         text = f"{where}: error: {self.message}"
         if self.hint:
             text += f" (hint: {self.hint})"
-        return text
+        # One line, whatever a tool's or a template's message held.
+        return re.sub(r"\s*[\r\n]+\s*", " ", text)

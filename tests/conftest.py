@@ -16,6 +16,9 @@ os.environ["ASMGEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="asmgen-test-cache-")
 atexit.register(shutil.rmtree, os.environ["ASMGEN_CACHE_DIR"], ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parent.parent
+# Commands find their project from the current folder (asmgen/project.py):
+# the tests run them as from the checkout, wherever pytest was started.
+os.chdir(ROOT)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 

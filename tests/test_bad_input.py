@@ -13,18 +13,23 @@ names it, at its `convention:` line).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from scratch_tree import generate_args
+from scratch_tree import generate_args, tree_options
 
 from asmgen.cli import main
+from asmgen.spec.convention import all_conventions
+from asmgen.spec.files import spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
+LLVM_TREE = ROOT / "tests" / "fixtures" / "llvm_tree"
 EXPECT = re.compile(rb"expect: (\d+): (.*?)\s*(#\})?$")
 
 SPECS = sorted(CORPUS.glob("specs/*.yaml"))
@@ -91,39 +96,53 @@ def test_bad_spec(filled, capsys, path):
     _assert_one_clean_line(code, err, str(target), line, fragment)
 
 
-@pytest.mark.parametrize("path", CONVENTIONS, ids=lambda p: p.stem)
-def test_bad_convention(filled, capsys, path):
+def _add_bad_convention(tree: Path, path: Path) -> tuple[Path, int | None, str]:
+    """Put convention file `path` into tree/abi_specs/conventions/ beside a copy
+    of a real spec of its arch that names it: (where the error must point, its
+    line, the fragment)."""
     line, fragment = _expectation(path)
-    specs = filled / "abi_specs"
+    specs = tree / "abi_specs"
+    (specs / "conventions").mkdir(exist_ok=True)
     shutil.copyfile(path, specs / "conventions" / path.name)
-    # A copy of a real spec of the convention's arch names it.
     arch = re.search(r"^arch: (\w+)", path.read_text(), re.M).group(1)
-    real = next(p for p in sorted(specs.glob("*.yaml")) if f"\narch: {arch}\n" in p.read_text())
+    real = next(
+        p
+        for p in sorted((ROOT / "abi_specs").glob("*.yaml"))
+        if f"\narch: {arch}\n" in p.read_text()
+    )
     text = re.sub(r"^abi: .*$", "abi: Bad_Case", real.read_text(), count=1, flags=re.M)
     text = re.sub(r"^convention: .*$", f"convention: {path.stem}", text, count=1, flags=re.M)
     spec = specs / "zz_bad_case.yaml"
     # The real spec's caller conventions are its own convention's.
     text = re.sub(r"^serves: .*\n", "", text, flags=re.M)
-    spec.write_text(re.sub(r"^llvm_class: .*\n", "", text, flags=re.M))
-    code, err = _run(filled, generate_args(filled), capsys)
+    text = re.sub(r"^llvm_class: .*\n", "", text, flags=re.M)
+    spec.write_text(text)
     if line:
-        _assert_one_clean_line(code, err, str(specs / "conventions" / path.name), line, fragment)
-    else:
-        at = spec.read_text().split("\nconvention: ")[0].count("\n") + 2
-        _assert_one_clean_line(code, err, str(spec), at, fragment)
+        return specs / "conventions" / path.name, line, fragment
+    return spec, text.split("\nconvention: ")[0].count("\n") + 2, fragment
+
+
+@pytest.mark.parametrize("path", CONVENTIONS, ids=lambda p: p.stem)
+def test_bad_convention(filled, capsys, path):
+    where, line, fragment = _add_bad_convention(filled, path)
+    code, err = _run(filled, generate_args(filled), capsys)
+    _assert_one_clean_line(code, err, str(where), line, fragment)
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_bad_template(filled, capsys, path):
     line, fragment = _expectation(path)
-    target = filled / "templates" / path.parent.name / "resolver.s.j2"
+    arch = path.parent.name
+    target = filled / "templates" / arch / "resolver.s.j2"
     shutil.copyfile(path, target)
-    code, err = _run(filled, generate_args(filled), capsys)
+    # The ABIs of that arch: the others would build first, and fine.
+    abis = [f.spec.abi for f in spec_files(filled / "abi_specs") if f.spec.arch == arch]
+    code, err = _run(filled, generate_args(filled, *abis), capsys)
     _assert_one_clean_line(code, err, str(target), line, fragment)
 
 
 @pytest.mark.parametrize("case", CLI, ids=lambda c: c["name"])
-def test_bad_command_line(filled, capsys, monkeypatch, case):
+def test_bad_command_line(filled, capsys, monkeypatch, tmp_path_factory, case):
     empty = filled / "empty"
     empty.mkdir()
     names = {
@@ -132,6 +151,7 @@ def test_bad_command_line(filled, capsys, monkeypatch, case):
         "templates": filled / "templates",
         "out": filled / "generated",
         "empty": empty,
+        "outside": tmp_path_factory.mktemp("outside"),  # in no project
     }
 
     def fill(text: str) -> str:
@@ -145,7 +165,11 @@ def test_bad_command_line(filled, capsys, monkeypatch, case):
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, fill(value))
-    where = case["where"] if case["where"] == "asmgen" else str(filled / case["where"])
+    if "cwd" in case:
+        monkeypatch.chdir(fill(case["cwd"]))
+    where = case["where"]
+    if where != "asmgen":
+        where = fill(where) if "{" in where else str(filled / where)
     line = None
     if "at" in case:
         text = Path(where).read_text()
@@ -170,3 +194,195 @@ def test_bare_decimal_is_refused_not_misassembled(tree, capsys):
     argv = ["explain", "X86_64_SysV", "--specs", str(tree / "abi_specs")]
     assert main([*argv, "--templates", str(tree / "templates")]) == 2
     assert "write it as 0x10" in capsys.readouterr().err
+
+
+def test_inputs_past_their_size_limit_stop_at_once(filled, capsys):
+    """A 1 MiB description or template is refused from its first 64/256 KiB,
+    before YAML or Jinja read it (a 100 MB one took 42 s and 664 MB)."""
+    spec = filled / "abi_specs" / "zz_huge.yaml"
+    text = (ROOT / "abi_specs" / "x86_64_sysv.yaml").read_text()
+    spec.write_text(text.replace("abi: X86_64_SysV", "abi: Huge\ndescription: " + "x" * 0x100000))
+    code, err = _run(filled, generate_args(filled), capsys)
+    _assert_one_clean_line(code, err, str(spec), 1, "spec is larger than 64 KiB")
+    spec.unlink()
+    convention = filled / "abi_specs" / "conventions" / "sysv_amd64.yaml"
+    convention.write_text(convention.read_text() + "# " + "x" * 0x100000 + "\n")
+    code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
+    _assert_one_clean_line(code, err, str(convention), 1, "convention is larger than 64 KiB")
+    shutil.copyfile(ROOT / "abi_specs" / "conventions" / "sysv_amd64.yaml", convention)
+    template = filled / "templates" / "x86_64" / "resolver.s.j2"
+    template.write_text(template.read_text() + "{#" + "x" * 0x100000 + "#}\n")
+    code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
+    _assert_one_clean_line(code, err, str(template), 1, "template is larger than 256 KiB")
+
+
+def test_byte_order_marks_are_skipped(filled, capsys):
+    """Editors that write a UTF-8 byte-order mark give the same tables."""
+    for path in (
+        filled / "abi_specs" / "x86_64_sysv.yaml",
+        filled / "abi_specs" / "conventions" / "sysv_amd64.yaml",
+        filled / "templates" / "x86_64" / "resolver.s.j2",
+    ):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    out = filled / "bom"
+    argv = ["generate", "X86_64_SysV", *tree_options(filled), "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    fresh = json.loads((out / "tables.json").read_text())["abis"]["X86_64_SysV"]
+    assert (
+        fresh == json.loads((ROOT / "generated" / "tables.json").read_text())["abis"]["X86_64_SysV"]
+    )
+
+
+def test_editor_files_and_odd_entries_in_abi_specs_are_skipped(filled, capsys):
+    """An Emacs lock (a dangling symlink named .#x.yaml), a vim swap file, a
+    dangling symlink, a FIFO (reading it would block) and a folder: none is a spec."""
+    specs = filled / "abi_specs"
+    (specs / ".#x86_64_sysv.yaml").symlink_to("root@host.1234:1700000000")
+    (specs / ".x86_64_sysv.yaml.swp").write_bytes(b"\x00vim swap")
+    (specs / ".hidden.yaml").write_text("not: a spec\n")
+    (specs / "moved.yaml").symlink_to(filled / "nowhere.yaml")
+    os.mkfifo(specs / "pipe.yaml")
+    (specs / "folder.yaml").mkdir()
+    # Beside the convention files too (verify and review list them all).
+    (specs / "conventions" / ".#sysv_amd64.yaml").symlink_to("root@host.1234:1700000000")
+    os.mkfifo(specs / "conventions" / "pipe.yaml")
+    assert main(generate_args(filled)) == 0, capsys.readouterr().err
+    assert (filled / "generated" / "tables.json").read_text() == (
+        ROOT / "generated" / "tables.json"
+    ).read_text()
+    assert "pipe" not in {c.convention for c in all_conventions(specs / "conventions")}
+
+
+def test_a_convention_file_that_cannot_be_read_is_one_line(filled, capsys):
+    """The file a spec names is read as it is: a FIFO is refused (not read,
+    which would block), a dangling symlink is reported, never skipped in favour
+    of asmgen's own convention of that name."""
+    convention = filled / "abi_specs" / "conventions" / "sysv_amd64.yaml"
+    convention.unlink()
+    os.mkfifo(convention)
+    code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
+    _assert_one_clean_line(code, err, str(convention), None, "convention is not a regular file")
+    convention.unlink()
+    convention.symlink_to(filled / "moved.yaml")
+    code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
+    _assert_one_clean_line(code, err, str(convention), None, "a dangling symlink")
+
+
+def test_unwind_the_templates_frame_cannot_give_names_the_spec(filled, capsys):
+    """`unwind: eh_frame` describes a push %rbp / mov %rsp,%rbp frame; a template
+    without one is reported at the spec's `unwind` line, not with a traceback."""
+    template = filled / "templates" / "x86_64" / "resolver.s.j2"
+    text = template.read_text()
+    template.write_text(text.replace("    pushq   %rbp\n", "", 1).replace("    popq    %rbp\n", ""))
+    spec = filled / "abi_specs" / "x86_64_sysv.yaml"
+    line = spec.read_text().splitlines().index("unwind: eh_frame") + 1
+    code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
+    _assert_one_clean_line(code, err, str(spec), line, "unwind: the resolver has no `push %rbp")
+
+
+# Commands that load specs, each run against a folder holding one bad spec.
+COMMANDS = {
+    "generate": lambda tree: generate_args(tree),
+    "check": lambda tree: ["check", *tree_options(tree), "--out", str(tree / "generated")],
+    "verify --build": lambda tree: ["verify", "--build", *tree_options(tree)],
+    "docs --check": lambda tree: ["docs", "--check", *tree_options(tree), "--out", str(tree)],
+    "patch": lambda tree: ["patch", "--llvm-root", str(LLVM_TREE), *tree_options(tree)],
+}
+
+
+def _every_command_alike(tree: Path, capsys, where: Path, line: int | None, fragment: str):
+    for command, argv in COMMANDS.items():
+        try:
+            code, err = _run(tree, argv(tree), capsys)
+        except SystemExit as exc:
+            code, err = exc.code, capsys.readouterr().err
+        assert err.startswith(f"{where}:"), (command, err)
+        _assert_one_clean_line(code, err, str(where), line, fragment)
+
+
+def _bare_tree(tree: Path) -> Path:
+    shutil.copytree(ROOT / "templates", tree / "templates")
+    (tree / "abi_specs").mkdir()
+    (tree / "generated").mkdir()
+    return tree
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_every_command_refuses_a_bad_spec_alike(tmp_path, capsys, path):
+    """generate, check, verify --build, docs and patch load specs the same way:
+    a spec one refuses, all refuse, with the same line."""
+    tree = _bare_tree(tmp_path)
+    if "clash" in path.stem:  # the spec it clashes with
+        shutil.copy(ROOT / "abi_specs" / "x86_64_sysv.yaml", tree / "abi_specs")
+    target = tree / "abi_specs" / f"zz_{path.name}"
+    shutil.copyfile(path, target)
+    _every_command_alike(tree, capsys, target, *_expectation(path))
+
+
+@pytest.mark.parametrize("path", CONVENTIONS, ids=lambda p: p.stem)
+def test_every_command_refuses_a_bad_convention_alike(tmp_path, capsys, path):
+    """A convention file one command refuses, all refuse, with the same line."""
+    tree = _bare_tree(tmp_path)
+    _every_command_alike(tree, capsys, *_add_bad_convention(tree, path))
+
+
+@pytest.mark.parametrize("name", ["patch_not_an_orc_address", "loop_for_ever"])
+def test_every_command_refuses_a_bad_template_alike(tmp_path, capsys, name):
+    """A template generate refuses, verify --build, check, docs and patch refuse
+    with the same line (a patch point writeResolverCode cannot fill was once
+    refused by the C++ emitter only)."""
+    tree = _bare_tree(tmp_path)
+    shutil.copy(ROOT / "abi_specs" / "x86_64_sysv.yaml", tree / "abi_specs")
+    path = CORPUS / "templates" / "x86_64" / f"{name}.j2"
+    target = tree / "templates" / "x86_64" / "resolver.s.j2"
+    shutil.copyfile(path, target)
+    _every_command_alike(tree, capsys, target, *_expectation(path))
+
+
+def test_the_identifier_checks_know_every_name_the_outputs_define():
+    """An ABI id becomes a global of the generated module and a class name a C++
+    struct: spec/names.py refuses the names the outputs already use.  Read from
+    the checked-in outputs, so an emitter that adds a name fails here first."""
+    import ast
+
+    from asmgen.spec.names import CPP_HEADER_NAMES, ORCABI_SUFFIX, PYTHON_MODULE_NAMES
+
+    found = spec_files(ROOT / "abi_specs")
+    module = ast.parse((ROOT / "generated" / "orc_resolvers.py").read_text())
+    defined = set()
+    for node in module.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        for target in getattr(node, "targets", [getattr(node, "target", None)]):
+            if isinstance(target, ast.Name):
+                defined.add(target.id)
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+    abis = {f.spec.abi for f in found}
+    assert defined - abis - {n for n in defined if n.startswith("_")} <= PYTHON_MODULE_NAMES
+
+    classes = {f.spec.class_name for f in found} | {f"{abi}{ORCABI_SUFFIX}" for abi in abis}
+    for name in ("orc_resolvers.h", "orc_resolvers_llvm.h"):
+        # Comments dropped: they name classes in prose ("LLVM's class where ...").
+        code = re.sub(r"//[^\n]*", "", (ROOT / "generated" / name).read_text())
+        # Declarations at namespace scope start a line (the headers are
+        # clang-formatted): namespaces, classes, functions.
+        start = r"^(?:template <[^>]*>\s*)?"
+        declared = set(re.findall(start + r"(?:namespace|struct|class)\s+(\w+)", code, re.M))
+        declared |= set(re.findall(start + r"(?:inline\s+)?[\w:<>\[\]]+\s+(\w+)\(", code, re.M))
+        # The namespaces names are qualified with (not template parameters).
+        parameters = set(re.findall(r"\btypename (\w+)", code))
+        declared |= set(re.findall(r"(?<!::)\b(\w+)::", code)) - parameters
+        assert declared - classes <= CPP_HEADER_NAMES, (name, declared - classes)
+
+
+def test_a_render_past_its_time_limit_stops_at_the_next_step(filled, capsys, monkeypatch):
+    """The time limit backs up the step and size counts (a body of slow steps);
+    with no time at all, the first loop step of a real template stops it."""
+    import asmgen.build.sandbox
+
+    monkeypatch.setattr(asmgen.build.sandbox, "MAX_SECONDS", 0.0)
+    template = filled / "templates" / "x86_64" / "resolver.s.j2"
+    line = template.read_text().splitlines().index("{% for reg in resolver.saves %}") + 1
+    code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
+    _assert_one_clean_line(code, err, str(template), line, "one render takes more than 0 seconds")

@@ -3,17 +3,20 @@ table that emits and verifies (emulation and a native run keep its contract).
 
 Mutations start from real keystone specs and replace a few fields with
 registers of the arch, of other arches, junk names, and sizes across and
-beyond their valid ranges.
+beyond their valid ranges.  Every register role is mutated, the roles whose
+lifetimes the templates fix (scratch, landing, links, ...) included.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from fuzzing import fuzz_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from asmgen.arches import ARCHES
@@ -27,7 +30,13 @@ from asmgen.verify.runner import subject_from_table, verify_subject
 ROOT = Path(__file__).resolve().parent.parent
 BASES = {
     name: yaml.safe_load((ROOT / "abi_specs" / name).read_text())
-    for name in ("x86_64_sysv.yaml", "x86_64_win64.yaml", "i386.yaml", "aarch64.yaml")
+    for name in (
+        "x86_64_sysv.yaml",
+        "x86_64_win64.yaml",
+        "i386.yaml",
+        "aarch64.yaml",
+        "mips32_le.yaml",
+    )
 }
 OTHER_ARCH_REGS = sorted({r.name for a in ARCHES.values() for r in a.registers})
 CONVENTIONS = sorted(p.stem for p in (ROOT / "abi_specs" / "conventions").glob("*.yaml"))
@@ -75,6 +84,14 @@ def _mutations(spec: dict) -> dict[tuple, st.SearchStrategy]:
         ("resolver", "saves"): _register_list(arch, resolver["saves"]),
         ("resolver", "fp_saves"): _register_list(arch, resolver.get("fp_saves", [])),
         ("resolver", "scratch"): _register(arch),
+        # Roles the templates give their own lifetimes (spec/lifetimes.py).
+        ("resolver", "temp"): _register(arch),
+        ("resolver", "landing"): _register(arch),
+        ("resolver", "frame_pointer"): _register(arch),
+        ("trampoline", "link"): _register(arch),
+        ("trampoline", "saved_link"): _register(arch),
+        ("trampoline", "scratch"): _register(arch),
+        ("stub", "scratch"): _register(arch),
         ("resolver", "frame_align"): SIZES,
         ("resolver", "vector_state", "kind"): st.sampled_from(
             ["fxsave64", "fxsave", "q-regs", "none", "avx"]
@@ -109,13 +126,7 @@ def _set(spec: dict, key: tuple, value) -> None:
 def test_mutated_specs_give_clean_errors_or_tables_that_verify():
     counts: Counter[str] = Counter()
 
-    @settings(
-        max_examples=300,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
+    @fuzz_settings(300)
     @given(st.data())
     def run(data):
         name = data.draw(st.sampled_from(sorted(BASES)), label="base")
@@ -158,3 +169,222 @@ def test_mutated_specs_give_clean_errors_or_tables_that_verify():
     print(f"fuzzed specs: {sum(counts[k] for k in ('clean error', 'table'))}, {dict(counts)}")
     # Both outcomes happen: the fuzz reaches the assembler, not only the schema.
     assert counts["clean error"] > 20 and counts["table"] > 20, counts
+
+
+# -- the YAML structure --------------------------------------------------------
+
+SHARED_LISTS = [("serves",), ("resolver", "saves"), ("resolver", "fp_saves")]
+TEXT_FIELDS = [
+    ("description",),
+    ("abi",),
+    ("llvm_class",),
+    ("convention",),
+    ("resolver", "scratch"),
+]
+TAGS = [
+    "!!str",
+    "!!int",
+    "!!float",
+    "!!bool",
+    "!!null",
+    "!!binary",
+    "!!timestamp",
+    "!!set",
+    "!!omap",
+    "!!python/object/apply:os.system",
+    "!reg",
+    "!<tag:example.com,2024:x>",
+]
+
+
+HUGE = "huge-text-goes-here"
+
+
+def _bomb(fanout: int, depth: int) -> list:
+    """Nested lists that share each level: the YAML has one anchor a level."""
+    level: list = ["lol"] * fanout
+    for _ in range(depth):
+        level = [level] * fanout
+    return level
+
+
+def _nest(value, depth: int):
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# "same" (the spec rewritten in another style) three times in eleven, so that
+# specs that must build are as common as broken ones.
+KINDS = ("same", "same", "same", "alias", "bomb", "tag", "huge", "nest", "flow", "insert", "repeat")
+
+
+@st.composite
+def _structured(draw, path: Path, lists: list[tuple], texts: list[tuple]) -> tuple[str, str]:
+    """(kind, the YAML of file `path` with one structural mutation of that kind);
+    `lists` and `texts` are keys of the file's lists and text fields."""
+    data = yaml.safe_load(path.read_text())
+    kind = draw(st.sampled_from(KINDS), label="kind")
+    if kind == "same":  # the same file written another way: it must still load alike
+        return kind, draw(_rewritten(data))
+    if kind == "alias":
+        keys = [k for k in lists if _get(data, k) is not None]
+        first, second = draw(st.permutations(keys))[:2]
+        _set(data, second, _get(data, first))  # one object twice: an anchor and an alias
+    elif kind == "bomb":
+        key = draw(st.sampled_from([*lists, texts[0], ("extra",)]), label="key")
+        _set(data, key, _bomb(draw(st.integers(2, 20)), draw(st.integers(1, 12))))
+    elif kind == "huge":
+        key = draw(st.sampled_from(texts), label="key")
+        size = draw(st.sampled_from([0x100, 0x1000, 0x11000, 0x100000]), label="size")
+        huge = draw(st.text(min_size=1, max_size=8)) * (size // 4)
+        # Written in after dumping: a JSON string is a YAML double-quoted
+        # scalar, and json writes a megabyte at once (pyyaml takes seconds).
+        _set(data, key, HUGE)
+    elif kind == "nest":
+        key = draw(st.sampled_from([*lists, *texts]), label="key")
+        _set(data, key, _nest(_get(data, key), draw(st.integers(1, 40))))
+    text = yaml.safe_dump(data, sort_keys=False, width=1 << 20)
+    if kind == "huge":
+        text = text.replace(HUGE, json.dumps(huge), 1)
+    lines = text.split("\n")
+    at = draw(st.integers(0, len(lines) - 2), label="line")
+    if kind == "tag":
+        key, sep, value = lines[at].partition(": ")
+        tag = draw(st.sampled_from(TAGS), label="tag")
+        lines[at] = f"{key}{sep}{tag} {value}" if sep else f"{lines[at]} {tag}"
+    elif kind == "flow":
+        depth = draw(st.integers(1, 3000), label="depth")
+        lines.insert(at, f"deep: {'[' * depth}{']' * depth}")
+    elif kind == "insert":
+        col = draw(st.integers(0, len(lines[at])), label="column")
+        lines[at] = lines[at][:col] + draw(st.text(max_size=6), label="text") + lines[at][col:]
+    elif kind == "repeat":
+        lines.insert(at, lines[at])
+    return kind, "\n".join(lines)
+
+
+@st.composite
+def _rewritten(draw, data: dict) -> str:
+    """`data` in another YAML style: flow collections, explicit `!!str` tags,
+    anchors used once, a document marker, a byte-order mark, CRLF line ends,
+    comments of any text."""
+    flow = draw(st.booleans(), label="flow style")
+    text = yaml.safe_dump(data, sort_keys=False, width=1 << 20, default_flow_style=flow)
+    lines = text.split("\n")
+    if draw(st.booleans(), label="tags"):
+        lines = [re.sub(r"^(\s*\w+): ([A-Za-z][\w ,()-]*)$", r"\1: !!str \2", ln) for ln in lines]
+    if draw(st.booleans(), label="anchor"):
+        lines[0] = re.sub(r"^(\w+): ", r"\1: &once ", lines[0])
+    comment = draw(st.text(max_size=20), label="comment")
+    # Characters YAML allows in a comment (no line breaks, no C0/C1 controls).
+    comment = "# " + re.sub(r"[\x00-\x1f\x7f-\x9f\ufeff\u2028\u2029]", "", comment)
+    lines.insert(draw(st.integers(0, len(lines) - 1), label="comment at"), comment)
+    text = "\n".join(lines)
+    if draw(st.booleans(), label="document marker"):
+        text = "---\n" + text + "...\n"
+    if draw(st.booleans(), label="crlf"):
+        text = text.replace("\n", "\r\n")
+    if draw(st.booleans(), label="bom"):
+        text = "\ufeff" + text
+    return text
+
+
+def _convention_changed(spec, base) -> bool:
+    """A field of CONVENTION differs from the base spec's."""
+    return (spec.convention, spec.trampoline.call_size) != (
+        base.convention,
+        base.trampoline.call_size,
+    )
+
+
+def test_yaml_structure_gives_clean_errors_or_tables_that_verify(tmp_path):
+    """Aliases (and alias bombs), tags, huge scalars, deep nesting, arbitrary
+    characters and repeated keys, written into real specs: each file loads to a
+    clean one-line error, or to a spec whose table verify passes."""
+    from asmgen.spec import load_spec
+
+    counts: Counter[str] = Counter()
+    # What each distinct spec gave: the YAML is under test here, so a spec
+    # read before (most rewrites read back as their base) is built once.
+    outcomes: dict[str, set[str] | None] = {}
+    bases = {name: load_spec(ROOT / "abi_specs" / name) for name in BASES}
+
+    def clean(exc: AsmgenError, path: Path) -> None:
+        assert re.fullmatch(rf"{re.escape(str(path))}:\d+(:\d+)?: error: [^\n]+", str(exc)), str(
+            exc
+        )
+        counts["clean error"] += 1
+
+    @fuzz_settings(150)
+    @given(st.data())
+    def run(data):
+        name = data.draw(st.sampled_from(sorted(BASES)), label="base")
+        path = tmp_path / name
+        _, text = data.draw(_structured(ROOT / "abi_specs" / name, SHARED_LISTS, TEXT_FIELDS))
+        path.write_text(text, encoding="utf-8")
+        try:
+            spec = load_spec(path)
+        except AsmgenError as exc:
+            return clean(exc, path)
+        key = spec.model_dump_json()
+        if key not in outcomes:
+            try:
+                table = build(SpecFile(path, spec), ROOT / "templates")
+                render_outputs([table])
+            except AsmgenError as exc:
+                outcomes[key] = None
+                return clean(exc, path)
+            report = verify_subject(subject_from_table(table))
+            outcomes[key] = {c for c, o in report.outcomes.items() if o.outcome == "FAIL"}
+        if outcomes[key] is None:
+            counts["clean error"] += 1
+            return
+        counts["table"] += 1
+        allowed = {"native"} if _convention_changed(spec, bases[name]) else set()
+        assert outcomes[key] <= allowed, f"{path.read_text()}\nfails verify: {outcomes[key]}"
+
+    run()
+    print(f"fuzzed YAML: {dict(counts)}")
+    assert counts["clean error"] > 50 and counts["table"] > 20, counts
+
+
+CONVENTION_FILES = ("sysv_amd64.yaml", "ms_x64.yaml", "mips_o32.yaml", "riscv_lp64d.yaml")
+CONVENTION_LISTS = [("args", "int"), ("args", "fp"), ("callee_saved",), ("returns", "int")]
+CONVENTION_TEXTS = [("title",), ("convention",), ("varargs",), ("arch",), ("llvm_triple",)]
+
+
+def test_convention_yaml_structure_gives_clean_errors_or_the_same_facts(tmp_path):
+    """The same mutations in the convention files, which the specs' loader
+    reads: each file is a clean one-line error or a convention; written in
+    another style, the same convention."""
+    from asmgen.spec.convention import load_convention, parse_convention
+    from asmgen.spec.yaml_lines import read_text
+
+    folder = ROOT / "abi_specs" / "conventions"
+    bases = {name: load_convention(folder / name).model_dump() for name in CONVENTION_FILES}
+    counts: Counter[str] = Counter()
+
+    @fuzz_settings(100)
+    @given(st.data())
+    def run(data):
+        name = data.draw(st.sampled_from(CONVENTION_FILES), label="base")
+        kind, text = data.draw(_structured(folder / name, CONVENTION_LISTS, CONVENTION_TEXTS))
+        path = tmp_path / name  # the file name is the convention's name
+        path.write_text(text, encoding="utf-8")
+        try:
+            # As load_convention reads it, without its cache (keyed by mtime).
+            conv = parse_convention(read_text(path, "convention"), path)
+        except AsmgenError as exc:
+            assert re.fullmatch(
+                rf"{re.escape(str(path))}(:\d+(:\d+)?)?: error: [^\n]+", str(exc)
+            ), str(exc)
+            counts["clean error"] += 1
+            return
+        counts["convention"] += 1
+        if kind == "same":
+            assert conv.model_dump() == bases[name], text
+
+    run()
+    print(f"fuzzed convention YAML: {dict(counts)}")
+    assert counts["clean error"] > 30 and counts["convention"] > 15, counts

@@ -748,6 +748,31 @@ def test_unknown_abi(capsys, llvm, tmp_path):
     assert not out.exists()
 
 
+def test_a_new_class_named_like_a_declaration_of_llvms_is_refused(capsys, llvm, specs):
+    """A class the patch would add to llvm::orc must not take a name LLVM's
+    headers declare: a class of another header, or a namespace."""
+    header = llvm / "llvm" / "include" / "llvm" / "ExecutionEngine" / "Orc" / "Shared" / "X.h"
+    header.parent.mkdir(parents=True, exist_ok=True)
+    header.write_text("namespace llvm {\nnamespace orc {\nclass ExecutorAddr {};\n}\n}\n")
+    spec = specs / "x86_64_sysv_lean.yaml"
+    text = spec.read_text()
+    at = text.splitlines().index("abi: X86_64_SysV_Lean") + 2  # the llvm_class line
+    lines = TREE.joinpath(orc.HEADER_PATH).read_text().splitlines()
+    orc_line = lines.index("namespace orc {") + 1
+    for name, where in (
+        ("ExecutorAddr", f"{header.relative_to(llvm)}:3"),
+        ("orc", f"{orc.HEADER_PATH}:{orc_line}"),
+    ):
+        spec.write_text(text.replace("abi: X86_64_SysV_Lean\n", f"abi: Lean\nllvm_class: {name}\n"))
+        code, out, err = _patch(capsys, "--llvm-root", str(llvm), "--specs", str(specs), "Lean")
+        assert (code, out) == (2, ""), err
+        assert err == (
+            f"{spec}:{at}: error: llvm_class: LLVM already declares {name} "
+            f"({where}); a new class of that "
+            "name in llvm::orc would clash with it (hint: give the spec another llvm_class)\n"
+        )
+
+
 def test_output_file(capsys, llvm, specs, tmp_path):
     out = tmp_path / "out.patch"
     code, stdout, _ = _patch(

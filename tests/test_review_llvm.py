@@ -356,6 +356,29 @@ def test_a_class_asmgen_has_no_spec_for(before_r268845, tmp_path, capsys):
     assert status == 0 and edits(abi) == SEED_EDITS
 
 
+def test_the_projects_specs_and_conventions_serve_a_review(before_r268845, tmp_path, capsys):
+    """The conventions a review of LLVM's sources verifies with are the
+    project's (found from the current folder, as for every command): one only
+    the project has is known inside it and unknown elsewhere."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "abi_specs", project / "abi_specs")
+    own = (ROOT / "abi_specs" / "conventions" / "ms_x64.yaml").read_text()
+    own = own.replace("convention: ms_x64", "convention: project_x64")
+    (project / "abi_specs" / "conventions" / "project_x64.yaml").write_text(own)
+    unnamed = tmp_path / "unnamed.patch"
+    text = (PATCHES / "seed_initial.patch").read_text()
+    unnamed.write_text(text.replace("OrcX86_64_Win32", "OrcWindowsTest"))
+    argv = [str(before_r268845), str(unnamed), "--convention", "OrcWindowsTest=project_x64"]
+    argv += ["--abi", "OrcWindowsTest", "--no-verify", "--no-compile"]
+    with contextlib.chdir(project):
+        status, doc = run(capsys, *argv)
+    abi = by_name(doc)["OrcWindowsTest"]
+    assert status == 0 and abi["fields"]["convention"]["new"] == "project_x64"
+    with contextlib.chdir(tmp_path):
+        assert main(["review", *argv]) == 2
+    assert "--convention: no convention 'project_x64'" in capsys.readouterr().err
+
+
 # --- hand edits that break an LLVM table ------------------------------------------------------
 
 

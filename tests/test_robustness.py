@@ -12,6 +12,7 @@ import json
 import os
 import random
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,8 @@ def test_failed_rename_leaves_previous_outputs(tree, previous, monkeypatch, caps
     calls = []
 
     def flaky(src, dst):
+        if Path(dst).parent != tree / "generated":  # the tool cache's writes
+            return real(src, dst)
         calls.append(dst)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
@@ -81,10 +84,10 @@ def test_interrupt_while_writing_leaves_previous_outputs(tree, previous, monkeyp
     real = asmgen.emit.atomic._stage
     staged = []
 
-    def interrupted(path, data):
+    def interrupted(path, data, mode):
         if staged:  # Ctrl-C while the second file is being written
             raise KeyboardInterrupt
-        staged.append(real(path, data))
+        staged.append(real(path, data, mode))
         return staged[-1]
 
     monkeypatch.setattr(asmgen.emit.atomic, "_stage", interrupted)
@@ -101,6 +104,26 @@ def test_failing_emitter_writes_nothing(tree, previous, monkeypatch, capsys):
     assert main(generate_args(tree)) == 2
     assert "emitter failed" in capsys.readouterr().err
     assert _contents(tree / "generated") == previous
+
+
+def test_read_only_output_is_refused_and_nothing_is_written(tree, previous, capsys):
+    header = tree / "generated" / "orc_resolvers.h"
+    header.chmod(0o444)
+    before = {p.name: (p.read_bytes(), p.stat().st_mode) for p in (tree / "generated").iterdir()}
+    assert main(generate_args(tree)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"{header}: error: output is read-only (mode 444)"), err
+    after = {p.name: (p.read_bytes(), p.stat().st_mode) for p in (tree / "generated").iterdir()}
+    assert after == before
+
+
+def test_replaced_outputs_keep_their_mode(tree, previous):
+    module = tree / "generated" / "orc_resolvers.py"
+    module.chmod(0o640)
+    assert main(generate_args(tree)) == 0
+    assert module.read_bytes() != previous["orc_resolvers.py"]  # it was replaced
+    assert stat.S_IMODE(module.stat().st_mode) == 0o640
+    assert stat.S_IMODE((tree / "generated" / "tables.json").stat().st_mode) == 0o644
 
 
 def test_successful_run_replaces_every_file(tree, previous):

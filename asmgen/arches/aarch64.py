@@ -66,6 +66,7 @@ ARCH = Arch(
     # keystone 0.9.2 has no BTI mnemonic; `bti c` is HINT #34 (Arm ARM).
     # tests/test_variants.py checks llvm-mc assembles `bti c` alike.
     landing_pads=(("bti_c", "hint #0x22"),),
+    call_link="x30",
     emulator=EMULATOR,
     harness=HARNESS,
     scaffold=Scaffold(_bl, lambda order: words(order, 0xD65F03C0)),  # ret

@@ -28,6 +28,9 @@ ARCH = Arch(
     llvm_triple="loongarch64",
     llvm_mattr="+d",
     dollar_registers=True,
+    call_link="ra",
+    # Hard-wired zero, the thread pointer and r21, which the psABI reserves.
+    reserved=("zero", "tp", "r21"),
     no_harness="Debian 12 ships no LoongArch cross compiler or qemu-user; the "
     "loongarch_lp64d facts are the psABI's, and its tables get the static frame check",
 )

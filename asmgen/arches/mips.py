@@ -14,6 +14,9 @@ def _jal(at: int, target: int, order: str) -> bytes:
     return words(order, 0x0C000000 | field(target >> 2, 26), 0)  # jal; nop
 
 
+# Hard-wired zero and the kernel's registers (an interrupt may change k0/k1).
+RESERVED = ("zero", "k0", "k1")
+
 SCAFFOLD = Scaffold(_jal, lambda order: words(order, 0x03E00008, 0))  # jr ra; nop
 
 
@@ -27,7 +30,7 @@ def mips_emulator(mode: str, uc_names: dict[str, str], status: int) -> EmuFacts:
         sp="sp",
         link="ra",
         call_pushes=0,
-        reserved=("zero", "k0", "k1"),
+        reserved=RESERVED,
         uc_names=uc_names,
         # FCSR: round toward zero; the clobber raises every flag.
         fp_control={"fcsr": (0x1, 0x7C)},

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from asmgen.arches.mips import DELAY_SLOTS, SCAFFOLD, mips_emulator, mips_harness, mips_target
+from asmgen.arches.mips import (
+    DELAY_SLOTS,
+    RESERVED,
+    SCAFFOLD,
+    mips_emulator,
+    mips_harness,
+    mips_target,
+)
 from asmgen.arches.model import Arch, numbered, regs
 
 # Debian's o32 code is FPXX and runs with FR=0: a double is an even/odd pair,
@@ -43,6 +50,10 @@ ARCH = Arch(
     endians=("little", "big"),
     emulator=mips_emulator("UC_MODE_MIPS32", {}, 0x2000_0000),
     scaffold=SCAFFOLD,
+    call_link="ra",
+    reserved=RESERVED,
+    # The template restores, then moves the result into resolver.landing.
+    landing_before_restore=False,
     delay_slots=DELAY_SLOTS,
     harness=HARNESS,
 )

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from asmgen.arches.mips import DELAY_SLOTS, SCAFFOLD, mips_emulator, mips_harness, mips_target
+from asmgen.arches.mips import (
+    DELAY_SLOTS,
+    RESERVED,
+    SCAFFOLD,
+    mips_emulator,
+    mips_harness,
+    mips_target,
+)
 from asmgen.arches.model import Arch, numbered, regs
 
 HARNESS = mips_harness(
@@ -59,6 +66,10 @@ ARCH = Arch(
         0x2400_0000,
     ),
     scaffold=SCAFFOLD,
+    call_link="ra",
+    reserved=RESERVED,
+    # The template restores, then moves the result into resolver.landing.
+    landing_before_restore=False,
     delay_slots=DELAY_SLOTS,
     harness=HARNESS,
 )

@@ -175,6 +175,15 @@ class Arch:
     disasm_names: tuple[tuple[str, str], ...] = ()
     # Register a push-style resolver saves first and keeps its frame in (x86 rbp).
     frame_pointer: str | None = None
+    # Register a call instruction (bl, jalr, jirl) leaves its return address
+    # in; None when the call pushes it.
+    call_link: str | None = None
+    # Registers no code may write: hard-wired zero, kernel and thread registers.
+    reserved: tuple[str, ...] = ()
+    # The resolver template moves the landing address into resolver.landing
+    # before restoring the saved registers (so landing is none of them).  False:
+    # it restores first, and leaves the result registers unrestored (MIPS).
+    landing_before_restore: bool = True
     # Byte orders the arch runs in; the first is the default.
     endians: tuple[str, ...] = ("little",)
     # llvm-mc triple for big-endian specs, where it differs (mipsel vs mips).
@@ -186,6 +195,12 @@ class Arch:
     # Landing pads: name -> assembler text of the instruction that marks an
     # indirect-branch target.
     landing_pads: tuple[tuple[str, str], ...] = ()
+    # Spec `unwind` kinds that describe its resolver template's frame.
+    unwind_kinds: tuple[str, ...] = ()
+    # Push style: the resolver template rounds sp down to vector_state.align
+    # below its pushes (and restores sp from the frame pointer), so the vector
+    # area may be aligned beyond the stack (x86-64's xsave64).
+    vector_realign: bool = False
     # vector_state kinds its resolver template implements (empty: any).
     vector_kinds: tuple[str, ...] = ()
     # Registers a vector-state sequence overwrites (key: "kind/sizing").

@@ -17,6 +17,9 @@ def _jal(at: int, target: int, order: str) -> bytes:
     return words(order, 0x6F | 1 << 7 | imm)  # jal ra, target
 
 
+# Hard-wired zero, and the global and thread pointers (a signal handler reads them).
+RESERVED = ("zero", "gp", "tp")
+
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_RISCV",
     uc_mode="UC_MODE_RISCV64",
@@ -26,7 +29,7 @@ EMULATOR = EmuFacts(
     sp="sp",
     link="ra",
     call_pushes=0,
-    reserved=("zero", "gp", "tp"),
+    reserved=RESERVED,
     # mstatus.FS: the FPU is on.
     init=(("mstatus", 0x6000),),
     # fcsr: frm round toward zero; the clobber raises every flag (fflags).
@@ -79,6 +82,8 @@ ARCH = Arch(
     llvm_triple="riscv64",
     # No linker relaxation: the table is copied, never linked.
     llvm_mattr="+d,-relax",
+    call_link="ra",
+    reserved=RESERVED,
     emulator=EMULATOR,
     harness=HARNESS,
     scaffold=Scaffold(_jal, lambda order: words(order, 0x00008067)),  # ret

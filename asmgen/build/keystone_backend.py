@@ -2,13 +2,15 @@
 
 keystone has no symbol table, so every label (and a probe label before every
 statement) is read back through data directives appended after the code,
-which are then stripped.
+which are then stripped.  keystone runs in a child process with a time limit
+(keystone_process.py): it loops for ever on some malformed statements.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from asmgen.build.keystone_process import Engine, KeystoneStuck
 from asmgen.build.render import Rendered
 from asmgen.build.source import (
     END_PROBE,
@@ -23,7 +25,8 @@ from asmgen.errors import AsmgenError
 from asmgen.spec import Spec
 
 
-def keystone_engine(spec: Spec):
+def keystone_engine(spec: Spec) -> Engine:
+    """The spec's keystone engine, run in a child process (keystone_process.py)."""
     import keystone
 
     arch = spec.arch_info
@@ -33,12 +36,16 @@ def keystone_engine(spec: Spec):
         mode |= keystone.KS_MODE_BIG_ENDIAN
     else:
         mode |= keystone.KS_MODE_LITTLE_ENDIAN
-    ks = keystone.Ks(getattr(keystone, ks_arch), mode)
-    if spec.syntax == "att":
-        ks.syntax = keystone.KS_OPT_SYNTAX_ATT
-    elif spec.syntax == "intel":
-        ks.syntax = keystone.KS_OPT_SYNTAX_INTEL
-    return ks
+    syntax = {"att": "KS_OPT_SYNTAX_ATT", "intel": "KS_OPT_SYNTAX_INTEL"}.get(spec.syntax or "")
+    return Engine(ks_arch, mode, syntax)
+
+
+def _stuck(statement: str, path: Path, line: int) -> AsmgenError:
+    return AsmgenError(
+        f"keystone does not finish on {statement!r} (it loops on some malformed statements)",
+        path,
+        line,
+    )
 
 
 def _locate_failure(ks, lines: list[ParsedLine], message: str, path: Path) -> AsmgenError:
@@ -52,6 +59,8 @@ def _locate_failure(ks, lines: list[ParsedLine], message: str, path: Path) -> As
             continue
         try:
             encoding, _ = ks.asm(line.statement, 0)
+        except KeystoneStuck:
+            return _stuck(line.statement, path, line.template_line)
         except keystone.KsError as exc:
             if exc.errno != keystone.KS_ERR_ASM_SYMBOL_MISSING:
                 return AsmgenError(
@@ -61,6 +70,8 @@ def _locate_failure(ks, lines: list[ParsedLine], message: str, path: Path) -> As
                 )
             try:
                 ks.asm(line.statement + defined, 0)
+            except KeystoneStuck:
+                return _stuck(line.statement, path, line.template_line)
             except keystone.KsError as again:
                 if again.errno == keystone.KS_ERR_ASM_SYMBOL_MISSING:
                     return AsmgenError(
@@ -88,6 +99,8 @@ def _locate_failure(ks, lines: list[ParsedLine], message: str, path: Path) -> As
         later = "".join(f"{name}:\n" for rest in lines[index + 1 :] for name in rest.labels)
         try:
             ks.asm(text + later, 0)
+        except KeystoneStuck:
+            return _stuck(line.statement, path, line.template_line)
         except keystone.KsError as exc:
             return AsmgenError(
                 f"keystone rejects {line.statement!r} after the lines before it: {exc}",
@@ -119,7 +132,7 @@ def assemble_keystone(spec: Spec, rendered: Rendered) -> Assembly:
     ks = keystone_engine(spec)
     try:
         encoding, _ = ks.asm("\n".join(source) + "\n", 0)
-    except keystone.KsError as exc:
+    except (keystone.KsError, KeystoneStuck) as exc:
         raise _locate_failure(ks, lines, str(exc), rendered.path) from None
     blob = bytes(encoding or b"")
     width = arch.pointer_size

@@ -15,6 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# LLVM's names for the addresses its writeResolverCode patches the resolver
+# with: the only values a patch field of a resolver may take, since the C++
+# writers (both headers, `asmgen patch`) receive no others.
+ADDRESS_PARAMS = ("ReentryFnAddr", "ReentryCtxAddr")
+
 
 @dataclass(frozen=True)
 class PatchKind:

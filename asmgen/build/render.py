@@ -24,8 +24,10 @@ from pathlib import Path
 
 import jinja2
 
+from asmgen.build import sandbox
 from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import KINDS
+from asmgen.build.sandbox import MAX_TEMPLATE_BYTES, BoundedEnvironment
 from asmgen.errors import AsmgenError
 from asmgen.spec import Spec
 
@@ -70,14 +72,28 @@ class _MarkingLoader(jinja2.BaseLoader):
         if template != self.path.name:
             raise jinja2.TemplateNotFound(template)
         try:
-            text = self.path.read_text(encoding="utf-8")
+            with self.path.open("rb") as handle:
+                data = handle.read(MAX_TEMPLATE_BYTES + 1)
         except OSError as exc:
             raise AsmgenError(f"cannot read template: {exc.strerror}", self.path) from None
+        if len(data) > MAX_TEMPLATE_BYTES:
+            raise AsmgenError(
+                f"template is larger than {MAX_TEMPLATE_BYTES // 1024} KiB", self.path, 1
+            )
+        try:
+            # A byte-order mark some editors write at the top is not template text.
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            line = exc.object[: exc.start].count(b"\n") + 1
+            line = data[: exc.start].count(b"\n") + 1
             raise AsmgenError("template is not UTF-8 text", self.path, line) from None
+        for mark in (_MARK, _FIELD):
+            if mark in text:
+                line = text[: text.index(mark)].count("\n") + 1
+                message = f"template holds U+{ord(mark):04X}, a character asmgen reserves"
+                raise AsmgenError(message, self.path, line)
         marked = []
-        for number, line in enumerate(text.split("\n"), start=1):
+        # Jinja counts lines at \r\n, \r and \n; so must the marks.
+        for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
             if _TAG.sub("", line).strip():
                 line = f"{line}{_MARK}{number}{_MARK}"
             marked.append(line)
@@ -104,7 +120,9 @@ _PACKAGE = str(Path(__file__).resolve().parent.parent)
 def _raised_in_asmgen(exc: BaseException, path: Path) -> bool:
     """True when the exception comes from asmgen's own code (a bug to show with
     its traceback), not from an expression the template evaluated."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    # The sandbox carries out the template's operators, filters and calls: its
+    # frames are the template's.
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != sandbox.__file__]
     last = frames[-1].filename if frames else str(path)
     return last != str(path) and last.startswith(_PACKAGE)
 
@@ -126,13 +144,25 @@ _OTHER_FILES = (
 )
 
 
+def _parser_line(exc: BaseException) -> int | None:
+    """The template line Jinja's parser was reading when `exc` stopped it."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        parser = tb.tb_frame.f_locals.get("self")
+        if isinstance(parser, jinja2.parser.Parser):
+            line = parser.stream.current.lineno
+        tb = tb.tb_next
+    return line
+
+
 def _compile(template_path: Path) -> jinja2.Template:
     """Compile once per template text: layout renders each template several times."""
     loader = _MarkingLoader(template_path)
     source, _, _ = loader.get_source(None, template_path.name)
     key = (str(template_path), source)
     if key not in _COMPILED:
-        env = jinja2.Environment(
+        env = BoundedEnvironment(
             loader=loader,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -148,6 +178,12 @@ def _compile(template_path: Path) -> jinja2.Template:
             if (exc.message or "").startswith("Unexpected end of template"):
                 line = len(source.splitlines())  # Jinja names the last text's first line
             raise AsmgenError(f"template syntax: {exc.message}", template_path, line) from None
+        except (RecursionError, MemoryError, SyntaxError) as exc:
+            # Brackets, blocks or expressions nested thousands deep: Jinja's
+            # parser (or Python's, compiling what Jinja made) runs out of stack.
+            raise AsmgenError(
+                "template syntax: nests too deeply", template_path, _parser_line(exc)
+            ) from None
         for node in tree.find_all(_OTHER_FILES):
             raise AsmgenError(
                 f"template: {type(node).__name__.lower()} of another template; "
@@ -221,7 +257,13 @@ def render(
         "hex": hex,
     }
     try:
-        text = template.render(context)
+        text = template.environment.render_bounded(template, context)
+    except RecursionError as exc:
+        located = _template_error(exc, template_path)
+        message = "template: calls nest too deeply (a macro that calls itself without end?)"
+        raise AsmgenError(message, template_path, located.line) from None
+    except MemoryError:
+        raise AsmgenError("template: out of memory", template_path) from None
     except AsmgenError as exc:
         if exc.path is None:
             located = _template_error(exc, template_path)

@@ -8,6 +8,7 @@ and turn the probes' offsets into an `Assembly` with `collect`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from asmgen.arches import Arch
 from asmgen.build.render import Rendered
 from asmgen.errors import AsmgenError
 
-LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*):")
+LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*):", re.ASCII)
 RESERVED = "__asmgen"
 END_PROBE = "__asmgen_end"
 
@@ -113,16 +114,52 @@ _LITERAL = re.compile(r"(?<![\w.])(0[xX][0-9a-fA-F]+|\d+)")
 
 def _int(text: str) -> int:
     digits = text.lstrip("-")
-    value = int(digits, 16) if digits[:2] in ("0x", "0X") else int(digits, 10)
+    base = 16 if digits[:2] in ("0x", "0X") else 10
+    digits = (digits[2:] if base == 16 else digits).lstrip("0") or "0"
+    # Past 40 digits the value only matters as "too wide" (and Python refuses
+    # to convert thousands of decimal digits).
+    value = 1 << 160 if len(digits) > 40 else int(digits, base)
     return -value if text.startswith("-") else value
+
+
+def _shown(number: str) -> str:
+    return number if len(number) <= 40 else f"{number[:20]}...({len(number)} digits)"
+
+
+# Assemblers read ASCII: keystone's binding cannot encode anything else, and
+# stops at a NUL.  Tab is the one control character a statement may hold.
+_NOT_ASSEMBLER_TEXT = re.compile(r"[^\t\x20-\x7e]")
+
+
+def _describe(char: str) -> str:
+    return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
+
+
+# keystone loops for ever on a statement that starts with one of these (and
+# `;` starts a statement); keystone_process.py bounds the rest.
+_BAD_START = re.compile(r"(?:^|;)\s*([!%&()*+,\-/:<=>\[\\\]^|~])")
 
 
 def check_statement(statement: str, path: Path, line: int) -> None:
     """Refuse what assemblers accept but get wrong or die on."""
+    if bad := _NOT_ASSEMBLER_TEXT.search(statement):
+        raise AsmgenError(
+            f"{_describe(bad.group())} in {statement!r}: assembler text is ASCII",
+            path,
+            line,
+            hint="retype the line; it may hold a pasted no-break space or a byte-order mark",
+        )
+    if bad := _BAD_START.search(statement):
+        raise AsmgenError(
+            f"{statement!r} starts a statement with {bad.group(1)!r}; a statement starts "
+            "with a mnemonic or a directive",
+            path,
+            line,
+        )
     for match in _LITERAL.finditer(statement):
         if _int(match.group(1)) >> 64:
             raise AsmgenError(
-                f"number {match.group(1)} is wider than 64 bits (assemblers truncate it)",
+                f"number {_shown(match.group(1))} is wider than 64 bits (assemblers truncate it)",
                 path,
                 line,
             )
@@ -167,12 +204,13 @@ def refuse_bare_decimals(lines: list[ParsedLine], arch: Arch, path: Path) -> Non
         if line.statement is None:
             continue
         for match in pattern.finditer(line.statement):
-            if int(match.group(1)) >= 10:
+            value = _int(match.group(1))
+            if value >= 10:
                 raise AsmgenError(
-                    f"bare decimal immediate {match.group(0)!r} in {line.statement!r}",
+                    f"bare decimal immediate {_shown(match.group(0))!r} in {line.statement!r}",
                     path,
                     line.template_line,
-                    hint=f"write it as {hex(int(match.group(1)))}: keystone may read it as hex",
+                    hint=f"write it as {hex(value)}: keystone may read it as hex",
                 )
 
 

@@ -61,9 +61,16 @@ DW_CFA_def_cfa = 0x0C
 DW_CFA_def_cfa_register = 0x0D
 DW_CFA_def_cfa_offset = 0x0E
 DW_CFA_advance_loc1 = 0x02
+DW_CFA_advance_loc2 = 0x03
+DW_CFA_advance_loc4 = 0x04
 # Win64 unwind operations.
 UWOP_PUSH_NONVOL = 0
 UWOP_SET_FPREG = 3
+
+
+class UnwindError(ValueError):
+    """The code has no frame these formats can describe (pipeline.py names the
+    spec's `unwind` line)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,9 @@ class FrameEvents:
 
     push_rbp: int
     set_fp: int
-    pushes: tuple[tuple[str, int], ...]  # register, end offset
+    # Each 8-byte push after the frame record: its register (None for an
+    # immediate or memory operand, which no rule describes) and end offset.
+    pushes: tuple[tuple[str | None, int], ...]
     pop_rbp: int
     size: int
 
@@ -90,12 +99,14 @@ def frame_events(code: bytes) -> FrameEvents:
             push_rbp = end
         elif insn.mnemonic == "mov" and op == "rbp,rsp" and push_rbp is not None:
             set_fp = end
-        elif insn.mnemonic == "push" and set_fp is not None:
-            pushes.append((op, end))
+        elif insn.mnemonic == "push" and set_fp is not None and pop_rbp is None:
+            pushes.append((op if op in DWARF_REGS else None, end))
         elif insn.mnemonic == "pop" and op == "rbp":
             pop_rbp = end
     if push_rbp is None or set_fp is None or pop_rbp is None:
-        raise ValueError("the resolver has no push %rbp / mov %rsp,%rbp / pop %rbp frame")
+        raise UnwindError(
+            "the resolver has no `push %rbp; mov %rsp, %rbp` ... `pop %rbp` frame to describe"
+        )
     return FrameEvents(push_rbp, set_fp, tuple(pushes), pop_rbp, len(code))
 
 
@@ -119,9 +130,13 @@ def _sleb(value: int) -> bytes:
 
 
 def _advance(delta: int) -> bytes:
+    """The shortest advance of `delta` bytes (the CIE's code alignment is 1)."""
     if delta < 0x40:
         return bytes([DW_CFA_advance_loc | delta])
-    return bytes([DW_CFA_advance_loc1, delta])
+    for op, width in ((DW_CFA_advance_loc1, 1), (DW_CFA_advance_loc2, 2), (DW_CFA_advance_loc4, 4)):
+        if delta >> (8 * width) == 0:
+            return bytes([op]) + delta.to_bytes(width, "little")
+    raise UnwindError(f"an advance of {delta:#x} bytes does not fit DWARF's 4-byte advance")
 
 
 def _pad(body: bytes) -> bytes:
@@ -183,8 +198,9 @@ def eh_frame(code: bytes) -> EhFrame:
     ops += _uleb(DWARF_REGS["rbp"])
     at = events.set_fp
     for slot, (reg, end) in enumerate(events.pushes, start=3):
-        ops += _advance(end - at) + bytes([DW_CFA_offset | DWARF_REGS[reg]]) + _uleb(slot)
-        at = end
+        if reg is not None:
+            ops += _advance(end - at) + bytes([DW_CFA_offset | DWARF_REGS[reg]]) + _uleb(slot)
+            at = end
     ops += _advance(events.pop_rbp - at) + bytes([DW_CFA_def_cfa]) + _uleb(DWARF_REGS["rsp"])
     ops += _uleb(8)
     return _eh_frame(events.size, bytes(ops))
@@ -223,6 +239,9 @@ class Win64Unwind:
 
 def win64_unwind(code: bytes) -> Win64Unwind:
     events = frame_events(code)
+    if events.set_fp > 0xFF:
+        # UNWIND_INFO's SizeOfProlog and each code's offset are one byte.
+        raise UnwindError(f"the Win64 prolog is {events.set_fp:#x} bytes; UNWIND_INFO allows 0xff")
     codes = [
         (events.set_fp, UWOP_SET_FPREG, 0),
         (events.push_rbp, UWOP_PUSH_NONVOL, WIN64_REGS["rbp"]),
@@ -240,3 +259,7 @@ def win64_unwind(code: bytes) -> Win64Unwind:
     unwind_at = events.size + (-events.size % 4)
     function = struct.pack("<III", 0, events.size, unwind_at)
     return Win64Unwind(info + function, unwind_at, unwind_at + len(info))
+
+
+# Spec `unwind` -> its builder; an arch lists the kinds its template supports.
+BUILDERS = {"eh_frame": eh_frame, "win64": win64_unwind}

@@ -9,10 +9,8 @@ from asmgen.docs.pages import MARKER, render_pages
 from asmgen.docs.verdict import verdicts
 from asmgen.emit.outputs import report_stale, write_outputs
 from asmgen.errors import AsmgenError
-from asmgen.resources import REPO_ROOT
+from asmgen.project import output
 from asmgen.spec.files import spec_files
-
-DEFAULT_OUT = REPO_ROOT / "docs" / "abi"
 
 
 def _generated_files(out: Path) -> set[str]:
@@ -56,14 +54,15 @@ def _write(outputs: dict[str, str], out: Path) -> int:
 
 
 def cmd_docs(args) -> int:
+    out = output(args, "out")
     tables = build_all(spec_files(args.specs), args.templates)
     outputs = render_pages(tables, verdicts(tables))
-    return _check(outputs, args.out) if args.check else _write(outputs, args.out)
+    return _check(outputs, out) if args.check else _write(outputs, out)
 
 
-def add_parser(sub, common) -> None:
+def add_parser(sub, common, out_option) -> None:
     docs = sub.add_parser("docs", help="write the per-ABI reference pages (docs/abi)")
-    docs.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    out_option(docs, "docs/abi")
     docs.add_argument("--check", action="store_true", help="exit 1 if the pages are stale")
     common(docs)
     docs.set_defaults(run=cmd_docs)

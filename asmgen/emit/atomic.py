@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +47,29 @@ def _current(path: Path) -> bytes | None:
         raise AsmgenError(f"cannot read output: {exc.strerror}", path) from None
 
 
-def _stage(path: Path, data: bytes) -> Path:
+# Mode of an output that did not exist before.
+NEW_FILE_MODE = 0o644
+
+
+def _mode_to_keep(path: Path) -> int:
+    """The permission bits a replaced file keeps.  A read-only file is refused:
+    someone made it so on purpose, and a rename would replace it regardless."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return NEW_FILE_MODE
+    except OSError as exc:
+        raise AsmgenError(f"cannot read output: {exc.strerror}", path) from None
+    if not mode & stat.S_IWUSR or not os.access(path, os.W_OK):
+        raise AsmgenError(
+            f"output is read-only (mode {mode:o}); asmgen does not replace it",
+            path,
+            hint="make it writable, or write elsewhere with --out",
+        )
+    return mode
+
+
+def _stage(path: Path, data: bytes, mode: int) -> Path:
     """Write `data` to a new temp file beside `path`."""
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -57,7 +80,7 @@ def _stage(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
+        os.chmod(temp, mode)
     except BaseException as exc:
         Path(temp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
@@ -82,11 +105,12 @@ def write_files(files: dict[Path, str]) -> list[Path]:
             for path, data in ((p, t.encode("utf-8")) for p, t in files.items())
             if data != old[path]
         }
+        modes = {path: _mode_to_keep(path) for path in changed}
         staged: dict[Path, Path] = {}
         renamed: list[Path] = []
         try:
             for path, data in changed.items():
-                staged[path] = _stage(path, data)
+                staged[path] = _stage(path, data, modes[path])
             for path, temp in staged.items():
                 try:
                     os.replace(temp, path)
@@ -94,7 +118,7 @@ def write_files(files: dict[Path, str]) -> list[Path]:
                     raise AsmgenError(f"cannot write output: {exc.strerror}", path) from None
                 renamed.append(path)
         except BaseException:
-            _restore({path: old[path] for path in renamed})
+            _restore({path: old[path] for path in renamed}, modes)
             raise
         finally:
             for temp in staged.values():
@@ -102,14 +126,14 @@ def write_files(files: dict[Path, str]) -> list[Path]:
     return list(changed)
 
 
-def _restore(previous: dict[Path, bytes | None]) -> None:
+def _restore(previous: dict[Path, bytes | None], modes: dict[Path, int]) -> None:
     """Best effort: put back what the failed run had already replaced."""
     for path, data in previous.items():
         with contextlib.suppress(OSError, AsmgenError):
             if data is None:
                 path.unlink(missing_ok=True)
             else:
-                temp = _stage(path, data)
+                temp = _stage(path, data, modes[path])
                 try:
                     os.replace(temp, path)
                 finally:

@@ -11,18 +11,15 @@ from __future__ import annotations
 import re
 import textwrap
 
-from asmgen.build.patchkinds import KINDS
+from asmgen.build.patchkinds import ADDRESS_PARAMS, KINDS
 from asmgen.build.table import Table
 from asmgen.emit import units as emit_units
 from asmgen.emit import unwind as emit_unwind
 from asmgen.emit.clangformat import clang_format
 from asmgen.emit.cpp_rows import resolver_rows
 from asmgen.emit.provenance import header_lines
-from asmgen.errors import AsmgenError
 from asmgen.spec.serving import serving_lines
 
-# LLVM's names for the addresses the resolver is patched with.
-ADDRESS_PARAMS = ("ReentryFnAddr", "ReentryCtxAddr")
 # LLVM also passes the resolver's own address; asmgen's resolvers do not need
 # it (no patch takes it), but the ORC-ready header accepts it as LLVM calls.
 RESOLVER_TARGET = "ResolverTargetAddress"
@@ -48,14 +45,8 @@ template <typename T> inline void writeWord(char *Loc, uint64_t Value) {{
 
 def _field_call(table: Table, style: emit_units.CppStyle) -> list[str]:
     calls = []
+    # Every patch takes one of ADDRESS_PARAMS (build/pipeline.py checks it).
     for patch in table.patches:
-        if any(f.bits for f in patch.fields) and patch.name not in ADDRESS_PARAMS:
-            raise AsmgenError(
-                f"patch {patch.name!r} takes an address, but the C++ writeResolverCode only "
-                f"receives {' and '.join(ADDRESS_PARAMS)}",
-                table.template_path,
-                next((s.template_line for s in table.statements if s.offset == patch.offset), None),
-            )
         for field in patch.fields:
             ctype = f"uint{field.size * 8}_t"
             where = f"ResolverWorkingMem + {patch.name}Offset"

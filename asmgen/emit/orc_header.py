@@ -24,10 +24,10 @@ from asmgen.emit import unwind as emit_unwind
 from asmgen.emit.clangformat import clang_format
 from asmgen.emit.cpp_header import INCLUDES, abi_block, prelude
 from asmgen.emit.provenance import header_lines
+from asmgen.spec.names import ORCABI_SUFFIX as SUFFIX
 from asmgen.spec.schema import Spec
 
 FILENAME = "orc_resolvers_llvm.h"
-SUFFIX = "_ORCABI"
 GUARD = "ASMGEN_ORC_RESOLVERS_LLVM_H"
 
 _INTRO = """

@@ -1,8 +1,9 @@
 """The DO NOT EDIT header every generated file starts with.
 
 It names the tool versions and each table's spec, convention and templates.  Paths are
-relative to the folder that holds `abi_specs/`, so output does not depend on
-where the tree is checked out.
+relative to the folder that holds `abi_specs/` (the project, or the installed
+package for its bundled files), so output does not depend on where the tree is
+checked out.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ def tool_versions(backends: tuple[str, ...]) -> list[str]:
 
 
 def relative(path: Path) -> str:
+    """`path` from the project that holds it (asmgen/project.py), or from the
+    installed package for the bundled files."""
     path = path.resolve()
     for parent in path.parents:
-        if (parent / "abi_specs").is_dir() and (parent / "templates").is_dir():
+        if (parent / "abi_specs").is_dir():
             return path.relative_to(parent).as_posix()
     return path.name
 

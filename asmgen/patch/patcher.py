@@ -39,14 +39,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from asmgen.build.patchkinds import KINDS
+from asmgen.build.patchkinds import ADDRESS_PARAMS, KINDS
 from asmgen.build.pipeline import build_all
 from asmgen.build.table import Table
 from asmgen.build.unitruntime import RESOLVER_PTR
 from asmgen.emit import units as emit_units
 from asmgen.emit.atomic import write_if_changed
 from asmgen.emit.clangformat import clang_format
-from asmgen.emit.cpp_header import ADDRESS_PARAMS, comment_lines
+from asmgen.emit.cpp_header import comment_lines
 from asmgen.emit.cpp_rows import element_values, resolver_rows
 from asmgen.errors import AsmgenError
 from asmgen.patch import orc_source as orc
@@ -539,13 +539,8 @@ def _apply_field(table: Table) -> list[str]:
     is the target's, as everywhere in ORC)."""
     lines = []
     for patch in table.patches:
+        # Every patch takes one of ADDRESS_PARAMS (build/pipeline.py checks it).
         for index, field in enumerate(patch.fields):
-            if field.bits and patch.name not in ADDRESS_PARAMS:
-                raise AsmgenError(
-                    f"patch point {patch.name!r} is not an address parameter of "
-                    f"{orc.RESOLVER_FN} ({', '.join(ADDRESS_PARAMS)})",
-                    table.spec_path,
-                )
             ctype = f"uint{field.size * 8}_t"
             var = f"{patch.name}Field" + (str(index) if len(patch.fields) > 1 else "")
             where = f"ResolverWorkingMem + {patch.name}Offset"
@@ -660,11 +655,44 @@ def make_patch(llvm_root: Path, tables: list[Table], allow_narrow: bool = False)
                 f"declares no class {name}"
             )
         else:
+            _refuse_llvm_name(llvm_root, table)
             plan.add_class(table)
     plan.add_helpers()
     return "".join(
         _file_diff(src.rel, src.data.decode(), plan.patched(src)) for src in (plan.header, plan.cpp)
     )
+
+
+def _refuse_llvm_name(llvm_root: Path, table: Table) -> None:
+    """A new class must not take a name LLVM's headers already declare (a class,
+    struct, namespace, alias, ... such as `ExecutorAddr` or `AArch64`): added
+    to namespace llvm::orc it would clash with it or hide it.  Reads the
+    headers the tree has (a checkout has them all)."""
+    name = table.spec.class_name
+    declared = re.compile(
+        rb"\b(?:(?:class|struct|union|enum(?:\s+class)?|namespace|using)\s+(?:LLVM_[A-Z_]+\s+)?"
+        + name.encode()
+        + rb"\b|typedef\b[^;]*\b"
+        + name.encode()
+        + rb"\s*;)"
+    )
+    for header in sorted((llvm_root / "llvm" / "include" / "llvm").rglob("*.h")):
+        try:
+            data = header.read_bytes()
+        except OSError:
+            continue
+        found = declared.search(data) if name.encode() in data else None
+        if found:
+            line = data[: found.start()].count(b"\n") + 1
+            where = f"{header.relative_to(llvm_root)}:{line}"
+            spec = table.spec
+            raise AsmgenError(
+                f"llvm_class: LLVM already declares {name} ({where}); a new class of that "
+                "name in llvm::orc would clash with it",
+                table.spec_path,
+                spec.line_of("llvm_class") or spec.line_of("abi"),
+                hint="give the spec another llvm_class",
+            )
 
 
 def cmd_patch(args) -> int:

@@ -10,40 +10,40 @@ import sys
 from pathlib import Path
 
 from asmgen.errors import AsmgenError
-from asmgen.resources import REPO_ROOT, TEMPLATES_DIR
+from asmgen.project import add_option as add_project_option
 from asmgen.review.diff import review
 from asmgen.review.format import print_terminal, to_json, to_markdown
 from asmgen.review.llvm_tables import Conventions
 from asmgen.review.sources import is_llvm_input, llvm_pair, repo_root, resolve, working_tree
 
 
-def _conventions(values: list[str]) -> Conventions:
-    """--convention NAME (every class without a spec) or CLASS=NAME."""
+def _conventions(args) -> Conventions:
+    """--convention NAME (every class without a spec) or CLASS=NAME, with the
+    project's specs, conventions and templates (asmgen's own outside a project)."""
     by_class, default = {}, None
-    for value in values:
+    for value in args.convention:
         name, _, convention = value.rpartition("=")
         if name:
             by_class[name if name.startswith("Orc") else f"Orc{name}"] = convention
         else:
             default = convention
-    found = Conventions(by_class, default)
+    found = Conventions(by_class, default, args.specs, args.templates)
     for name in [*by_class.values(), *([default] if default else [])]:
         found.named(name)  # an unknown name is bad input before anything runs
     return found
 
 
 def run(args) -> int:
-    repo = args.repo or repo_root(Path.cwd()) or repo_root(REPO_ROOT)
+    repo = args.repo or repo_root(args.project or Path.cwd())
     if is_llvm_input(args.old, repo) or (args.new and is_llvm_input(args.new, repo)):
-        old, new = llvm_pair(
-            args.old, args.new, repo, _conventions(args.convention), args.compile_writers
-        )
+        old, new = llvm_pair(args.old, args.new, repo, _conventions(args), args.compile_writers)
     else:
         if args.convention:
             raise AsmgenError("--convention applies to LLVM's sources only", "asmgen review")
         old = resolve(args.old, repo, args.templates, args.verify)
         if args.new is None:
-            new = working_tree(repo, REPO_ROOT)
+            # An explicit --repo is the working tree; else the project found from here.
+            new = working_tree(args.repo or args.project or repo, Path.cwd())
         else:
             new = resolve(args.new, repo, args.templates, args.verify)
     result = review(old, new, args.syntax, tuple(args.abi), args.verify, args.llvm_verify)
@@ -87,8 +87,15 @@ def register(sub) -> None:
     parser.add_argument("--syntax", choices=("att", "intel"), help="x86 disassembly syntax")
     parser.add_argument("--repo", type=Path, help="git repository for revisions")
     parser.add_argument(
-        "--templates", type=Path, default=TEMPLATES_DIR, help="templates for spec inputs"
+        "--templates", type=Path, help="templates for spec inputs (default: the project's)"
     )
+    parser.add_argument(
+        "--specs",
+        type=Path,
+        help="LLVM sources: the specs (and their conventions/) classes are verified with "
+        "(default: the project's)",
+    )
+    add_project_option(parser)
     parser.add_argument(
         "--verify",
         action="store_true",

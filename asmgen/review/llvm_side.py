@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from asmgen.arches import ARCHES
 from asmgen.review.llvm_inputs import Tree
@@ -45,6 +46,7 @@ class LlvmSide:
     classes: dict[str, LlvmClass]
     driver: Driver | None
     writers_note: str  # where the trampolines and stubs come from, or why not from the side
+    templates: Path  # asmgen's templates, whose units stand in when the side's do not run
     units: dict[str, dict] = field(default_factory=dict)  # writer -> unit record
     notes: dict[str, list[str]] = field(default_factory=dict)  # class -> reader notes
 
@@ -117,13 +119,17 @@ def _entries(classes: dict[str, LlvmClass]) -> list[tuple[str, bool, bool]]:
 
 def read_side(tree: Tree, conventions: Conventions, compile_writers: bool = True) -> LlvmSide:
     classes = read_tree(tree.root, conventions)
+
+    def made(driver: Driver | None, note: str) -> LlvmSide:
+        return LlvmSide(tree, classes, driver, note, conventions.templates)
+
     if not compile_writers:
-        return LlvmSide(tree, classes, None, "this side's writers were not compiled (--no-compile)")
+        return made(None, "this side's writers were not compiled (--no-compile)")
     try:
         driver = build(tree.root, _entries(classes))
     except Unavailable as exc:
-        return LlvmSide(tree, classes, None, f"this side's writers could not be compiled: {exc}")
-    side = LlvmSide(tree, classes, driver, "this side's writers, compiled")
+        return made(None, f"this side's writers could not be compiled: {exc}")
+    side = made(driver, "this side's writers, compiled")
     try:
         _check_reading(side)
         _unit_records(side)

@@ -30,7 +30,7 @@ from asmgen.build.patchkinds import KINDS
 from asmgen.errors import AsmgenError
 from asmgen.patch import orc_source as orc
 from asmgen.patch.orc_eval import Write, parameters, run_writer
-from asmgen.resources import SPECS_DIR
+from asmgen.resources import SPECS_DIR, TEMPLATES_DIR
 from asmgen.spec import Spec
 from asmgen.spec.convention import Convention, all_conventions, find_convention
 from asmgen.spec.files import SpecFile, spec_files
@@ -121,11 +121,13 @@ def infer_convention(name: str) -> tuple[str, tuple[str, ...]] | None:
 
 @dataclass(frozen=True)
 class Conventions:
-    """The reviewer's choices (--convention) and asmgen's specs."""
+    """The reviewer's choices (--convention) and the project's specs and templates
+    (asmgen's own by default)."""
 
     by_class: dict[str, str] = field(default_factory=dict)  # --convention Class=name
     default: str | None = None  # --convention name (every class without a spec)
     specs_dir: Path = SPECS_DIR
+    templates: Path = TEMPLATES_DIR  # asmgen's units stand in when LLVM's do not run
 
     @property
     def specs(self) -> list[SpecFile]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from asmgen.build.pipeline import build
-from asmgen.resources import TEMPLATES_DIR
 from asmgen.review.llvm_side import LlvmSide
 from asmgen.review.verdict import Verdict, from_report
 from asmgen.spec.files import SpecFile
@@ -32,7 +31,7 @@ def _units(side: LlvmSide, name: str) -> tuple[object | None, str]:
     if units is not None:
         return units, f"trampolines and stubs: {side.writers_note}"
     contract = cls.contract
-    table = build(SpecFile(contract.spec_path, contract.spec), TEMPLATES_DIR)
+    table = build(SpecFile(contract.spec_path, contract.spec), side.templates)
     why = side.writers_note if side.driver is None else "the class's writers are not all defined"
     return table, (
         f"trampolines and stubs: asmgen's from {contract.spec_path.name} standing in ({why})"
@@ -62,7 +61,7 @@ def subject(side: LlvmSide, name: str) -> tuple[Subject, str]:
 def verdicts(side: LlvmSide, names: list[str]) -> dict[str, Verdict]:
     """Each named class's verdict; every check against its convention, nothing declared."""
     made = {name: subject(side, name) for name in names}
-    reports = verify([s for s, _ in made.values()], compiled=True, templates=TEMPLATES_DIR)
+    reports = verify([s for s, _ in made.values()], compiled=True, templates=side.templates)
     out = {}
     for (name, (made_subject, origin)), report in zip(made.items(), reports, strict=True):
         cls = side.classes[name]

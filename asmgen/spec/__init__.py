@@ -19,7 +19,7 @@ from asmgen.spec.contract import check_contract
 from asmgen.spec.convention import find_convention
 from asmgen.spec.registers import check_registers
 from asmgen.spec.schema import Spec
-from asmgen.spec.yaml_lines import freeze, read_yaml
+from asmgen.spec.yaml_lines import freeze, read_text, read_yaml
 
 __all__ = ["Spec", "load_spec", "parse_spec"]
 
@@ -86,11 +86,4 @@ def _attach_convention(spec: Spec, where: dict[tuple, int], path: Path) -> None:
 
 
 def load_spec(path: Path, contract: bool = True) -> Spec:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AsmgenError(f"cannot read spec: {exc.strerror}", path) from None
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise AsmgenError("spec is not UTF-8 text", path, line) from None
-    return parse_spec(text, path, contract)
+    return parse_spec(read_text(path, "spec"), path, contract)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asmgen.errors import AsmgenError
+from asmgen.spec.lifetimes import check_lifetimes
 from asmgen.spec.schema import REENTRY_ARGS, WHOLE_STATE_KINDS, Spec
 from asmgen.spec.serving import lost_registers
 
@@ -34,6 +35,8 @@ def check_contract(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("resolver", "scratch")),
         )
+    # Roles the templates cannot give a register, before what the resolver keeps.
+    check_lifetimes(spec, where, path)
     if len(spec.call.int_args) < REENTRY_ARGS and spec.home_reserved != spec.call.shadow_space:
         raise AsmgenError(
             f"resolver.shadow_space: the re-entry call passes arguments on the stack, "

@@ -18,11 +18,12 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from asmgen.arches import ARCHES
 from asmgen.errors import AsmgenError
-from asmgen.spec.yaml_lines import freeze, read_yaml
+from asmgen.spec.names import MAX_NAME, OneLine, Text, reason_problem
+from asmgen.spec.yaml_lines import freeze, read_text, read_yaml, yaml_files
 
 Hex = Annotated[int, Field(ge=0)]
 Size = Annotated[int, Field(ge=0, le=0x10000)]
@@ -127,7 +128,7 @@ class CallerConvention(_Model):
     and what the caller may keep live across the call.  A resolver serves the
     convention when every register of both reaches the callee unchanged."""
 
-    title: str = Field(min_length=1)
+    title: OneLine = Field(min_length=1)
     # Registers that may carry a value into the callee: arguments, and what
     # LLVM 19 passes for the parameter attributes (nest, sret, swiftself,
     # swifterror, swiftasync) and a variadic callee's hidden count (al).
@@ -160,8 +161,8 @@ class CallerConvention(_Model):
 
 
 class Convention(_Model):
-    convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    title: str = Field(min_length=1)
+    convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=MAX_NAME)
+    title: OneLine = Field(min_length=1)
     arch: str
     # LLVM's target triple for the platform, and the subtarget features the
     # `callers` facts assume (llc-19 confirms them with both).
@@ -173,7 +174,7 @@ class Convention(_Model):
     returns: Returns
     stack: Stack
     fp_control: tuple[FpControl, ...] = ()
-    varargs: str = Field(min_length=1)
+    varargs: Text = Field(min_length=1)
     # field -> "source-id: section"
     cite: dict[str, str]
     # Caller conventions by LLVM's IR keyword; `ccc` is this file's own.  A
@@ -181,6 +182,14 @@ class Convention(_Model):
     callers: dict[str, CallerConvention] = {}
     _path: Path = PrivateAttr(default=Path("<convention>"))
     _callers: dict[str, CallerConvention] = PrivateAttr(default_factory=dict)
+
+    @field_validator("llvm_triple", "llvm_mattr")
+    @classmethod
+    def _llvm_word(cls, word: str | None) -> str | None:
+        # Passed to llc-19 as one command-line argument each.
+        if word is not None and not re.fullmatch(r"[A-Za-z0-9_.,+-]{1,64}", word):
+            raise ValueError(f"{word[:40]!r} is not an LLVM triple or feature list")
+        return word
 
     @property
     def path(self) -> Path:
@@ -267,8 +276,23 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
                     path,
                     line,
                 )
-            if name == arch.stack_pointer and key != ("callee_saved",):
-                raise AsmgenError(f"{field}: {name} is the stack pointer", path, line)
+            if key != ("callee_saved",):
+                # Registers that cannot carry a value from caller to callee.
+                if name == arch.stack_pointer:
+                    raise AsmgenError(f"{field}: {name} is the stack pointer", path, line)
+                if name in arch.reserved:
+                    raise AsmgenError(
+                        f"{field}: {name} is reserved on {arch.name}: no code may write it",
+                        path,
+                        line,
+                    )
+                if name == arch.call_link:
+                    raise AsmgenError(
+                        f"{field}: {name} is where a call leaves its return address; it "
+                        "cannot carry a value",
+                        path,
+                        line,
+                    )
             if names.count(name) > 1:
                 raise AsmgenError(f"{'.'.join(key)}: register {name!r} listed twice", path, line)
     for i, name in enumerate(conv.returns.int_regs):
@@ -307,6 +331,7 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
                 path,
                 where.get(("stack", key)),
             )
+    _check_cited_text(conv, where, path)
     for key in conv.cite:
         if key not in CITED:
             raise AsmgenError(
@@ -328,6 +353,22 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("cite",), 1),
         )
+
+
+def _check_cited_text(conv: Convention, where: dict[tuple, int], path: Path) -> None:
+    """Sources and citations are text that reaches comments and Markdown."""
+    texts = {
+        **{("sources", key): text for key, text in conv.sources.items()},
+        **{("cite", key): text for key, text in conv.cite.items()},
+        **{
+            ("callers", name, "cite", key): text
+            for name, caller in conv.callers.items()
+            for key, text in caller.cite.items()
+        },
+    }
+    for at, text in texts.items():
+        if (problem := reason_problem(text)) is not None:
+            raise AsmgenError(f"{'.'.join(at)}: {problem}", path, where.get(at))
 
 
 def _own_caller(conv: Convention) -> CallerConvention:
@@ -354,9 +395,11 @@ def _check_callers(
     wide_bits = dict(arch.wide_vectors)
     for name, caller in callers.items():
         at = ("callers", name)
-        if not _IDENT.match(name):
+        if not _IDENT.match(name) or len(name) > MAX_NAME:
             raise AsmgenError(
-                f"callers.{name}: not an LLVM calling-convention keyword", path, where.get(at)
+                f"callers.{name[:MAX_NAME]}: not an LLVM calling-convention keyword",
+                path,
+                where.get(at),
             )
         lists = {"args": caller.args, "callee_saved": caller.callee_saved}
         for key, names in lists.items():
@@ -444,12 +487,7 @@ def _check_callers(
 
 @cache
 def _load(path: Path, mtime_ns: int) -> Convention:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise AsmgenError("convention is not UTF-8 text", path, line) from None
-    return parse_convention(text, path)
+    return parse_convention(read_text(path, "convention"), path)
 
 
 def conventions_dirs(specs_dir: Path) -> tuple[Path, ...]:
@@ -467,8 +505,12 @@ def find_convention(name: str, specs_dir: Path) -> Convention | None:
         path = folder / f"{name}.yaml"
         try:
             stat = path.stat()
-        except OSError:
+        except FileNotFoundError:
+            if path.is_symlink():
+                raise AsmgenError("cannot read convention: a dangling symlink", path) from None
             continue
+        except OSError as exc:
+            raise AsmgenError(f"cannot read convention: {exc.strerror}", path) from None
         return _load(path, stat.st_mtime_ns)
     return None
 
@@ -482,4 +524,4 @@ def load_convention(path: Path) -> Convention:
 
 
 def all_conventions(folder: Path) -> list[Convention]:
-    return [load_convention(p) for p in sorted(folder.glob("*.yaml"))]
+    return [load_convention(p) for p in yaml_files(folder)]

@@ -8,6 +8,7 @@ from pathlib import Path
 from asmgen.errors import AsmgenError
 from asmgen.resources import SPECS_DIR
 from asmgen.spec import Spec, load_spec
+from asmgen.spec.yaml_lines import yaml_files
 
 
 @dataclass(frozen=True)
@@ -17,20 +18,38 @@ class SpecFile:
 
 
 def spec_files(specs_dir: Path = SPECS_DIR, contract: bool = True) -> list[SpecFile]:
-    paths = sorted(specs_dir.glob("*.yaml"))
+    paths = yaml_files(specs_dir)
     if not paths:
         raise AsmgenError("no specs (*.yaml) found", specs_dir)
     found = [SpecFile(p, load_spec(p, contract)) for p in paths]
-    seen: dict[str, Path] = {}
-    for item in found:
-        if item.spec.abi in seen:
-            raise AsmgenError(
-                f"ABI {item.spec.abi!r} is also defined in {seen[item.spec.abi]}",
-                item.path,
-                item.spec.line_of("abi"),
-            )
-        seen[item.spec.abi] = item.path
+    _refuse_clashes(found)
     return found
+
+
+def _refuse_clashes(found: list[SpecFile]) -> None:
+    """Each ABI id and C++ class is one spec's.  ABI ids are compared without
+    case: they name files (docs/abi/<abi>.md) on case-blind file systems."""
+    abis: dict[str, SpecFile] = {}
+    classes: dict[str, SpecFile] = {}
+    for item in found:
+        spec = item.spec
+        other = abis.setdefault(spec.abi.casefold(), item)
+        if other is not item:
+            same = "" if other.spec.abi == spec.abi else f" as {other.spec.abi!r}"
+            raise AsmgenError(
+                f"ABI {spec.abi!r} is also defined in {other.path}{same}",
+                item.path,
+                spec.line_of("abi"),
+            )
+        other = classes.setdefault(spec.class_name, item)
+        if other is not item:
+            raise AsmgenError(
+                f"C++ class {spec.class_name!r} also belongs to ABI {other.spec.abi} "
+                f"({other.path}); two ABIs would write one class",
+                item.path,
+                spec.line_of("llvm_class") or spec.line_of("abi"),
+                hint="give this spec its own llvm_class",
+            )
 
 
 def select(found: list[SpecFile], names: list[str]) -> list[SpecFile]:

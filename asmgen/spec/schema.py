@@ -16,6 +16,7 @@ from pydantic import (
 from asmgen.arches import ARCHES, Arch
 from asmgen.spec.checks import CHECKS
 from asmgen.spec.convention import DEVIATIONS, CallerConvention, Convention
+from asmgen.spec.names import MAX_NAME, OneLine, Text, abi_problem, class_problem, valid
 
 Hex = Annotated[int, Field(ge=0)]
 # Byte counts of a resolver's frame.  Real ones are a few hundred bytes; the
@@ -187,7 +188,7 @@ class ExpectedViolation(_Model):
     """
 
     check: str
-    reason: str = Field(min_length=1)
+    reason: Text = Field(min_length=1)
 
     @field_validator("check")
     @classmethod
@@ -204,7 +205,7 @@ class Deviation(_Model):
     """
 
     field: str
-    reason: str = Field(min_length=1)
+    reason: Text = Field(min_length=1)
 
     @field_validator("field")
     @classmethod
@@ -215,7 +216,7 @@ class Deviation(_Model):
 class Spec(_Model):
     abi: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
     llvm_class: str | None = None
-    description: str = ""
+    description: OneLine = ""
     arch: str
     backend: Literal["keystone", "llvm-mc"]
     syntax: Literal["att", "intel"] | None = None
@@ -225,7 +226,7 @@ class Spec(_Model):
     template: str = Field(default="resolver.s.j2", pattern=r"^\w[\w.-]*$")
     # The calling convention (abi_specs/conventions/<name>.yaml) whose facts
     # are the contract: `call` below is computed from it.
-    convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    convention: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=MAX_NAME)
     # Convention facts this resolver knowingly breaks; see Deviation.
     deviations: tuple[Deviation, ...] = ()
     # The caller conventions (the convention file's `callers`, by LLVM's IR
@@ -320,6 +321,16 @@ class Spec(_Model):
 
     # Field validators (not one model validator) so an error names its key's line.
     # Fields are validated in order: `arch` is known by the time the others run.
+    @field_validator("abi")
+    @classmethod
+    def _abi_name(cls, abi: str) -> str:
+        return valid(abi_problem(abi), abi)
+
+    @field_validator("llvm_class")
+    @classmethod
+    def _class_name(cls, name: str | None) -> str | None:
+        return name if name is None else valid(class_problem(name), name)
+
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, arch: str) -> str:
@@ -344,6 +355,15 @@ class Spec(_Model):
         if arch is not None and endian not in arch.endians:
             raise ValueError(f"arch {arch.name} has no {endian}-endian mode")
         return endian
+
+    @field_validator("unwind")
+    @classmethod
+    def _arch_unwind(cls, kind: str | None, info: ValidationInfo) -> str | None:
+        arch = ARCHES.get(info.data.get("arch", ""))
+        if arch is not None and kind is not None and kind not in arch.unwind_kinds:
+            known = ", ".join(arch.unwind_kinds) or "none"
+            raise ValueError(f"arch {arch.name} has no {kind!r} unwind information (has: {known})")
+        return kind
 
     @field_validator("landing_pad")
     @classmethod

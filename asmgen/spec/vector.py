@@ -86,6 +86,7 @@ def check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 path,
                 where.get(("resolver", "shadow_space"), where.get(("convention",))),
             )
+    _check_realign(spec, where, path)
     if area_instruction:
         if fp_regs:
             raise AsmgenError(
@@ -159,3 +160,24 @@ def _check_xsave(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 path,
                 where.get(("resolver", "saves")),
             )
+
+
+def _check_realign(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+    """An area aligned beyond the stack needs a template that rounds sp down to
+    it, and a frame whose registers the frame pointer finds again (which a
+    frame realigned at entry, `resolver.incoming_align`, is not)."""
+    arch, call, state = spec.arch_info, spec.call, spec.resolver.vector_state
+    if arch.frame_style != "push" or state.align <= max(call.entry_align, call.stack_align):
+        return
+    if not arch.vector_realign:
+        why = f"the {arch.name} resolver does not realign its vector area"
+    elif call.entry_align < call.stack_align:
+        why = "a frame realigned at entry (resolver.incoming_align) cannot also realign it"
+    else:
+        return
+    raise AsmgenError(
+        f"resolver.vector_state.align: {state.align:#x} is beyond the stack alignment "
+        f"({call.stack_align:#x}); {why}",
+        path,
+        where.get(("resolver", "vector_state", "align"), where.get(("resolver", "vector_state"))),
+    )

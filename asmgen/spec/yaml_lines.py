@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +14,38 @@ from asmgen.errors import AsmgenError
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
+# Limits far above any real spec (a spec is ~150 nodes, 3 levels deep), so that
+# nested aliases ("billion laughs") or deep nesting fail at once, not after
+# minutes and gigabytes.
+MAX_NODES = 10_000
+MAX_DEPTH = 16
+
+
 class _LineLoader(yaml.SafeLoader):
     """Safe loader that refuses duplicate keys and records each key's line."""
+
+    nodes_built = 0
+    what = "spec"  # the kind of file, for messages
 
 
 def _to_python(
     loader: _LineLoader, node: yaml.Node, key: tuple, where: dict, path: Path, open_=()
 ) -> Any:
     where[key] = node.start_mark.line + 1
+    loader.nodes_built += 1
+    if len(key) > MAX_DEPTH:
+        problem = f"YAML nests deeper than {MAX_DEPTH} levels"
+    elif loader.nodes_built > MAX_NODES:
+        problem = f"YAML expands to more than {MAX_NODES} values (an alias counts each use)"
+    else:
+        problem = None
+    if problem:
+        raise AsmgenError(problem, path, node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.CollectionNode):
         if node.tag not in _PLAIN_TAGS:
             # Built here rather than by the loader, so a tag would be ignored.
             raise AsmgenError(
-                f"YAML tag {node.tag!r} is not allowed in a spec",
+                f"YAML tag {node.tag!r} is not allowed in a {loader.what}",
                 path,
                 node.start_mark.line + 1,
                 node.start_mark.column + 1,
@@ -38,7 +59,15 @@ def _to_python(
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
         for key_node, value_node in node.value:
-            name = loader.construct_object(key_node, deep=True)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise AsmgenError(
+                    f"YAML merge keys (<<) are not allowed in a {loader.what}; write the "
+                    "fields out",
+                    path,
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
+            name = _construct(loader, key_node, path)
             if not isinstance(name, str):
                 raise AsmgenError(
                     f"key {name!r} is not a string", path, key_node.start_mark.line + 1
@@ -58,7 +87,22 @@ def _to_python(
             _to_python(loader, item, (*key, i), where, path, open_)
             for i, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    return _construct(loader, node, path)
+
+
+def _construct(loader: _LineLoader, node: yaml.Node, path: Path) -> Any:
+    """The node's value; a tag that cannot read its text (`!!int abc`) is an error."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise
+    except Exception:  # pyyaml's constructors raise what int(), dates, ... raise
+        raise AsmgenError(
+            f"YAML tag {node.tag!r} cannot read {str(node.value)[:40]!r}",
+            path,
+            node.start_mark.line + 1,
+            node.start_mark.column + 1,
+        ) from None
 
 
 def freeze(value: Any) -> Any:
@@ -70,11 +114,47 @@ def freeze(value: Any) -> Any:
     return value
 
 
+# A spec is 1-3 KiB and a convention file up to ~9 KiB; reading stops past
+# this, whatever the file's size.
+MAX_FILE_BYTES = 0x10000
+
+
+def yaml_files(folder: Path) -> list[Path]:
+    """The folder's *.yaml files, sorted.  Hidden names are editors' lock, swap
+    and backup files (`.#x.yaml`, often a dangling symlink); only regular files
+    are read (not a FIFO, which blocks)."""
+    return sorted(p for p in folder.glob("*.yaml") if not p.name.startswith(".") and p.is_file())
+
+
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of the YAML file `path` (a spec, a convention), read up
+    to MAX_FILE_BYTES; a file that is no regular file (a FIFO would block),
+    larger, or not UTF-8 is one error line."""
+    try:
+        # Non-blocking, so that opening a FIFO returns and fstat can refuse it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise AsmgenError(f"{what} is not a regular file", path)
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise AsmgenError(f"cannot read {what}: {exc.strerror}", path) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise AsmgenError(f"{what} is larger than {MAX_FILE_BYTES // 1024} KiB", path, 1)
+    try:
+        # pyyaml skips a byte-order mark, as the templates' loader does.
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise AsmgenError(f"{what} is not UTF-8 text", path, line) from None
+
+
 def read_yaml(text: str, path: Path, what: str) -> tuple[dict, dict[tuple, int]]:
     """The mapping in `text` (lists as lists) and the line of every key in it;
     errors name `what` ("spec", ...) and the line."""
     try:
         loader = _LineLoader(text)
+        loader.what = what
         try:
             root = loader.get_single_node()
             if root is None:
@@ -85,6 +165,13 @@ def read_yaml(text: str, path: Path, what: str) -> tuple[dict, dict[tuple, int]]
             loader.dispose()
     except RecursionError:
         raise AsmgenError(f"{what} nests too deeply", path, 1) from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (a NUL, a C0 control): it has an offset only.
+        line = text[: exc.position].count("\n") + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise AsmgenError(
+            f"YAML: the character U+{ord(char):04X} is not allowed", path, line
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

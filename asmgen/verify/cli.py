@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from asmgen.build.pipeline import build
-from asmgen.resources import REPO_ROOT, SPECS_DIR, TEMPLATES_DIR
+from asmgen.project import add_option as add_project_option
+from asmgen.project import output
 from asmgen.spec.files import select, spec_files
 from asmgen.verify.report import FORMATS, exit_status
 from asmgen.verify.runner import subject_from_table, subjects_from_generated, verify
@@ -17,7 +18,8 @@ def cmd_verify(args) -> int:
     if args.build:
         subjects = [subject_from_table(build(item, args.templates)) for item in items]
     else:
-        subjects = subjects_from_generated(items, args.generated / "orc_resolvers.py")
+        generated = output(args, "generated")
+        subjects = subjects_from_generated(items, generated / "orc_resolvers.py")
     reports = verify(subjects, compiled=args.compiled, templates=args.templates)
     sys.stdout.write(FORMATS[args.format](reports))
     return exit_status(reports)
@@ -33,8 +35,8 @@ def register(sub) -> None:
     parser.add_argument(
         "--generated",
         type=Path,
-        default=REPO_ROOT / "generated",
-        help="folder with the generated orc_resolvers.py whose tables are verified",
+        help="folder with the generated orc_resolvers.py whose tables are verified "
+        "(default: <project>/generated)",
     )
     parser.add_argument(
         "--build",
@@ -47,8 +49,7 @@ def register(sub) -> None:
         action="store_false",
         help="skip the runs against compiled code (native, wine, qemu-user)",
     )
-    parser.add_argument("--specs", type=Path, default=SPECS_DIR, help="folder of ABI specs")
-    parser.add_argument(
-        "--templates", type=Path, default=TEMPLATES_DIR, help="folder of per-arch templates"
-    )
-    parser.set_defaults(run=cmd_verify)
+    parser.add_argument("--specs", type=Path, help="folder of ABI specs")
+    parser.add_argument("--templates", type=Path, help="folder of per-arch templates")
+    add_project_option(parser)
+    parser.set_defaults(run=cmd_verify, project_outputs={"generated": "generated"})
