@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Register:
     name: str
-    cls: str  # "gpr", "fpr" or "vec"
+    cls: str  # "gpr", "fpr", "vec", "ctl" (FP control) or "spr" (link and count registers)
     bits: int
 
 

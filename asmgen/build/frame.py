@@ -15,9 +15,11 @@ push (x86)
 store (RISC)
     Return addresses live in registers.  The resolver lowers sp once by
     `size` bytes and stores `resolver.saves` then `resolver.fp_saves` at
-    increasing offsets from sp (AArch64 pushes the same registers in pairs
-    instead, with its frame record, `resolver.frame_pointer` and the
-    trampoline's saved link, on top).  `size` is the save area rounded up to
+    increasing offsets from sp, above the convention's frame header
+    (`call.link_area`: PowerPC's back chain, CR, LR and TOC save slots)
+    (AArch64 pushes the same registers in pairs instead, with its frame
+    record, `resolver.frame_pointer` and the trampoline's saved link, on
+    top).  `size` is the save area rounded up to
     `resolver.frame_align`, which defaults to `call.stack_align`.  LLVM's
     Riscv64 and LoongArch64 tables round to 8 only, so their specs set
     `frame_align: 0x8` to reproduce those tables; `aligned_at_call` is then
@@ -187,7 +189,9 @@ def _store_frame(spec: Spec, common: dict) -> Frame:
     arch = spec.arch_info
     slot = common["slot"]
     offsets = []
-    at = 0
+    # The frame header (PowerPC's back chain, CR, LR and TOC save slots) sits
+    # at the bottom, where the re-entry function finds it.
+    at = spec.call.link_area
     record = 2 * slot if spec.resolver.frame_pointer else 0
     # A frame with a frame record is pushed from the top down (AArch64): the
     # FP/vector registers, pushed last, end up lowest.

@@ -120,6 +120,12 @@ KINDS: dict[str, PatchKind] = {
             "((value + 0x800080008000) >> 48) & 0xFFFF",
             "%highest: bits 63..48, rounded",
         ),
+        # Unrounded 16-bit pieces of a 64-bit address, for chains that
+        # combine them with logical ORs and shifts, which carry nothing
+        # (PowerPC lis/ori/sldi/oris/ori: @highest, @higher, @h; lo16 is @l).
+        PatchKind("u16_48", 16, "(value >> 48) & 0xFFFF", "bits 63..48, not rounded"),
+        PatchKind("u16_32", 16, "(value >> 32) & 0xFFFF", "bits 47..32, not rounded"),
+        PatchKind("u16_16", 16, "(value >> 16) & 0xFFFF", "bits 31..16, not rounded"),
         PatchKind(
             "runtime_word",
             0,

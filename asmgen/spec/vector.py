@@ -31,6 +31,10 @@ XSAVE_COMPONENT_END = {
 }
 
 
+# The register classes `resolver.fp_saves` holds, by vector_state kind
+# (default: FP registers only).
+_STORES = {"q-regs": ("vec",), "vr-regs": ("fpr", "vec")}
+
 # Bytes the save instruction writes, and the alignment it demands of its area.
 _AREA = {"fxsave": (0x200, 16), "fxsave64": (0x200, 16)}
 
@@ -100,12 +104,12 @@ def check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("resolver", "vector_state", "area_size")),
         )
-    wanted = "vec" if state.kind == "q-regs" else "fpr"
+    wanted = _STORES.get(state.kind, ("fpr",))
     for i, reg in enumerate(fp_regs):
-        if reg.cls != wanted:
+        if reg.cls not in wanted:
             raise AsmgenError(
                 f"resolver.fp_saves[{i}]: {reg.name} is a {reg.cls} register; "
-                f"vector_state {state.kind} stores {wanted} registers",
+                f"vector_state {state.kind} stores {' and '.join(wanted)} registers",
                 path,
                 where.get(("resolver", "fp_saves", i)),
             )
