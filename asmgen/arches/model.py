@@ -213,6 +213,9 @@ class Arch:
     # Emulation (asmgen verify): unicorn's binding, and the caller's call and the
     # re-entry function's return linked around the table.  None: static checks only.
     emulator: EmuFacts | None = None
+    # Why there is no emulator, where unicorn has the arch in another form
+    # (PowerPC: big-endian only); "" says unicorn has no such arch.
+    no_emulator: str = ""
     scaffold: Scaffold | None = None
     # Branch delay slots (MIPS): verify names a slot that writes its branch's
     # register too late.

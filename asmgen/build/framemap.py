@@ -131,6 +131,12 @@ def _store_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
     base = frame.shadow
     regions = [Region(0, frame.shadow, "shadow space", "shadow")] if frame.shadow else []
     end = base
+    link = spec.call.link_area
+    if link:
+        # The convention's frame header: the re-entry function saves its
+        # return address (and CR) there, the resolver its TOC pointer.
+        regions.append(Region(base, link, "frame header (back chain, CR, LR, TOC)", "header"))
+        end = base + link
     for reg, offset in frame.save_offsets:
         size = arch.register(reg).bits // 8
         kind = "fp_save" if reg in spec.resolver.fp_saves else "save"
