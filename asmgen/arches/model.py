@@ -173,6 +173,10 @@ class Arch:
     # Registers the disassembler names by another ABI's convention: its name ->
     # this arch's (capstone prints MIPS64's $8-$15 by their o32 names).
     disasm_names: tuple[tuple[str, str], ...] = ()
+    # LLVM's machine-IR names of registers asmgen names otherwise: (regular
+    # expression, replacement) applied to the whole name (PowerPC's 64-bit x3
+    # is r3).
+    llvm_names: tuple[tuple[str, str], ...] = ()
     # Register a push-style resolver saves first and keeps its frame in (x86 rbp).
     frame_pointer: str | None = None
     # Register a call instruction (bl, jalr, jirl) leaves its return address
