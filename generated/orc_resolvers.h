@@ -50,6 +50,12 @@
 //   template templates/mips64/resolver.s.j2
 //   template templates/mips64/trampoline.s.j2
 //   template templates/mips64/stub.s.j2
+// PPC64:
+//   spec abi_specs/ppc64le.yaml
+//   convention abi_specs/conventions/ppc64_elfv2.yaml
+//   template templates/ppc64le/resolver.s.j2
+//   template templates/ppc64le/trampoline.s.j2
+//   template templates/ppc64le/stub.s.j2
 // Riscv64:
 //   spec abi_specs/riscv64.yaml
 //   convention abi_specs/conventions/riscv_lp64d.yaml
@@ -1485,6 +1491,247 @@ inline void OrcMips64::writeIndirectStubsBlock(
     detail::patchField<uint32_t>(Unit + 0xc, uint32_t(0xffffULL), 0,
                                  ((Target + 0x8000) >> 16) & 0xFFFF);
     detail::patchField<uint32_t>(Unit + 0x14, uint32_t(0xffffULL), 0,
+                                 Target & 0xFFFF);
+  }
+}
+
+/// PPC64: PowerPC64 LE (ELFv2)
+/// Serves callers of: ccc.
+struct OrcPPC64 {
+  static constexpr unsigned ResolverCodeSize = 0x1d4;
+  static constexpr unsigned ReentryCtxAddrOffset = 0xcc;
+  static constexpr unsigned ReentryFnAddrOffset = 0xe0;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 32;
+  static constexpr unsigned StubSize = 32;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xffffffff;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcPPC64::writeResolverCode(char *ResolverWorkingMem,
+                                        uint64_t ReentryFnAddr,
+                                        uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint32_t ResolverCode[] = {
+      // resolver_entry:
+      0xf8010010, // 0x000: std r0, 0x10(r1)
+      0xf821fe61, // 0x004: stdu r1, -0x1a0(r1)
+      0xf8010020, // 0x008: std r0, 0x20(r1)
+      0xf8610028, // 0x00c: std r3, 0x28(r1)
+      0xf8810030, // 0x010: std r4, 0x30(r1)
+      0xf8a10038, // 0x014: std r5, 0x38(r1)
+      0xf8c10040, // 0x018: std r6, 0x40(r1)
+      0xf8e10048, // 0x01c: std r7, 0x48(r1)
+      0xf9010050, // 0x020: std r8, 0x50(r1)
+      0xf9210058, // 0x024: std r9, 0x58(r1)
+      0xf9410060, // 0x028: std r10, 0x60(r1)
+      0xf9610068, // 0x02c: std r11, 0x68(r1)
+      0xd8210070, // 0x030: stfd f1, 0x70(r1)
+      0xd8410078, // 0x034: stfd f2, 0x78(r1)
+      0xd8610080, // 0x038: stfd f3, 0x80(r1)
+      0xd8810088, // 0x03c: stfd f4, 0x88(r1)
+      0xd8a10090, // 0x040: stfd f5, 0x90(r1)
+      0xd8c10098, // 0x044: stfd f6, 0x98(r1)
+      0xd8e100a0, // 0x048: stfd f7, 0xa0(r1)
+      0xd90100a8, // 0x04c: stfd f8, 0xa8(r1)
+      0xd92100b0, // 0x050: stfd f9, 0xb0(r1)
+      0xd94100b8, // 0x054: stfd f10, 0xb8(r1)
+      0xd96100c0, // 0x058: stfd f11, 0xc0(r1)
+      0xd98100c8, // 0x05c: stfd f12, 0xc8(r1)
+      0xd9a100d0, // 0x060: stfd f13, 0xd0(r1)
+      0x398000d8, // 0x064: li r12, 0xd8
+      0x7c416799, // 0x068: stxvd2x v2, r1, r12
+      0x398000e8, // 0x06c: li r12, 0xe8
+      0x7c616799, // 0x070: stxvd2x v3, r1, r12
+      0x398000f8, // 0x074: li r12, 0xf8
+      0x7c816799, // 0x078: stxvd2x v4, r1, r12
+      0x39800108, // 0x07c: li r12, 0x108
+      0x7ca16799, // 0x080: stxvd2x v5, r1, r12
+      0x39800118, // 0x084: li r12, 0x118
+      0x7cc16799, // 0x088: stxvd2x v6, r1, r12
+      0x39800128, // 0x08c: li r12, 0x128
+      0x7ce16799, // 0x090: stxvd2x v7, r1, r12
+      0x39800138, // 0x094: li r12, 0x138
+      0x7d016799, // 0x098: stxvd2x v8, r1, r12
+      0x39800148, // 0x09c: li r12, 0x148
+      0x7d216799, // 0x0a0: stxvd2x v9, r1, r12
+      0x39800158, // 0x0a4: li r12, 0x158
+      0x7d416799, // 0x0a8: stxvd2x v10, r1, r12
+      0x39800168, // 0x0ac: li r12, 0x168
+      0x7d616799, // 0x0b0: stxvd2x v11, r1, r12
+      0x39800178, // 0x0b4: li r12, 0x178
+      0x7d816799, // 0x0b8: stxvd2x v12, r1, r12
+      0x39800188, // 0x0bc: li r12, 0x188
+      0x7da16799, // 0x0c0: stxvd2x v13, r1, r12
+      0x7c8802a6, // 0x0c4: mflr r4
+      0x3884ffe0, // 0x0c8: addi r4, r4, -0x20
+      // ReentryCtxAddr:
+      0x3c600000, // 0x0cc: lis r3, 0
+      0x60630000, // 0x0d0: ori r3, r3, 0
+      0x786307c6, // 0x0d4: sldi r3, r3, 0x20
+      0x64630000, // 0x0d8: oris r3, r3, 0
+      0x60630000, // 0x0dc: ori r3, r3, 0
+      // ReentryFnAddr:
+      0x3d800000, // 0x0e0: lis r12, 0
+      0x618c0000, // 0x0e4: ori r12, r12, 0
+      0x798c07c6, // 0x0e8: sldi r12, r12, 0x20
+      0x658c0000, // 0x0ec: oris r12, r12, 0
+      0x618c0000, // 0x0f0: ori r12, r12, 0
+      0x7d8903a6, // 0x0f4: mtctr r12
+      0xf8410018, // 0x0f8: std r2, 0x18(r1)
+      0x4e800421, // 0x0fc: bctrl
+      0xe8410018, // 0x100: ld r2, 0x18(r1)
+      0x7c6903a6, // 0x104: mtctr r3
+      0xe8010020, // 0x108: ld r0, 0x20(r1)
+      0xe8610028, // 0x10c: ld r3, 0x28(r1)
+      0xe8810030, // 0x110: ld r4, 0x30(r1)
+      0xe8a10038, // 0x114: ld r5, 0x38(r1)
+      0xe8c10040, // 0x118: ld r6, 0x40(r1)
+      0xe8e10048, // 0x11c: ld r7, 0x48(r1)
+      0xe9010050, // 0x120: ld r8, 0x50(r1)
+      0xe9210058, // 0x124: ld r9, 0x58(r1)
+      0xe9410060, // 0x128: ld r10, 0x60(r1)
+      0xe9610068, // 0x12c: ld r11, 0x68(r1)
+      0xc8210070, // 0x130: lfd f1, 0x70(r1)
+      0xc8410078, // 0x134: lfd f2, 0x78(r1)
+      0xc8610080, // 0x138: lfd f3, 0x80(r1)
+      0xc8810088, // 0x13c: lfd f4, 0x88(r1)
+      0xc8a10090, // 0x140: lfd f5, 0x90(r1)
+      0xc8c10098, // 0x144: lfd f6, 0x98(r1)
+      0xc8e100a0, // 0x148: lfd f7, 0xa0(r1)
+      0xc90100a8, // 0x14c: lfd f8, 0xa8(r1)
+      0xc92100b0, // 0x150: lfd f9, 0xb0(r1)
+      0xc94100b8, // 0x154: lfd f10, 0xb8(r1)
+      0xc96100c0, // 0x158: lfd f11, 0xc0(r1)
+      0xc98100c8, // 0x15c: lfd f12, 0xc8(r1)
+      0xc9a100d0, // 0x160: lfd f13, 0xd0(r1)
+      0x398000d8, // 0x164: li r12, 0xd8
+      0x7c416699, // 0x168: lxvd2x v2, r1, r12
+      0x398000e8, // 0x16c: li r12, 0xe8
+      0x7c616699, // 0x170: lxvd2x v3, r1, r12
+      0x398000f8, // 0x174: li r12, 0xf8
+      0x7c816699, // 0x178: lxvd2x v4, r1, r12
+      0x39800108, // 0x17c: li r12, 0x108
+      0x7ca16699, // 0x180: lxvd2x v5, r1, r12
+      0x39800118, // 0x184: li r12, 0x118
+      0x7cc16699, // 0x188: lxvd2x v6, r1, r12
+      0x39800128, // 0x18c: li r12, 0x128
+      0x7ce16699, // 0x190: lxvd2x v7, r1, r12
+      0x39800138, // 0x194: li r12, 0x138
+      0x7d016699, // 0x198: lxvd2x v8, r1, r12
+      0x39800148, // 0x19c: li r12, 0x148
+      0x7d216699, // 0x1a0: lxvd2x v9, r1, r12
+      0x39800158, // 0x1a4: li r12, 0x158
+      0x7d416699, // 0x1a8: lxvd2x v10, r1, r12
+      0x39800168, // 0x1ac: li r12, 0x168
+      0x7d616699, // 0x1b0: lxvd2x v11, r1, r12
+      0x39800178, // 0x1b4: li r12, 0x178
+      0x7d816699, // 0x1b8: lxvd2x v12, r1, r12
+      0x39800188, // 0x1bc: li r12, 0x188
+      0x7da16699, // 0x1c0: lxvd2x v13, r1, r12
+      0x382101a0, // 0x1c4: addi r1, r1, 0x1a0
+      0x7c0803a6, // 0x1c8: mtlr r0
+      0x7d8902a6, // 0x1cc: mfctr r12
+      0x4e800420, // 0x1d0: bctr
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryCtxAddr >> 48) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryCtxAddrOffset + 0x4,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryCtxAddr >> 32) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryCtxAddrOffset + 0xc,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryCtxAddr >> 16) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryCtxAddrOffset + 0x10,
+                               uint32_t(0xffffULL), 0, ReentryCtxAddr & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryFnAddr >> 48) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryFnAddrOffset + 0x4,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryFnAddr >> 32) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryFnAddrOffset + 0xc,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryFnAddr >> 16) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryFnAddrOffset + 0x10,
+                               uint32_t(0xffffULL), 0, ReentryFnAddr & 0xFFFF);
+}
+
+inline void OrcPPC64::writeTrampolines(char *TrampolineBlockWorkingMem,
+                                       uint64_t TrampolineBlockTargetAddress,
+                                       uint64_t ResolverAddr,
+                                       unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0x7c0802a6, // 0x00: mflr r0
+      0x3d800000, // 0x04: lis r12, 0
+      0x618c0000, // 0x08: ori r12, r12, 0
+      0x798c07c6, // 0x0c: sldi r12, r12, 0x20
+      0x658c0000, // 0x10: oris r12, r12, 0
+      0x618c0000, // 0x14: ori r12, r12, 0
+      0x7d8903a6, // 0x18: mtctr r12
+      0x4e800421, // 0x1c: bctrl
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  uint64_t Target = ResolverAddr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
+                                 (Target >> 48) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x8, uint32_t(0xffffULL), 0,
+                                 (Target >> 32) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x10, uint32_t(0xffffULL), 0,
+                                 (Target >> 16) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x14, uint32_t(0xffffULL), 0,
+                                 Target & 0xFFFF);
+  }
+}
+
+inline void OrcPPC64::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x3d800000, // 0x00: lis r12, 0
+      0x618c0000, // 0x04: ori r12, r12, 0
+      0x798c07c6, // 0x08: sldi r12, r12, 0x20
+      0x658c0000, // 0x0c: oris r12, r12, 0
+      0x618c0000, // 0x10: ori r12, r12, 0
+      0xe98c0000, // 0x14: ld r12, 0(r12)
+      0x7d8903a6, // 0x18: mtctr r12
+      0x4e800420, // 0x1c: bctr
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    memcpy(Unit, Stub, StubSize);
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffULL), 0,
+                                 (Target >> 48) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
+                                 (Target >> 32) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0xc, uint32_t(0xffffULL), 0,
+                                 (Target >> 16) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x10, uint32_t(0xffffULL), 0,
                                  Target & 0xFFFF);
   }
 }

@@ -50,6 +50,12 @@
 #   template templates/mips64/resolver.s.j2
 #   template templates/mips64/trampoline.s.j2
 #   template templates/mips64/stub.s.j2
+# PPC64:
+#   spec abi_specs/ppc64le.yaml
+#   convention abi_specs/conventions/ppc64_elfv2.yaml
+#   template templates/ppc64le/resolver.s.j2
+#   template templates/ppc64le/trampoline.s.j2
+#   template templates/ppc64le/stub.s.j2
 # Riscv64:
 #   spec abi_specs/riscv64.yaml
 #   convention abi_specs/conventions/riscv_lp64d.yaml
@@ -336,6 +342,9 @@ ENCODERS = {
     'pcrel_hi20': lambda value: ((value + 0x800) >> 12) & 0xfffff,
     'pcrel_lo12': lambda value: (value) & 0xfff,
     'runtime_word': lambda value: (0) & 0x0,
+    'u16_16': lambda value: ((value >> 16) & 0xFFFF) & 0xffff,
+    'u16_32': lambda value: ((value >> 32) & 0xFFFF) & 0xffff,
+    'u16_48': lambda value: ((value >> 48) & 0xFFFF) & 0xffff,
 }
 
 # Address width each kind accepts.
@@ -351,6 +360,9 @@ VALUE_BITS = {
     'pcrel_hi20': 64,
     'pcrel_lo12': 64,
     'runtime_word': 64,
+    'u16_16': 64,
+    'u16_32': 64,
+    'u16_48': 64,
 }
 
 
@@ -1493,6 +1505,219 @@ Mips64 = ResolverTable(
             ),
             UnitField(
                 Field(0x14, 4, 0, 16, 'lo16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+)
+
+
+PPC64 = ResolverTable(
+    abi='PPC64',
+    llvm_class='OrcPPC64',
+    element='uint32_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "100001f861fe21f8200001f8280061f8300081f83800a1f84000c1f84800e1f8"
+        "500001f9580021f9600041f9680061f9700021d8780041d8800061d8880081d8"
+        "9000a1d89800c1d8a000e1d8a80001d9b00021d9b80041d9c00061d9c80081d9"
+        "d000a1d9d80080399967417ce80080399967617cf80080399967817c08018039"
+        "9967a17c180180399967c17c280180399967e17c380180399967017d48018039"
+        "9967217d580180399967417d680180399967617d780180399967817d88018039"
+        "9967a17da602887ce0ff84380000603c00006360c60763780000636400006360"
+        "0000803d00008c61c6078c7900008c6500008c61a603897d180041f82104804e"
+        "180041e8a603697c200001e8280061e8300081e83800a1e84000c1e84800e1e8"
+        "500001e9580021e9600041e9680061e9700021c8780041c8800061c8880081c8"
+        "9000a1c89800c1c8a000e1c8a80001c9b00021c9b80041c9c00061c9c80081c9"
+        "d000a1c9d80080399966417ce80080399966617cf80080399966817c08018039"
+        "9966a17c180180399966c17c280180399966e17c380180399966017d48018039"
+        "9966217d580180399966417d680180399966617d780180399966817d88018039"
+        "9966a17da0012138a603087ca602897d2004804e"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0xcc, 4, 'u16_48+u16_32+u16_16+lo16',
+            (
+            Field(0xcc, 4, 0, 16, 'u16_48', 0x3c600000, False),
+            Field(0xd0, 4, 0, 16, 'u16_32', 0x60630000, False),
+            Field(0xd8, 4, 0, 16, 'u16_16', 0x64630000, False),
+            Field(0xdc, 4, 0, 16, 'lo16', 0x60630000, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0xe0, 4, 'u16_48+u16_32+u16_16+lo16',
+            (
+            Field(0xe0, 4, 0, 16, 'u16_48', 0x3d800000, False),
+            Field(0xe4, 4, 0, 16, 'u16_32', 0x618c0000, False),
+            Field(0xec, 4, 0, 16, 'u16_16', 0x658c0000, False),
+            Field(0xf0, 4, 0, 16, 'lo16', 0x618c0000, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x000  100001f8              std r0, 0x10(r1)\n'
+        '  0x004  61fe21f8              stdu r1, -0x1a0(r1)\n'
+        '  0x008  200001f8              std r0, 0x20(r1)\n'
+        '  0x00c  280061f8              std r3, 0x28(r1)\n'
+        '  0x010  300081f8              std r4, 0x30(r1)\n'
+        '  0x014  3800a1f8              std r5, 0x38(r1)\n'
+        '  0x018  4000c1f8              std r6, 0x40(r1)\n'
+        '  0x01c  4800e1f8              std r7, 0x48(r1)\n'
+        '  0x020  500001f9              std r8, 0x50(r1)\n'
+        '  0x024  580021f9              std r9, 0x58(r1)\n'
+        '  0x028  600041f9              std r10, 0x60(r1)\n'
+        '  0x02c  680061f9              std r11, 0x68(r1)\n'
+        '  0x030  700021d8              stfd f1, 0x70(r1)\n'
+        '  0x034  780041d8              stfd f2, 0x78(r1)\n'
+        '  0x038  800061d8              stfd f3, 0x80(r1)\n'
+        '  0x03c  880081d8              stfd f4, 0x88(r1)\n'
+        '  0x040  9000a1d8              stfd f5, 0x90(r1)\n'
+        '  0x044  9800c1d8              stfd f6, 0x98(r1)\n'
+        '  0x048  a000e1d8              stfd f7, 0xa0(r1)\n'
+        '  0x04c  a80001d9              stfd f8, 0xa8(r1)\n'
+        '  0x050  b00021d9              stfd f9, 0xb0(r1)\n'
+        '  0x054  b80041d9              stfd f10, 0xb8(r1)\n'
+        '  0x058  c00061d9              stfd f11, 0xc0(r1)\n'
+        '  0x05c  c80081d9              stfd f12, 0xc8(r1)\n'
+        '  0x060  d000a1d9              stfd f13, 0xd0(r1)\n'
+        '  0x064  d8008039              li r12, 0xd8\n'
+        '  0x068  9967417c              stxvd2x v2, r1, r12\n'
+        '  0x06c  e8008039              li r12, 0xe8\n'
+        '  0x070  9967617c              stxvd2x v3, r1, r12\n'
+        '  0x074  f8008039              li r12, 0xf8\n'
+        '  0x078  9967817c              stxvd2x v4, r1, r12\n'
+        '  0x07c  08018039              li r12, 0x108\n'
+        '  0x080  9967a17c              stxvd2x v5, r1, r12\n'
+        '  0x084  18018039              li r12, 0x118\n'
+        '  0x088  9967c17c              stxvd2x v6, r1, r12\n'
+        '  0x08c  28018039              li r12, 0x128\n'
+        '  0x090  9967e17c              stxvd2x v7, r1, r12\n'
+        '  0x094  38018039              li r12, 0x138\n'
+        '  0x098  9967017d              stxvd2x v8, r1, r12\n'
+        '  0x09c  48018039              li r12, 0x148\n'
+        '  0x0a0  9967217d              stxvd2x v9, r1, r12\n'
+        '  0x0a4  58018039              li r12, 0x158\n'
+        '  0x0a8  9967417d              stxvd2x v10, r1, r12\n'
+        '  0x0ac  68018039              li r12, 0x168\n'
+        '  0x0b0  9967617d              stxvd2x v11, r1, r12\n'
+        '  0x0b4  78018039              li r12, 0x178\n'
+        '  0x0b8  9967817d              stxvd2x v12, r1, r12\n'
+        '  0x0bc  88018039              li r12, 0x188\n'
+        '  0x0c0  9967a17d              stxvd2x v13, r1, r12\n'
+        '  0x0c4  a602887c              mflr r4\n'
+        '  0x0c8  e0ff8438              addi r4, r4, -0x20\n'
+        'ReentryCtxAddr:\n'
+        '  0x0cc  0000603c              lis r3, 0  ; patch ReentryCtxAddr: u16_48 at 0xcc\n'
+        '  0x0d0  00006360              ori r3, r3, 0  ; patch ReentryCtxAddr: u16_32 at 0xd0\n'
+        '  0x0d4  c6076378              sldi r3, r3, 0x20\n'
+        '  0x0d8  00006364              oris r3, r3, 0  ; patch ReentryCtxAddr: u16_16 at 0xd8\n'
+        '  0x0dc  00006360              ori r3, r3, 0  ; patch ReentryCtxAddr: lo16 at 0xdc\n'
+        'ReentryFnAddr:\n'
+        '  0x0e0  0000803d              lis r12, 0  ; patch ReentryFnAddr: u16_48 at 0xe0\n'
+        '  0x0e4  00008c61              ori r12, r12, 0  ; patch ReentryFnAddr: u16_32 at 0xe4\n'
+        '  0x0e8  c6078c79              sldi r12, r12, 0x20\n'
+        '  0x0ec  00008c65              oris r12, r12, 0  ; patch ReentryFnAddr: u16_16 at 0xec\n'
+        '  0x0f0  00008c61              ori r12, r12, 0  ; patch ReentryFnAddr: lo16 at 0xf0\n'
+        '  0x0f4  a603897d              mtctr r12\n'
+        '  0x0f8  180041f8              std r2, 0x18(r1)\n'
+        '  0x0fc  2104804e              bctrl\n'
+        '  0x100  180041e8              ld r2, 0x18(r1)\n'
+        '  0x104  a603697c              mtctr r3\n'
+        '  0x108  200001e8              ld r0, 0x20(r1)\n'
+        '  0x10c  280061e8              ld r3, 0x28(r1)\n'
+        '  0x110  300081e8              ld r4, 0x30(r1)\n'
+        '  0x114  3800a1e8              ld r5, 0x38(r1)\n'
+        '  0x118  4000c1e8              ld r6, 0x40(r1)\n'
+        '  0x11c  4800e1e8              ld r7, 0x48(r1)\n'
+        '  0x120  500001e9              ld r8, 0x50(r1)\n'
+        '  0x124  580021e9              ld r9, 0x58(r1)\n'
+        '  0x128  600041e9              ld r10, 0x60(r1)\n'
+        '  0x12c  680061e9              ld r11, 0x68(r1)\n'
+        '  0x130  700021c8              lfd f1, 0x70(r1)\n'
+        '  0x134  780041c8              lfd f2, 0x78(r1)\n'
+        '  0x138  800061c8              lfd f3, 0x80(r1)\n'
+        '  0x13c  880081c8              lfd f4, 0x88(r1)\n'
+        '  0x140  9000a1c8              lfd f5, 0x90(r1)\n'
+        '  0x144  9800c1c8              lfd f6, 0x98(r1)\n'
+        '  0x148  a000e1c8              lfd f7, 0xa0(r1)\n'
+        '  0x14c  a80001c9              lfd f8, 0xa8(r1)\n'
+        '  0x150  b00021c9              lfd f9, 0xb0(r1)\n'
+        '  0x154  b80041c9              lfd f10, 0xb8(r1)\n'
+        '  0x158  c00061c9              lfd f11, 0xc0(r1)\n'
+        '  0x15c  c80081c9              lfd f12, 0xc8(r1)\n'
+        '  0x160  d000a1c9              lfd f13, 0xd0(r1)\n'
+        '  0x164  d8008039              li r12, 0xd8\n'
+        '  0x168  9966417c              lxvd2x v2, r1, r12\n'
+        '  0x16c  e8008039              li r12, 0xe8\n'
+        '  0x170  9966617c              lxvd2x v3, r1, r12\n'
+        '  0x174  f8008039              li r12, 0xf8\n'
+        '  0x178  9966817c              lxvd2x v4, r1, r12\n'
+        '  0x17c  08018039              li r12, 0x108\n'
+        '  0x180  9966a17c              lxvd2x v5, r1, r12\n'
+        '  0x184  18018039              li r12, 0x118\n'
+        '  0x188  9966c17c              lxvd2x v6, r1, r12\n'
+        '  0x18c  28018039              li r12, 0x128\n'
+        '  0x190  9966e17c              lxvd2x v7, r1, r12\n'
+        '  0x194  38018039              li r12, 0x138\n'
+        '  0x198  9966017d              lxvd2x v8, r1, r12\n'
+        '  0x19c  48018039              li r12, 0x148\n'
+        '  0x1a0  9966217d              lxvd2x v9, r1, r12\n'
+        '  0x1a4  58018039              li r12, 0x158\n'
+        '  0x1a8  9966417d              lxvd2x v10, r1, r12\n'
+        '  0x1ac  68018039              li r12, 0x168\n'
+        '  0x1b0  9966617d              lxvd2x v11, r1, r12\n'
+        '  0x1b4  78018039              li r12, 0x178\n'
+        '  0x1b8  9966817d              lxvd2x v12, r1, r12\n'
+        '  0x1bc  88018039              li r12, 0x188\n'
+        '  0x1c0  9966a17d              lxvd2x v13, r1, r12\n'
+        '  0x1c4  a0012138              addi r1, r1, 0x1a0\n'
+        '  0x1c8  a603087c              mtlr r0\n'
+        '  0x1cc  a602897d              mfctr r12\n'
+        '  0x1d0  2004804e              bctr\n'
+    ),
+    stub_to_pointer_max_displacement=0xffffffff,
+    trampoline=Unit(
+        bytes.fromhex('a602087c0000803d00008c61c6078c7900008c6500008c61a603897d2104804e'),
+        'ResolverAddr',
+        (
+            UnitField(
+                Field(0x4, 4, 0, 16, 'u16_48'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x8, 4, 0, 16, 'u16_32'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x10, 4, 0, 16, 'u16_16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x14, 4, 0, 16, 'lo16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('0000803d00008c61c6078c7900008c6500008c6100008ce9a603897d2004804e'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 0, 16, 'u16_48'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x4, 4, 0, 16, 'u16_32'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0xc, 4, 0, 16, 'u16_16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x10, 4, 0, 16, 'lo16'),
                 None, 0x0, 0xffffffffffffffff, 1, '',
             ),
         ),
@@ -2813,4 +3038,4 @@ X86_64_Win32_seed_initial = ResolverTable(
     ),
 )
 
-TABLES = {table.abi: table for table in (AArch64, AArch64_BTI, I386, LoongArch64, LoongArch64_Aligned, Mips32Be, Mips32Le, Mips64, Riscv64, Riscv64_Aligned, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial,)}
+TABLES = {table.abi: table for table in (AArch64, AArch64_BTI, I386, LoongArch64, LoongArch64_Aligned, Mips32Be, Mips32Le, Mips64, PPC64, Riscv64, Riscv64_Aligned, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial,)}
