@@ -27,10 +27,10 @@ header), declared with the export macros LLVM's own classes carry
 (LLVM_CLASS_ABI or LLVM_ABI), and the .cpp gets the file-static helpers they
 call, once.  When the new class is the one its arch record names for
 LLVM's factory functions (`Arch.orc_factory`), those functions get the arch's
-cases where they lack them (orc_factories).  Trees of the JITTargetAddress releases (LLVM 16 and older) are
-refused.  Every other byte is kept, and only the touched lines go through
-clang-format, as `git clang-format` would.  Nothing is written unless every
-ABI succeeds.
+cases where they lack them (orc_factories).  Trees of the JITTargetAddress
+releases (LLVM 16 and older) are refused.  Every other byte is kept, and
+only the touched lines go through clang-format, as `git clang-format` would.
+Nothing is written unless every ABI succeeds.
 """
 
 from __future__ import annotations
