@@ -145,6 +145,18 @@ class Harness:
         return None
 
 
+@dataclass(frozen=True)
+class OrcFactory:
+    """How LLVM's factory functions that pick an ORC ABI class by the target
+    triple (`createLocalCompileCallbackManager`, ...) choose this arch's
+    class: the `Triple::ArchType` enumerators of its case labels, and the class
+    they name.  `asmgen patch` adds the case where LLVM lacks it, when it
+    writes (or updates) that class."""
+
+    triples: tuple[str, ...]  # `systemz` for `case Triple::systemz:`
+    llvm_class: str  # `OrcSystemZ`
+
+
 # Encoders of the scaffold take (at, target, byte order).
 Encoder = Callable[[int, int, str], bytes]
 
@@ -228,6 +240,9 @@ class Arch:
     # runs); None: no compiler or runner for this arch, and `no_harness` says why.
     harness: Harness | None = None
     no_harness: str = ""
+    # The cases of LLVM's factory functions for this arch (patch/orc_factories);
+    # None: LLVM has them, or no class is the arch's default.
+    orc_factory: OrcFactory | None = None
 
     @property
     def frame_style(self) -> str:
