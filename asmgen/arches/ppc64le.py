@@ -8,7 +8,7 @@ the compiled-code harness.
 
 from __future__ import annotations
 
-from asmgen.arches.model import Arch, Harness, HarnessTarget, numbered, regs
+from asmgen.arches.model import Arch, Harness, HarnessTarget, OrcFactory, numbered, regs
 
 # VSX registers as the harness scaffold stores them: vs0-vs31 (whose first
 # doubleword is f0-f31) with stxvd2x, which puts that doubleword first;
@@ -69,4 +69,7 @@ ARCH = Arch(
     reserved=("r13",),
     no_emulator="unicorn 2 emulates PowerPC big-endian only",
     harness=HARNESS,
+    # LLVM's factory functions pick OrcPPC64 for little-endian PowerPC64
+    # (big-endian Linux is ELFv1, another ABI).
+    orc_factory=OrcFactory(triples=("ppc64le",), llvm_class="OrcPPC64"),
 )
