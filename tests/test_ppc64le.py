@@ -1,0 +1,207 @@
+"""PowerPC64 LE (ELFv2): the generated PPC64 table in a real process.
+
+unicorn emulates PowerPC big-endian only, so the table runs under
+qemu-ppc64le-static in a static program powerpc64le-linux-gnu-gcc builds.
+The program's own code stands where asmgen verify's harness cannot look:
+
+- its caller (assembly) loads r2 with a sentinel that is no TOC pointer and
+  calls stub 2 through ctr;
+- the re-entry function is C, entered at its global entry point, which sets
+  r2 to the program's TOC pointer;
+- the landing function (assembly, no TOC of its own) records the r2 and r12
+  it is entered with and its first two arguments.
+
+ELFv2 needs the landing entered with r12 holding its address (a global entry
+point computes its TOC pointer from it) and r2 as the caller left it (a
+function without a global entry point runs on its caller's TOC).  The same
+run with the resolver's `ld r2, 0x18(r1)` turned into a nop must see the
+re-entry function's TOC pointer instead: the check can fail.  The words
+compared come from GNU as (powerpc64le-linux-gnu-as), not from asmgen.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+BASE = 0x2_0000_0000  # the mapping the program puts the table's code at
+RESOLVER, TRAMPOLINES, STUBS, POINTERS = BASE, BASE + 0x1000, BASE + 0x2000, BASE + 0x3000
+UNITS, USED = 4, 2
+SENTINEL = 0x5AFE_70C5_AFE7_0C00
+CC = "powerpc64le-linux-gnu-gcc"
+PREFIX = "powerpc64le-linux-gnu-"
+
+PROGRAM_C = r"""
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+struct { uint64_t r2, r12, r3, r4; } land_obs;
+void *re_ctx, *re_tramp;
+int re_calls;
+unsigned char ctx_obj[16];
+void landing(void);
+uint64_t call_stub(uint64_t stub, uint64_t r2);
+
+uint64_t reentry(void *ctx, void *tramp)
+{
+    re_ctx = ctx;
+    re_tramp = tramp;
+    re_calls++;
+    return (uint64_t)(uintptr_t)&landing;
+}
+
+int main(int argc, char **argv)
+{
+    char *at = mmap((void *)BASE, 0x10000, PROT_READ | PROT_WRITE | PROT_EXEC,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    FILE *f = fopen(argv[1], "rb");
+    size_t n = fread(at, 1, 0x10000, f);
+    __builtin___clear_cache(at, at + n);
+    uint64_t r = call_stub(strtoull(argv[2], 0, 0), strtoull(argv[3], 0, 0));
+    printf("%llx %llx %llx %llx %llx %llx %llx %d\n", (unsigned long long)r,
+           (unsigned long long)land_obs.r2, (unsigned long long)land_obs.r12,
+           (unsigned long long)land_obs.r3, (unsigned long long)land_obs.r4,
+           (unsigned long long)(uintptr_t)re_ctx, (unsigned long long)(uintptr_t)re_tramp,
+           re_calls);
+    return 0;
+}
+"""
+
+PROGRAM_S = r"""
+    .abiversion 2
+    .text
+    .globl call_stub
+    .type call_stub, @function
+call_stub:
+    mflr 0
+    std 0, 16(1)
+    stdu 1, -32(1)
+    std 2, 24(1)
+    mr 12, 3
+    mtctr 12
+    mr 2, 4
+    li 3, 0x33
+    li 4, 0x44
+    bctrl
+    ld 2, 24(1)
+    addi 1, 1, 32
+    ld 0, 16(1)
+    mtlr 0
+    blr
+    .size call_stub, . - call_stub
+
+    .globl landing
+    .type landing, @function
+landing:
+    mflr 0
+    bcl 20, 31, 1f
+1:  mflr 11
+    mtlr 0
+    addis 11, 11, (land_obs - 1b)@ha
+    addi 11, 11, (land_obs - 1b)@l
+    std 2, 0(11)
+    std 12, 8(11)
+    std 3, 16(11)
+    std 4, 24(11)
+    lis 3, 0x600d
+    blr
+    .size landing, . - landing
+    .section .note.GNU-stack,"",@progbits
+"""
+
+
+def _gas_word(text: str, tmp: Path) -> bytes:
+    """One instruction as GNU as encodes it (little-endian)."""
+    (tmp / "one.s").write_text(f"    .text\n    {text}\n")
+    subprocess.run([PREFIX + "as", "-o", tmp / "one.o", tmp / "one.s"], check=True)
+    subprocess.run(
+        [PREFIX + "objcopy", "-O", "binary", "-j", ".text", tmp / "one.o", tmp / "one.bin"],
+        check=True,
+    )
+    return (tmp / "one.bin").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    tmp = tmp_path_factory.mktemp("ppc64le")
+    (tmp / "p.c").write_text(PROGRAM_C.replace("BASE", hex(BASE)))
+    (tmp / "p.S").write_text(PROGRAM_S)
+    exe = tmp / "p"
+    subprocess.run([CC, "-O2", "-static", "-o", exe, tmp / "p.c", tmp / "p.S"], check=True)
+    nm = subprocess.run([PREFIX + "nm", exe], capture_output=True, text=True, check=True)
+    symbols = {}
+    for line in nm.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            symbols[parts[2]] = int(parts[0], 16)
+    return exe, symbols
+
+
+def _run(program, code: bytes, tmp: Path) -> dict[str, int]:
+    exe, _ = program
+    (tmp / "code.bin").write_bytes(code)
+    stub = STUBS + USED * 32
+    done = subprocess.run(
+        ["qemu-ppc64le-static", exe, tmp / "code.bin", hex(stub), hex(SENTINEL)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    values = done.stdout.split()
+    names = ("result", "r2", "r12", "r3", "r4", "ctx", "tramp", "calls")
+    return {
+        name: int(v, 16 if name != "calls" else 10) for name, v in zip(names, values, strict=True)
+    }
+
+
+def _image(table, symbols: dict[str, int], resolver: bytes | None = None) -> bytes:
+    code = resolver or table.instantiate(symbols["reentry"], symbols["ctx_obj"])
+    tramps = table.write_trampolines(TRAMPOLINES, RESOLVER, UNITS)
+    stubs = table.write_stubs(STUBS, POINTERS, UNITS)
+    pointers = b"".join(
+        (TRAMPOLINES + i * table.trampoline_size).to_bytes(8, "little") for i in range(UNITS)
+    )
+    image = bytearray(0x4000)
+    for at, data in ((RESOLVER, code), (TRAMPOLINES, tramps), (STUBS, stubs), (POINTERS, pointers)):
+        image[at - BASE : at - BASE + len(data)] = data
+    return bytes(image)
+
+
+def test_the_chain_keeps_r2_and_enters_the_landing_with_r12(generated_module, program, tmp_path):
+    table = generated_module.PPC64
+    _, symbols = program
+    assert table.trampoline_size == table.stub_size == 32
+    got = _run(program, _image(table, symbols), tmp_path)
+    assert got["calls"] == 1
+    assert got["ctx"] == symbols["ctx_obj"]
+    assert got["tramp"] == TRAMPOLINES + USED * table.trampoline_size
+    assert (got["r3"], got["r4"]) == (0x33, 0x44)
+    assert got["r12"] == symbols["landing"]
+    assert got["r2"] == SENTINEL
+    assert got["result"] == 0x600D0000
+
+
+def test_without_the_toc_restore_the_landing_sees_the_reentry_functions_toc(
+    generated_module, program, tmp_path
+):
+    table = generated_module.PPC64
+    _, symbols = program
+    code = bytearray(table.instantiate(symbols["reentry"], symbols["ctx_obj"]))
+    restore, nop = _gas_word("ld 2, 24(1)", tmp_path), _gas_word("nop", tmp_path)
+    words = [bytes(code[i : i + 4]) for i in range(0, len(code), 4)]
+    assert words.count(restore) == 1, "the resolver restores r2 from the TOC save slot once"
+    # ...after saving it there, before the call through ctr.
+    assert words.count(_gas_word("std 2, 24(1)", tmp_path)) == 1
+    at = words.index(restore) * 4
+    code[at : at + 4] = nop
+    got = _run(program, _image(table, symbols, bytes(code)), tmp_path)
+    assert got["calls"] == 1 and got["result"] == 0x600D0000
+    assert got["r2"] != SENTINEL
+    # What the re-entry function's global entry point computed: the program's TOC.
+    assert got["r2"] == symbols[".TOC."]
