@@ -135,7 +135,7 @@ def _store_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
     if link:
         # The convention's frame header: the re-entry function saves its
         # return address (and CR) there, the resolver its TOC pointer.
-        regions.append(Region(base, link, "frame header (back chain, CR, LR, TOC)", "header"))
+        regions.append(Region(base, link, "frame header (chain, CR, LR, TOC)", "header"))
         end = base + link
     for reg, offset in frame.save_offsets:
         size = arch.register(reg).bits // 8
@@ -207,12 +207,17 @@ def frame_map(spec: Spec, frame: Frame) -> FrameMap:
     home = spec.call.shadow_space
     if home:
         regions.append(Region(0, home, "callee's home area", "home", CALLEE))
+    link = spec.call.link_area
+    if link:
+        # The callee saves its return address (and CR) in the frame header,
+        # which the resolver keeps for that.
+        regions.append(Region(frame.shadow, link, "callee's LR, CR", "home", CALLEE))
     # What the callee may write must lie in space the resolver reserved for it.
     for i, region in enumerate(list(regions)):
         if region.column != CALLEE:
             continue
         for j, other in enumerate(list(regions)):
-            if other.column != RESOLVER or other.kind == "shadow":
+            if other.column != RESOLVER or other.kind in ("shadow", "header"):
                 continue
             lo, hi = max(region.lo, other.lo), min(region.hi, other.hi)
             if lo >= hi:
