@@ -45,6 +45,8 @@ METHODS = {
     "Mips64": "qemu-mips64el",
     "Riscv64": "qemu-riscv64",
     "Riscv64_Aligned": "qemu-riscv64",
+    # unicorn emulates PowerPC big-endian only: ppc64le runs compiled only.
+    "PPC64": "qemu-ppc64le",
     # Debian 12 has no LoongArch cross compiler or qemu-user.
     "LoongArch64": "-",
     "LoongArch64_Aligned": "-",

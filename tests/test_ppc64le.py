@@ -21,10 +21,13 @@ compared come from GNU as (powerpc64le-linux-gnu-as), not from asmgen.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from asmgen.cli import main
 
 BASE = 0x2_0000_0000  # the mapping the program puts the table's code at
 RESOLVER, TRAMPOLINES, STUBS, POINTERS = BASE, BASE + 0x1000, BASE + 0x2000, BASE + 0x3000
@@ -205,3 +208,23 @@ def test_without_the_toc_restore_the_landing_sees_the_reentry_functions_toc(
     assert got["r2"] != SENTINEL
     # What the re-entry function's global entry point computed: the program's TOC.
     assert got["r2"] == symbols[".TOC."]
+
+
+def test_a_convention_without_the_frame_header_is_refuted_by_gcc(tree, capsys):
+    """ELFv2's 32-byte frame header (stack.link_area), as a convention file
+    without it would have it: gcc's code saves its LR at sp+0x10 of the
+    caller's frame (the convention check), and the compiled re-entry
+    function does so over the register the resolver then keeps there (the
+    chain: an argument comes back wrong)."""
+    path = tree / "abi_specs" / "conventions" / "ppc64_elfv2.yaml"
+    text = path.read_text()
+    text = text.replace("  link_area: 0x20\n", "")
+    text = "\n".join(ln for ln in text.splitlines() if "stack.link_area:" not in ln) + "\n"
+    path.write_text(text)
+    capsys.readouterr()
+    code = main(["verify", "--build", "--project", str(tree), "--format", "json", "PPC64"])
+    checks = json.loads(capsys.readouterr().out)["abis"]["PPC64"]["checks"]
+    assert code == 1
+    findings = {f["what"]: f["got"] for f in checks["convention"]["findings"]}
+    assert "[sp+0x10, sp+0x18)" in findings["stack.link_area"]
+    assert checks["int_args"]["status"] == "fail"
