@@ -117,10 +117,19 @@ def test_every_convention_is_confirmed_by_its_compiler(document):
         ("mips_o32", "big"): "qemu-mips",
         ("mips_n64", "little"): "qemu-mips64el",
         ("riscv_lp64d", "little"): "qemu-riscv64",
+        ("ppc64_elfv2", "little"): "qemu-ppc64le",
         ("loongarch_lp64d", "little"): "none",
     }
     assert {k: t["method"] for k, t in targets.items()} == expected
-    facts = {"args", "callee_saved", "returns", "stack.home_area", "stack.align", "stack.red_zone"}
+    facts = {
+        "args",
+        "callee_saved",
+        "returns",
+        "stack.home_area",
+        "stack.link_area",
+        "stack.align",
+        "stack.red_zone",
+    }
     for key, target in targets.items():
         if target["method"] == "none":
             assert not target["ran"] and not target["facts"]
@@ -136,6 +145,14 @@ def test_every_convention_is_confirmed_by_its_compiler(document):
     assert spilled and "spilled rcx, rdx, r8, r9 into [sp, sp+0x20)" in home[("ms_x64", "little")]
     assert "spilled a0, a1, a2, a3 into [sp, sp+0x10)" in home[("mips_o32", "big")]
     assert "wrote nothing" in home[("sysv_amd64", "little")]
+    link = {
+        k: next(f["detail"] for f in t["facts"] if f["fact"] == "stack.link_area")
+        for k, t in targets.items()
+        if t["facts"]
+    }
+    # ELFv2: the LR save doubleword of the caller's frame header.
+    assert "wrote [sp+0x10, sp+0x18) of its caller's frame" in link[("ppc64_elfv2", "little")]
+    assert "wrote nothing" in link[("aapcs64", "little")]
 
 
 def _run(checks: dict, check: str, method: str) -> dict:
@@ -289,6 +306,18 @@ WRONG_CONVENTIONS = {
         "callee_saved",
         "rdi is not listed callee-saved, but compiled code kept it",
     ),
+    "elfv2 f14 caller-saved": (
+        "ppc64_elfv2",
+        ("r31, f14, f15,", "r31, f15,"),
+        "callee_saved",
+        "vs14 bits 0-63 is not listed callee-saved, but compiled code kept it",
+    ),
+    "elfv2 v2 and v3 swapped": (
+        "ppc64_elfv2",
+        ("vec: [v2, v3,", "vec: [v3, v2,"),
+        "args",
+        "landing_vec: vs35: sent",
+    ),
     "ms_x64 without a home area": (
         "ms_x64",
         ("  home_area: 0x20", "  home_area: 0x0"),
@@ -319,7 +348,7 @@ def test_a_wrong_convention_file_is_caught_by_compiled_code(tree, capsys, case):
     # change: the contract refuses them before anything runs.)
     for spec in ("x86_64_win64_seed", "x86_64_sysv_lean", "x86_64_win64_lean"):
         (tree / "abi_specs" / f"{spec}.yaml").unlink()
-    abi = "X86_64_SysV" if name == "sysv_amd64" else "X86_64_Win32"
+    abi = {"sysv_amd64": "X86_64_SysV", "ms_x64": "X86_64_Win32", "ppc64_elfv2": "PPC64"}[name]
     code, doc = _verify_json(capsys, "--build", *tree_options(tree), abi)
     assert code == 1
     checks = doc["abis"][abi]["checks"]

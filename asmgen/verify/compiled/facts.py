@@ -198,13 +198,19 @@ def _callee_saved(built: Built, inp: State, out: State) -> Fact:
         reg, lo, hi = stored(built, name)
         kept.setdefault(reg, []).append((lo, hi))
     unprobed = {name for name, _ in built.arch.harness.unprobed}
+    # Every part a convention may name is judged on its own (AArch64 d9 of q9,
+    # PowerPC f14 of vs14), listed or not: an unlisted part the compiler keeps
+    # shows even when the rest of its register changes.
+    bounds: dict[str, set[int]] = {}
+    for reg, lo, hi in built.arch.harness.parts.values():
+        bounds.setdefault(reg, set()).update((lo, hi))
     wrong = []
     for reg in (*lay.gprs, *lay.fprs):
         if reg in unprobed:
             continue
         width = lay.width(reg)
         listed = sorted(kept.get(reg, []))
-        edges = sorted({0, width, *(b for span in listed for b in span)})
+        edges = sorted({0, width, *(b for span in listed for b in span), *bounds.get(reg, ())})
         for lo, hi in pairwise(edges):
             preserved = any(a <= lo and hi <= b for a, b in listed)
             cut = bit_bytes(lo, hi, inp.order, width)
