@@ -35,6 +35,8 @@ BASE = 0x2_0000_0000  # the mapping the program puts the table's code at
 RESOLVER, TRAMPOLINES, STUBS, POINTERS = BASE, BASE + 0x1000, BASE + 0x2000, BASE + 0x3000
 UNITS, USED = 4, 2
 SENTINEL = 0x5AFE_70C5_AFE7_0C00
+# A condition register with every field distinct; CR2-CR4 are bits 23-12.
+CR, CR2_4 = 0x1234_5678, 0x00FF_F000
 CC = "powerpc64le-linux-gnu-gcc"
 PREFIX = "powerpc64le-linux-gnu-"
 
@@ -45,12 +47,23 @@ PROGRAM_C = r"""
 #include <stdlib.h>
 #include <sys/mman.h>
 
-struct { uint64_t r2, r12, r3, r4; } land_obs;
+#include <string.h>
+
+struct { uint64_t r2, r12, r3, r4, cr; } land_obs;
+uint64_t cr_after;
 void *re_ctx, *re_tramp;
 int re_calls;
 unsigned char ctx_obj[16];
 void landing(void);
-uint64_t call_stub(uint64_t stub, uint64_t r2);
+uint64_t call_stub(uint64_t stub, uint64_t r2, uint64_t cr);
+uint64_t call_cr(void (*fn)(void), uint64_t cr);
+
+/* Writes every CR field; gcc keeps what ELFv2 makes nonvolatile. */
+void cr_clobber(void)
+{
+    __asm__ volatile("li 9, 0\n\tmtcrf 255, 9"
+                     : : : "r9", "cr0", "cr1", "cr2", "cr3", "cr4", "cr5", "cr6", "cr7");
+}
 
 uint64_t reentry(void *ctx, void *tramp)
 {
@@ -62,17 +75,22 @@ uint64_t reentry(void *ctx, void *tramp)
 
 int main(int argc, char **argv)
 {
+    if (!strcmp(argv[1], "cr")) {
+        printf("%llx\n", (unsigned long long)call_cr(cr_clobber, strtoull(argv[2], 0, 0)));
+        return 0;
+    }
     char *at = mmap((void *)BASE, 0x10000, PROT_READ | PROT_WRITE | PROT_EXEC,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     FILE *f = fopen(argv[1], "rb");
     size_t n = fread(at, 1, 0x10000, f);
     __builtin___clear_cache(at, at + n);
-    uint64_t r = call_stub(strtoull(argv[2], 0, 0), strtoull(argv[3], 0, 0));
-    printf("%llx %llx %llx %llx %llx %llx %llx %d\n", (unsigned long long)r,
+    uint64_t r = call_stub(strtoull(argv[2], 0, 0), strtoull(argv[3], 0, 0),
+                           strtoull(argv[4], 0, 0));
+    printf("%llx %llx %llx %llx %llx %llx %llx %d %llx %llx\n", (unsigned long long)r,
            (unsigned long long)land_obs.r2, (unsigned long long)land_obs.r12,
            (unsigned long long)land_obs.r3, (unsigned long long)land_obs.r4,
            (unsigned long long)(uintptr_t)re_ctx, (unsigned long long)(uintptr_t)re_tramp,
-           re_calls);
+           re_calls, (unsigned long long)land_obs.cr, (unsigned long long)cr_after);
     return 0;
 }
 """
@@ -92,8 +110,15 @@ call_stub:
     mr 2, 4
     li 3, 0x33
     li 4, 0x44
+    mtcrf 255, 5
     bctrl
     ld 2, 24(1)
+    mfcr 5
+    bcl 20, 31, 2f
+2:  mflr 11
+    addis 11, 11, (cr_after - 2b)@ha
+    addi 11, 11, (cr_after - 2b)@l
+    std 5, 0(11)
     addi 1, 1, 32
     ld 0, 16(1)
     mtlr 0
@@ -113,9 +138,30 @@ landing:
     std 12, 8(11)
     std 3, 16(11)
     std 4, 24(11)
+    mfcr 4
+    std 4, 32(11)
     lis 3, 0x600d
     blr
     .size landing, . - landing
+
+    .globl call_cr
+    .type call_cr, @function
+call_cr:
+    mflr 0
+    std 0, 16(1)
+    stdu 1, -32(1)
+    std 2, 24(1)
+    mr 12, 3
+    mtctr 12
+    mtcrf 255, 4
+    bctrl
+    ld 2, 24(1)
+    mfcr 3
+    addi 1, 1, 32
+    ld 0, 16(1)
+    mtlr 0
+    blr
+    .size call_cr, . - call_cr
     .section .note.GNU-stack,"",@progbits
 """
 
@@ -152,14 +198,14 @@ def _run(program, code: bytes, tmp: Path) -> dict[str, int]:
     (tmp / "code.bin").write_bytes(code)
     stub = STUBS + USED * 32
     done = subprocess.run(
-        ["qemu-ppc64le-static", exe, tmp / "code.bin", hex(stub), hex(SENTINEL)],
+        ["qemu-ppc64le-static", exe, tmp / "code.bin", hex(stub), hex(SENTINEL), hex(CR)],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
     values = done.stdout.split()
-    names = ("result", "r2", "r12", "r3", "r4", "ctx", "tramp", "calls")
+    names = ("result", "r2", "r12", "r3", "r4", "ctx", "tramp", "calls", "cr", "cr_after")
     return {
         name: int(v, 16 if name != "calls" else 10) for name, v in zip(names, values, strict=True)
     }
@@ -190,6 +236,24 @@ def test_the_chain_keeps_r2_and_enters_the_landing_with_r12(generated_module, pr
     assert got["r12"] == symbols["landing"]
     assert got["r2"] == SENTINEL
     assert got["result"] == 0x600D0000
+    # Nothing of the chain writes the nonvolatile CR fields; at the landing
+    # and back in the caller they are the caller's.
+    assert got["cr"] & CR2_4 == got["cr_after"] & CR2_4 == CR & CR2_4
+
+
+def test_gcc_keeps_exactly_cr2_to_cr4(program):
+    """ELFv2's nonvolatile CR fields, from gcc: a function whose inline asm
+    clears all eight fields returns with CR2-CR4 as its caller set them and
+    the others cleared."""
+    exe, _ = program
+    done = subprocess.run(
+        ["qemu-ppc64le-static", exe, "cr", hex(CR)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert int(done.stdout, 16) == CR & CR2_4
 
 
 def test_without_the_toc_restore_the_landing_sees_the_reentry_functions_toc(
