@@ -1519,46 +1519,50 @@ PPC64 = ResolverTable(
     byteorder='little',
     pointer_size=8,
     code=bytes.fromhex(
-        "100001f861fe21f8200001f8280061f8300081f83800a1f84000c1f84800e1f8"
-        "500001f9580021f9600041f9680061f9700021d8780041d8800061d8880081d8"
-        "9000a1d89800c1d8a000e1d8a80001d9b00021d9b80041d9c00061d9c80081d9"
-        "d000a1d9d80080399967417ce80080399967617cf80080399967817c08018039"
-        "9967a17c180180399967c17c280180399967e17c380180399967017d48018039"
-        "9967217d580180399967417d680180399967617d780180399967817d88018039"
-        "9967a17da602887ce0ff84380000603c00006360c60763780000636400006360"
-        "0000803d00008c61c6078c7900008c6500008c61a603897d180041f82104804e"
-        "180041e8a603697c200001e8280061e8300081e83800a1e84000c1e84800e1e8"
-        "500001e9580021e9600041e9680061e9700021c8780041c8800061c8880081c8"
-        "9000a1c89800c1c8a000e1c8a80001c9b00021c9b80041c9c00061c9c80081c9"
-        "d000a1c9d80080399966417ce80080399966617cf80080399966817c08018039"
-        "9966a17c180180399966c17c280180399966e17c380180399966017d48018039"
-        "9966217d580180399966417d680180399966617d780180399966817d88018039"
-        "9966a17da0012138a603087ca602897d2004804e"
+        "100001f8e1fd21f8200001f8280061f8300081f83800a1f84000c1f84800e1f8"
+        "500001f9580021f9600041f9680061f9700001d8780021d8800041d8880061d8"
+        "900081d89800a1d8a000c1d8a800e1d8b00001d9b80021d9c00041d9c80061d9"
+        "d00081d9d800a1d9e00080399967017cf00080399967217c000180399967417c"
+        "100180399967617c200180399967817c300180399967a17c400180399967c17c"
+        "500180399967e17c600180399967017d700180399967217d800180399967417d"
+        "900180399967617da00180399967817db00180399967a17dc00180399967c17d"
+        "d00180399967e17de00180399967017ef00180399967217e000280399967417e"
+        "100280399967617ea602887ce0ff84380000603c00006360c607637800006364"
+        "000063600000803d00008c61c6078c7900008c6500008c61a603897d180041f8"
+        "2104804e180041e8a603697c200001e8280061e8300081e83800a1e84000c1e8"
+        "4800e1e8500001e9580021e9600041e9680061e9700001c8780021c8800041c8"
+        "880061c8900081c89800a1c8a000c1c8a800e1c8b00001c9b80021c9c00041c9"
+        "c80061c9d00081c9d800a1c9e00080399966017cf00080399966217c00018039"
+        "9966417c100180399966617c200180399966817c300180399966a17c40018039"
+        "9966c17c500180399966e17c600180399966017d700180399966217d80018039"
+        "9966417d900180399966617da00180399966817db00180399966a17dc0018039"
+        "9966c17dd00180399966e17de00180399966017ef00180399966217e00028039"
+        "9966417e100280399966617e20022138a603087ca602897d2004804e"
     ),
     patches=(
         PatchPoint(
-            'ReentryCtxAddr', 0xcc, 4, 'u16_48+u16_32+u16_16+lo16',
+            'ReentryCtxAddr', 0x110, 4, 'u16_48+u16_32+u16_16+lo16',
             (
-            Field(0xcc, 4, 0, 16, 'u16_48', 0x3c600000, False),
-            Field(0xd0, 4, 0, 16, 'u16_32', 0x60630000, False),
-            Field(0xd8, 4, 0, 16, 'u16_16', 0x64630000, False),
-            Field(0xdc, 4, 0, 16, 'lo16', 0x60630000, False),
+            Field(0x110, 4, 0, 16, 'u16_48', 0x3c600000, False),
+            Field(0x114, 4, 0, 16, 'u16_32', 0x60630000, False),
+            Field(0x11c, 4, 0, 16, 'u16_16', 0x64630000, False),
+            Field(0x120, 4, 0, 16, 'lo16', 0x60630000, False),
             ),
         ),
         PatchPoint(
-            'ReentryFnAddr', 0xe0, 4, 'u16_48+u16_32+u16_16+lo16',
+            'ReentryFnAddr', 0x124, 4, 'u16_48+u16_32+u16_16+lo16',
             (
-            Field(0xe0, 4, 0, 16, 'u16_48', 0x3d800000, False),
-            Field(0xe4, 4, 0, 16, 'u16_32', 0x618c0000, False),
-            Field(0xec, 4, 0, 16, 'u16_16', 0x658c0000, False),
-            Field(0xf0, 4, 0, 16, 'lo16', 0x618c0000, False),
+            Field(0x124, 4, 0, 16, 'u16_48', 0x3d800000, False),
+            Field(0x128, 4, 0, 16, 'u16_32', 0x618c0000, False),
+            Field(0x130, 4, 0, 16, 'u16_16', 0x658c0000, False),
+            Field(0x134, 4, 0, 16, 'lo16', 0x618c0000, False),
             ),
         ),
     ),
     listing=(
         'resolver_entry:\n'
         '  0x000  100001f8              std r0, 0x10(r1)\n'
-        '  0x004  61fe21f8              stdu r1, -0x1a0(r1)\n'
+        '  0x004  e1fd21f8              stdu r1, -0x220(r1)\n'
         '  0x008  200001f8              std r0, 0x20(r1)\n'
         '  0x00c  280061f8              std r3, 0x28(r1)\n'
         '  0x010  300081f8              std r4, 0x30(r1)\n'
@@ -1569,113 +1573,147 @@ PPC64 = ResolverTable(
         '  0x024  580021f9              std r9, 0x58(r1)\n'
         '  0x028  600041f9              std r10, 0x60(r1)\n'
         '  0x02c  680061f9              std r11, 0x68(r1)\n'
-        '  0x030  700021d8              stfd f1, 0x70(r1)\n'
-        '  0x034  780041d8              stfd f2, 0x78(r1)\n'
-        '  0x038  800061d8              stfd f3, 0x80(r1)\n'
-        '  0x03c  880081d8              stfd f4, 0x88(r1)\n'
-        '  0x040  9000a1d8              stfd f5, 0x90(r1)\n'
-        '  0x044  9800c1d8              stfd f6, 0x98(r1)\n'
-        '  0x048  a000e1d8              stfd f7, 0xa0(r1)\n'
-        '  0x04c  a80001d9              stfd f8, 0xa8(r1)\n'
-        '  0x050  b00021d9              stfd f9, 0xb0(r1)\n'
-        '  0x054  b80041d9              stfd f10, 0xb8(r1)\n'
-        '  0x058  c00061d9              stfd f11, 0xc0(r1)\n'
-        '  0x05c  c80081d9              stfd f12, 0xc8(r1)\n'
-        '  0x060  d000a1d9              stfd f13, 0xd0(r1)\n'
-        '  0x064  d8008039              li r12, 0xd8\n'
-        '  0x068  9967417c              stxvd2x v2, r1, r12\n'
-        '  0x06c  e8008039              li r12, 0xe8\n'
-        '  0x070  9967617c              stxvd2x v3, r1, r12\n'
-        '  0x074  f8008039              li r12, 0xf8\n'
-        '  0x078  9967817c              stxvd2x v4, r1, r12\n'
-        '  0x07c  08018039              li r12, 0x108\n'
-        '  0x080  9967a17c              stxvd2x v5, r1, r12\n'
-        '  0x084  18018039              li r12, 0x118\n'
-        '  0x088  9967c17c              stxvd2x v6, r1, r12\n'
-        '  0x08c  28018039              li r12, 0x128\n'
-        '  0x090  9967e17c              stxvd2x v7, r1, r12\n'
-        '  0x094  38018039              li r12, 0x138\n'
-        '  0x098  9967017d              stxvd2x v8, r1, r12\n'
-        '  0x09c  48018039              li r12, 0x148\n'
-        '  0x0a0  9967217d              stxvd2x v9, r1, r12\n'
-        '  0x0a4  58018039              li r12, 0x158\n'
-        '  0x0a8  9967417d              stxvd2x v10, r1, r12\n'
-        '  0x0ac  68018039              li r12, 0x168\n'
-        '  0x0b0  9967617d              stxvd2x v11, r1, r12\n'
-        '  0x0b4  78018039              li r12, 0x178\n'
-        '  0x0b8  9967817d              stxvd2x v12, r1, r12\n'
-        '  0x0bc  88018039              li r12, 0x188\n'
-        '  0x0c0  9967a17d              stxvd2x v13, r1, r12\n'
-        '  0x0c4  a602887c              mflr r4\n'
-        '  0x0c8  e0ff8438              addi r4, r4, -0x20\n'
+        '  0x030  700001d8              stfd f0, 0x70(r1)\n'
+        '  0x034  780021d8              stfd f1, 0x78(r1)\n'
+        '  0x038  800041d8              stfd f2, 0x80(r1)\n'
+        '  0x03c  880061d8              stfd f3, 0x88(r1)\n'
+        '  0x040  900081d8              stfd f4, 0x90(r1)\n'
+        '  0x044  9800a1d8              stfd f5, 0x98(r1)\n'
+        '  0x048  a000c1d8              stfd f6, 0xa0(r1)\n'
+        '  0x04c  a800e1d8              stfd f7, 0xa8(r1)\n'
+        '  0x050  b00001d9              stfd f8, 0xb0(r1)\n'
+        '  0x054  b80021d9              stfd f9, 0xb8(r1)\n'
+        '  0x058  c00041d9              stfd f10, 0xc0(r1)\n'
+        '  0x05c  c80061d9              stfd f11, 0xc8(r1)\n'
+        '  0x060  d00081d9              stfd f12, 0xd0(r1)\n'
+        '  0x064  d800a1d9              stfd f13, 0xd8(r1)\n'
+        '  0x068  e0008039              li r12, 0xe0\n'
+        '  0x06c  9967017c              stxvd2x v0, r1, r12\n'
+        '  0x070  f0008039              li r12, 0xf0\n'
+        '  0x074  9967217c              stxvd2x v1, r1, r12\n'
+        '  0x078  00018039              li r12, 0x100\n'
+        '  0x07c  9967417c              stxvd2x v2, r1, r12\n'
+        '  0x080  10018039              li r12, 0x110\n'
+        '  0x084  9967617c              stxvd2x v3, r1, r12\n'
+        '  0x088  20018039              li r12, 0x120\n'
+        '  0x08c  9967817c              stxvd2x v4, r1, r12\n'
+        '  0x090  30018039              li r12, 0x130\n'
+        '  0x094  9967a17c              stxvd2x v5, r1, r12\n'
+        '  0x098  40018039              li r12, 0x140\n'
+        '  0x09c  9967c17c              stxvd2x v6, r1, r12\n'
+        '  0x0a0  50018039              li r12, 0x150\n'
+        '  0x0a4  9967e17c              stxvd2x v7, r1, r12\n'
+        '  0x0a8  60018039              li r12, 0x160\n'
+        '  0x0ac  9967017d              stxvd2x v8, r1, r12\n'
+        '  0x0b0  70018039              li r12, 0x170\n'
+        '  0x0b4  9967217d              stxvd2x v9, r1, r12\n'
+        '  0x0b8  80018039              li r12, 0x180\n'
+        '  0x0bc  9967417d              stxvd2x v10, r1, r12\n'
+        '  0x0c0  90018039              li r12, 0x190\n'
+        '  0x0c4  9967617d              stxvd2x v11, r1, r12\n'
+        '  0x0c8  a0018039              li r12, 0x1a0\n'
+        '  0x0cc  9967817d              stxvd2x v12, r1, r12\n'
+        '  0x0d0  b0018039              li r12, 0x1b0\n'
+        '  0x0d4  9967a17d              stxvd2x v13, r1, r12\n'
+        '  0x0d8  c0018039              li r12, 0x1c0\n'
+        '  0x0dc  9967c17d              stxvd2x v14, r1, r12\n'
+        '  0x0e0  d0018039              li r12, 0x1d0\n'
+        '  0x0e4  9967e17d              stxvd2x v15, r1, r12\n'
+        '  0x0e8  e0018039              li r12, 0x1e0\n'
+        '  0x0ec  9967017e              stxvd2x v16, r1, r12\n'
+        '  0x0f0  f0018039              li r12, 0x1f0\n'
+        '  0x0f4  9967217e              stxvd2x v17, r1, r12\n'
+        '  0x0f8  00028039              li r12, 0x200\n'
+        '  0x0fc  9967417e              stxvd2x v18, r1, r12\n'
+        '  0x100  10028039              li r12, 0x210\n'
+        '  0x104  9967617e              stxvd2x v19, r1, r12\n'
+        '  0x108  a602887c              mflr r4\n'
+        '  0x10c  e0ff8438              addi r4, r4, -0x20\n'
         'ReentryCtxAddr:\n'
-        '  0x0cc  0000603c              lis r3, 0  ; patch ReentryCtxAddr: u16_48 at 0xcc\n'
-        '  0x0d0  00006360              ori r3, r3, 0  ; patch ReentryCtxAddr: u16_32 at 0xd0\n'
-        '  0x0d4  c6076378              sldi r3, r3, 0x20\n'
-        '  0x0d8  00006364              oris r3, r3, 0  ; patch ReentryCtxAddr: u16_16 at 0xd8\n'
-        '  0x0dc  00006360              ori r3, r3, 0  ; patch ReentryCtxAddr: lo16 at 0xdc\n'
+        '  0x110  0000603c              lis r3, 0  ; patch ReentryCtxAddr: u16_48 at 0x110\n'
+        '  0x114  00006360              ori r3, r3, 0  ; patch ReentryCtxAddr: u16_32 at 0x114\n'
+        '  0x118  c6076378              sldi r3, r3, 0x20\n'
+        '  0x11c  00006364              oris r3, r3, 0  ; patch ReentryCtxAddr: u16_16 at 0x11c\n'
+        '  0x120  00006360              ori r3, r3, 0  ; patch ReentryCtxAddr: lo16 at 0x120\n'
         'ReentryFnAddr:\n'
-        '  0x0e0  0000803d              lis r12, 0  ; patch ReentryFnAddr: u16_48 at 0xe0\n'
-        '  0x0e4  00008c61              ori r12, r12, 0  ; patch ReentryFnAddr: u16_32 at 0xe4\n'
-        '  0x0e8  c6078c79              sldi r12, r12, 0x20\n'
-        '  0x0ec  00008c65              oris r12, r12, 0  ; patch ReentryFnAddr: u16_16 at 0xec\n'
-        '  0x0f0  00008c61              ori r12, r12, 0  ; patch ReentryFnAddr: lo16 at 0xf0\n'
-        '  0x0f4  a603897d              mtctr r12\n'
-        '  0x0f8  180041f8              std r2, 0x18(r1)\n'
-        '  0x0fc  2104804e              bctrl\n'
-        '  0x100  180041e8              ld r2, 0x18(r1)\n'
-        '  0x104  a603697c              mtctr r3\n'
-        '  0x108  200001e8              ld r0, 0x20(r1)\n'
-        '  0x10c  280061e8              ld r3, 0x28(r1)\n'
-        '  0x110  300081e8              ld r4, 0x30(r1)\n'
-        '  0x114  3800a1e8              ld r5, 0x38(r1)\n'
-        '  0x118  4000c1e8              ld r6, 0x40(r1)\n'
-        '  0x11c  4800e1e8              ld r7, 0x48(r1)\n'
-        '  0x120  500001e9              ld r8, 0x50(r1)\n'
-        '  0x124  580021e9              ld r9, 0x58(r1)\n'
-        '  0x128  600041e9              ld r10, 0x60(r1)\n'
-        '  0x12c  680061e9              ld r11, 0x68(r1)\n'
-        '  0x130  700021c8              lfd f1, 0x70(r1)\n'
-        '  0x134  780041c8              lfd f2, 0x78(r1)\n'
-        '  0x138  800061c8              lfd f3, 0x80(r1)\n'
-        '  0x13c  880081c8              lfd f4, 0x88(r1)\n'
-        '  0x140  9000a1c8              lfd f5, 0x90(r1)\n'
-        '  0x144  9800c1c8              lfd f6, 0x98(r1)\n'
-        '  0x148  a000e1c8              lfd f7, 0xa0(r1)\n'
-        '  0x14c  a80001c9              lfd f8, 0xa8(r1)\n'
-        '  0x150  b00021c9              lfd f9, 0xb0(r1)\n'
-        '  0x154  b80041c9              lfd f10, 0xb8(r1)\n'
-        '  0x158  c00061c9              lfd f11, 0xc0(r1)\n'
-        '  0x15c  c80081c9              lfd f12, 0xc8(r1)\n'
-        '  0x160  d000a1c9              lfd f13, 0xd0(r1)\n'
-        '  0x164  d8008039              li r12, 0xd8\n'
-        '  0x168  9966417c              lxvd2x v2, r1, r12\n'
-        '  0x16c  e8008039              li r12, 0xe8\n'
-        '  0x170  9966617c              lxvd2x v3, r1, r12\n'
-        '  0x174  f8008039              li r12, 0xf8\n'
-        '  0x178  9966817c              lxvd2x v4, r1, r12\n'
-        '  0x17c  08018039              li r12, 0x108\n'
-        '  0x180  9966a17c              lxvd2x v5, r1, r12\n'
-        '  0x184  18018039              li r12, 0x118\n'
-        '  0x188  9966c17c              lxvd2x v6, r1, r12\n'
-        '  0x18c  28018039              li r12, 0x128\n'
-        '  0x190  9966e17c              lxvd2x v7, r1, r12\n'
-        '  0x194  38018039              li r12, 0x138\n'
-        '  0x198  9966017d              lxvd2x v8, r1, r12\n'
-        '  0x19c  48018039              li r12, 0x148\n'
-        '  0x1a0  9966217d              lxvd2x v9, r1, r12\n'
-        '  0x1a4  58018039              li r12, 0x158\n'
-        '  0x1a8  9966417d              lxvd2x v10, r1, r12\n'
-        '  0x1ac  68018039              li r12, 0x168\n'
-        '  0x1b0  9966617d              lxvd2x v11, r1, r12\n'
-        '  0x1b4  78018039              li r12, 0x178\n'
-        '  0x1b8  9966817d              lxvd2x v12, r1, r12\n'
-        '  0x1bc  88018039              li r12, 0x188\n'
-        '  0x1c0  9966a17d              lxvd2x v13, r1, r12\n'
-        '  0x1c4  a0012138              addi r1, r1, 0x1a0\n'
-        '  0x1c8  a603087c              mtlr r0\n'
-        '  0x1cc  a602897d              mfctr r12\n'
-        '  0x1d0  2004804e              bctr\n'
+        '  0x124  0000803d              lis r12, 0  ; patch ReentryFnAddr: u16_48 at 0x124\n'
+        '  0x128  00008c61              ori r12, r12, 0  ; patch ReentryFnAddr: u16_32 at 0x128\n'
+        '  0x12c  c6078c79              sldi r12, r12, 0x20\n'
+        '  0x130  00008c65              oris r12, r12, 0  ; patch ReentryFnAddr: u16_16 at 0x130\n'
+        '  0x134  00008c61              ori r12, r12, 0  ; patch ReentryFnAddr: lo16 at 0x134\n'
+        '  0x138  a603897d              mtctr r12\n'
+        '  0x13c  180041f8              std r2, 0x18(r1)\n'
+        '  0x140  2104804e              bctrl\n'
+        '  0x144  180041e8              ld r2, 0x18(r1)\n'
+        '  0x148  a603697c              mtctr r3\n'
+        '  0x14c  200001e8              ld r0, 0x20(r1)\n'
+        '  0x150  280061e8              ld r3, 0x28(r1)\n'
+        '  0x154  300081e8              ld r4, 0x30(r1)\n'
+        '  0x158  3800a1e8              ld r5, 0x38(r1)\n'
+        '  0x15c  4000c1e8              ld r6, 0x40(r1)\n'
+        '  0x160  4800e1e8              ld r7, 0x48(r1)\n'
+        '  0x164  500001e9              ld r8, 0x50(r1)\n'
+        '  0x168  580021e9              ld r9, 0x58(r1)\n'
+        '  0x16c  600041e9              ld r10, 0x60(r1)\n'
+        '  0x170  680061e9              ld r11, 0x68(r1)\n'
+        '  0x174  700001c8              lfd f0, 0x70(r1)\n'
+        '  0x178  780021c8              lfd f1, 0x78(r1)\n'
+        '  0x17c  800041c8              lfd f2, 0x80(r1)\n'
+        '  0x180  880061c8              lfd f3, 0x88(r1)\n'
+        '  0x184  900081c8              lfd f4, 0x90(r1)\n'
+        '  0x188  9800a1c8              lfd f5, 0x98(r1)\n'
+        '  0x18c  a000c1c8              lfd f6, 0xa0(r1)\n'
+        '  0x190  a800e1c8              lfd f7, 0xa8(r1)\n'
+        '  0x194  b00001c9              lfd f8, 0xb0(r1)\n'
+        '  0x198  b80021c9              lfd f9, 0xb8(r1)\n'
+        '  0x19c  c00041c9              lfd f10, 0xc0(r1)\n'
+        '  0x1a0  c80061c9              lfd f11, 0xc8(r1)\n'
+        '  0x1a4  d00081c9              lfd f12, 0xd0(r1)\n'
+        '  0x1a8  d800a1c9              lfd f13, 0xd8(r1)\n'
+        '  0x1ac  e0008039              li r12, 0xe0\n'
+        '  0x1b0  9966017c              lxvd2x v0, r1, r12\n'
+        '  0x1b4  f0008039              li r12, 0xf0\n'
+        '  0x1b8  9966217c              lxvd2x v1, r1, r12\n'
+        '  0x1bc  00018039              li r12, 0x100\n'
+        '  0x1c0  9966417c              lxvd2x v2, r1, r12\n'
+        '  0x1c4  10018039              li r12, 0x110\n'
+        '  0x1c8  9966617c              lxvd2x v3, r1, r12\n'
+        '  0x1cc  20018039              li r12, 0x120\n'
+        '  0x1d0  9966817c              lxvd2x v4, r1, r12\n'
+        '  0x1d4  30018039              li r12, 0x130\n'
+        '  0x1d8  9966a17c              lxvd2x v5, r1, r12\n'
+        '  0x1dc  40018039              li r12, 0x140\n'
+        '  0x1e0  9966c17c              lxvd2x v6, r1, r12\n'
+        '  0x1e4  50018039              li r12, 0x150\n'
+        '  0x1e8  9966e17c              lxvd2x v7, r1, r12\n'
+        '  0x1ec  60018039              li r12, 0x160\n'
+        '  0x1f0  9966017d              lxvd2x v8, r1, r12\n'
+        '  0x1f4  70018039              li r12, 0x170\n'
+        '  0x1f8  9966217d              lxvd2x v9, r1, r12\n'
+        '  0x1fc  80018039              li r12, 0x180\n'
+        '  0x200  9966417d              lxvd2x v10, r1, r12\n'
+        '  0x204  90018039              li r12, 0x190\n'
+        '  0x208  9966617d              lxvd2x v11, r1, r12\n'
+        '  0x20c  a0018039              li r12, 0x1a0\n'
+        '  0x210  9966817d              lxvd2x v12, r1, r12\n'
+        '  0x214  b0018039              li r12, 0x1b0\n'
+        '  0x218  9966a17d              lxvd2x v13, r1, r12\n'
+        '  0x21c  c0018039              li r12, 0x1c0\n'
+        '  0x220  9966c17d              lxvd2x v14, r1, r12\n'
+        '  0x224  d0018039              li r12, 0x1d0\n'
+        '  0x228  9966e17d              lxvd2x v15, r1, r12\n'
+        '  0x22c  e0018039              li r12, 0x1e0\n'
+        '  0x230  9966017e              lxvd2x v16, r1, r12\n'
+        '  0x234  f0018039              li r12, 0x1f0\n'
+        '  0x238  9966217e              lxvd2x v17, r1, r12\n'
+        '  0x23c  00028039              li r12, 0x200\n'
+        '  0x240  9966417e              lxvd2x v18, r1, r12\n'
+        '  0x244  10028039              li r12, 0x210\n'
+        '  0x248  9966617e              lxvd2x v19, r1, r12\n'
+        '  0x24c  20022138              addi r1, r1, 0x220\n'
+        '  0x250  a603087c              mtlr r0\n'
+        '  0x254  a602897d              mfctr r12\n'
+        '  0x258  2004804e              bctr\n'
     ),
     stub_to_pointer_max_displacement=0xffffffff,
     trampoline=Unit(
