@@ -26,6 +26,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from unit_oracles import assembled_stubs, assembled_trampolines
 
 from asmgen.build.crosscheck import cross_check, supports_both, unexplained
 from asmgen.build.discover import assemble_with_addresses
@@ -354,3 +355,20 @@ def test_instantiate_equals_assembling_the_real_addresses():
         addresses = {"ReentryCtxAddr": ctx, "ReentryFnAddr": values[(i + 1) % len(values)]}
         assembled = assemble_with_addresses(item.spec, template, addresses)
         assert table.instantiate(addresses) == assembled, {k: hex(v) for k, v in addresses.items()}
+
+
+# (block or stubs, resolver or pointers, count), addresses whose 16-bit pieces
+# have their top bits set and clear.
+UNIT_CASES = [(0x10000, 0x7F0000, 1), (0x7FFF12345000, 0x7FFF9ABC8888, 3), (0xFFFF8000, 0x8000, 2)]
+
+
+def test_trampolines_and_stubs_equal_llvm_mc():
+    """Every trampoline and stub as llvm-mc encodes the concrete instructions
+    (written in tests/unit_oracles.py with PowerPC's @highest/@higher/@h/@l
+    operators, not taken from the templates)."""
+    table = build(_ppc64())
+    for first, second, n in UNIT_CASES:
+        got = table.write_trampolines(first, second, n)
+        assert got.hex() == assembled_trampolines("PPC64", first, second, n).hex()
+        got = table.write_stubs(first, second, n)
+        assert got.hex() == assembled_stubs("PPC64", first, second, n).hex()
