@@ -406,9 +406,10 @@ def test_a_resolver_that_hangs_is_stopped_and_located(subjects):
     hung = [
         _looping(subjects["X86_64_Win32"], b"\xeb\xfe"),  # jmp .
         _looping(subjects["Riscv64"], (0x0000006F).to_bytes(4, "little")),  # j .
+        _looping(subjects["PPC64"], (0x48000000).to_bytes(4, "little")),  # b .
     ]
     found = run_compiled(hung, TEMPLATES_DIR)
-    for results, text in zip(found.results, ("jmp 0", "j 0"), strict=True):
+    for results, text in zip(found.results, ("jmp 0", "j 0", "b 0"), strict=True):
         landing = results["landing_pc"]
         assert landing.status == "fail"
         assert f"timed out: stopped by the run's watchdog at resolver+0x0: {text}" in (
