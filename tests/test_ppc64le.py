@@ -25,6 +25,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import llvm_oracle as oracle
+import llvm_trees
 import pytest
 from unit_oracles import assembled_stubs, assembled_trampolines
 
@@ -32,6 +34,8 @@ from asmgen.build.crosscheck import cross_check, supports_both, unexplained
 from asmgen.build.discover import assemble_with_addresses
 from asmgen.build.pipeline import build, template_for
 from asmgen.cli import main
+from asmgen.patch import orc_factories
+from asmgen.patch import orc_source as orc
 from asmgen.spec.files import spec_files
 
 BASE = 0x2_0000_0000  # the mapping the program puts the table's code at
@@ -42,6 +46,7 @@ SENTINEL = 0x5AFE_70C5_AFE7_0C00
 CR, CR2_4 = 0x1234_5678, 0x00FF_F000
 CC = "powerpc64le-linux-gnu-gcc"
 PREFIX = "powerpc64le-linux-gnu-"
+TREE = Path(__file__).resolve().parent / "fixtures" / "llvm_tree"
 
 PROGRAM_C = r"""
 #define _GNU_SOURCE
@@ -372,3 +377,71 @@ def test_trampolines_and_stubs_equal_llvm_mc():
         assert got.hex() == assembled_trampolines("PPC64", first, second, n).hex()
         got = table.write_stubs(first, second, n)
         assert got.hex() == assembled_stubs("PPC64", first, second, n).hex()
+
+
+DRIVER_CPP = r"""
+#include "llvm/ExecutionEngine/Orc/OrcABISupport.h"
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+using namespace llvm::orc;
+
+int main(int argc, char **argv) {
+  uint64_t Base = strtoull(argv[1], 0, 0), Fn = strtoull(argv[2], 0, 0),
+           Ctx = strtoull(argv[3], 0, 0);
+  uint64_t R = Base, T = Base + 0x1000, S = Base + 0x2000, P = Base + 0x3000;
+  std::vector<char> Image(0x4000, 0);
+  OrcPPC64::writeResolverCode(Image.data(), ExecutorAddr(R), ExecutorAddr(Fn),
+                              ExecutorAddr(Ctx));
+  OrcPPC64::writeTrampolines(Image.data() + 0x1000, ExecutorAddr(T),
+                             ExecutorAddr(R), 4);
+  OrcPPC64::writeIndirectStubsBlock(Image.data() + 0x2000, ExecutorAddr(S),
+                                    ExecutorAddr(P), 4);
+  for (uint64_t I = 0; I != 4; ++I) {
+    uint64_t Tramp = T + I * OrcPPC64::TrampolineSize;
+    memcpy(Image.data() + 0x3000 + 8 * I, &Tramp, 8);
+  }
+  fwrite(Image.data(), 1, Image.size(), stdout);
+  return 0;
+}
+"""
+
+
+def test_asmgen_patchs_llvm_writers_run_on_ppc64le(capsys, generated_module, program, tmp_path):
+    """`asmgen patch` on the stand-in LLVM tree adds OrcPPC64 and the
+    Triple::ppc64le cases; the patched OrcABISupport.cpp, compiled on the host
+    against LLVM 19, writes the resolver, trampolines and stubs that the
+    ppc64le program then runs (and the Python module's bytes)."""
+    repo = llvm_trees.scratch_tree(tmp_path / "llvm", llvm_trees.llvm_files(TREE))
+    assert main(["patch", "--llvm-root", str(repo), "PPC64", "-o", str(tmp_path / "p.diff")]) == 0
+    diff = (tmp_path / "p.diff").read_text()
+    assert "+class LLVM_CLASS_ABI OrcPPC64 {" in diff
+    assert diff.count("+    case Triple::ppc64le:") + diff.count("+  case Triple::ppc64le:") == 3
+    assert llvm_trees.apply(repo, tmp_path / "p.diff") == ""
+    for rel in orc_factories.FACTORY_PATHS:
+        assert oracle.syntax_check(repo, rel) == ""
+    capsys.readouterr()
+    (tmp_path / "driver.cpp").write_text(DRIVER_CPP)
+    include = ["-I", str(repo / "llvm" / "include"), "-DLLVM_ABI=", "-DLLVM_CLASS_ABI="]
+    subprocess.run(
+        [
+            *("g++", "-std=c++17", "-O1", "-w", *include, *oracle.llvm_config("--cxxflags")),
+            *("-DNDEBUG", str(repo / orc.CPP_PATH), str(tmp_path / "driver.cpp")),
+            *("-o", str(tmp_path / "driver")),
+            *oracle.llvm_config("--ldflags"),
+            *oracle.llvm_config("--libs"),
+        ],
+        check=True,
+    )
+    _, symbols = program
+    written = subprocess.run(
+        [tmp_path / "driver", hex(BASE), hex(symbols["reentry"]), hex(symbols["ctx_obj"])],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert written == _image(generated_module.PPC64, symbols)
+    got = _run(program, written, tmp_path)
+    assert got["calls"] == 1 and got["ctx"] == symbols["ctx_obj"]
+    assert got["tramp"] == TRAMPOLINES + USED * 32
+    assert (got["r2"], got["r12"], got["result"]) == (SENTINEL, symbols["landing"], 0x600D0000)
