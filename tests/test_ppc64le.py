@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import llvm_oracle as oracle
@@ -46,7 +47,8 @@ SENTINEL = 0x5AFE_70C5_AFE7_0C00
 CR, CR2_4 = 0x1234_5678, 0x00FF_F000
 CC = "powerpc64le-linux-gnu-gcc"
 PREFIX = "powerpc64le-linux-gnu-"
-TREE = Path(__file__).resolve().parent / "fixtures" / "llvm_tree"
+ROOT = Path(__file__).resolve().parent.parent
+TREE = ROOT / "tests" / "fixtures" / "llvm_tree"
 
 PROGRAM_C = r"""
 #define _GNU_SOURCE
@@ -445,3 +447,23 @@ def test_asmgen_patchs_llvm_writers_run_on_ppc64le(capsys, generated_module, pro
     assert got["calls"] == 1 and got["ctx"] == symbols["ctx_obj"]
     assert got["tramp"] == TRAMPOLINES + USED * 32
     assert (got["r2"], got["r12"], got["result"]) == (SENTINEL, symbols["landing"], 0x600D0000)
+
+
+def test_a_register_without_percent_is_one_line_on_stderr(tree):
+    """keystone's PowerPC parser reads `r1` as no register (it wants `%r1`),
+    prints its own diagnostic and loops; the command's whole stderr is still
+    one `file:line: error:` line (tests/bad_inputs has the template)."""
+    bad = ROOT / "tests" / "bad_inputs" / "templates" / "ppc64le" / "register_without_percent.j2"
+    target = tree / "templates" / "ppc64le" / "resolver.s.j2"
+    target.write_text(bad.read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "asmgen", "generate", "PPC64", "--project", str(tree)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"{target}:55: error: keystone does not finish on 'std     r0,")
