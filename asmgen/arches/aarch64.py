@@ -49,6 +49,7 @@ HARNESS = Harness(
 
 ARCH = Arch(
     name="aarch64",
+    aliases=("arm64",),
     vector_kinds=("q-regs", "none"),
     pointer_size=8,
     element="uint32_t",

@@ -43,6 +43,7 @@ HARNESS = Harness(
 
 ARCH = Arch(
     name="i386",
+    aliases=("x86", "i686"),
     vector_kinds=("fxsave",),
     pointer_size=4,
     element="uint8_t",

@@ -6,6 +6,7 @@ from asmgen.arches.model import Arch, numbered, regs
 
 ARCH = Arch(
     name="loongarch64",
+    aliases=("loongarch",),
     vector_kinds=("none",),
     pointer_size=8,
     element="uint32_t",

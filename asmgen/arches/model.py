@@ -167,6 +167,9 @@ class Arch:
     capstone: tuple[str, str] | None  # (CS_ARCH_*, CS_MODE_*) names
     llvm_triple: str | None
     llvm_mattr: str | None
+    # Other spellings of the name (in prose, in other tools' names): no module
+    # outside asmgen/arches/ uses them or the name (tests/test_arch_homes.py).
+    aliases: tuple[str, ...] = ()
     comment: str = "#"
     # Numbers written `$N` name registers (MIPS) rather than immediates (x86 AT&T).
     dollar_registers: bool = False

@@ -64,6 +64,7 @@ HARNESS = Harness(
 
 ARCH = Arch(
     name="x86_64",
+    aliases=("x86-64", "x86", "amd64"),
     vector_kinds=("fxsave64", "xsave64", "q-regs", "none"),
     unwind_kinds=("eh_frame", "win64"),
     vector_realign=True,
