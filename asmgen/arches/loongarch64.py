@@ -26,6 +26,7 @@ ARCH = Arch(
     stack_pointer="sp",
     keystone=None,
     capstone=None,  # capstone 5 has no LoongArch
+    disassembler="llvm-mc",
     llvm_triple="loongarch64",
     llvm_mattr="+d",
     dollar_registers=True,

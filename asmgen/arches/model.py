@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from asmgen.arches.patchkind import PatchKind
+
 
 @dataclass(frozen=True)
 class Register:
@@ -145,6 +147,22 @@ class Harness:
         return None
 
 
+class UnwindError(ValueError):
+    """The code has no frame an unwind format can describe (the pipeline names
+    the spec's `unwind` line)."""
+
+
+@dataclass(frozen=True)
+class UnwindFormat:
+    """One spec `unwind` kind an arch's resolver template supports: what
+    builds its information from the assembled resolver, and from one
+    trampoline (None: trampolines get none).  Builders raise UnwindError
+    (resolver) or ValueError (trampoline) for code they cannot describe."""
+
+    resolver: Callable[[bytes], object]
+    trampoline: Callable[[bytes], object] | None = None
+
+
 # Encoders of the scaffold take (at, target, byte order).
 Encoder = Callable[[int, int, str], bytes]
 
@@ -171,6 +189,9 @@ class Arch:
     # outside asmgen/arches/ uses them or the name (tests/test_arch_homes.py).
     aliases: tuple[str, ...] = ()
     comment: str = "#"
+    # What turns its bytes back into text: "capstone" (the `capstone` binding)
+    # or "llvm-mc" (llvm-mc's disassembler on `llvm_triple`, one word at a time).
+    disassembler: str = "capstone"
     # Numbers written `$N` name registers (MIPS) rather than immediates (x86 AT&T).
     dollar_registers: bool = False
     # Registers the disassembler names by another ABI's convention: its name ->
@@ -198,8 +219,12 @@ class Arch:
     # Landing pads: name -> assembler text of the instruction that marks an
     # indirect-branch target.
     landing_pads: tuple[tuple[str, str], ...] = ()
-    # Spec `unwind` kinds that describe its resolver template's frame.
-    unwind_kinds: tuple[str, ...] = ()
+    # Patch kinds only this arch's instructions have (the shared ones are in
+    # asmgen/build/patchkinds.py); templates name them in `patch()`.
+    patch_kinds: tuple[PatchKind, ...] = ()
+    # Spec `unwind` kinds that describe its resolver template's frame, with
+    # their builders (the x86-64 module's FORMATS, for instance).
+    unwind: tuple[tuple[str, UnwindFormat], ...] = ()
     # Push style: the resolver template rounds sp down to vector_state.align
     # below its pushes (and restores sp from the frame pointer), so the vector
     # area may be aligned beyond the stack (x86-64's xsave64).
@@ -224,6 +249,14 @@ class Arch:
     # runs); None: no compiler or runner for this arch, and `no_harness` says why.
     harness: Harness | None = None
     no_harness: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.disassembler == "capstone") != (self.capstone is not None):
+            raise ValueError(f"{self.name}: disassembler {self.disassembler!r} needs a binding")
+
+    @property
+    def unwind_kinds(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.unwind)
 
     @property
     def frame_style(self) -> str:

@@ -107,11 +107,10 @@ def _llvm_mc_words(arch: Arch, code: bytes, byteorder: str, base: int):
 def decode_code(
     arch: Arch, byteorder: str, syntax: str | None, code: bytes, base: int = 0
 ) -> list[tuple[int, bytes, str]]:
-    """Decode a table from its bytes alone: capstone, or llvm-mc where capstone has none."""
-    cs = capstone_for(arch, byteorder, syntax)
-    if cs is None:
+    """Decode a table from its bytes alone, with the arch's disassembler."""
+    if arch.disassembler == "llvm-mc":
         return _llvm_mc_words(arch, code, byteorder, base)
-    return decode_all(cs, arch, code, byteorder, base)
+    return decode_all(capstone_for(arch, byteorder, syntax), arch, code, byteorder, base)
 
 
 def listing(table: Table, disassemble=None) -> list[ListingLine]:
@@ -124,8 +123,7 @@ def listing(table: Table, disassemble=None) -> list[ListingLine]:
                 f"{patch.name}: {field.kind} at {field.offset:#x}"
                 + (f" bits {field.shift}..{field.shift + field.bits - 1}" if field.shift else "")
             )
-    if disassemble is None and table.spec.arch_info.capstone is None:
-        # capstone 5 has no LoongArch: llvm-mc's disassembler reads the bytes.
+    if disassemble is None and table.spec.arch_info.disassembler == "llvm-mc":
         from asmgen.build.llvm_mc import llvm_mc_disassembler
 
         disassemble = llvm_mc_disassembler(table)

@@ -9,7 +9,7 @@ from asmgen.build.layout import build_table
 from asmgen.build.patchkinds import ADDRESS_PARAMS
 from asmgen.build.table import Table
 from asmgen.build.units import build_units
-from asmgen.build.unwind import BUILDERS, UnwindError
+from asmgen.build.unwind import UnwindError, resolver_unwind
 from asmgen.errors import AsmgenError
 from asmgen.resources import TEMPLATES_DIR
 from asmgen.spec.files import SpecFile
@@ -61,7 +61,7 @@ def _check_unwind(item: SpecFile, code: bytes) -> None:
     if item.spec.unwind is None:
         return
     try:
-        BUILDERS[item.spec.unwind](code)
+        resolver_unwind(item.spec, code)
     except UnwindError as exc:
         raise AsmgenError(f"unwind: {exc}", item.path, item.spec.line_of("unwind")) from None
 

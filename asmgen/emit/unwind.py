@@ -10,7 +10,7 @@ bytes in each output.
 from __future__ import annotations
 
 from asmgen.build.table import Table
-from asmgen.build.unwind import eh_frame, trampoline_eh_frame, win64_unwind
+from asmgen.build.unwind import resolver_unwind, trampoline_unwind
 from asmgen.errors import AsmgenError
 
 
@@ -18,14 +18,14 @@ def parts(table: Table) -> dict[str, bytes | int]:
     """The unwind bytes and offsets under the names the Python module uses;
     empty when the spec asks for none."""
     if table.spec.unwind == "eh_frame":
-        frame = eh_frame(table.code)
+        frame = resolver_unwind(table.spec, table.code)
         found: dict[str, bytes | int] = {
             "eh_frame": frame.data,
             "eh_frame_pc_begin_offset": frame.pc_begin_offset,
         }
         if table.units is not None:
             try:
-                block = trampoline_eh_frame(table.units.trampoline.code)
+                block = trampoline_unwind(table.spec, table.units.trampoline.code)
             except ValueError as exc:
                 raise AsmgenError(
                     f"unwind: eh_frame cannot describe the trampoline: {exc}",
@@ -39,7 +39,7 @@ def parts(table: Table) -> dict[str, bytes | int]:
             }
         return found
     if table.spec.unwind == "win64":
-        info = win64_unwind(table.code)
+        info = resolver_unwind(table.spec, table.code)
         split = info.runtime_function_offset - info.unwind_info_offset
         return {
             "unwind_info": info.data[:split],
