@@ -147,6 +147,39 @@ class Harness:
         return None
 
 
+@dataclass(frozen=True)
+class VectorShape:
+    """The vector registers a native harness sets: `count` registers named
+    `name`0.. of `width` bytes, and `masks` 8-byte mask registers."""
+
+    name: str
+    count: int
+    width: int
+    masks: int
+
+    @property
+    def size(self) -> int:
+        return self.count * self.width + self.masks * 8
+
+
+@dataclass(frozen=True)
+class NativeVectors:
+    """A harness that runs the arch's tables on the host CPU to see vector
+    state its emulator does not model (asmgen.verify.vector_harness runs it
+    where `EmuFacts.native_hosts` says the host runs the arch).  Its
+    vector registers' low 16 bytes are the `vec` registers, by index."""
+
+    # The registers the host has, from its CPU flags; None: too few to check.
+    shape: Callable[[set[str]], VectorShape | None]
+    # The harness's assembly (labels entry, reentry, landing, stub, out,
+    # record), given the shape and the byte the re-entry function clobbers with.
+    source: Callable[[VectorShape, int], str]
+    # Registers the re-entry function records (then sp), in `record` order.
+    args: tuple[str, ...]
+    # What the CPU lacks when `shape` gives None, for the error.
+    needs: str
+
+
 class UnwindError(ValueError):
     """The code has no frame an unwind format can describe (the pipeline names
     the spec's `unwind` line)."""
@@ -245,6 +278,8 @@ class Arch:
     # Branch delay slots (MIPS): verify names a slot that writes its branch's
     # register too late.
     delay_slots: DelaySlots | None = None
+    # The native vector check (None: the emulator's view is all there is).
+    native_vectors: NativeVectors | None = None
     # Compiled-code checks (asmgen verify's `native`, `wine` and `qemu-*`
     # runs); None: no compiler or runner for this arch, and `no_harness` says why.
     harness: Harness | None = None

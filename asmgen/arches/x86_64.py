@@ -5,6 +5,7 @@ from __future__ import annotations
 from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, regs
 from asmgen.arches.x86 import PCREL32, SCAFFOLD
 from asmgen.arches.x86_64_unwind import FORMATS as UNWIND_FORMATS
+from asmgen.arches.x86_64_vectors import NATIVE_VECTORS
 
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_X86",
@@ -93,6 +94,7 @@ ARCH = Arch(
     ),
     wide_vectors=(("avx", 256), ("avx512f", 512)),
     emulator=EMULATOR,
+    native_vectors=NATIVE_VECTORS,
     harness=HARNESS,
     scaffold=SCAFFOLD,
     patch_kinds=(PCREL32,),
