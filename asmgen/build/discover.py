@@ -11,7 +11,7 @@ instruction word the JIT writes at run time, and are found by the statement
 they are rendered into.  Every field records its container's *base*: the
 container with the field's bits clear.  When the spec's
 ``table.patched_words`` is ``zero`` the table holds zero in every field's
-container, and patching writes ``base | field`` (LLVM's MIPS tables).
+container, and patching writes ``base | field`` (as some of LLVM's tables are built).
 
 Templates may use ``label(name)`` for PC-relative operands; the template is
 rendered and assembled until the label offsets it was given are the ones

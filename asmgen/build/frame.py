@@ -2,25 +2,25 @@
 
 Two shapes, chosen by the arch (`Arch.frame_style`):
 
-push (x86)
+push (`Arch.return_on_stack`)
     A call pushes its return address.  At the call to the re-entry function
     the stack holds, from high to low addresses: the caller's return address,
     the trampoline's return address, the saved frame pointer and registers,
     the alignment padding, the vector-state area, the outgoing stack
     arguments, and the callee's home (shadow) area.  When the stack may be
-    less aligned at entry than the call needs (`call.incoming_align`, i386),
+    less aligned at entry than the call needs (`call.incoming_align`),
     the resolver realigns below its frame pointer (`and $-align, sp`) after
     saving the original stack pointer; alignment is then counted from there.
 
-store (RISC)
+store (return address in a register)
     Return addresses live in registers.  The resolver lowers sp once by
     `size` bytes and stores `resolver.saves` then `resolver.fp_saves` at
-    increasing offsets from sp (AArch64 pushes the same registers in pairs
-    instead, with its frame record, `resolver.frame_pointer` and the
+    increasing offsets from sp (a spec with a frame record pushes the same
+    registers in pairs instead, with the record, `resolver.frame_pointer` and the
     trampoline's saved link, on top).  `size` is the save area rounded up to
-    `resolver.frame_align`, which defaults to `call.stack_align`.  LLVM's
-    Riscv64 and LoongArch64 tables round to 8 only, so their specs set
-    `frame_align: 0x8` to reproduce those tables; `aligned_at_call` is then
+    `resolver.frame_align`, which defaults to `call.stack_align`.  Some of
+    LLVM's tables round to 8 only, so their specs set `frame_align: 0x8` to
+    reproduce those tables; `aligned_at_call` is then
     false, which is a defect of those tables that the spec states openly.
 """
 
@@ -189,7 +189,7 @@ def _store_frame(spec: Spec, common: dict) -> Frame:
     offsets = []
     at = 0
     record = 2 * slot if spec.resolver.frame_pointer else 0
-    # A frame with a frame record is pushed from the top down (AArch64): the
+    # A frame with a frame record is pushed from the top down: the
     # FP/vector registers, pushed last, end up lowest.
     order = spec.resolver.saves + spec.resolver.fp_saves
     if record:

@@ -76,7 +76,7 @@ def span(lo: int, hi: int) -> str:
 
 
 def _push_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
-    """x86: return addresses and pushes, highest first.  Returns (regions, top)."""
+    """Push style: return addresses and pushes, highest first.  Returns (regions, top)."""
     slot = frame.slot
     regions: list[Region] = []
     # With realignment the return addresses, the frame pointer and the saved sp

@@ -181,7 +181,7 @@ def check_statement(statement: str, path: Path, line: int) -> None:
             f"{name} {first!r}: write the size as one number (compute it in Jinja)", path, line
         )
     value = _int(first)
-    # `.align N` means N bytes on x86 but 2**N bytes elsewhere.
+    # `.align N` means N bytes on some arches but 2**N bytes on others.
     limit = 12 if name in _POWER_ALIGN else MAX_DIRECTIVE_BYTES
     if not 0 <= value <= limit:
         raise AsmgenError(

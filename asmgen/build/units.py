@@ -10,7 +10,8 @@ A PC-relative field whose kind takes a displacement is written in the
 template as `Label + D` (D from `patch()`), so the assembler, not asmgen,
 encodes it.  asmgen measures D from the place the kind says the hardware uses
 (the label's statement, or the end of the field's statement: the "6" of
-x86's `OffsetToPtr - 6` is the assembled size of `callq *disp(%rip)`), and
+LLVM's `OffsetToPtr - 6` is the assembled size of a RIP-relative indirect
+call), and
 checks the claim: with D at that place the assembler must clear the field.
 Sizes, base words and the stub-to-pointer range all follow from what was
 assembled.

@@ -8,8 +8,8 @@ The classes here have exactly those, written by the same emitters as the
 standalone header (cpp_header.abi_block with the ORC style), so the two
 headers cannot drift apart.
 
-Names: `<ABI>_ORCABI` in namespace asmgen.  LLVM already has OrcX86_64_SysV
-(and a namespace llvm::AArch64), so asmgen's own `Orc<ABI>` names, or bare
+Names: `<ABI>_ORCABI` in namespace asmgen.  LLVM already has `Orc<ABI>`
+classes (and a namespace per target), so asmgen's own `Orc<ABI>` names, or bare
 ABI names, would be ambiguous under `using namespace llvm; using namespace
 llvm::orc; using namespace asmgen;`.  Helpers live in asmgen::orcabi_detail
 (llvm has a `detail` namespace), so this header and the standalone one can be

@@ -42,7 +42,7 @@ def late_delay_slot_writes(spec: Spec, code: bytes, region: str = "resolver") ->
 
     The branch has read the register before its delay slot runs, so that write
     comes too late to steer it: the branch goes where the register pointed
-    before (LLVM 19's MIPS resolvers put the landing move in the delay slot of
+    before (some of LLVM 19's resolvers put the landing move in the delay slot of
     `jr $t9`, so the jump takes t9 as restored from the frame, the resolver's
     own address, and the resolver runs again).
     """
