@@ -132,11 +132,14 @@ class CppStyle:
     helpers: str  # qualifier of patchField / displacement
     helper_storage: str  # before a helper's definition
     storage: str  # before a writer's (out-of-class) definition
+    # The resolver's fields are written with plain memcpy statements rather
+    # than the headers' helpers (emit/cpp_fields.py).
+    inline_fields: bool = False
 
 
 HEADER = CppStyle("uint64_t", "", "detail::", "inline ", "inline ")
 ORC = CppStyle("llvm::orc::ExecutorAddr", ".getValue()", "orcabi_detail::", "inline ", "inline ")
-LLVM = CppStyle("ExecutorAddr", ".getValue()", "", "static ", "")
+LLVM = CppStyle("ExecutorAddr", ".getValue()", "", "static ", "", inline_fields=True)
 
 PATCH_FIELD = "patchField"
 DISPLACEMENT = "displacement"

@@ -39,13 +39,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from asmgen.build.patchkinds import ADDRESS_PARAMS, KINDS
+from asmgen.build.patchkinds import ADDRESS_PARAMS
 from asmgen.build.pipeline import build_all
 from asmgen.build.table import Table
 from asmgen.build.unitruntime import RESOLVER_PTR
 from asmgen.emit import units as emit_units
 from asmgen.emit.atomic import write_if_changed
 from asmgen.emit.clangformat import clang_format
+from asmgen.emit.cpp_fields import resolver_field_lines
 from asmgen.emit.cpp_header import comment_lines
 from asmgen.emit.cpp_rows import element_values, resolver_rows
 from asmgen.errors import AsmgenError
@@ -529,41 +530,9 @@ def _function_text(table: Table) -> str:
         f"{offsets}\n"
         f"{_size_assert(INDENT)}\n"
         f"{INDENT}memcpy(ResolverWorkingMem, {orc.TABLE}, sizeof({orc.TABLE}));\n"
-        + "".join(_apply_field(table))
+        + "".join(line + "\n" for line in resolver_field_lines(table, emit_units.LLVM))
         + "}"
     )
-
-
-def _apply_field(table: Table) -> list[str]:
-    """C++ that writes each patch field into the working memory (host byte order
-    is the target's, as everywhere in ORC)."""
-    lines = []
-    for patch in table.patches:
-        # Every patch takes one of ADDRESS_PARAMS (build/pipeline.py checks it).
-        for index, field in enumerate(patch.fields):
-            ctype = f"uint{field.size * 8}_t"
-            var = f"{patch.name}Field" + (str(index) if len(patch.fields) > 1 else "")
-            where = f"ResolverWorkingMem + {patch.name}Offset"
-            if field.offset != patch.offset:
-                where += f" + {field.offset - patch.offset:#x}"
-            expr = re.sub(r"\bvalue\b", f"{patch.name}.getValue()", KINDS[field.kind].expr)
-            shifted = f"uint64_t({expr})" + (f" << {field.shift}" if field.shift else "")
-            bits = f"({shifted}) & {field.mask:#x}ULL"
-            if field.whole_word:  # the table holds zero; write base | field
-                value = f"{field.base:#x}" + (f" | {ctype}({bits})" if field.bits else "")
-                lines.append(f"{INDENT}{ctype} {var} = {value};\n")
-            elif not field.bits:
-                continue
-            elif field.shift == 0 and field.bits == field.size * 8:
-                lines.append(f"{INDENT}{ctype} {var} = {expr};\n")
-            else:
-                lines += [
-                    f"{INDENT}{ctype} {var};\n",
-                    f"{INDENT}memcpy(&{var}, {where}, sizeof({var}));\n",
-                    f"{INDENT}{var} = ({var} & ~{ctype}({field.mask:#x}ULL)) | {ctype}({bits});\n",
-                ]
-            lines.append(f"{INDENT}memcpy({where}, &{var}, sizeof({var}));\n")
-    return lines
 
 
 def _file_diff(rel: str, old: str, new: str) -> str:
