@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from asmgen.build.disasm import listing
 from asmgen.build.layout import build_table
 from asmgen.build.patchkinds import ADDRESS_PARAMS
 from asmgen.build.table import Table
@@ -31,7 +32,7 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
         table = build_table(item.spec, item.path, template_for(item, templates_dir))
         _check_addresses(table)
         _check_unwind(item, table.code)
-        return replace(table, units=build_units(item.spec, templates_dir))
+        return with_listings(replace(table, units=build_units(item.spec, templates_dir)))
     except AsmgenError as exc:
         if exc.path is not None:
             raise
@@ -39,6 +40,19 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
         # (llvm-mc not found, say): point at that choice.
         line = item.spec.line_of("backend")
         raise AsmgenError(exc.message, item.path, line, hint=exc.hint) from None
+
+
+def with_listings(table: Table) -> Table:
+    """The table with its own and its units' annotated listings, computed once
+    here for every emitter."""
+    units = table.units
+    if units is not None:
+        units = replace(
+            units,
+            trampoline=replace(units.trampoline, listing=tuple(listing(units.trampoline))),
+            stub=replace(units.stub, listing=tuple(listing(units.stub))),
+        )
+    return replace(table, units=units, listing=tuple(listing(table)))
 
 
 def _check_addresses(table: Table) -> None:

@@ -27,6 +27,17 @@ def probe_name(index: int) -> str:
 
 
 @dataclass(frozen=True)
+class ListingLine:
+    """One line of a table's annotated listing (build/disasm.py computes them)."""
+
+    offset: int
+    data: bytes
+    text: str
+    labels: tuple[str, ...]
+    notes: tuple[str, ...]  # patch fields held by this line
+
+
+@dataclass(frozen=True)
 class Statement:
     text: str
     template_line: int

@@ -8,7 +8,7 @@ from pathlib import Path
 from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import ENCODERS
 from asmgen.build.runtime import PatchPoint, apply_patches
-from asmgen.build.source import Statement
+from asmgen.build.source import ListingLine, Statement
 from asmgen.build.units import Units
 from asmgen.spec import Spec
 
@@ -23,8 +23,11 @@ class Table:
     statements: tuple[Statement, ...]
     labels: dict[str, int]
     patches: tuple[PatchPoint, ...]
-    # The arch's trampoline and stub (stubs.py), when it has templates for them.
+    # The arch's trampoline and stub (units.py), when it has templates for them.
     units: Units | None = None
+    # The annotated listing (build/disasm.py), which build.pipeline computes
+    # once; None in a table that came from layout alone.
+    listing: tuple[ListingLine, ...] | None = None
 
     @property
     def byteorder(self) -> str:

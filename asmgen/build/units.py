@@ -27,7 +27,7 @@ from asmgen.build.frame import compute_frame
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.render import FieldUse
 from asmgen.build.runtime import Field, PatchPoint
-from asmgen.build.source import Assembly, Statement
+from asmgen.build.source import Assembly, ListingLine, Statement
 from asmgen.build.unitruntime import (
     RESOLVER_ADDR,
     RESOLVER_PTR,
@@ -63,6 +63,7 @@ class UnitTable:
     statements: tuple[Statement, ...]
     labels: dict[str, int]
     patches: tuple[PatchPoint, ...]  # the unit's one patch, as layout found it
+    listing: tuple[ListingLine, ...] | None = None  # as for Table.listing
 
     @property
     def size(self) -> int:

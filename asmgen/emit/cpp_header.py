@@ -14,7 +14,6 @@ from asmgen.build.patchkinds import ADDRESS_PARAMS
 from asmgen.build.table import Table
 from asmgen.emit import units as emit_units
 from asmgen.emit import unwind as emit_unwind
-from asmgen.emit.clangformat import clang_format
 from asmgen.emit.cpp_fields import resolver_field_lines
 from asmgen.emit.cpp_rows import resolver_rows
 from asmgen.emit.provenance import header_lines
@@ -111,4 +110,4 @@ def emit_cpp(tables: list[Table]) -> str:
         + "".join(abi_block(t) for t in tables)
         + "\n} // namespace asmgen\n\n#endif // ASMGEN_ORC_RESOLVERS_H\n"
     )
-    return clang_format(text, "orc_resolvers.h")
+    return text

@@ -21,7 +21,6 @@ from __future__ import annotations
 from asmgen.build.table import Table
 from asmgen.emit import units as emit_units
 from asmgen.emit import unwind as emit_unwind
-from asmgen.emit.clangformat import clang_format
 from asmgen.emit.cpp_header import INCLUDES, abi_block, prelude
 from asmgen.emit.provenance import header_lines
 from asmgen.spec.names import ORCABI_SUFFIX as SUFFIX
@@ -76,4 +75,4 @@ def emit_orc_header(tables: list[Table]) -> str:
         + emit_unwind.CPP_ORC_REGISTRATION
         + f"\n}} // namespace asmgen\n\n#endif // {GUARD}\n"
     )
-    return clang_format(text, FILENAME)
+    return text

@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass
 
 from asmgen.build import unitruntime
-from asmgen.build.disasm import listing
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.table import Table
 from asmgen.build.unitruntime import RESOLVER_PTR, UnitField
 from asmgen.build.units import UnitTable, max_displacement
+from asmgen.emit.explain import lines_of
 
 # ---------------------------------------------------------------- Python
 
@@ -233,7 +233,7 @@ def cpp_declarations(table: Table, style: CppStyle = HEADER) -> str:
 def _unit_array(unit: UnitTable, name: str, element: str) -> list[str]:
     size = 1 if element == "uint8_t" else 4
     rows = []
-    for line in listing(unit):
+    for line in lines_of(unit):
         values = [
             f"0x{int.from_bytes(line.data[i : i + size], unit.byteorder):0{2 * size}x}"
             for i in range(0, len(line.data), size)
