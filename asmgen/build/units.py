@@ -227,8 +227,39 @@ def max_displacement(stub: UnitTable, pointer_size: int) -> int:
 
 
 @dataclass(frozen=True)
+class UnitBlocks:
+    """The trampoline/stub interface verify runs (verify.model.Units) over two
+    units' runtime records: what a spec's built units give, and what review
+    reads back from a tables.json record.  The generated module's table
+    objects offer the same interface with the same unitruntime functions."""
+
+    trampoline: Unit
+    stub: Unit
+    stub_to_pointer_max_displacement: int
+    pointer_size: int
+    byteorder: str
+
+    @property
+    def trampoline_size(self) -> int:
+        return self.trampoline.size
+
+    @property
+    def stub_size(self) -> int:
+        return self.stub.size
+
+    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
+        args = (self.pointer_size, self.byteorder, ENCODERS_FOR_UNITS)
+        return write_trampolines(self.trampoline, *args, block_addr, resolver_addr, n)
+
+    def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
+        args = (self.pointer_size, self.byteorder, ENCODERS_FOR_UNITS)
+        return write_stubs(self.stub, *args, stubs_addr, ptrs_addr, n)
+
+
+@dataclass(frozen=True)
 class Units:
-    """A spec's trampoline and stub, and the block writers built on them."""
+    """A spec's trampoline and stub as assembled (for the emitters), and their
+    block writers (`blocks`)."""
 
     spec: Spec
     trampoline: UnitTable
@@ -242,27 +273,21 @@ class Units:
     def stub_to_pointer_max_displacement(self) -> int:
         return max_displacement(self.stub, self.pointer_size)
 
-    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
-        return write_trampolines(
+    @property
+    def blocks(self) -> UnitBlocks:
+        return UnitBlocks(
             self.trampoline.unit,
+            self.stub.unit,
+            self.stub_to_pointer_max_displacement,
             self.pointer_size,
             self.spec.endian,
-            ENCODERS_FOR_UNITS,
-            block_addr,
-            resolver_addr,
-            n,
         )
 
+    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
+        return self.blocks.write_trampolines(block_addr, resolver_addr, n)
+
     def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
-        return write_stubs(
-            self.stub.unit,
-            self.pointer_size,
-            self.spec.endian,
-            ENCODERS_FOR_UNITS,
-            stubs_addr,
-            ptrs_addr,
-            n,
-        )
+        return self.blocks.write_stubs(stubs_addr, ptrs_addr, n)
 
 
 def _raw(name: str):
