@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, numbered, regs
-from asmgen.arches.x86 import PCREL32, SCAFFOLD
+from asmgen.arches.x86 import FXSAVE, PCREL32, SCAFFOLD
 
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_X86",
@@ -62,4 +62,5 @@ ARCH = Arch(
     harness=HARNESS,
     scaffold=SCAFFOLD,
     patch_kinds=(PCREL32,),
+    vector_areas=(FXSAVE,),
 )

@@ -180,6 +180,41 @@ class NativeVectors:
     needs: str
 
 
+@dataclass(frozen=True)
+class VectorArea:
+    """A `resolver.vector_state` kind whose one instruction (of the same name)
+    saves the whole FP/vector state into an area the instruction set lays out:
+    a control/status block, the stack registers, then `vectors` 16-byte
+    vector slots; a feature-masked format (`components`) adds a header after
+    its fixed region, then the state components its mask requests."""
+
+    kind: str
+    size: int  # bytes it writes at least (fixed region, and header)
+    align: int  # the alignment it demands of its area
+    vectors: int  # `vec` registers the image holds, in register order
+    vector_offset: int
+    slot: int  # bytes per stack or vector register slot
+    # The control/status block at the area's start: (offset, size, name).
+    status: tuple[tuple[int, int, str], ...]
+    status_size: int
+    status_label: str  # the block's picture label
+    # The stack registers' slots: offset, count, label with `{i}`.
+    stack_regs: tuple[int, int, str]
+    # Control registers held in the block, by register name: offset.
+    control: tuple[tuple[str, int], ...]
+    fixed: int  # bytes of the fixed region (the header follows it)
+    header: int = 0  # bytes of the header; 0: none
+    header_label: str = ""
+    # Feature-masked formats: the standard-format end of each state component
+    # (by bit); a fixed area must reach the end of every one its mask requests.
+    components: tuple[tuple[int, int], ...] = ()
+    extended_label: str = ""  # the picture's label of the components
+
+    @property
+    def feature_masked(self) -> bool:
+        return bool(self.components)
+
+
 class UnwindError(ValueError):
     """The code has no frame an unwind format can describe (the pipeline names
     the spec's `unwind` line)."""
@@ -264,6 +299,8 @@ class Arch:
     vector_realign: bool = False
     # vector_state kinds its resolver template implements (empty: any).
     vector_kinds: tuple[str, ...] = ()
+    # The kinds among them that save the whole state into an area.
+    vector_areas: tuple[VectorArea, ...] = ()
     # Registers a vector-state sequence overwrites (key: "kind/sizing").
     vector_clobbers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Wider forms of the `vec` registers, by the CPU feature that enables them
@@ -288,6 +325,11 @@ class Arch:
     def __post_init__(self) -> None:
         if (self.disassembler == "capstone") != (self.capstone is not None):
             raise ValueError(f"{self.name}: disassembler {self.disassembler!r} needs a binding")
+
+    def vector_area(self, kind: str) -> VectorArea | None:
+        """The area format of vector_state `kind`; None for kinds that list
+        registers (q-regs, none) or that this arch lacks."""
+        return next((area for area in self.vector_areas if area.kind == kind), None)
 
     @property
     def unwind_kinds(self) -> tuple[str, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, regs
-from asmgen.arches.x86 import PCREL32, SCAFFOLD
+from asmgen.arches.x86 import FXSAVE64, PCREL32, SCAFFOLD, XSAVE64
 from asmgen.arches.x86_64_unwind import FORMATS as UNWIND_FORMATS
 from asmgen.arches.x86_64_vectors import NATIVE_VECTORS
 
@@ -98,4 +98,8 @@ ARCH = Arch(
     harness=HARNESS,
     scaffold=SCAFFOLD,
     patch_kinds=(PCREL32,),
+    vector_areas=(
+        FXSAVE64,
+        XSAVE64,
+    ),
 )

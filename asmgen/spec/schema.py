@@ -73,9 +73,6 @@ class CallConvention(_Model):
 
 
 VectorKind = Literal["fxsave64", "fxsave", "xsave64", "q-regs", "none"]
-# The kinds whose one instruction saves every vector register (at least its
-# 128-bit part), not a list of them.
-WHOLE_STATE_KINDS = ("fxsave", "fxsave64", "xsave64")
 
 # XSAVE's requested-feature bitmap (EDX:EAX): every state component XCR0 enables.
 ALL_FEATURES = 0xFFFFFFFFFFFFFFFF
