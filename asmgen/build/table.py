@@ -54,12 +54,12 @@ class Table:
     def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
         """`n` trampolines linked at `block_addr` calling the resolver (and, where
         they reach it through a pointer, the pointer slot after them)."""
-        return self._units().write_trampolines(block_addr, resolver_addr, n)
+        return self._units().blocks.write_trampolines(block_addr, resolver_addr, n)
 
     def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
         """`n` indirect stubs linked at `stubs_addr`, stub I jumping through the
         pointer at `ptrs_addr + I * pointer size`."""
-        return self._units().write_stubs(stubs_addr, ptrs_addr, n)
+        return self._units().blocks.write_stubs(stubs_addr, ptrs_addr, n)
 
     def instantiate(self, addresses: dict[str, int]) -> bytes:
         """The table with every patch applied.  Patches that carry no address
