@@ -72,7 +72,11 @@ class CallConvention(_Model):
         return self.return_regs or (self.return_reg,)
 
 
-VectorKind = Literal["fxsave64", "fxsave", "xsave64", "q-regs", "none"]
+# The vector_state kinds some arch's template implements (each record lists
+# its own, `Arch.vector_kinds`; spec/vector.py checks the spec's arch has it).
+VectorKind = Literal[
+    tuple(dict.fromkeys(kind for arch in ARCHES.values() for kind in arch.vector_kinds))
+]
 
 # XSAVE's requested-feature bitmap (EDX:EAX): every state component XCR0 enables.
 ALL_FEATURES = 0xFFFFFFFFFFFFFFFF
