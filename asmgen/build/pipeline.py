@@ -10,7 +10,7 @@ from asmgen.build.layout import build_table
 from asmgen.build.patchkinds import ADDRESS_PARAMS
 from asmgen.build.table import Table
 from asmgen.build.units import build_units
-from asmgen.build.unwind import UnwindError, resolver_unwind
+from asmgen.build.unwind import Unwind, UnwindError, resolver_unwind, trampoline_unwind
 from asmgen.errors import AsmgenError
 from asmgen.resources import TEMPLATES_DIR
 from asmgen.spec.files import SpecFile
@@ -31,8 +31,9 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
     try:
         table = build_table(item.spec, item.path, template_for(item, templates_dir))
         _check_addresses(table)
-        _check_unwind(item, table.code)
-        return with_listings(replace(table, units=build_units(item.spec, templates_dir)))
+        resolver = _resolver_unwind(item, table.code)
+        table = replace(table, units=build_units(item.spec, templates_dir))
+        return with_listings(replace(table, unwind=_unwind(item, table, resolver)))
     except AsmgenError as exc:
         if exc.path is not None:
             raise
@@ -69,15 +70,31 @@ def _check_addresses(table: Table) -> None:
             )
 
 
-def _check_unwind(item: SpecFile, code: bytes) -> None:
-    """The unwind information the spec asks for describes this code (the
-    emitters build it again from the table)."""
+def _resolver_unwind(item: SpecFile, code: bytes):
+    """The unwind information the spec asks for, of its resolver; None if none."""
     if item.spec.unwind is None:
-        return
+        return None
     try:
-        resolver_unwind(item.spec, code)
+        return resolver_unwind(item.spec, code)
     except UnwindError as exc:
         raise AsmgenError(f"unwind: {exc}", item.path, item.spec.line_of("unwind")) from None
+
+
+def _unwind(item: SpecFile, table: Table, resolver) -> Unwind | None:
+    """The table's unwind information: the resolver's, and one trampoline's."""
+    if resolver is None:
+        return None
+    trampoline = None
+    if table.units is not None:
+        try:
+            trampoline = trampoline_unwind(item.spec, table.units.trampoline.code)
+        except ValueError as exc:
+            raise AsmgenError(
+                f"unwind: {item.spec.unwind} cannot describe the trampoline: {exc}",
+                item.path,
+                item.spec.line_of("unwind"),
+            ) from None
+    return Unwind(item.spec.unwind, resolver, trampoline)
 
 
 def build_all(items: list[SpecFile], templates_dir: Path = TEMPLATES_DIR) -> list[Table]:

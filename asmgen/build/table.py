@@ -10,6 +10,7 @@ from asmgen.build.patchkinds import ENCODERS
 from asmgen.build.runtime import PatchPoint, apply_patches
 from asmgen.build.source import ListingLine, Statement
 from asmgen.build.units import Units
+from asmgen.build.unwind import Unwind
 from asmgen.spec import Spec
 
 
@@ -28,6 +29,8 @@ class Table:
     # The annotated listing (build/disasm.py), which build.pipeline computes
     # once; None in a table that came from layout alone.
     listing: tuple[ListingLine, ...] | None = None
+    # Its unwind information (spec `unwind`), which build.pipeline computes.
+    unwind: Unwind | None = None
 
     @property
     def byteorder(self) -> str:

@@ -3,10 +3,23 @@ lists (`Arch.unwind`, spec `unwind`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from asmgen.arches.model import UnwindError, UnwindFormat
 from asmgen.spec import Spec
 
-__all__ = ["UnwindError", "resolver_unwind", "trampoline_unwind"]
+__all__ = ["Unwind", "UnwindError", "resolver_unwind", "trampoline_unwind"]
+
+
+@dataclass(frozen=True)
+class Unwind:
+    """A table's unwind information in the spec's format (`kind`): the
+    resolver's, and one trampoline's where the format covers trampolines.
+    build.pipeline computes it once; the emitters format it."""
+
+    kind: str
+    resolver: object
+    trampoline: object | None = None
 
 
 def _format(spec: Spec) -> UnwindFormat:
