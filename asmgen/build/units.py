@@ -258,8 +258,8 @@ class UnitBlocks:
 
 @dataclass(frozen=True)
 class Units:
-    """A spec's trampoline and stub as assembled (for the emitters); `blocks`
-    writes blocks of them (Table's writers use it)."""
+    """A spec's trampoline and stub as assembled (for the emitters), and
+    their block writers (`blocks`, which Table's writers use too)."""
 
     spec: Spec
     trampoline: UnitTable
@@ -282,6 +282,12 @@ class Units:
             self.pointer_size,
             self.spec.endian,
         )
+
+    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
+        return self.blocks.write_trampolines(block_addr, resolver_addr, n)
+
+    def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
+        return self.blocks.write_stubs(stubs_addr, ptrs_addr, n)
 
 
 def _raw(name: str):
