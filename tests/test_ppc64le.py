@@ -29,10 +29,10 @@ from pathlib import Path
 import llvm_oracle as oracle
 import llvm_trees
 import pytest
+from assembled import assemble_with_addresses
 from unit_oracles import assembled_stubs, assembled_trampolines
 
 from asmgen.build.crosscheck import cross_check, supports_both, unexplained
-from asmgen.build.discover import assemble_with_addresses
 from asmgen.build.pipeline import build, template_for
 from asmgen.cli import main
 from asmgen.patch import orc_factories

@@ -9,6 +9,16 @@ the compiled-code harness.
 from __future__ import annotations
 
 from asmgen.arches.model import Arch, Harness, HarnessTarget, OrcFactory, numbered, regs
+from asmgen.arches.patchkind import PatchKind
+
+# Unrounded 16-bit pieces of a 64-bit address: lis/ori/sldi/oris/ori combine
+# them with logical ORs and a shift, which carry nothing (@highest, @higher,
+# @h; the generic lo16 is @l).
+PATCH_KINDS = (
+    PatchKind("u16_48", 16, "(value >> 48) & 0xFFFF", "bits 63..48, not rounded (@highest)"),
+    PatchKind("u16_32", 16, "(value >> 32) & 0xFFFF", "bits 47..32, not rounded (@higher)"),
+    PatchKind("u16_16", 16, "(value >> 16) & 0xFFFF", "bits 31..16, not rounded (@h)"),
+)
 
 # VSX registers as the harness scaffold stores them: vs0-vs31 (whose first
 # doubleword is f0-f31) with stxvd2x, which puts that doubleword first;
@@ -46,6 +56,7 @@ HARNESS = Harness(
 
 ARCH = Arch(
     name="ppc64le",
+    aliases=("ppc64el", "powerpc64le"),
     vector_kinds=("vr-regs", "none"),
     pointer_size=8,
     element="uint32_t",
@@ -68,6 +79,7 @@ ARCH = Arch(
     # The thread pointer (r13): no code may write it.
     reserved=("r13",),
     no_emulator="unicorn 2 emulates PowerPC big-endian only",
+    patch_kinds=PATCH_KINDS,
     harness=HARNESS,
     # LLVM's factory functions pick OrcPPC64 for little-endian PowerPC64
     # (big-endian Linux is ELFv1, another ABI).

@@ -46,7 +46,7 @@ CITED = (
 C_CALLER = "ccc"
 # The facts every caller convention must cite (and `wide`, when it has any).
 CALLER_CITED = ("args", "callee_saved")
-# A caller convention's name: LLVM's IR keyword (`coldcc`, `x86_vectorcallcc`).
+# A caller convention's name: LLVM's IR keyword (`coldcc`, `fastcc`).
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # What a spec may knowingly do differently from its convention (`deviations:`),
@@ -73,20 +73,21 @@ class Args(_Model):
     """How arguments travel (the first ones in registers, the rest on the stack)."""
 
     int_regs: tuple[str, ...] = Field(default=(), alias="int")
-    # FP and vector arguments share these registers (x86-64 xmm, AArch64 q).
+    # FP and vector arguments share these registers (a vector register's low part).
     fp_regs: tuple[str, ...] = Field(default=(), alias="fp")
     # The widest C type an FP argument register carries in a prototyped call:
     # a 16-byte generic vector (SysV, AAPCS64), or a double.
     fp_type: Literal["vec128", "double"]
     # Vector arguments in registers of their own, counted apart from `int`
-    # and `fp` (PowerPC ELFv2 v2-v13); each carries a 16-byte vector.
+    # and `fp` (vector registers apart from the FP ones); each carries a
+    # 16-byte vector.
     vec_regs: tuple[str, ...] = Field(default=(), alias="vec")
     # independent: integer and FP registers are counted separately (SysV,
-    # AAPCS64, RISC-V); positional: argument i takes int[i] or fp[i]
-    # (Microsoft x64, MIPS n64); o32: FP registers only for leading FP
+    # AAPCS64, LP64D); positional: argument i takes int[i] or fp[i]
+    # (Microsoft x64, n64); o32: FP registers only for leading FP
     # arguments, integer registers by argument word; save_area: each argument
     # takes the next doublewords of the parameter save area and the GPRs that
-    # map them, but an FP or vector argument the next FPR or VR (PowerPC ELFv2).
+    # map them, but an FP or vector argument the next FP or vector register.
     assignment: Literal["independent", "positional", "o32", "save_area"]
     # Offset from sp at the call of the first stack argument (after the home area).
     stack_offset: Size
@@ -103,7 +104,7 @@ class Stack(_Model):
     home_area: Size  # bytes at [sp, sp + home_area) at a call that belong to the callee
     red_zone: Size  # bytes below sp a leaf function may use without moving sp
     # Bytes at [sp, sp + link_area) at a call that hold the caller's frame
-    # header (PowerPC ELFv2: back chain, CR, LR and TOC save doublewords):
+    # header (a back chain and the callee's link-register save slot, say):
     # the callee saves its return address there, so a caller's frame always
     # has one, and nothing of the caller's own lives in it.
     link_area: Size = 0
@@ -129,7 +130,7 @@ class FpControl(_Model):
 
 class WideRegisters(_Model):
     """Vector registers a caller convention passes or keeps wider than asmgen
-    names them, on a CPU with `feature` (x86-64: ymm with avx, zmm with
+    names them, on a CPU with `feature` (`Arch.wide_vectors`: ymm with avx, zmm with
     avx512f; `Arch.wide_vectors`)."""
 
     feature: str

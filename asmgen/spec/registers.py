@@ -81,7 +81,7 @@ _ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("resolver", "temp"): ("gpr",),
     ("resolver", "landing"): ("gpr",),
     ("resolver", "frame_pointer"): ("gpr",),
-    # A special-purpose link register (PowerPC lr) where the call leaves it.
+    # A special-purpose link register (`spr`) where the call leaves it.
     ("trampoline", "link"): ("gpr", "spr"),
     ("trampoline", "saved_link"): ("gpr",),
 }

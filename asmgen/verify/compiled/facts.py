@@ -20,7 +20,8 @@ the caller scaffold, with every register and the argument area random:
 - stack.red_zone: a leaf function puts a local below sp only with a red zone;
 - stack.link_area: a function that calls another writes its caller's frame
   only in [sp, sp + link_area) or the home area, and with a link area it
-  writes there (PowerPC saves its LR in the caller's frame header).
+  writes there (a callee that saves its return address in its caller's
+  frame header).
 
 FP control cannot be confirmed this way (compilers never save it): the file's
 fp_control is the psABI's, and the tables are checked against it.
@@ -198,8 +199,8 @@ def _callee_saved(built: Built, inp: State, out: State) -> Fact:
         reg, lo, hi = stored(built, name)
         kept.setdefault(reg, []).append((lo, hi))
     unprobed = {name for name, _ in built.arch.harness.unprobed}
-    # Every part a convention may name is judged on its own (AArch64 d9 of q9,
-    # PowerPC f14 of vs14), listed or not: an unlisted part the compiler keeps
+    # Every part a convention may name is judged on its own (an FP register
+    # that is half of a vector one), listed or not: an unlisted part the compiler keeps
     # shows even when the rest of its register changes.
     bounds: dict[str, set[int]] = {}
     for reg, lo, hi in built.arch.harness.parts.values():
