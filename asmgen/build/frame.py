@@ -196,8 +196,9 @@ def _store_frame(spec: Spec, common: dict) -> Frame:
     slot = common["slot"]
     offsets = []
     # The convention's frame header (back chain, link-register save slot) sits
-    # at the bottom, where the re-entry function finds it.
-    at = spec.call.link_area
+    # at the bottom, where the re-entry function finds it; a home area the
+    # resolver reserves below its saves covers as much of it.
+    at = max(0, spec.call.link_area - common["shadow"])
     record = 2 * slot if spec.resolver.frame_pointer else 0
     # A frame with a frame record is pushed from the top down: the
     # FP/vector registers, pushed last, end up lowest.
