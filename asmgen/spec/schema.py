@@ -92,8 +92,9 @@ class VectorState(_Model):
     `area_size` bytes.  q-regs: the full 128-bit vector registers listed in
     `resolver.fp_saves` are stored.  vr-regs: FP registers at their own
     width and whole vector registers, both listed in `resolver.fp_saves`
-    (an arch whose FP and vector registers are separate).  none: no vector state beyond the
-    `resolver.fp_saves` list (FP registers stored at their own width).
+    (an arch whose FP and vector registers are separate).  none: no vector
+    state beyond the `resolver.fp_saves` list (FP registers stored at their
+    own width).
     xsave64: XSAVE keeps every state component that `feature_mask` requests
     and XCR0 enables (x87, SSE, AVX upper halves, AVX-512 masks and upper
     registers, ...), in an area of `align` (at least 64) bytes alignment whose
