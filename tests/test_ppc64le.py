@@ -105,6 +105,28 @@ int main(int argc, char **argv)
 }
 """
 
+# A re-entry function declared variadic, built at -O0: it stores its
+# register arguments r3-r10 in the parameter save area of its caller's frame
+# (0x20-0x5f above sp), as ELFv2 lets a variadic callee.
+PROGRAM_O0_C = r"""
+#include <stdarg.h>
+#include <stdint.h>
+extern void *re_ctx, *re_tramp;
+extern int re_calls;
+void landing(void);
+
+uint64_t reentry_va(void *ctx, ...)
+{
+    va_list ap;
+    va_start(ap, ctx);
+    re_tramp = va_arg(ap, void *);
+    va_end(ap);
+    re_ctx = ctx;
+    re_calls++;
+    return (uint64_t)(uintptr_t)&landing;
+}
+"""
+
 PROGRAM_S = r"""
     .abiversion 2
     .text
@@ -192,8 +214,12 @@ def program(tmp_path_factory) -> tuple[Path, dict[str, int]]:
     tmp = tmp_path_factory.mktemp("ppc64le")
     (tmp / "p.c").write_text(PROGRAM_C.replace("BASE", hex(BASE)))
     (tmp / "p.S").write_text(PROGRAM_S)
+    (tmp / "p0.c").write_text(PROGRAM_O0_C)
+    subprocess.run([CC, "-O0", "-c", "-o", tmp / "p0.o", tmp / "p0.c"], check=True)
     exe = tmp / "p"
-    subprocess.run([CC, "-O2", "-static", "-o", exe, tmp / "p.c", tmp / "p.S"], check=True)
+    subprocess.run(
+        [CC, "-O2", "-static", "-o", exe, tmp / "p.c", tmp / "p.S", tmp / "p0.o"], check=True
+    )
     nm = subprocess.run([PREFIX + "nm", exe], capture_output=True, text=True, check=True)
     symbols = {}
     for line in nm.stdout.splitlines():
@@ -470,3 +496,37 @@ def test_a_register_without_percent_is_one_line_on_stderr(tree):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"{target}:55: error: keystone does not finish on 'std     r0,")
+
+
+def test_a_variadic_reentry_function_writes_only_the_parameter_save_area(program, tree, tmp_path):
+    """The resolver's 0x60 bytes below its saves (resolver.shadow_space) are
+    where a variadic re-entry function stores r3-r10: the chain keeps every
+    argument.  The same resolver without them keeps its saves there, and
+    the callee overwrites them (the saved return address among them)."""
+    exe, symbols = program
+    addresses = {"ReentryFnAddr": symbols["reentry_va"], "ReentryCtxAddr": symbols["ctx_obj"]}
+    spec = tree / "abi_specs" / "ppc64le.yaml"
+    results = []
+    for text in (spec.read_text(), spec.read_text().replace("  shadow_space: 0x60\n", "")):
+        spec.write_text(text)
+        (item,) = [f for f in spec_files(tree / "abi_specs") if f.spec.abi == "PPC64"]
+        table = build(item, tree / "templates")
+        (tmp_path / "code.bin").write_bytes(_image(table, symbols, table.instantiate(addresses)))
+        stub = hex(STUBS + USED * 32)
+        done = subprocess.run(
+            ["qemu-ppc64le-static", exe, tmp_path / "code.bin", stub, hex(SENTINEL), hex(CR)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        results.append(done)
+    kept, lost = results
+    assert kept.returncode == 0, kept.stderr
+    values = kept.stdout.split()
+    assert int(values[0], 16) == 0x600D0000
+    assert (int(values[3], 16), int(values[4], 16)) == (0x33, 0x44)
+    assert int(values[6], 16) == TRAMPOLINES + USED * 32
+    # Without the area, the process dies (qemu: SIGSEGV) or the landing gets
+    # the callee's spills.
+    assert lost.returncode != 0 or lost.stdout.split()[3:5] != values[3:5], lost.stdout
