@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from asmgen.arches.encode import field, reach, words
-from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, numbered, regs
+from asmgen.arches.model import (
+    Arch,
+    EmuFacts,
+    Harness,
+    HarnessTarget,
+    Scaffold,
+    ShadowStack,
+    numbered,
+    regs,
+)
 
 
 def _bl(at: int, target: int, order: str) -> bytes:
@@ -69,5 +78,17 @@ ARCH = Arch(
     call_link="x30",
     emulator=EMULATOR,
     harness=HARNESS,
+    # Guarded Control Stack (FEAT_GCS, Armv9.4): BL and BLR push the return
+    # address, RET checks its target register against the top (a GCS data
+    # check exception otherwise); BR is not checked.  Linux 6.13 enables it
+    # (`gcs` in /proc/cpuinfo); glibc 2.41 turns it on.
+    shadow_stack=ShadowStack(
+        name="Arm GCS",
+        calls=("bl", "blr"),
+        returns=("ret",),
+        return_register="x30",
+        cpu_flag="gcs",
+        glibc="2.41",
+    ),
     scaffold=Scaffold(_bl, lambda order: words(order, 0xD65F03C0)),  # ret
 )

@@ -73,6 +73,24 @@ class EmuFacts:
 
 
 @dataclass(frozen=True)
+class ShadowStack:
+    """A hardware shadow stack (Intel CET, Arm GCS): every call pushes its
+    return address there too, and every return must return to the address on
+    top.  Instructions are read as the disassembler prints them."""
+
+    name: str  # "Intel CET shadow stack"
+    calls: tuple[str, ...]  # mnemonics that push their return address
+    returns: tuple[str, ...]  # mnemonics checked against the top
+    # Where an operand-less return finds its target: a register (AArch64
+    # x30), or None when it pops it from the stack (x86).
+    return_register: str | None
+    # How Linux tells a process may enable it: the /proc/cpuinfo flag, and the
+    # glibc release whose loader enables it (for the native run's note).
+    cpu_flag: str
+    glibc: str
+
+
+@dataclass(frozen=True)
 class DelaySlots:
     """An arch whose branches run the next instruction (the delay slot)
     before they take effect (MIPS I-V).  Each function reads one instruction
@@ -217,6 +235,9 @@ class Arch:
     # Branch delay slots (MIPS): verify names a slot that writes its branch's
     # register too late.
     delay_slots: DelaySlots | None = None
+    # The hardware shadow stack verify's `shadow_stack` check models; None:
+    # the arch has none, and the check is not applicable.
+    shadow_stack: ShadowStack | None = None
     # Compiled-code checks (asmgen verify's `native`, `wine` and `qemu-*`
     # runs); None: no compiler or runner for this arch, and `no_harness` says why.
     harness: Harness | None = None

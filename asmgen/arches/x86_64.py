@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from asmgen.arches.encode import rel32
-from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, regs
+from asmgen.arches.model import (
+    Arch,
+    EmuFacts,
+    Harness,
+    HarnessTarget,
+    Scaffold,
+    ShadowStack,
+    regs,
+)
 
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_X86",
@@ -92,6 +100,17 @@ ARCH = Arch(
     wide_vectors=(("avx", 256), ("avx512f", 512)),
     emulator=EMULATOR,
     harness=HARNESS,
+    # CET shadow stack (Intel SDM vol. 1 ch. 17): CALL pushes, RET pops and
+    # raises #CP when the two return addresses differ.  Linux 6.6 enables it
+    # for user space (`user_shstk` in /proc/cpuinfo); glibc 2.39 turns it on.
+    shadow_stack=ShadowStack(
+        name="Intel CET shadow stack",
+        calls=("call",),
+        returns=("ret",),
+        return_register=None,
+        cpu_flag="user_shstk",
+        glibc="2.39",
+    ),
     scaffold=Scaffold(
         caller=lambda at, target, order: b"\xe8" + rel32(at, 5, target),  # call rel32
         ret=lambda order: b"\xc3",
