@@ -131,8 +131,7 @@ def _check_units(spec: Spec, written: dict, refuse) -> None:
         if identity in (trampoline.scratch, spec.stub.scratch) or identity in resolver.saves:
             refuse(
                 ("trampoline", "identity"),
-                "is also a unit's scratch or a saved register: the resolver reads it after "
-                "both",
+                "is also a unit's scratch or a saved register: the resolver reads it after both",
             )
         if resolver.landing is None:
             refuse(

@@ -444,6 +444,7 @@ class Emulation:
             add("shadow_stack", [], f"{self.spec.arch} has no hardware shadow stack", NA)
             return
         bits = 8 * self.slot
+
         def place(address: int) -> str:
             return f"{hexw(address, bits)} ({self.where(address).split(' (')[0]})"
 
