@@ -8,6 +8,7 @@ from asmgen.arches.model import (
     EmuFacts,
     Harness,
     HarnessTarget,
+    JITLinkEdge,
     Scaffold,
     ShadowStack,
     numbered,
@@ -77,6 +78,13 @@ ARCH = Arch(
     landing_pads=(("bti_c", "hint #0x22"),),
     call_link="x30",
     emulator=EMULATOR,
+    # ELF for the Arm 64-bit Architecture numbers; JITLink aarch64 kinds.
+    jitlink_edges=(
+        JITLinkEdge(275, "R_AARCH64_ADR_PREL_PG_HI21", "Page21"),
+        JITLinkEdge(282, "R_AARCH64_JUMP26", "Branch26PCRel"),
+        JITLinkEdge(283, "R_AARCH64_CALL26", "Branch26PCRel"),
+        JITLinkEdge(286, "R_AARCH64_LDST64_ABS_LO12_NC", "PageOffset12"),
+    ),
     harness=HARNESS,
     # Guarded Control Stack (FEAT_GCS, Armv9.4): BL and BLR push the return
     # address, RET checks its target register against the top (a GCS data

@@ -91,6 +91,20 @@ class ShadowStack:
 
 
 @dataclass(frozen=True)
+class JITLinkEdge:
+    """How an ELF relocation the assembler leaves in a reentry block becomes
+    the JITLink edge LLVM's per-arch builders add (llvm/ExecutionEngine/
+    JITLink/<arch>.h): the relocation type's number (the psABI's), its name,
+    the edge kind, and what to add to the ELF addend (x86-64's BranchPCRel32
+    counts from the end of its 4-byte field, where PLT32 carries -4)."""
+
+    reloc: int
+    name: str
+    kind: str
+    addend_delta: int = 0
+
+
+@dataclass(frozen=True)
 class DelaySlots:
     """An arch whose branches run the next instruction (the delay slot)
     before they take effect (MIPS I-V).  Each function reads one instruction
@@ -238,6 +252,10 @@ class Arch:
     # The hardware shadow stack verify's `shadow_stack` check models; None:
     # the arch has none, and the check is not applicable.
     shadow_stack: ShadowStack | None = None
+    # LLVM's newer reentry path (LazyReexportsManager + JITLinkReentryTrampolines):
+    # the relocations its templates' reentry mode leaves, as JITLink edges.
+    # Empty: no reentry output for this arch (generated/reentry/).
+    jitlink_edges: tuple[JITLinkEdge, ...] = ()
     # Compiled-code checks (asmgen verify's `native`, `wine` and `qemu-*`
     # runs); None: no compiler or runner for this arch, and `no_harness` says why.
     harness: Harness | None = None

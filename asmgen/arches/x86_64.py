@@ -8,6 +8,7 @@ from asmgen.arches.model import (
     EmuFacts,
     Harness,
     HarnessTarget,
+    JITLinkEdge,
     Scaffold,
     ShadowStack,
     regs,
@@ -99,6 +100,12 @@ ARCH = Arch(
     ),
     wide_vectors=(("avx", 256), ("avx512f", 512)),
     emulator=EMULATOR,
+    # ELF x86-64 psABI numbers; JITLink x86_64 BranchPCRel32 (its stubs'
+    # and reentry trampolines' edge kind).
+    jitlink_edges=(
+        JITLinkEdge(2, "R_X86_64_PC32", "BranchPCRel32", 4),
+        JITLinkEdge(4, "R_X86_64_PLT32", "BranchPCRel32", 4),
+    ),
     harness=HARNESS,
     # CET shadow stack (Intel SDM vol. 1 ch. 17): CALL pushes, RET pops and
     # raises #CP when the two return addresses differ.  Linux 6.6 enables it

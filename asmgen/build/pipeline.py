@@ -7,6 +7,7 @@ from pathlib import Path
 
 from asmgen.build.layout import build_table
 from asmgen.build.patchkinds import ADDRESS_PARAMS
+from asmgen.build.reentry import build_reentry
 from asmgen.build.table import Table
 from asmgen.build.units import build_units
 from asmgen.build.unwind import BUILDERS, UnwindError
@@ -31,7 +32,8 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
         table = build_table(item.spec, item.path, template_for(item, templates_dir))
         _check_addresses(table)
         _check_unwind(item, table.code)
-        return replace(table, units=build_units(item.spec, templates_dir))
+        units = build_units(item.spec, templates_dir)
+        return replace(table, units=units, reentry=build_reentry(item.spec, templates_dir))
     except AsmgenError as exc:
         if exc.path is not None:
             raise

@@ -8,6 +8,7 @@ from pathlib import Path
 from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import ENCODERS
 from asmgen.build.runtime import PatchPoint, apply_patches
+from asmgen.build.reentry import Reentry
 from asmgen.build.source import Statement
 from asmgen.build.units import Units
 from asmgen.spec import Spec
@@ -25,6 +26,8 @@ class Table:
     patches: tuple[PatchPoint, ...]
     # The arch's trampoline and stub (stubs.py), when it has templates for them.
     units: Units | None = None
+    # LLVM's newer reentry path (build/reentry.py), where the arch has it.
+    reentry: Reentry | None = None
 
     @property
     def byteorder(self) -> str:

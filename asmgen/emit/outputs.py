@@ -13,6 +13,7 @@ from asmgen.emit.json_tables import emit_json
 from asmgen.emit.orc_header import FILENAME as ORC_HEADER
 from asmgen.emit.orc_header import emit_orc_header
 from asmgen.emit.python_module import emit_python
+from asmgen.emit.reentry import emit_reentry_sources
 
 OUTPUTS = {
     "orc_resolvers.py": emit_python,
@@ -23,8 +24,11 @@ OUTPUTS = {
 
 
 def render_outputs(tables: list[Table]) -> dict[str, str]:
-    """Every output file's text, all computed before anything is written."""
-    return {name: emit(tables) for name, emit in OUTPUTS.items()}
+    """Every output file's text, all computed before anything is written:
+    the tables' files, and a reentry source per table whose arch has one."""
+    outputs = {name: emit(tables) for name, emit in OUTPUTS.items()}
+    outputs.update(emit_reentry_sources(tables))
+    return outputs
 
 
 def write_outputs(outputs: dict[str, str], out_dir: Path) -> list[Path]:
