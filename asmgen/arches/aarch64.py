@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from asmgen.arches.encode import field, reach, words
+from asmgen.arches.encode import (
+    field,
+    fix_branch26,
+    fix_page21,
+    fix_pageoffset12_ld64,
+    reach,
+    words,
+)
 from asmgen.arches.model import (
     Arch,
     EmuFacts,
@@ -80,10 +87,12 @@ ARCH = Arch(
     emulator=EMULATOR,
     # ELF for the Arm 64-bit Architecture numbers; JITLink aarch64 kinds.
     jitlink_edges=(
-        JITLinkEdge(275, "R_AARCH64_ADR_PREL_PG_HI21", "Page21"),
-        JITLinkEdge(282, "R_AARCH64_JUMP26", "Branch26PCRel"),
-        JITLinkEdge(283, "R_AARCH64_CALL26", "Branch26PCRel"),
-        JITLinkEdge(286, "R_AARCH64_LDST64_ABS_LO12_NC", "PageOffset12"),
+        JITLinkEdge(275, "R_AARCH64_ADR_PREL_PG_HI21", "Page21", fixup=fix_page21),
+        JITLinkEdge(282, "R_AARCH64_JUMP26", "Branch26PCRel", fixup=fix_branch26),
+        JITLinkEdge(283, "R_AARCH64_CALL26", "Branch26PCRel", fixup=fix_branch26),
+        JITLinkEdge(
+            286, "R_AARCH64_LDST64_ABS_LO12_NC", "PageOffset12", fixup=fix_pageoffset12_ld64
+        ),
     ),
     harness=HARNESS,
     # Guarded Control Stack (FEAT_GCS, Armv9.4): BL and BLR push the return

@@ -102,6 +102,12 @@ class JITLinkEdge:
     name: str
     kind: str
     addend_delta: int = 0
+    # How JITLink writes the field (arches/encode.py), for verify's run of the
+    # reentry blocks: fixup(code, offset, pc, target).  None: not emulated.
+    fixup: Callable[[bytearray, int, int, int], None] | None = None
+    # The edge's target is the place of another edge (RISC-V's PCREL_LO12
+    # names its AUIPC), whose pc and target it takes.
+    paired: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from asmgen.arches.encode import field, reach, words
+from asmgen.arches.encode import (
+    field,
+    fix_call_plt,
+    fix_pcrel_hi20,
+    fix_pcrel_lo12_i,
+    reach,
+    words,
+)
 from asmgen.arches.model import (
     Arch,
     EmuFacts,
@@ -97,8 +104,10 @@ ARCH = Arch(
     scaffold=Scaffold(_jal, lambda order: words(order, 0x00008067)),  # ret
     # RISC-V ELF psABI numbers; JITLink riscv names its kinds after them.
     jitlink_edges=(
-        JITLinkEdge(19, "R_RISCV_CALL_PLT", "R_RISCV_CALL_PLT"),
-        JITLinkEdge(23, "R_RISCV_PCREL_HI20", "R_RISCV_PCREL_HI20"),
-        JITLinkEdge(24, "R_RISCV_PCREL_LO12_I", "R_RISCV_PCREL_LO12_I"),
+        JITLinkEdge(19, "R_RISCV_CALL_PLT", "R_RISCV_CALL_PLT", fixup=fix_call_plt),
+        JITLinkEdge(23, "R_RISCV_PCREL_HI20", "R_RISCV_PCREL_HI20", fixup=fix_pcrel_hi20),
+        JITLinkEdge(
+            24, "R_RISCV_PCREL_LO12_I", "R_RISCV_PCREL_LO12_I", fixup=fix_pcrel_lo12_i, paired=True
+        ),
     ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asmgen.arches.encode import rel32
+from asmgen.arches.encode import fix_branch_pcrel32, rel32
 from asmgen.arches.model import (
     Arch,
     EmuFacts,
@@ -103,8 +103,8 @@ ARCH = Arch(
     # ELF x86-64 psABI numbers; JITLink x86_64 BranchPCRel32 (its stubs'
     # and reentry trampolines' edge kind).
     jitlink_edges=(
-        JITLinkEdge(2, "R_X86_64_PC32", "BranchPCRel32", 4),
-        JITLinkEdge(4, "R_X86_64_PLT32", "BranchPCRel32", 4),
+        JITLinkEdge(2, "R_X86_64_PC32", "BranchPCRel32", 4, fix_branch_pcrel32),
+        JITLinkEdge(4, "R_X86_64_PLT32", "BranchPCRel32", 4, fix_branch_pcrel32),
     ),
     harness=HARNESS,
     # CET shadow stack (Intel SDM vol. 1 ch. 17): CALL pushes, RET pops and

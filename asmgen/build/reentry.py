@@ -124,7 +124,8 @@ def _assemble(spec: Spec, text: str, path: Path) -> dict:
                 return {"error": result.stderr.strip()}
             return _read(output)
 
-    found = cached(["reentry", *_tool_identity(spec.arch_info, spec.endian), text], run)
+    # The key names the reader: a change in what _read returns needs a new one.
+    found = cached(["reentry-object-1", *_tool_identity(spec.arch_info, spec.endian), text], run)
     if "error" in found:
         first = found["error"].splitlines()[0] if found["error"] else "no message"
         raise AsmgenError(f"llvm-mc rejects the reentry source: {first}", path)
@@ -141,9 +142,7 @@ def _read(path: Path) -> dict:
         index = elf.get_section_index(".text")
         symtab = elf.get_section_by_name(".symtab")
         symbols = list(symtab.iter_symbols())
-        defined = {
-            s.name: s["st_value"] for s in symbols if s.name and s["st_shndx"] == index
-        }
+        defined = {s.name: s["st_value"] for s in symbols if s.name and s["st_shndx"] == index}
         sizes = {s.name: s["st_size"] for s in symbols if s.name and s["st_shndx"] == index}
         relocations = []
         for section in elf.iter_sections():

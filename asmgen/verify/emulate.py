@@ -303,14 +303,14 @@ class Emulation:
         sp = self.read(facts.sp)
         args_at = sp + facts.call_pushes  # sp as it was at the call
         args = []
-        for i in range(2):
+        for i in range(2 if self.subject.takes_context else 1):
             if i < len(call.int_args):
                 args.append(self.read(call.int_args[i]))
             else:
                 stack_index = i - len(call.int_args)
                 args.append(self.word(args_at + call.shadow_space + stack_index * self.slot))
         home = (args_at, args_at + call.shadow_space)
-        self.trace.reentries.append((args[0], args[1]))
+        self.trace.reentries.append((args[0], args[-1]))
         if self.trace.reentry is None:
             self.trace.reentry = {"args": args, "sp_at_call": args_at, "home": home}
         # Spill the register arguments into the home area, as MSVC code does.
@@ -355,12 +355,16 @@ class Emulation:
             for check in ("ctx_arg", "trampoline_arg", "stack_align", "shadow_space"):
                 add(check, [Finding("re-entry call", "reached", why)])
         else:
-            ctx, tramp = t.reentry["args"]
+            args = t.reentry["args"]
             where = [
-                call.int_args[i] if i < len(call.int_args) else f"stack arg {i}" for i in (0, 1)
+                call.int_args[i] if i < len(call.int_args) else f"stack arg {i}"
+                for i in range(len(args))
             ]
-            add("ctx_arg", _diff(where[0], self.ctx, ctx, bits))
-            add("trampoline_arg", _diff(where[1], self.linked.trampoline, tramp, bits))
+            if self.subject.takes_context:
+                add("ctx_arg", _diff(where[0], self.ctx, args[0], bits))
+            else:
+                add("ctx_arg", [], "the reentry path passes no context", NA)
+            add("trampoline_arg", _diff(where[-1], self.linked.trampoline, args[-1], bits))
             sp = t.reentry["sp_at_call"]
             add(
                 "stack_align",
