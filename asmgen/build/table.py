@@ -7,8 +7,8 @@ from pathlib import Path
 
 from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import ENCODERS
-from asmgen.build.runtime import PatchPoint, apply_patches
 from asmgen.build.reentry import Reentry
+from asmgen.build.runtime import PatchPoint, apply_patches
 from asmgen.build.source import Statement
 from asmgen.build.units import Units
 from asmgen.spec import Spec
