@@ -24,6 +24,7 @@ __orc_rt_reenter:
     .cfi_startproc
 resolver_entry:
     .option norelax
+    .option norvc
     addi    sp, sp, -0xf0
     .cfi_def_cfa_offset 0xf0
     sd     s0, 0x0(sp)
