@@ -3711,9 +3711,9 @@ inline void OrcX86_64_Win32_seed_initial::writeIndirectStubsBlock(
 }
 
 /// X86_64_Win32_ShadowStack: Microsoft x64 for CET shadow stacks and IBT
-/// (endbr64, no unmatched ret) Serves callers of: ccc, fastcc, swiftcc,
-/// x86_vectorcallcc. NARROW: it loses what callers of other conventions keep
-/// across the call: coldcc (r11); preserve_mostcc; preserve_allcc; ghccc. Not a
+/// (endbr64, no unmatched ret) Serves callers of: ccc, fastcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, x86_vectorcallcc, ghccc. NARROW: it loses what
+/// callers of other conventions keep across the call: coldcc (r11). Not a
 /// drop-in replacement for LLVM's class where such callers exist
 /// (docs/variants.md). Vector registers: 128 bits kept; the upper parts of
 /// ymm/zmm arguments and of preserve_allcc's ymm registers are lost (the

@@ -73,6 +73,7 @@ def test_seed_defects_are_found_and_declared(capsys, llvm_tables):
     assert outcomes.pop("shadow_space") == outcomes.pop("fp_control") == "declared"
     assert outcomes.pop("native") == "n/a"
     assert outcomes.pop("vector_width") == ("declared" if NATIVE_HOST else "n/a")
+    assert outcomes.pop("shadow_stack") == "declared"
     assert set(outcomes.values()) == {"ok"}
     checks = abis["X86_64_Win32_seed_initial"]["checks"]
     home = checks["shadow_space"]["findings"]
