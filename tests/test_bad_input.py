@@ -48,14 +48,14 @@ def _expectation(path: Path) -> tuple[int, str]:
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+    files = sorted(p for p in folder.rglob("*") if p.is_file())  # generated/reentry/ too
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
 
 
 @pytest.fixture
 def filled(tree: Path) -> Path:
     """The scratch tree with the checked-in outputs in generated/."""
-    for path in (ROOT / "generated").iterdir():
-        shutil.copy2(path, tree / "generated" / path.name)
+    shutil.copytree(ROOT / "generated", tree / "generated", dirs_exist_ok=True)
     return tree
 
 
