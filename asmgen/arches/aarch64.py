@@ -21,11 +21,25 @@ from asmgen.arches.model import (
     numbered,
     regs,
 )
+from asmgen.arches.patchkind import PatchKind
 
 
 def _bl(at: int, target: int, order: str) -> bytes:
     return words(order, 0x94000000 | field(reach(at, target, 28) >> 2, 26))
 
+
+# The literal load `ldr xN, label`: a 19-bit word offset from the ldr itself.
+LDR19 = PatchKind(
+    "ldr19",
+    19,
+    "value >> 2",
+    "AArch64 literal load (ldr): word offset from the ldr",
+    pcrel=True,
+    operand="displacement",
+    shift=2,
+    exact=True,
+    limit="AArch64 literal-load range: +-1 MiB",
+)
 
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_ARM64",
@@ -66,6 +80,7 @@ HARNESS = Harness(
 
 ARCH = Arch(
     name="aarch64",
+    aliases=("arm64",),
     vector_kinds=("q-regs", "none"),
     pointer_size=8,
     element="uint32_t",
@@ -84,6 +99,7 @@ ARCH = Arch(
     # tests/test_variants.py checks llvm-mc assembles `bti c` alike.
     landing_pads=(("bti_c", "hint #0x22"),),
     call_link="x30",
+    patch_kinds=(LDR19,),
     emulator=EMULATOR,
     # ELF for the Arm 64-bit Architecture numbers; JITLink aarch64 kinds.
     jitlink_edges=(

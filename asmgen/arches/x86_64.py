@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from asmgen.arches.encode import fix_branch_pcrel32, rel32
+from asmgen.arches.encode import fix_branch_pcrel32
 from asmgen.arches.model import (
     Arch,
     EmuFacts,
     Harness,
     HarnessTarget,
     JITLinkEdge,
-    Scaffold,
     ShadowStack,
     regs,
 )
+from asmgen.arches.x86 import FXSAVE64, PCREL32, SCAFFOLD, XSAVE64
+from asmgen.arches.x86_64_unwind import FORMATS as UNWIND_FORMATS
+from asmgen.arches.x86_64_vectors import NATIVE_VECTORS
 
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_X86",
@@ -73,8 +75,9 @@ HARNESS = Harness(
 
 ARCH = Arch(
     name="x86_64",
+    aliases=("x86-64", "x86", "amd64"),
     vector_kinds=("fxsave64", "xsave64", "q-regs", "none"),
-    unwind_kinds=("eh_frame", "win64"),
+    unwind=UNWIND_FORMATS,
     vector_realign=True,
     pointer_size=8,
     element="uint8_t",
@@ -106,7 +109,6 @@ ARCH = Arch(
         JITLinkEdge(2, "R_X86_64_PC32", "BranchPCRel32", 4, fix_branch_pcrel32),
         JITLinkEdge(4, "R_X86_64_PLT32", "BranchPCRel32", 4, fix_branch_pcrel32),
     ),
-    harness=HARNESS,
     # CET shadow stack (Intel SDM vol. 1 ch. 17): CALL pushes, RET pops and
     # raises #CP when the two return addresses differ.  Linux 6.6 enables it
     # for user space (`user_shstk` in /proc/cpuinfo); glibc 2.39 turns it on.
@@ -118,8 +120,12 @@ ARCH = Arch(
         cpu_flag="user_shstk",
         glibc="2.39",
     ),
-    scaffold=Scaffold(
-        caller=lambda at, target, order: b"\xe8" + rel32(at, 5, target),  # call rel32
-        ret=lambda order: b"\xc3",
+    native_vectors=NATIVE_VECTORS,
+    harness=HARNESS,
+    scaffold=SCAFFOLD,
+    patch_kinds=(PCREL32,),
+    vector_areas=(
+        FXSAVE64,
+        XSAVE64,
     ),
 )
