@@ -5,6 +5,7 @@ arguments and its input, so it is stored under the SHA-256 of those and
 reused by later processes: a warm `asmgen generate` starts no llvm-mc at all.
 Entries are written atomically; a missing, unreadable or corrupt entry is a
 miss.  ASMGEN_CACHE_DIR moves the cache; ASMGEN_CACHE=0 turns it off.
+`buildcache.py` keeps whole command results in the same folder.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def cache_dir() -> Path | None:
@@ -27,24 +29,50 @@ def cache_dir() -> Path | None:
     return Path(base) / "asmgen"
 
 
-def cached(key: list[str], compute: Callable[[], dict]) -> dict:
-    """`compute()`'s JSON-able result for `key`, from the cache when present."""
+def entry_path(key: list[str]) -> Path | None:
+    """Where the entry for `key` lives; None when caching is off."""
     folder = cache_dir()
     if folder is None:
-        return compute()
+        return None
     digest = hashlib.sha256("\0".join(key).encode("utf-8")).hexdigest()
-    path = folder / digest[:2] / f"{digest}.json"
+    return folder / digest[:2] / f"{digest}.json"
+
+
+def load(key: list[str]) -> Any | None:
+    """The stored JSON value for `key`; None for a miss (absent, unreadable, corrupt)."""
+    path = entry_path(key)
+    if path is None:
+        return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        pass
-    result = compute()
+        return None
+
+
+def store(key: list[str], value: Any) -> None:
+    """Store `value` (JSON-able) for `key`, atomically; an unwritable cache only costs speed."""
+    path = entry_path(key)
+    if path is None:
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(result, handle)
-        os.replace(temp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(value, handle)
+            os.replace(temp, path)
+        except BaseException:
+            os.unlink(temp)
+            raise
     except OSError:
-        pass  # an unwritable cache only costs speed
+        pass
+
+
+def cached(key: list[str], compute: Callable[[], dict]) -> dict:
+    """`compute()`'s JSON-able result for `key`, from the cache when present."""
+    found = load(key)
+    if isinstance(found, dict):
+        return found
+    result = compute()
+    store(key, result)
     return result
