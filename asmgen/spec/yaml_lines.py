@@ -28,6 +28,45 @@ class _LineLoader(yaml.SafeLoader):
     what = "spec"  # the kind of file, for messages
 
 
+# libyaml's parser builds the same nodes, with the same line marks, some 20
+# times faster.  Text it refuses, or that pyyaml's reader would refuse, takes
+# the pure-Python path, so every error reads as pyyaml reports it.  libyaml
+# composes nested nodes by C recursion and crashes some ten thousand levels
+# down, so text that could nest deeper than FAST_NESTING (each level takes a
+# bracket, or a column of its first line) takes the Python path too, whose
+# RecursionError is caught.
+FAST_NESTING = 2000
+_FastLoader = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _FastLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        nodes_built = 0
+        what = "spec"
+
+
+def _compose(text: str, what: str) -> tuple[_LineLoader, yaml.Node | None]:
+    """A loader for `text` and the root node it composed (None: no document)."""
+    nesting = text.count("[") + text.count("{") + max(map(len, text.splitlines()), default=0)
+    if (
+        _FastLoader is not None
+        and nesting <= FAST_NESTING
+        and not yaml.reader.Reader.NON_PRINTABLE.search(text)
+    ):
+        fast = _FastLoader(text)
+        fast.what = what
+        try:
+            return fast, fast.get_single_node()
+        except yaml.YAMLError:
+            fast.dispose()
+    loader = _LineLoader(text)
+    loader.what = what
+    try:
+        return loader, loader.get_single_node()
+    except BaseException:
+        loader.dispose()
+        raise
+
+
 def _to_python(
     loader: _LineLoader, node: yaml.Node, key: tuple, where: dict, path: Path, open_=()
 ) -> Any:
@@ -153,10 +192,8 @@ def read_yaml(text: str, path: Path, what: str) -> tuple[dict, dict[tuple, int]]
     """The mapping in `text` (lists as lists) and the line of every key in it;
     errors name `what` ("spec", ...) and the line."""
     try:
-        loader = _LineLoader(text)
-        loader.what = what
+        loader, root = _compose(text, what)
         try:
-            root = loader.get_single_node()
             if root is None:
                 raise AsmgenError(f"{what} is empty", path, 1)
             where: dict[tuple, int] = {}
