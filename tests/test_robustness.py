@@ -238,9 +238,8 @@ def _blocked_on(folder: Path, run: subprocess.Popen, timeout: float = 120.0) -> 
     while time.monotonic() < deadline and run.poll() is None:
         for line in Path("/proc/locks").read_text().splitlines():
             fields = line.split()
-            if "->" in fields and "FLOCK" in fields and inode in f"{line} ":
-                if str(run.pid) in fields:
-                    return True
+            if {"->", "FLOCK", str(run.pid)} <= set(fields) and inode in f"{line} ":
+                return True
         time.sleep(0.05)
     return False
 
