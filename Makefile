@@ -110,6 +110,7 @@ test-llvm: $(STAMP) llvm llvm-dev
 	$(PY) tests/llvm_release.py --llvm-root "$(LLVM_ROOT)" $(ABIS)
 
 bench: $(STAMP) llvm
+	$(PY) bench/bench_cli.py
 	$(PY) bench/bench_generate.py
 	$(PY) bench/bench_verify.py
 	$(PY) bench/bench_variants.py
