@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from asmgen.build.buildcache import cached_build
+from asmgen.emit.cached import cached_outputs
 from asmgen.emit.compare import report_stale, write_outputs
 from asmgen.errors import AsmgenError
 from asmgen.project import add_option as add_project_option
@@ -30,22 +31,9 @@ def _out_option(parser: argparse.ArgumentParser, relative: str) -> None:
     parser.set_defaults(project_outputs={"out": relative})
 
 
-def _outputs(args, abis: list[str]) -> dict[str, str]:
-    """Every output file's text for the specs named (all when `abis` is empty)."""
-
-    def compute() -> dict[str, str]:
-        from asmgen.build.pipeline import build_all
-        from asmgen.emit.outputs import render_outputs
-        from asmgen.spec.files import select, spec_files
-
-        return render_outputs(build_all(select(spec_files(args.specs), abis), args.templates))
-
-    return cached_build(args.specs, args.templates, ["outputs", *abis], compute)
-
-
 def cmd_generate(args) -> int:
     out = output(args, "out")
-    written = write_outputs(_outputs(args, args.abi), out)
+    written = write_outputs(cached_outputs(args.specs, args.templates, args.abi), out)
     for path in written:
         print(f"wrote {path}")
     if not written:
@@ -55,7 +43,7 @@ def cmd_generate(args) -> int:
 
 def cmd_check(args) -> int:
     out = output(args, "out")
-    stale = report_stale(_outputs(args, []), out)
+    stale = report_stale(cached_outputs(args.specs, args.templates), out)
     if not stale:
         print(f"{out}: up to date")
     return 1 if stale else 0
