@@ -1,8 +1,10 @@
 """The libyaml path of spec/yaml_lines.py reads every file as the pure-Python
-path does: the same values, the same key lines, the same error lines."""
+path does: the same values, the same key lines, the same error lines; only
+nesting too deep for the Python composer's recursion is located better."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,9 @@ EXTRA = {
     "alias loop": "a: &x [*x]\n",
     "bom": "\ufeffabi: x\n",
     "deep flow": "a: " + "[" * 5000 + "]" * 5000 + "\n",
+    "deeper than Python recurses": "a: " + "[" * 1000 + "]" * 1000 + "\n",
+    "long line": "abi: " + "x" * 4096 + "\nlist: [[[[[[[[[[[[[[[[[[[[a]]]]]]]]]]]]]]]]]]]]\n",
+    "many brackets": "a: [" + "[], " * 1500 + "]\nb: {c: " + "[" * 20 + "d" + "]" * 20 + "}\n",
     "deep compact sequence": "- " * 5000 + "x\n",
     "deep block": "".join(" " * i + f"k{i}:\n" for i in range(40)),
 }
@@ -52,4 +57,26 @@ def test_libyaml_is_there():
     ids=[*(p.relative_to(ROOT).as_posix() for p in CORPUS), *EXTRA],
 )
 def test_both_paths_agree(text, monkeypatch):
-    assert read(text, True, monkeypatch) == read(text, False, monkeypatch)
+    fast, slow = read(text, True, monkeypatch), read(text, False, monkeypatch)
+    if slow == "f.yaml:1: error: spec nests too deeply":
+        # Python's composer ran out of stack; libyaml's path finds the node past MAX_DEPTH.
+        assert re.fullmatch(r"f\.yaml:1:\d+: error: YAML nests deeper than 16 levels", fast)
+    else:
+        assert fast == slow
+
+
+def test_text_too_deep_for_libyaml_is_refused_from_its_events(monkeypatch):
+    """Deeper than FAST_NESTING, libyaml's C recursion would crash the process:
+    its event parser finds the first node past MAX_DEPTH, and nothing composes."""
+    calls = []
+    monkeypatch.setattr(yaml_lines._FastLoader, "get_single_node", lambda self: calls.append(1))
+    monkeypatch.setattr(yaml_lines._LineLoader, "get_single_node", lambda self: calls.append(1))
+    levels = yaml_lines.FAST_NESTING + 1
+    for deep, where in (
+        ("a: 1\nb: " + "[" * levels + "]" * levels + "\n", "2:20"),  # the 17th [
+        ("a: 1\nb:\n  " + "- " * levels + "x\n", "3:35"),  # the 17th -
+    ):
+        with pytest.raises(AsmgenError) as caught:
+            yaml_lines.read_yaml(deep, Path("f.yaml"), "spec")
+        assert str(caught.value) == f"f.yaml:{where}: error: YAML nests deeper than 16 levels"
+    assert not calls
