@@ -38,7 +38,8 @@ def files(folder: Path) -> dict[str, bytes]:
 
 def build_entries(cache: Path) -> list[Path]:
     """The cache's build entries (beside the tool cache's)."""
-    return [p for p in cache.rglob("*.json") if buildcache.texts(json.loads(p.read_text()))]
+    found = (p for p in cache.rglob("*.json") if p.is_file())
+    return [p for p in found if buildcache.texts(json.loads(p.read_text()))]
 
 
 def test_cold_and_warm_runs_write_the_same_bytes(tmp_path):
@@ -115,14 +116,10 @@ def test_a_harmless_edit_rebuilds_with_the_same_bytes(project):
     before = files(tree / "generated")
     spec = tree / "abi_specs" / "x86_64_sysv.yaml"
     spec.write_text(spec.read_text() + "# a comment\n")
-    entries = len(build_entries(cache))
-    again = run(["check"], tree, cache)  # all specs: another key
-    assert len(build_entries(cache)) == entries + 1
     generate = run(["generate", ONE], tree, cache)
     assert generate.returncode == 0, generate.stderr
     assert files(tree / "generated") == before
-    assert len(build_entries(cache)) == entries + 2
-    assert again.returncode == 1  # the other tables are not in generated/ yet
+    assert len(build_entries(cache)) == 2  # a new key, built and stored
 
 
 def test_fingerprint_covers_source_tools_and_folders(tmp_path, monkeypatch):
@@ -166,21 +163,25 @@ def test_fingerprint_covers_source_tools_and_folders(tmp_path, monkeypatch):
 BAD_TEXTS = json.dumps({"format": buildcache.FORMAT, "texts": {"orc_resolvers.py": 1}})
 
 
-@pytest.mark.parametrize("garbage", ["{not json", "[]", BAD_TEXTS, "dir"])
-def test_a_corrupt_entry_is_a_miss(project, garbage):
+def test_a_corrupt_entry_is_a_miss(project):
+    """Garbage, JSON of another shape, texts that are no texts, a folder: each
+    is rebuilt (and stored again), with no traceback."""
     tree, cache = project
     before = files(tree / "generated")
-    (entry,) = build_entries(cache)
-    if garbage == "dir":
-        entry.unlink()
-        entry.mkdir()
-    else:
-        entry.write_text(garbage)
-    shutil.rmtree(tree / "generated")
-    again = run(["generate", ONE], tree, cache)
-    assert again.returncode == 0, again.stderr
-    assert "Traceback" not in again.stderr
-    assert files(tree / "generated") == before
+    for garbage in ["{not json", "[]", BAD_TEXTS, "dir"]:
+        (entry,) = build_entries(cache)
+        if garbage == "dir":
+            entry.unlink()
+            entry.mkdir()
+        else:
+            entry.write_text(garbage)
+        shutil.rmtree(tree / "generated")
+        again = run(["generate", ONE], tree, cache)
+        assert again.returncode == 0, again.stderr
+        assert "Traceback" not in again.stderr
+        assert files(tree / "generated") == before, garbage
+        if garbage == "dir":
+            assert entry.is_dir() and not build_entries(cache)  # unwritable: not stored
 
 
 def test_disabled_cache_stores_nothing(tree, tmp_path):
