@@ -29,43 +29,57 @@ def cache_dir() -> Path | None:
     return Path(base) / "asmgen"
 
 
-def entry_path(key: list[str]) -> Path | None:
+def entry_path(key: list[str], suffix: str = ".json") -> Path | None:
     """Where the entry for `key` lives; None when caching is off."""
     folder = cache_dir()
     if folder is None:
         return None
-    digest = hashlib.sha256("\0".join(key).encode("utf-8")).hexdigest()
-    return folder / digest[:2] / f"{digest}.json"
+    digest = hashlib.sha256("\0".join(key).encode("utf-8", "surrogateescape")).hexdigest()
+    return folder / digest[:2] / f"{digest}{suffix}"
 
 
-def load(key: list[str]) -> Any | None:
-    """The stored JSON value for `key`; None for a miss (absent, unreadable, corrupt)."""
-    path = entry_path(key)
+def load_bytes(key: list[str], suffix: str) -> bytes | None:
+    """The stored bytes for `key`; None for a miss (absent or unreadable)."""
+    path = entry_path(key, suffix)
     if path is None:
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return path.read_bytes()
+    except OSError:
         return None
 
 
-def store(key: list[str], value: Any) -> None:
-    """Store `value` (JSON-able) for `key`, atomically; an unwritable cache only costs speed."""
-    path = entry_path(key)
+def store_bytes(key: list[str], data: bytes, suffix: str) -> None:
+    """Store `data` for `key`, atomically; an unwritable cache only costs speed."""
+    path = entry_path(key, suffix)
     if path is None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(value, handle)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
             os.replace(temp, path)
         except BaseException:
             os.unlink(temp)
             raise
     except OSError:
         pass
+
+
+def load(key: list[str]) -> Any | None:
+    """The stored JSON value for `key`; None for a miss (absent, unreadable, corrupt)."""
+    data = load_bytes(key, ".json")
+    try:
+        return None if data is None else json.loads(data.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError too
+        return None
+
+
+def store(key: list[str], value: Any) -> None:
+    """Store `value` (JSON-able) for `key`."""
+    store_bytes(key, json.dumps(value).encode("utf-8"), ".json")
 
 
 def cached(key: list[str], compute: Callable[[], dict]) -> dict:
