@@ -13,6 +13,9 @@ def cached_outputs(specs_dir: Path, templates_dir: Path, abis: list[str] = ()) -
     """Output name -> text for the ABIs named (all of the folder's when none)."""
 
     def compute() -> dict[str, str]:
+        from asmgen.build.keystone_process import start
+
+        start()  # keystone's process boots while the modules and specs load
         from asmgen.build.pipeline import build_all
         from asmgen.emit.outputs import render_outputs
         from asmgen.spec.files import select, spec_files
