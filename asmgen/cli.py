@@ -89,8 +89,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _command(argv: list[str]) -> str | None:
-    """The subcommand `argv` names (its first word that is no option), if any."""
-    return next((word for word in argv if not word.startswith("-")), None)
+    """The subcommand `argv` names (its first word that is no option), if any;
+    None when help is asked for before it (the help lists every command)."""
+    for word in argv:
+        if word in ("-h", "--help"):
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

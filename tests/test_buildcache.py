@@ -190,3 +190,14 @@ def test_disabled_cache_stores_nothing(tree, tmp_path):
     assert done.returncode == 0, done.stderr
     assert not cache.exists()
     assert toolcache.entry_path(["x"]) is not None  # this process's own cache is on
+
+
+@pytest.mark.parametrize("argv", [["-h"], ["--help", "generate"]])
+def test_help_lists_every_command_though_commands_import_lazily(argv, capsys):
+    from asmgen.cli import COMMANDS, main
+
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 0
+    listed = capsys.readouterr().out.split("{", 1)[1].split("}", 1)[0]
+    assert listed.split(",") == list(COMMANDS)
