@@ -77,3 +77,19 @@ def test_compiled_templates_come_from_the_cache_and_a_bad_entry_is_a_miss(tmp_pa
         monkeypatch.setattr(render, "_COMPILED", {})
         assert render_outputs(build_all(items)) == cold
         assert all(p.read_bytes() != garbage for p in codes)  # stored afresh
+
+
+def test_an_area_keeps_its_most_recently_used_entries(tmp_path, monkeypatch):
+    """Keys that name scratch folders (build results, compiled templates) add
+    entries without end: `prune` keeps the newest, and a hit counts as a use."""
+    import os
+
+    monkeypatch.setenv("ASMGEN_CACHE_DIR", str(tmp_path))
+    for i in range(8):
+        toolcache.store([str(i)], {"i": i}, "area")
+        os.utime(toolcache.entry_path([str(i)], area="area"), ns=(i * 10**9, i * 10**9))
+    assert toolcache.load(["0"], "area") == {"i": 0}  # used now: the most recent
+    toolcache.prune("area", 3)
+    kept = [i for i in range(8) if toolcache.load([str(i)], "area") is not None]
+    assert kept == [0, 6, 7]
+    assert [p.name for p in tmp_path.iterdir()] == ["area"]

@@ -37,6 +37,10 @@ MARKER = "abi_specs"  # the folder whose parent the headers' paths are relative 
 MAX_FILES = 4096
 MAX_BYTES = 64 << 20
 TOOLS = ("llvm-mc-19", "llvm-mc", "clang-format")
+# Entries live in <cache>/build/; the most recently used KEEP stay (up to ~1 MiB
+# each: every output file of 19 tables is ~0.6 MiB).
+AREA = "build"
+KEEP = 48
 
 
 class _Unkeyable(Exception):
@@ -162,10 +166,11 @@ def cached_build(
     if before is None:
         return compute()
     key = [FORMAT, before]
-    found = texts(toolcache.load(key))
+    found = texts(toolcache.load(key, AREA))
     if found is not None:
         return found
     result = compute()
     if fingerprint(specs_dir, templates_dir, args) == before:
-        toolcache.store(key, {"format": FORMAT, "texts": result})
+        toolcache.store(key, {"format": FORMAT, "texts": result}, AREA)
+        toolcache.prune(AREA, KEEP)
     return result

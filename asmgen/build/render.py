@@ -163,6 +163,12 @@ def _parser_line(exc: BaseException) -> int | None:
     return line
 
 
+# Compiled code lives in <cache>/jinja/ (its key names the template's path,
+# so scratch copies add entries); the most recently used KEEP_CODE stay.
+CODE_AREA = "jinja"
+KEEP_CODE = 512
+
+
 def _code_key(template_path: Path, source: str) -> list[str]:
     """What a template's compiled code depends on: its marked text and name,
     Jinja, Python (the code is marshalled), and the code generator and
@@ -171,7 +177,7 @@ def _code_key(template_path: Path, source: str) -> list[str]:
 
 
 def _cached_code(key: list[str]):
-    data = toolcache.load_bytes(key, ".code")
+    data = toolcache.load_bytes(key, ".code", CODE_AREA)
     if data is None:
         return None
     try:
@@ -201,7 +207,8 @@ def _compile(template_path: Path) -> jinja2.Template:
         code = _cached_code(code_key)
         if code is None:
             code = _checked_code(env, template_path, source)
-            toolcache.store_bytes(code_key, marshal.dumps(code), ".code")
+            toolcache.store_bytes(code_key, marshal.dumps(code), ".code", CODE_AREA)
+            toolcache.prune(CODE_AREA, KEEP_CODE)
         _COMPILED[key] = env.template_class.from_code(
             env, code, env.make_globals(None), lambda: True
         )
