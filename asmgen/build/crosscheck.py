@@ -1,6 +1,7 @@
 """Cross-check the two assemblers: keystone and llvm-mc must agree.
 
-For a spec whose arch both backends support (x86-64, i386, AArch64, MIPS),
+For a spec whose arch both backends support (a `keystone` and an `llvm_triple`
+binding in its record),
 the template is rendered and assembled by each, twice: with every patch
 field at its placeholder, and with every field's bits all set.  Statements
 are compared one by one.  Any difference that remains must be listed in

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from asmgen.build.assemble import tool_versions
 from asmgen.build.framemap import FrameMap, frame_map
 from asmgen.build.table import Table
 from asmgen.docs.command import MARKER
@@ -17,7 +18,7 @@ from asmgen.docs.svg import render_svg
 from asmgen.docs.text import frame_text
 from asmgen.docs.verdict import Verdict
 from asmgen.emit.explain import explain_text
-from asmgen.emit.provenance import relative, tool_versions
+from asmgen.emit.provenance import relative
 from asmgen.spec.serving import lost_registers, register_ranges, serving_lines
 
 # ABI -> verify verdict; None leaves the pages without a verdict section.
