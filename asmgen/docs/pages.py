@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from asmgen.build.assemble import tool_versions
 from asmgen.build.framemap import FrameMap, frame_map
 from asmgen.build.table import Table
-from asmgen.docs.command import MARKER
+from asmgen.docs.marker import MARKER
 from asmgen.docs.registers import RegisterRow, register_rows
 from asmgen.docs.svg import render_svg
 from asmgen.docs.text import frame_text
