@@ -27,11 +27,11 @@ EXTRA = {
     "control character": "abi: x\x07\n",
     "alias loop": "a: &x [*x]\n",
     "bom": "\ufeffabi: x\n",
-    "deep flow": "a: " + "[" * 5000 + "]" * 5000 + "\n",
-    "deeper than Python recurses": "a: " + "[" * 1000 + "]" * 1000 + "\n",
+    "deep flow": "a: " + "[" * 2100 + "]" * 2100 + "\n",
+    "deeper than Python recurses": "a: " + "[" * 600 + "]" * 600 + "\n",
     "long line": "abi: " + "x" * 4096 + "\nlist: [[[[[[[[[[[[[[[[[[[[a]]]]]]]]]]]]]]]]]]]]\n",
     "many brackets": "a: [" + "[], " * 1500 + "]\nb: {c: " + "[" * 20 + "d" + "]" * 20 + "}\n",
-    "deep compact sequence": "- " * 5000 + "x\n",
+    "deep compact sequence": "- " * 2100 + "x\n",
     "deep block": "".join(" " * i + f"k{i}:\n" for i in range(40)),
 }
 
