@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,90 @@ def test_the_routine_runs_on_the_target(tables, harness_programs, abi, tmp_path)
     assert run.stdout.split()[:1] == [want], (run.stdout, run.stderr)
     # Either way the chain ran: the landing's result and the trampoline arrived.
     assert f"result=600dcafef00d1234 tramp={tramp:x}" in run.stdout
+
+
+# -- the GNU property note: what the linker and the loader are told --------------
+
+
+@dataclass(frozen=True)
+class PropertyFacts:
+    pad: bytes  # the landing pad's encoding the routine must open with
+    pad_name: str  # the feature bits' names as binutils' readelf prints them
+    stack_names: tuple[str, ...]
+    compile_flag: str  # gcc's flag for C code fit for both features
+    # GNU ld's -z option that refuses the link when an input lacks a bit, if
+    # it has one for these features.
+    link_check: str | None
+
+
+# endbr64 and `bti c`.  binutils 2.40 predates GCS's name: it prints the bit
+# (1 << 2 in the AArch64 ELF ABI) as unknown.
+PROPERTY_FACTS = {
+    "x86_64": PropertyFacts(
+        bytes.fromhex("f30f1efa"),
+        "IBT",
+        ("SHSTK",),
+        "-fcf-protection=full",
+        "cet-report=error",
+    ),
+    "aarch64": PropertyFacts(
+        bytes.fromhex("5f2403d5"),
+        "BTI",
+        ("GCS", "<unknown: 4>"),
+        "-mbranch-protection=bti",
+        None,
+    ),
+}
+PROPERTY_ABIS = [abi for abi in NATIVE_ABIS if TABLES[abi]["arch"] in PROPERTY_FACTS]
+
+
+def _features(path: Path) -> str:
+    notes = subprocess.run(["readelf", "-n", str(path)], capture_output=True, text=True)
+    lines = [line for line in notes.stdout.splitlines() if "feature:" in line]
+    return lines[0].split("feature:", 1)[1] if lines else ""
+
+
+@pytest.mark.parametrize("abi", PROPERTY_ABIS)
+def test_the_property_note_claims_what_the_code_earns(tables, abi, tmp_path):
+    """The note's landing-pad bit is there exactly when the routine opens with
+    the landing pad, and its shadow-stack bit exactly when the emulated shadow
+    stack finds every return popping its own call.  GNU ld, linking it with a
+    C function compiled for both features, keeps a bit only when every input
+    has it, and for x86-64 refuses the link (`-z cet-report=error`) when one
+    is missing."""
+    table = tables[abi]
+    facts = PROPERTY_FACTS[table.spec.arch]
+    report = verify_subject(reentry_subject(table.spec, table.spec_path, table.reentry), False)
+    want_pad = table.reentry.routine.code.startswith(facts.pad)
+    want_stack = report.outcomes["shadow_stack"].outcome == "ok"
+    compiler = _assembler(table.spec.arch)[0]
+    obj = _object([compiler, "-c"], ROOT / f"generated/reentry/{abi}.S", tmp_path / "r.o")
+    features = _features(obj)
+    assert (facts.pad_name in features) == want_pad, features
+    assert any(name in features for name in facts.stack_names) == want_stack, features
+
+    (tmp_path / "resolve.c").write_text("void __orc_rt_resolve(void) {}\n")
+    helper = _object([compiler, facts.compile_flag, "-c"], tmp_path / "resolve.c", tmp_path / "c.o")
+    linked = tmp_path / "linked"
+    check = [f"-Wl,-z,{facts.link_check}"] if facts.link_check else []
+    link = subprocess.run(
+        [
+            compiler,
+            "-nostdlib",
+            "-static",
+            "-Wl,-e,__orc_rt_reenter",
+            *check,
+            str(obj),
+            str(helper),
+            "-o",
+            str(linked),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if facts.link_check and not (want_pad and want_stack):
+        assert link.returncode != 0 and "missing" in link.stderr, link.stderr
+        return
+    assert link.returncode == 0, link.stderr
+    # The program keeps the landing-pad bit only when every object has it.
+    assert (facts.pad_name in _features(linked)) == want_pad

@@ -13,6 +13,7 @@ from asmgen.arches.encode import (
 from asmgen.arches.model import (
     Arch,
     EmuFacts,
+    GnuProperty,
     Harness,
     HarnessTarget,
     JITLinkEdge,
@@ -123,5 +124,7 @@ ARCH = Arch(
         cpu_flag="gcs",
         glibc="2.41",
     ),
+    # GNU_PROPERTY_AARCH64_FEATURE_1_AND: BTI, GCS (AArch64 ELF ABI).
+    gnu_property=GnuProperty(pr_type=0xC0000000, landing_pad=0x1, shadow_stack=0x4),
     scaffold=Scaffold(_bl, lambda order: words(order, 0xD65F03C0)),  # ret
 )

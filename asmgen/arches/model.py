@@ -93,6 +93,18 @@ class ShadowStack:
 
 
 @dataclass(frozen=True)
+class GnuProperty:
+    """How an object file tells the linker it is fit for landing-pad checks
+    and a shadow stack: the GNU property note's feature word (pr_type) and its
+    bits.  GNU ld ANDs the word over every input, and the loader enables a
+    feature only when the linked program still carries its bit."""
+
+    pr_type: int
+    landing_pad: int  # the bit for code whose indirect-branch targets have pads
+    shadow_stack: int  # the bit for code whose returns pop their own calls
+
+
+@dataclass(frozen=True)
 class JITLinkEdge:
     """How an ELF relocation the assembler leaves in a reentry block becomes
     the JITLink edge LLVM's per-arch builders add (llvm/ExecutionEngine/
@@ -356,6 +368,9 @@ class Arch:
     # The hardware shadow stack verify's `shadow_stack` check models; None:
     # the arch has none, and the check is not applicable.
     shadow_stack: ShadowStack | None = None
+    # The GNU property note an assembly source carries for its landing pads
+    # and its shadow stack; None: the arch has no such note.
+    gnu_property: GnuProperty | None = None
     # LLVM's newer reentry path (LazyReexportsManager + JITLinkReentryTrampolines):
     # the relocations its templates' reentry mode leaves, as JITLink edges.
     # Empty: no reentry output for this arch (generated/reentry/).

@@ -6,6 +6,7 @@ from asmgen.arches.encode import fix_branch_pcrel32
 from asmgen.arches.model import (
     Arch,
     EmuFacts,
+    GnuProperty,
     Harness,
     HarnessTarget,
     JITLinkEdge,
@@ -120,6 +121,8 @@ ARCH = Arch(
         cpu_flag="user_shstk",
         glibc="2.39",
     ),
+    # GNU_PROPERTY_X86_FEATURE_1_AND: IBT, SHSTK (x86-64 psABI).
+    gnu_property=GnuProperty(pr_type=0xC0000002, landing_pad=0x1, shadow_stack=0x2),
     native_vectors=NATIVE_VECTORS,
     harness=HARNESS,
     scaffold=SCAFFOLD,

@@ -198,7 +198,8 @@ def _unit(spec: Spec, templates_dir: Path, role: str, names: ReentryNames) -> tu
 
 
 def routine_source(spec: Spec, body: str) -> str:
-    """The routine as a whole assembly file: one global function with CFI."""
+    """The routine as a whole assembly file: one global function with CFI,
+    and the GNU property note for the features the spec's code is fit for."""
     return "\n".join(
         [
             "    .text",
@@ -211,9 +212,45 @@ def routine_source(spec: Spec, body: str) -> str:
             "    .cfi_endproc",
             f"    .size   {ROUTINE}, .-{ROUTINE}",
             '    .section .note.GNU-stack,"",%progbits',
+            *_property_note(spec),
             "",
         ]
     )
+
+
+def property_features(spec: Spec) -> int:
+    """The GNU property bits the spec's code earns: landing pads when it puts
+    them on every indirect-branch target, shadow stack when verify does not
+    expect its `shadow_stack` check to fail.  A linker marks the program with
+    the AND of its objects' bits, so an unearned bit is a fault at run time."""
+    prop = spec.arch_info.gnu_property
+    if prop is None:
+        return 0
+    bits = prop.landing_pad if spec.landing_pad else 0
+    declared = {violation.check for violation in spec.expected_violations}
+    if spec.arch_info.shadow_stack is not None and "shadow_stack" not in declared:
+        bits |= prop.shadow_stack
+    return bits
+
+
+def _property_note(spec: Spec) -> list[str]:
+    bits = property_features(spec)
+    if not bits:
+        return []
+    prop = spec.arch_info.gnu_property
+    align = spec.arch_info.pointer_size
+    return [
+        '    .section .note.gnu.property,"a",%note',
+        f"    .p2align {align.bit_length() - 1}",
+        "    .long 4  /* name size */",
+        f"    .long {align * 2:#x}  /* descriptor size */",
+        "    .long 5  /* NT_GNU_PROPERTY_TYPE_0 */",
+        '    .asciz "GNU"',
+        f"    .long {prop.pr_type:#x}  /* feature word */",
+        "    .long 4  /* its size */",
+        f"    .long {bits:#x}",
+        f"    .p2align {align.bit_length() - 1}",
+    ]
 
 
 def build_reentry(spec: Spec, templates_dir: Path) -> Reentry | None:

@@ -71,3 +71,13 @@ resolver_entry:
     .cfi_endproc
     .size   __orc_rt_reenter, .-__orc_rt_reenter
     .section .note.GNU-stack,"",%progbits
+    .section .note.gnu.property,"a",%note
+    .p2align 3
+    .long 4  /* name size */
+    .long 0x10  /* descriptor size */
+    .long 5  /* NT_GNU_PROPERTY_TYPE_0 */
+    .asciz "GNU"
+    .long 0xc0000002  /* feature word */
+    .long 4  /* its size */
+    .long 0x1
+    .p2align 3
