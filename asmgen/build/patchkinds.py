@@ -149,6 +149,18 @@ KINDS: dict[str, PatchKind] = {
             limit="AArch64 literal-load range: +-1 MiB",
         ),
         PatchKind(
+            "pcrel32dbl",
+            32,
+            "value >> 1",
+            "relative-long offset in halfwords from the instruction (z/Architecture "
+            "larl, lgrl, brasl)",
+            pcrel=True,
+            operand="displacement",
+            shift=1,
+            exact=True,
+            limit="relative-long range: +-4 GiB",
+        ),
+        PatchKind(
             "pcrel_hi20",
             20,
             "(value + 0x800) >> 12",

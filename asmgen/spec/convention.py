@@ -40,6 +40,8 @@ CITED = (
     "fp_control",
     "varargs",
 )
+# Facts a file cites when it states them.
+OPTIONAL_CITED = ("stack.back_chain",)
 
 # The caller convention a file describes itself: C, LLVM's `ccc`.  Its other
 # `callers` are the conventions LLVM lets a caller use on the same platform.
@@ -92,6 +94,10 @@ class Stack(_Model):
     align: Align  # sp mod align == 0 at a call
     home_area: Size  # bytes at [sp, sp + home_area) at a call that belong to the callee
     red_zone: Size  # bytes below sp a leaf function may use without moving sp
+    # Where a frame that keeps a back chain holds its caller's sp: an offset
+    # from sp into the home area, a word the frame's owner writes and no
+    # callee (s390x: 0, when kept).  None: the ABI lays out no back chain.
+    back_chain: Size | None = None
 
 
 class Returns(_Model):
@@ -332,8 +338,22 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
                 where.get(("stack", key)),
             )
     _check_cited_text(conv, where, path)
+    if conv.stack.back_chain is not None:
+        if conv.stack.back_chain + arch.pointer_size > conv.stack.home_area:
+            raise AsmgenError(
+                f"stack.back_chain: {conv.stack.back_chain:#x} is not a word of the home "
+                f"area [0, {conv.stack.home_area:#x})",
+                path,
+                where.get(("stack", "back_chain")),
+            )
+        if "stack.back_chain" not in conv.cite:
+            raise AsmgenError(
+                "cite: no source for stack.back_chain; every fact names where it comes from",
+                path,
+                where.get(("cite",), 1),
+            )
     for key in conv.cite:
-        if key not in CITED:
+        if key not in (*CITED, *OPTIONAL_CITED):
             raise AsmgenError(
                 f"cite.{key}: not a cited fact; cite one of {', '.join(CITED)}",
                 path,

@@ -49,6 +49,9 @@ class CallConvention(_Model):
     # Bytes the caller reserves for the callee below the call: Win64's home
     # area, o32's argument area.
     shadow_space: Size = 0
+    # Offset in that area of the back-chain word a frame's owner writes
+    # (s390x: 0); None when the convention has none.
+    back_chain: Size | None = None
     stack_align: Align
     # Stack alignment the resolver may rely on at entry; when it is less than
     # stack_align the resolver realigns its frame.  Defaults to stack_align.
@@ -292,6 +295,7 @@ class Spec(_Model):
             fp_args=convention.args.fp_regs,
             callee_saved=convention.callee_saved,
             shadow_space=convention.stack.home_area,
+            back_chain=convention.stack.back_chain,
             stack_align=convention.stack.align,
             incoming_align=self.resolver.incoming_align,
             return_reg=regs[0],

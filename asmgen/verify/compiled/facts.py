@@ -11,8 +11,10 @@ the caller scaffold, with every register and the argument area random:
   unlisted bits must come back changed;
 - returns: a 64-bit result in the file's result registers, low word first;
 - home_area: a -O0 four-parameter function must fill [sp, sp + home_area)
-  with its register parameters and leave the bytes above alone (with no home
-  area, it must not write the caller's frame at all);
+  with its register parameters and leave the bytes above alone, or, where
+  the area is a register save area (s390x), a -O0 variadic function must
+  keep its register arguments in it, up to its top slot, and write nothing
+  above (with no home area, it must not write the caller's frame at all);
 - stack.align, both ways: called with sp aligned to exactly the file's
   alignment, `_Alignas` locals of larger alignments must still be aligned (the
   compiler assumes no more), and compiled calls must keep sp at a constant
@@ -64,6 +66,8 @@ def plan(built: Built, session: Session, rng: random.Random) -> dict[str, State]
     run("fact.callee_saved", "cc_clobber_all")
     run("fact.returns", "cc_ret64")
     run("fact.home_area", "spill_probe")
+    if built.conv.stack.home_area:
+        run("fact.home_area.varargs", "spill_probe_varargs")
     for n in _align_probes(built):
         run(f"fact.align.{n}", f"cc_align_probe_{n}")
     run("fact.align.maintain", "cc_align_maintain")
@@ -148,7 +152,17 @@ def confirm(built: Built, results: dict[str, dict], states: dict[str, State]) ->
 
     res = result("fact.home_area")
     if res is not None:
-        facts.append(_home_area(built, states["fact.home_area"], out(res)))
+        fact = _home_area(built, states["fact.home_area"], out(res))
+        if not fact.ok and conv.stack.home_area:
+            # A home area the callee does not fill with its named parameters.
+            varargs = result("fact.home_area.varargs")
+            if varargs is None:
+                fact = None
+            else:
+                inp = states["fact.home_area.varargs"]
+                fact = _home_area_varargs(built, inp, out(varargs)) or fact
+        if fact is not None:
+            facts.append(fact)
 
     bad = []
     align = conv.stack.align
@@ -215,6 +229,8 @@ def _callee_saved(built: Built, inp: State, out: State) -> Fact:
 
 
 def _home_area(built: Built, inp: State, out: State) -> Fact:
+    """The -O0 four-parameter callee spills them into [sp, sp + home_area)
+    (Microsoft x64, o32)."""
     conv, ps = built.conv, built.layout.ps
     home = conv.stack.home_area
     if not home:
@@ -237,3 +253,19 @@ def _home_area(built: Built, inp: State, out: State) -> Fact:
     if not above:
         text += f"; the callee also wrote above sp+{home:#x}"
     return Fact("stack.home_area", False, text)
+
+
+def _home_area_varargs(built: Built, inp: State, out: State) -> Fact | None:
+    """Where the home area is a register save area the callee fills as it
+    needs (s390x): the -O0 variadic callee keeps its register arguments in
+    it, up to its top slot, and writes nothing above it.  None otherwise."""
+    home, ps = built.conv.stack.home_area, built.layout.ps
+    written = [at for at in range(0, home + 16, ps) if out.stack(at, ps) != inp.stack(at, ps)]
+    if not written or max(written) != home - ps:
+        return None
+    return Fact(
+        "stack.home_area",
+        True,
+        f"the -O0 variadic callee kept its register arguments in [sp+{min(written):#x}, "
+        f"sp+{home:#x}), up to the top slot, and wrote nothing above",
+    )
