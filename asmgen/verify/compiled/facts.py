@@ -14,7 +14,7 @@ the caller scaffold, with every register and the argument area random:
   with its register parameters and leave the bytes above alone, or, where
   the area is a register save area (s390x), a -O0 variadic function must
   keep its register arguments in it, up to its top slot, and write nothing
-  above (with no home area, it must not write the caller's frame at all);
+  above (with no home area, neither may write the caller's frame at all);
 - stack.align, both ways: called with sp aligned to exactly the file's
   alignment, `_Alignas` locals of larger alignments must still be aligned (the
   compiler assumes no more), and compiled calls must keep sp at a constant
@@ -66,8 +66,7 @@ def plan(built: Built, session: Session, rng: random.Random) -> dict[str, State]
     run("fact.callee_saved", "cc_clobber_all")
     run("fact.returns", "cc_ret64")
     run("fact.home_area", "spill_probe")
-    if built.conv.stack.home_area:
-        run("fact.home_area.varargs", "spill_probe_varargs")
+    run("fact.home_area.varargs", "spill_probe_varargs")
     for n in _align_probes(built):
         run(f"fact.align.{n}", f"cc_align_probe_{n}")
     run("fact.align.maintain", "cc_align_maintain")
@@ -161,6 +160,15 @@ def confirm(built: Built, results: dict[str, dict], states: dict[str, State]) ->
             else:
                 inp = states["fact.home_area.varargs"]
                 fact = _home_area_varargs(built, inp, out(varargs)) or fact
+        elif fact.ok and not conv.stack.home_area:
+            # No home area: the variadic callee, which keeps its register
+            # arguments where the convention puts them, must not write the
+            # caller's frame either (s390x's would).  A fault is left to the
+            # facts that explain it (a misaligned stack: stack.align).
+            varargs = results.get("fact.home_area.varargs")
+            if varargs is not None and not varargs["status"]:
+                inp = states["fact.home_area.varargs"]
+                fact = _no_home_area_varargs(built, inp, out(varargs)) or fact
         if fact is not None:
             facts.append(fact)
 
@@ -253,6 +261,22 @@ def _home_area(built: Built, inp: State, out: State) -> Fact:
     if not above:
         text += f"; the callee also wrote above sp+{home:#x}"
     return Fact("stack.home_area", False, text)
+
+
+def _no_home_area_varargs(built: Built, inp: State, out: State) -> Fact | None:
+    """With no home area: a failed fact if the -O0 variadic callee wrote the
+    caller's frame (the file misses a register save area), else None."""
+    lay = built.layout
+    span = range(0, lay.stack_bytes, lay.ps)
+    written = [at for at in span if out.stack(at, lay.ps) != inp.stack(at, lay.ps)]
+    if not written:
+        return None
+    return Fact(
+        "stack.home_area",
+        False,
+        f"the -O0 variadic callee wrote the caller's frame at [sp+{min(written):#x}, "
+        f"sp+{max(written) + lay.ps:#x}): there is a home area",
+    )
 
 
 def _home_area_varargs(built: Built, inp: State, out: State) -> Fact | None:
