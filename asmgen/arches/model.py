@@ -210,6 +210,10 @@ class Arch:
     # Registers the disassembler names by another ABI's convention: its name ->
     # this arch's (capstone prints MIPS64's $8-$15 by their o32 names).
     disasm_names: tuple[tuple[str, str], ...] = ()
+    # Registers capstone's detail API (`reg_name`) names otherwise than the
+    # listings do: its name -> this arch's (SystemZ's general registers are
+    # `0`-`15` there, `%r0`-`%r15` in the text).  Read by review's stackregs.
+    capstone_names: tuple[tuple[str, str], ...] = ()
     # Register a push-style resolver saves first and keeps its frame in (x86 rbp).
     frame_pointer: str | None = None
     # Register a call instruction (bl, jalr, jirl) leaves its return address
