@@ -12,7 +12,8 @@
 - qemu-s390x, through `asmgen verify`: a resolver that reserves no register
   save area, or writes a wrong back chain, is caught, and so is a convention
   file without the register save area.
-- llvm-mc against keystone, on the spec keystone builds.
+- llvm-mc against keystone, on the spec keystone builds, and GNU as against
+  both, on every resolver.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ import pytest
 from scratch_tree import tree_options
 
 from asmgen.build.crosscheck import cross_check, supports_both
+from asmgen.build.discover import assemble_template
+from asmgen.build.frame import compute_frame
+from asmgen.build.patchkinds import KINDS
 from asmgen.cli import main
 from asmgen.patch import orc_factories
 from asmgen.spec import load_spec
@@ -251,3 +255,27 @@ def test_keystone_and_llvm_mc_agree_on_the_keystone_spec():
     diffs = cross_check(specs / "s390x_novector.yaml")
     assert diffs == []
     assert not supports_both(load_spec(specs / "s390x.yaml"))
+
+
+@pytest.mark.parametrize("stem", ["s390x", "s390x_novector"])
+def test_gnu_as_assembles_the_resolver_as_llvm_mc_does(generated_module, tmp_path, stem):
+    """The resolver's statements, as the template renders them for llvm-mc
+    with the generated table's placeholders, assembled by GNU as: the same
+    bytes as the table llvm-mc (or keystone) built.  (keystone's rendering
+    writes relative-long targets as absolute numbers, which GNU as and
+    llvm-mc read as displacements: resolver.s.j2.)"""
+    built = load_spec(ROOT / "abi_specs" / f"{stem}.yaml")
+    spec = built.model_copy(update={"backend": "llvm-mc"})
+    template = ROOT / "templates" / "s390x" / spec.template
+
+    def placeholder(index, use):
+        kind = KINDS[use.kind]
+        return kind.encode(spec.placeholders.get(use.patch, 0)) if kind.carries_address else 0
+
+    _, assembly = assemble_template(spec, template, compute_frame(spec), placeholder)
+    lines = []
+    for statement in assembly.statements:
+        lines += [f"{label}:" for label in statement.labels]
+        lines.append(statement.text)
+    table = generated_module.TABLES[built.abi]
+    assert _gas(".text\n" + "\n".join(lines) + "\n", tmp_path).hex() == table.code.hex()
