@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 
 import pytest
+from assembled import assemble_with_addresses
 
 from asmgen.build.crosscheck import Difference, _compare, cross_check, supports_both, unexplained
-from asmgen.build.discover import assemble_with_addresses
 from asmgen.build.layout import build_table
 from asmgen.build.llvm_mc import assemble_llvm_mc
 from asmgen.build.pipeline import build, template_for

@@ -21,14 +21,14 @@ from roundtrip import (
 )
 from win64_unwind import decode_runtime_function, decode_unwind_info, virtual_unwind
 
-from asmgen.build.pipeline import build
-from asmgen.build.unwind import (
+from asmgen.arches.x86_64_unwind import (
     DW_CFA_advance_loc2,
     eh_frame,
     trampoline_call_end,
     trampoline_eh_frame,
     win64_unwind,
 )
+from asmgen.build.pipeline import build
 from asmgen.spec.files import select, spec_files
 from asmgen.verify.chain import UNITS
 

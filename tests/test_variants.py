@@ -7,6 +7,7 @@ models no AVX); everything else by one emulated round trip each.
 from __future__ import annotations
 
 import pytest
+from native_vectors import run_isolated
 from roundtrip import CTX, ENTRY_SP, run, run_table
 from scratch_tree import tree_options
 
@@ -14,7 +15,7 @@ from asmgen.build.pipeline import build
 from asmgen.cli import main
 from asmgen.errors import AsmgenError
 from asmgen.spec.files import select, spec_files
-from asmgen.verify.vector_harness import cpu_flags, run_isolated
+from asmgen.verify.vector_harness import cpu_flags
 
 AVX_SAFE = ("X86_64_SysV_AVX", "X86_64_SysV_AVX_Fixed", "X86_64_Win32_AVX")
 LEAN = ("X86_64_SysV_Lean", "X86_64_Win32_Lean")
@@ -130,7 +131,7 @@ def test_avx_safe_costs_at_most_twice_llvm(tables, llvm_tables):
 
 
 def test_endbr64_bytes_match_llvm_mc(tables, llvm_tables):
-    from asmgen.verify.vector_harness import assemble_harness
+    from native_vectors import assemble_harness
 
     code, _ = assemble_harness(".text\nendbr64\n")
     cet = tables["X86_64_SysV_CET"].code
@@ -163,7 +164,7 @@ def test_cet_units_open_with_endbr64(tables, unit):
     trampolines; then comes the plain SysV unit (LLVM's), its field moved by
     the pad.  A stub is padded with int3 to a size that divides the page, as
     LLVM's getIndirectStubsBlockSizes requires (it asserts)."""
-    from asmgen.verify.vector_harness import assemble_harness
+    from native_vectors import assemble_harness
 
     pad, _ = assemble_harness(".text\nendbr64\n")
     cet = getattr(tables["X86_64_SysV_CET"].units, unit)
@@ -285,7 +286,7 @@ def _verify_outcomes(capsys, *abis):
 
 
 def test_corrected_riscv64_and_loongarch64_frames(capsys):
-    from asmgen.verify.vector_harness import assemble_harness
+    from native_vectors import assemble_harness
 
     found = spec_files()
     # 21 GPRs and fa0-fa7 (29 x 8 = 232) round up to 240; LLVM's 9 + 8
@@ -307,8 +308,7 @@ def test_corrected_riscv64_and_loongarch64_frames(capsys):
 
 def test_aarch64_bti_landing_pad(capsys, llvm_tables):
     import capstone
-
-    from asmgen.verify.vector_harness import assemble_harness
+    from native_vectors import assemble_harness
 
     table = build(select(spec_files(), ["AArch64_BTI"])[0])
     bti, _ = assemble_harness(".text\nbti c\n", "aarch64", "+bti")

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from asmgen.arches.encode import field, reach, words
 from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, numbered, regs
+from asmgen.arches.patchkind import PatchKind
 
 
 def _bl(at: int, target: int, order: str) -> bytes:
     return words(order, 0x94000000 | field(reach(at, target, 28) >> 2, 26))
 
+
+# The literal load `ldr xN, label`: a 19-bit word offset from the ldr itself.
+LDR19 = PatchKind(
+    "ldr19",
+    19,
+    "value >> 2",
+    "AArch64 literal load (ldr): word offset from the ldr",
+    pcrel=True,
+    operand="displacement",
+    shift=2,
+    exact=True,
+    limit="AArch64 literal-load range: +-1 MiB",
+)
 
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_ARM64",
@@ -49,6 +63,7 @@ HARNESS = Harness(
 
 ARCH = Arch(
     name="aarch64",
+    aliases=("arm64",),
     vector_kinds=("q-regs", "none"),
     pointer_size=8,
     element="uint32_t",
@@ -67,6 +82,7 @@ ARCH = Arch(
     # tests/test_variants.py checks llvm-mc assembles `bti c` alike.
     landing_pads=(("bti_c", "hint #0x22"),),
     call_link="x30",
+    patch_kinds=(LDR19,),
     emulator=EMULATOR,
     harness=HARNESS,
     scaffold=Scaffold(_bl, lambda order: words(order, 0xD65F03C0)),  # ret

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from asmgen.arches.encode import rel32
-from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, numbered, regs
+from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, numbered, regs
+from asmgen.arches.x86 import FXSAVE, PCREL32, SCAFFOLD
 
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_X86",
@@ -43,6 +43,7 @@ HARNESS = Harness(
 
 ARCH = Arch(
     name="i386",
+    aliases=("x86", "i686"),
     vector_kinds=("fxsave",),
     pointer_size=4,
     element="uint8_t",
@@ -59,8 +60,7 @@ ARCH = Arch(
     return_on_stack=True,
     emulator=EMULATOR,
     harness=HARNESS,
-    scaffold=Scaffold(
-        caller=lambda at, target, order: b"\xe8" + rel32(at, 5, target),  # call rel32
-        ret=lambda order: b"\xc3",
-    ),
+    scaffold=SCAFFOLD,
+    patch_kinds=(PCREL32,),
+    vector_areas=(FXSAVE,),
 )

@@ -6,6 +6,7 @@ from asmgen.arches.model import Arch, numbered, regs
 
 ARCH = Arch(
     name="loongarch64",
+    aliases=("loongarch",),
     vector_kinds=("none",),
     pointer_size=8,
     element="uint32_t",
@@ -25,6 +26,7 @@ ARCH = Arch(
     stack_pointer="sp",
     keystone=None,
     capstone=None,  # capstone 5 has no LoongArch
+    disassembler="llvm-mc",
     llvm_triple="loongarch64",
     llvm_mattr="+d",
     dollar_registers=True,

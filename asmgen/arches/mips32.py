@@ -28,6 +28,7 @@ HARNESS = mips_harness(
 # o32 register names ($t0 = $8).
 ARCH = Arch(
     name="mips32",
+    aliases=("mips", "mipsel"),
     vector_kinds=("none",),
     pointer_size=4,
     element="uint32_t",

@@ -31,6 +31,7 @@ HARNESS = mips_harness(
 # in 64-bit mode.
 ARCH = Arch(
     name="mips64",
+    aliases=("mips", "mips64el"),
     vector_kinds=("none",),
     pointer_size=8,
     element="uint32_t",

@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from asmgen.arches.patchkind import PatchKind
+
 
 @dataclass(frozen=True)
 class Register:
@@ -182,6 +184,90 @@ class OrcFactory:
     llvm_class: str  # `OrcSystemZ`
 
 
+@dataclass(frozen=True)
+class VectorShape:
+    """The vector registers a native harness sets: `count` registers named
+    `name`0.. of `width` bytes, and `masks` 8-byte mask registers."""
+
+    name: str
+    count: int
+    width: int
+    masks: int
+
+    @property
+    def size(self) -> int:
+        return self.count * self.width + self.masks * 8
+
+
+@dataclass(frozen=True)
+class NativeVectors:
+    """A harness that runs the arch's tables on the host CPU to see vector
+    state its emulator does not model (asmgen.verify.vector_harness runs it
+    where `EmuFacts.native_hosts` says the host runs the arch).  Its
+    vector registers' low 16 bytes are the `vec` registers, by index."""
+
+    # The registers the host has, from its CPU flags; None: too few to check.
+    shape: Callable[[set[str]], VectorShape | None]
+    # The harness's assembly (labels entry, reentry, landing, stub, out,
+    # record), given the shape and the byte the re-entry function clobbers with.
+    source: Callable[[VectorShape, int], str]
+    # Registers the re-entry function records (then sp), in `record` order.
+    args: tuple[str, ...]
+    # What the CPU lacks when `shape` gives None, for the error.
+    needs: str
+
+
+@dataclass(frozen=True)
+class VectorArea:
+    """A `resolver.vector_state` kind whose one instruction (of the same name)
+    saves the whole FP/vector state into an area the instruction set lays out:
+    a control/status block, the stack registers, then `vectors` 16-byte
+    vector slots; a feature-masked format (`components`) adds a header after
+    its fixed region, then the state components its mask requests."""
+
+    kind: str
+    size: int  # bytes it writes at least (fixed region, and header)
+    align: int  # the alignment it demands of its area
+    vectors: int  # `vec` registers the image holds, in register order
+    vector_offset: int
+    slot: int  # bytes per stack or vector register slot
+    # The control/status block at the area's start: (offset, size, name).
+    status: tuple[tuple[int, int, str], ...]
+    status_size: int
+    status_label: str  # the block's picture label
+    # The stack registers' slots: offset, count, label with `{i}`.
+    stack_regs: tuple[int, int, str]
+    # Control registers held in the block, by register name: offset.
+    control: tuple[tuple[str, int], ...]
+    fixed: int  # bytes of the fixed region (the header follows it)
+    header: int = 0  # bytes of the header; 0: none
+    header_label: str = ""
+    # Feature-masked formats: the standard-format end of each state component
+    # (by bit); a fixed area must reach the end of every one its mask requests.
+    components: tuple[tuple[int, int], ...] = ()
+    extended_label: str = ""  # the picture's label of the components
+
+    @property
+    def feature_masked(self) -> bool:
+        return bool(self.components)
+
+
+class UnwindError(ValueError):
+    """The code has no frame an unwind format can describe (the pipeline names
+    the spec's `unwind` line)."""
+
+
+@dataclass(frozen=True)
+class UnwindFormat:
+    """One spec `unwind` kind an arch's resolver template supports: what
+    builds its information from the assembled resolver, and from one
+    trampoline (None: trampolines get none).  Builders raise UnwindError
+    (resolver) or ValueError (trampoline) for code they cannot describe."""
+
+    resolver: Callable[[bytes], object]
+    trampoline: Callable[[bytes], object] | None = None
+
+
 # Encoders of the scaffold take (at, target, byte order).
 Encoder = Callable[[int, int, str], bytes]
 
@@ -204,7 +290,13 @@ class Arch:
     capstone: tuple[str, str] | None  # (CS_ARCH_*, CS_MODE_*) names
     llvm_triple: str | None
     llvm_mattr: str | None
+    # Other spellings of the name (in prose, in other tools' names): no module
+    # outside asmgen/arches/ uses them or the name (tests/test_arch_homes.py).
+    aliases: tuple[str, ...] = ()
     comment: str = "#"
+    # What turns its bytes back into text: "capstone" (the `capstone` binding)
+    # or "llvm-mc" (llvm-mc's disassembler on `llvm_triple`, one word at a time).
+    disassembler: str = "capstone"
     # Numbers written `$N` name registers (MIPS) rather than immediates (x86 AT&T).
     dollar_registers: bool = False
     # Registers the disassembler names by another ABI's convention: its name ->
@@ -236,14 +328,20 @@ class Arch:
     # Landing pads: name -> assembler text of the instruction that marks an
     # indirect-branch target.
     landing_pads: tuple[tuple[str, str], ...] = ()
-    # Spec `unwind` kinds that describe its resolver template's frame.
-    unwind_kinds: tuple[str, ...] = ()
+    # Patch kinds only this arch's instructions have (the shared ones are in
+    # asmgen/build/patchkinds.py); templates name them in `patch()`.
+    patch_kinds: tuple[PatchKind, ...] = ()
+    # Spec `unwind` kinds that describe its resolver template's frame, with
+    # their builders (the x86-64 module's FORMATS, for instance).
+    unwind: tuple[tuple[str, UnwindFormat], ...] = ()
     # Push style: the resolver template rounds sp down to vector_state.align
     # below its pushes (and restores sp from the frame pointer), so the vector
     # area may be aligned beyond the stack (x86-64's xsave64).
     vector_realign: bool = False
     # vector_state kinds its resolver template implements (empty: any).
     vector_kinds: tuple[str, ...] = ()
+    # The kinds among them that save the whole state into an area.
+    vector_areas: tuple[VectorArea, ...] = ()
     # Registers a vector-state sequence overwrites (key: "kind/sizing").
     vector_clobbers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Wider forms of the `vec` registers, by the CPU feature that enables them
@@ -258,6 +356,8 @@ class Arch:
     # Branch delay slots (MIPS): verify names a slot that writes its branch's
     # register too late.
     delay_slots: DelaySlots | None = None
+    # The native vector check (None: the emulator's view is all there is).
+    native_vectors: NativeVectors | None = None
     # Compiled-code checks (asmgen verify's `native`, `wine` and `qemu-*`
     # runs); None: no compiler or runner for this arch, and `no_harness` says why.
     harness: Harness | None = None
@@ -265,6 +365,19 @@ class Arch:
     # The cases of LLVM's factory functions for this arch (patch/orc_factories);
     # None: LLVM has them, or no class is the arch's default.
     orc_factory: OrcFactory | None = None
+
+    def __post_init__(self) -> None:
+        if (self.disassembler == "capstone") != (self.capstone is not None):
+            raise ValueError(f"{self.name}: disassembler {self.disassembler!r} needs a binding")
+
+    def vector_area(self, kind: str) -> VectorArea | None:
+        """The area format of vector_state `kind`; None for kinds that list
+        registers (q-regs, none) or that this arch lacks."""
+        return next((area for area in self.vector_areas if area.kind == kind), None)
+
+    @property
+    def unwind_kinds(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.unwind)
 
     @property
     def frame_style(self) -> str:

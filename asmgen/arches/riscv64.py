@@ -64,6 +64,7 @@ HARNESS = Harness(
 
 ARCH = Arch(
     name="riscv64",
+    aliases=("riscv", "risc-v"),
     vector_kinds=("none",),
     pointer_size=8,
     element="uint32_t",

@@ -21,6 +21,7 @@ from asmgen.arches.model import (
     numbered,
     regs,
 )
+from asmgen.arches.patchkind import PatchKind
 
 
 def _brasl(at: int, target: int, order: str) -> bytes:
@@ -28,6 +29,20 @@ def _brasl(at: int, target: int, order: str) -> bytes:
     off = reach(at, target, 33)
     return (0xC0E5 << 32 | field(off >> 1, 32)).to_bytes(6, "big")
 
+
+# The relative-long operand (larl, lgrl, brasl): a signed 32-bit count of
+# halfwords from the instruction itself.
+PCREL32DBL = PatchKind(
+    "pcrel32dbl",
+    32,
+    "value >> 1",
+    "relative-long offset in halfwords from the instruction (z/Architecture larl, lgrl, brasl)",
+    pcrel=True,
+    operand="displacement",
+    shift=1,
+    exact=True,
+    limit="relative-long range: +-4 GiB",
+)
 
 VECTORS = regs("vec", 128, numbered("v", 32))
 # f0-f15 are v0-v15's leftmost halves: storing v<n> keeps f<n>.
@@ -115,5 +130,6 @@ ARCH = Arch(
     emulator=EMULATOR,
     harness=HARNESS,
     scaffold=Scaffold(_brasl, lambda order: bytes.fromhex("07fe")),  # br %r14
+    patch_kinds=(PCREL32DBL,),
     orc_factory=OrcFactory(triples=("systemz",), llvm_class="OrcSystemZ"),
 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from asmgen.arches.encode import rel32
-from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, regs
+from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, regs
+from asmgen.arches.x86 import FXSAVE64, PCREL32, SCAFFOLD, XSAVE64
+from asmgen.arches.x86_64_unwind import FORMATS as UNWIND_FORMATS
+from asmgen.arches.x86_64_vectors import NATIVE_VECTORS
 
 EMULATOR = EmuFacts(
     uc_arch="UC_ARCH_X86",
@@ -64,8 +66,9 @@ HARNESS = Harness(
 
 ARCH = Arch(
     name="x86_64",
+    aliases=("x86-64", "x86", "amd64"),
     vector_kinds=("fxsave64", "xsave64", "q-regs", "none"),
-    unwind_kinds=("eh_frame", "win64"),
+    unwind=UNWIND_FORMATS,
     vector_realign=True,
     pointer_size=8,
     element="uint8_t",
@@ -91,9 +94,12 @@ ARCH = Arch(
     ),
     wide_vectors=(("avx", 256), ("avx512f", 512)),
     emulator=EMULATOR,
+    native_vectors=NATIVE_VECTORS,
     harness=HARNESS,
-    scaffold=Scaffold(
-        caller=lambda at, target, order: b"\xe8" + rel32(at, 5, target),  # call rel32
-        ret=lambda order: b"\xc3",
+    scaffold=SCAFFOLD,
+    patch_kinds=(PCREL32,),
+    vector_areas=(
+        FXSAVE64,
+        XSAVE64,
     ),
 )

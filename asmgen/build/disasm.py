@@ -7,20 +7,10 @@ Data statements (directives such as `.quad`) are shown as data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from asmgen.arches import Arch
+from asmgen.build.source import ListingLine
 from asmgen.build.table import Table
 from asmgen.errors import AsmgenError
-
-
-@dataclass(frozen=True)
-class ListingLine:
-    offset: int
-    data: bytes
-    text: str
-    labels: tuple[str, ...]
-    notes: tuple[str, ...]  # patch fields held by this line
 
 
 def capstone_for(arch: Arch, byteorder: str, syntax: str | None = None, detail: bool = False):
@@ -107,15 +97,16 @@ def _llvm_mc_words(arch: Arch, code: bytes, byteorder: str, base: int):
 def decode_code(
     arch: Arch, byteorder: str, syntax: str | None, code: bytes, base: int = 0
 ) -> list[tuple[int, bytes, str]]:
-    """Decode a table from its bytes alone: capstone, or llvm-mc where capstone has none."""
-    cs = capstone_for(arch, byteorder, syntax)
-    if cs is None:
+    """Decode a table from its bytes alone, with the arch's disassembler."""
+    if arch.disassembler == "llvm-mc":
         return _llvm_mc_words(arch, code, byteorder, base)
-    return decode_all(cs, arch, code, byteorder, base)
+    return decode_all(capstone_for(arch, byteorder, syntax), arch, code, byteorder, base)
 
 
-def listing(table: Table, disassemble=None) -> list[ListingLine]:
-    """One line per instruction (or data item).  `disassemble` may replace capstone."""
+def listing(table, disassemble=None) -> list[ListingLine]:
+    """One line per instruction (or data item) of a Table or UnitTable.
+    `disassemble` may replace the arch's disassembler.  build.pipeline
+    computes it once per table (`Table.listing`); the emitters format it."""
     notes: dict[int, list[str]] = {}
     for patch in table.patches:
         for field in patch.fields:
@@ -124,8 +115,7 @@ def listing(table: Table, disassemble=None) -> list[ListingLine]:
                 f"{patch.name}: {field.kind} at {field.offset:#x}"
                 + (f" bits {field.shift}..{field.shift + field.bits - 1}" if field.shift else "")
             )
-    if disassemble is None and table.spec.arch_info.capstone is None:
-        # capstone 5 has no LoongArch: llvm-mc's disassembler reads the bytes.
+    if disassemble is None and table.spec.arch_info.disassembler == "llvm-mc":
         from asmgen.build.llvm_mc import llvm_mc_disassembler
 
         disassemble = llvm_mc_disassembler(table)
@@ -157,17 +147,3 @@ def listing(table: Table, disassemble=None) -> list[ListingLine]:
                 )
             )
     return lines
-
-
-def format_listing(lines: list[ListingLine], width: int) -> str:
-    """Plain-text listing, as `asmgen explain` prints it."""
-    digits = max(2, len(f"{lines[-1].offset:x}")) if lines else 2
-    out = []
-    for line in lines:
-        for label in line.labels:
-            out.append(f"{label}:")
-        note = f"  ; patch {'; '.join(line.notes)}" if line.notes else ""
-        out.append(
-            f"  {line.offset:#0{digits + 2}x}  {line.data.hex():<{width * 2}}  {line.text}{note}"
-        )
-    return "\n".join(out) + "\n"

@@ -11,7 +11,7 @@ instruction word the JIT writes at run time, and are found by the statement
 they are rendered into.  Every field records its container's *base*: the
 container with the field's bits clear.  When the spec's
 ``table.patched_words`` is ``zero`` the table holds zero in every field's
-container, and patching writes ``base | field`` (LLVM's MIPS tables).
+container, and patching writes ``base | field`` (as some of LLVM's tables are built).
 
 Templates may use ``label(name)`` for PC-relative operands; the template is
 rendered and assembled until the label offsets it was given are the ones
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asmgen.build.assemble import assemble
-from asmgen.build.frame import Frame, compute_frame
+from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.render import FieldUse, Rendered, render
 from asmgen.build.runtime import Field, PatchPoint
@@ -80,17 +80,6 @@ def assemble_template(
         "(an operand computed with label() changes an instruction's size)",
         template_path,
     )
-
-
-def assemble_with_addresses(spec: Spec, template_path: Path, addresses: dict[str, int]) -> bytes:
-    """The code the assembler makes when every field is rendered with its real
-    value: what `Table.instantiate(addresses)` must equal."""
-
-    def value(index: int, use: FieldUse) -> int:
-        kind = KINDS[use.kind]
-        return kind.encode(addresses[use.patch]) if kind.carries_address else 0
-
-    return assemble_template(spec, template_path, compute_frame(spec), value)[1].code
 
 
 def _statement_at(statements: tuple[Statement, ...], offset: int) -> int:

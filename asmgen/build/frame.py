@@ -2,25 +2,25 @@
 
 Two shapes, chosen by the arch (`Arch.frame_style`):
 
-push (x86)
+push (`Arch.return_on_stack`)
     A call pushes its return address.  At the call to the re-entry function
     the stack holds, from high to low addresses: the caller's return address,
     the trampoline's return address, the saved frame pointer and registers,
     the alignment padding, the vector-state area, the outgoing stack
     arguments, and the callee's home (shadow) area.  When the stack may be
-    less aligned at entry than the call needs (`call.incoming_align`, i386),
+    less aligned at entry than the call needs (`call.incoming_align`),
     the resolver realigns below its frame pointer (`and $-align, sp`) after
     saving the original stack pointer; alignment is then counted from there.
 
-store (RISC)
+store (return address in a register)
     Return addresses live in registers.  The resolver lowers sp once by
     `size` bytes and stores `resolver.saves` then `resolver.fp_saves` at
-    increasing offsets from sp (AArch64 pushes the same registers in pairs
-    instead, with its frame record, `resolver.frame_pointer` and the
+    increasing offsets from sp (a spec with a frame record pushes the same
+    registers in pairs instead, with the record, `resolver.frame_pointer` and the
     trampoline's saved link, on top).  `size` is the save area rounded up to
-    `resolver.frame_align`, which defaults to `call.stack_align`.  LLVM's
-    Riscv64 and LoongArch64 tables round to 8 only, so their specs set
-    `frame_align: 0x8` to reproduce those tables; `aligned_at_call` is then
+    `resolver.frame_align`, which defaults to `call.stack_align`.  Some of
+    LLVM's tables round to 8 only, so their specs set `frame_align: 0x8` to
+    reproduce those tables; `aligned_at_call` is then
     false, which is a defect of those tables that the spec states openly.
 """
 
@@ -29,10 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from asmgen.spec.schema import REENTRY_ARGS, Spec
-
-# XSAVE area facts: the legacy (FXSAVE) region, then the 64-byte header.
-XSAVE_LEGACY = 0x200
-XSAVE_HEADER = 0x40
 
 
 def align_up(value: int, align: int) -> int:
@@ -66,6 +62,11 @@ class Frame:
     vector_dynamic: bool = False
     # Push style: bytes of registers pushed below the frame pointer.
     saves_bytes: int = 0
+    # A feature-masked vector area (`VectorArea.header`): its header's offset
+    # in the area and size; (0, 0) for none.
+    vector_header: tuple[int, int] = (0, 0)
+    # The least size of a vector area sized at run time (vector_dynamic).
+    vector_min_area: int = 0
 
     @property
     def vector_alloc(self) -> int:
@@ -110,8 +111,9 @@ class Frame:
         (a component XCR0 lacks, a non-zero XCOMP_BV or reserved byte), so the
         resolver clears the whole header of the uninitialised stack first.
         """
-        header = self.vector_offset + XSAVE_LEGACY
-        return tuple(header + q for q in range(0, XSAVE_HEADER, 8))
+        at, size = self.vector_header
+        header = self.vector_offset + at
+        return tuple(header + q for q in range(0, size, 8))
 
     def offset(self, reg: str) -> int:
         """Store style: offset from sp of the slot that holds `reg`."""
@@ -149,7 +151,9 @@ def _push_frame(spec: Spec, stack_args: int, common: dict) -> Frame:
     vector_area = vector.area_size
     slots: list[tuple[str, int]] = []
     arg_area = stack_args * slot
-    dynamic = vector.kind == "xsave64" and vector.sizing == "cpuid"
+    area = spec.arch_info.vector_area(vector.kind)
+    masked = area is not None and area.feature_masked
+    dynamic = masked and vector.sizing == "cpuid"
     if arg_area and (vector_area or dynamic):
         # The vector area sits above the arguments and must stay aligned.
         arg_area = align_up(arg_area, vector.align)
@@ -167,6 +171,8 @@ def _push_frame(spec: Spec, stack_args: int, common: dict) -> Frame:
         vector_realign=vector_realign,
         vector_slots=tuple(slots),
         vector_dynamic=dynamic,
+        vector_header=(area.fixed, area.header) if masked else (0, 0),
+        vector_min_area=area.size if dynamic else 0,
         saves_bytes=len(spec.resolver.saves) * slot,
         style="push",
         return_addresses=return_addresses,
@@ -189,7 +195,7 @@ def _store_frame(spec: Spec, common: dict) -> Frame:
     offsets = []
     at = 0
     record = 2 * slot if spec.resolver.frame_pointer else 0
-    # A frame with a frame record is pushed from the top down (AArch64): the
+    # A frame with a frame record is pushed from the top down: the
     # FP/vector registers, pushed last, end up lowest.
     order = spec.resolver.saves + spec.resolver.fp_saves
     if record:

@@ -16,7 +16,6 @@ from itertools import pairwise
 from asmgen.build.frame import Frame
 from asmgen.build.vector_layout import parts as vector_parts
 from asmgen.spec.schema import Spec
-from asmgen.spec.vector import XSAVE_MIN_AREA
 
 RESOLVER, CALLEE = 0, 1
 # What the re-entry function's arguments carry, in order.
@@ -42,7 +41,7 @@ class Region:
 @dataclass(frozen=True)
 class FrameMap:
     regions: tuple[Region, ...]
-    parts: tuple[Region, ...]  # pieces of the vector-state area (fxsave layout)
+    parts: tuple[Region, ...]  # pieces of the vector-state area (its VectorArea layout)
     overlaps: tuple[Region, ...]  # byte ranges two columns both claim; each has a problem
     top: int  # bytes from sp up to the top of the picture
     ref: int  # bytes from sp up to the point the convention keeps aligned
@@ -76,7 +75,7 @@ def span(lo: int, hi: int) -> str:
 
 
 def _push_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
-    """x86: return addresses and pushes, highest first.  Returns (regions, top)."""
+    """Push style: return addresses and pushes, highest first.  Returns (regions, top)."""
     slot = frame.slot
     regions: list[Region] = []
     # With realignment the return addresses, the frame pointer and the saved sp
@@ -86,7 +85,7 @@ def _push_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
         # sp is rounded down (`and`) below the pushes: the gap is drawn at its
         # smallest (0), the reference is the realigned sp under the vector area.
         top = frame.return_addresses + frame.pushes + frame.vector_alloc + frame.shadow
-        top += XSAVE_MIN_AREA if frame.vector_dynamic else 0
+        top += frame.vector_min_area
     at = top
 
     def take(size: int, label: str, kind: str, reg: str | None = None) -> None:
@@ -111,9 +110,10 @@ def _push_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
             size = spec.arch_info.register(reg).bits // 8
             take(size, f"saved {reg}", "save", reg)
     elif frame.vector_dynamic:
-        # Sized by CPUID at run time: drawn at the smallest size XSAVE allows.
-        label = f"vector state ({vector.kind}, CPUID-sized; at least {XSAVE_MIN_AREA:#x})"
-        take(XSAVE_MIN_AREA, label, "vector")
+        # Sized by CPUID at run time: drawn at the smallest size the format allows.
+        least = frame.vector_min_area
+        label = f"vector state ({vector.kind}, CPUID-sized; at least {least:#x})"
+        take(least, label, "vector")
     else:
         take(frame.vector_area, f"vector state ({vector.kind})", "vector")
     args = frame.arg_offsets

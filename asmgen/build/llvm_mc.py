@@ -1,5 +1,5 @@
-"""Assemble with llvm-mc, for arches keystone lacks (RISC-V, LoongArch) and to
-cross-check keystone on the others.
+"""Assemble with llvm-mc, for arches keystone lacks (no `keystone` binding in
+their record) and to cross-check keystone on the others.
 
 The rendered source goes to llvm-mc on stdin with a probe label before every
 statement; llvm-mc writes an ELF object into a temporary directory, and the

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from asmgen.build.disasm import listing
 from asmgen.build.layout import build_table
 from asmgen.build.patchkinds import ADDRESS_PARAMS
 from asmgen.build.table import Table
 from asmgen.build.units import build_units
-from asmgen.build.unwind import BUILDERS, UnwindError
+from asmgen.build.unwind import Unwind, UnwindError, resolver_unwind, trampoline_unwind
 from asmgen.errors import AsmgenError
 from asmgen.resources import TEMPLATES_DIR
 from asmgen.spec.files import SpecFile
@@ -30,8 +31,9 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
     try:
         table = build_table(item.spec, item.path, template_for(item, templates_dir))
         _check_addresses(table)
-        _check_unwind(item, table.code)
-        return replace(table, units=build_units(item.spec, templates_dir))
+        resolver = _resolver_unwind(item, table.code)
+        table = replace(table, units=build_units(item.spec, templates_dir))
+        return with_listings(replace(table, unwind=_unwind(item, table, resolver)))
     except AsmgenError as exc:
         if exc.path is not None:
             raise
@@ -39,6 +41,19 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
         # (llvm-mc not found, say): point at that choice.
         line = item.spec.line_of("backend")
         raise AsmgenError(exc.message, item.path, line, hint=exc.hint) from None
+
+
+def with_listings(table: Table) -> Table:
+    """The table with its own and its units' annotated listings, computed once
+    here for every emitter."""
+    units = table.units
+    if units is not None:
+        units = replace(
+            units,
+            trampoline=replace(units.trampoline, listing=tuple(listing(units.trampoline))),
+            stub=replace(units.stub, listing=tuple(listing(units.stub))),
+        )
+    return replace(table, units=units, listing=tuple(listing(table)))
 
 
 def _check_addresses(table: Table) -> None:
@@ -55,15 +70,31 @@ def _check_addresses(table: Table) -> None:
             )
 
 
-def _check_unwind(item: SpecFile, code: bytes) -> None:
-    """The unwind information the spec asks for describes this code (the
-    emitters build it again from the table)."""
+def _resolver_unwind(item: SpecFile, code: bytes):
+    """The unwind information the spec asks for, of its resolver; None if none."""
     if item.spec.unwind is None:
-        return
+        return None
     try:
-        BUILDERS[item.spec.unwind](code)
+        return resolver_unwind(item.spec, code)
     except UnwindError as exc:
         raise AsmgenError(f"unwind: {exc}", item.path, item.spec.line_of("unwind")) from None
+
+
+def _unwind(item: SpecFile, table: Table, resolver) -> Unwind | None:
+    """The table's unwind information: the resolver's, and one trampoline's."""
+    if resolver is None:
+        return None
+    trampoline = None
+    if table.units is not None:
+        try:
+            trampoline = trampoline_unwind(item.spec, table.units.trampoline.code)
+        except ValueError as exc:
+            raise AsmgenError(
+                f"unwind: {item.spec.unwind} cannot describe the trampoline: {exc}",
+                item.path,
+                item.spec.line_of("unwind"),
+            ) from None
+    return Unwind(item.spec.unwind, resolver, trampoline)
 
 
 def build_all(items: list[SpecFile], templates_dir: Path = TEMPLATES_DIR) -> list[Table]:

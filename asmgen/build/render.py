@@ -7,9 +7,9 @@ which is how layout discovers where the field's bits land.  Every rendered
 line also remembers which `patch` calls it holds.
 
 ``label(name)`` gives a label's offset in the assembled code, for PC-relative
-operands that an assembler will not compute from a label difference
-(llvm-mc on RISC-V and LoongArch).  The first render, with ``labels=None``,
-gets 0 for every label; layout assembles, renders again with the offsets it
+operands that an assembler will not compute from a label difference (llvm-mc
+rejects them as immediates on some arches).  The first render, with
+``labels=None``, gets 0 for every label; layout assembles, renders again with the offsets it
 learnt, and repeats until they settle.
 """
 
@@ -213,7 +213,7 @@ def render(
 
     def patch(name: str, kind: str, signed: bool = False) -> str:
         """The field's operand text.  `signed` writes a field whose top bit is set as
-        a negative number, for instructions whose immediate is signed (MIPS addiu)."""
+        a negative number, for instructions whose immediate is signed (an add-immediate)."""
         # The name becomes a C++ and Python identifier (`<Name>Offset`).
         if not (isinstance(name, str) and name.isascii() and name.isidentifier()):
             raise AsmgenError(f"template: patch name {name!r} is not an identifier")

@@ -27,6 +27,17 @@ def probe_name(index: int) -> str:
 
 
 @dataclass(frozen=True)
+class ListingLine:
+    """One line of a table's annotated listing (build/disasm.py computes them)."""
+
+    offset: int
+    data: bytes
+    text: str
+    labels: tuple[str, ...]
+    notes: tuple[str, ...]  # patch fields held by this line
+
+
+@dataclass(frozen=True)
 class Statement:
     text: str
     template_line: int
@@ -181,7 +192,7 @@ def check_statement(statement: str, path: Path, line: int) -> None:
             f"{name} {first!r}: write the size as one number (compute it in Jinja)", path, line
         )
     value = _int(first)
-    # `.align N` means N bytes on x86 but 2**N bytes elsewhere.
+    # `.align N` means N bytes on some arches but 2**N bytes on others.
     limit = 12 if name in _POWER_ALIGN else MAX_DIRECTIVE_BYTES
     if not 0 <= value <= limit:
         raise AsmgenError(

@@ -8,8 +8,9 @@ from pathlib import Path
 from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import ENCODERS
 from asmgen.build.runtime import PatchPoint, apply_patches
-from asmgen.build.source import Statement
+from asmgen.build.source import ListingLine, Statement
 from asmgen.build.units import Units
+from asmgen.build.unwind import Unwind
 from asmgen.spec import Spec
 
 
@@ -23,8 +24,13 @@ class Table:
     statements: tuple[Statement, ...]
     labels: dict[str, int]
     patches: tuple[PatchPoint, ...]
-    # The arch's trampoline and stub (stubs.py), when it has templates for them.
+    # The arch's trampoline and stub (units.py), when it has templates for them.
     units: Units | None = None
+    # The annotated listing (build/disasm.py), which build.pipeline computes
+    # once; None in a table that came from layout alone.
+    listing: tuple[ListingLine, ...] | None = None
+    # Its unwind information (spec `unwind`), which build.pipeline computes.
+    unwind: Unwind | None = None
 
     @property
     def byteorder(self) -> str:
@@ -51,12 +57,12 @@ class Table:
     def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
         """`n` trampolines linked at `block_addr` calling the resolver (and, where
         they reach it through a pointer, the pointer slot after them)."""
-        return self._units().write_trampolines(block_addr, resolver_addr, n)
+        return self._units().blocks.write_trampolines(block_addr, resolver_addr, n)
 
     def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
         """`n` indirect stubs linked at `stubs_addr`, stub I jumping through the
         pointer at `ptrs_addr + I * pointer size`."""
-        return self._units().write_stubs(stubs_addr, ptrs_addr, n)
+        return self._units().blocks.write_stubs(stubs_addr, ptrs_addr, n)
 
     def instantiate(self, addresses: dict[str, int]) -> bytes:
         """The table with every patch applied.  Patches that carry no address

@@ -10,7 +10,8 @@ A PC-relative field whose kind takes a displacement is written in the
 template as `Label + D` (D from `patch()`), so the assembler, not asmgen,
 encodes it.  asmgen measures D from the place the kind says the hardware uses
 (the label's statement, or the end of the field's statement: the "6" of
-x86's `OffsetToPtr - 6` is the assembled size of `callq *disp(%rip)`), and
+LLVM's `OffsetToPtr - 6` is the assembled size of a RIP-relative indirect
+call), and
 checks the claim: with D at that place the assembler must clear the field.
 Sizes, base words and the stub-to-pointer range all follow from what was
 assembled.
@@ -26,7 +27,7 @@ from asmgen.build.frame import compute_frame
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.render import FieldUse
 from asmgen.build.runtime import Field, PatchPoint
-from asmgen.build.source import Assembly, Statement
+from asmgen.build.source import Assembly, ListingLine, Statement
 from asmgen.build.unitruntime import (
     RESOLVER_ADDR,
     RESOLVER_PTR,
@@ -62,6 +63,7 @@ class UnitTable:
     statements: tuple[Statement, ...]
     labels: dict[str, int]
     patches: tuple[PatchPoint, ...]  # the unit's one patch, as layout found it
+    listing: tuple[ListingLine, ...] | None = None  # as for Table.listing
 
     @property
     def size(self) -> int:
@@ -225,8 +227,39 @@ def max_displacement(stub: UnitTable, pointer_size: int) -> int:
 
 
 @dataclass(frozen=True)
+class UnitBlocks:
+    """The trampoline/stub interface verify runs (verify.model.Units) over two
+    units' runtime records: what a spec's built units give, and what review
+    reads back from a tables.json record.  The generated module's table
+    objects offer the same interface with the same unitruntime functions."""
+
+    trampoline: Unit
+    stub: Unit
+    stub_to_pointer_max_displacement: int
+    pointer_size: int
+    byteorder: str
+
+    @property
+    def trampoline_size(self) -> int:
+        return self.trampoline.size
+
+    @property
+    def stub_size(self) -> int:
+        return self.stub.size
+
+    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
+        args = (self.pointer_size, self.byteorder, ENCODERS_FOR_UNITS)
+        return write_trampolines(self.trampoline, *args, block_addr, resolver_addr, n)
+
+    def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
+        args = (self.pointer_size, self.byteorder, ENCODERS_FOR_UNITS)
+        return write_stubs(self.stub, *args, stubs_addr, ptrs_addr, n)
+
+
+@dataclass(frozen=True)
 class Units:
-    """A spec's trampoline and stub, and the block writers built on them."""
+    """A spec's trampoline and stub as assembled (for the emitters), and
+    their block writers (`blocks`, which Table's writers use too)."""
 
     spec: Spec
     trampoline: UnitTable
@@ -240,27 +273,21 @@ class Units:
     def stub_to_pointer_max_displacement(self) -> int:
         return max_displacement(self.stub, self.pointer_size)
 
-    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
-        return write_trampolines(
+    @property
+    def blocks(self) -> UnitBlocks:
+        return UnitBlocks(
             self.trampoline.unit,
+            self.stub.unit,
+            self.stub_to_pointer_max_displacement,
             self.pointer_size,
             self.spec.endian,
-            ENCODERS_FOR_UNITS,
-            block_addr,
-            resolver_addr,
-            n,
         )
 
+    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
+        return self.blocks.write_trampolines(block_addr, resolver_addr, n)
+
     def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
-        return write_stubs(
-            self.stub.unit,
-            self.pointer_size,
-            self.spec.endian,
-            ENCODERS_FOR_UNITS,
-            stubs_addr,
-            ptrs_addr,
-            n,
-        )
+        return self.blocks.write_stubs(stubs_addr, ptrs_addr, n)
 
 
 def _raw(name: str):

@@ -8,14 +8,13 @@ offset constants, and a writeResolverCode that applies every field.
 
 from __future__ import annotations
 
-import re
 import textwrap
 
-from asmgen.build.patchkinds import ADDRESS_PARAMS, KINDS
+from asmgen.build.patchkinds import ADDRESS_PARAMS
 from asmgen.build.table import Table
 from asmgen.emit import units as emit_units
 from asmgen.emit import unwind as emit_unwind
-from asmgen.emit.clangformat import clang_format
+from asmgen.emit.cpp_fields import resolver_field_lines
 from asmgen.emit.cpp_rows import resolver_rows
 from asmgen.emit.provenance import header_lines
 from asmgen.spec.serving import serving_lines
@@ -41,30 +40,6 @@ template <typename T> inline void writeWord(char *Loc, uint64_t Value) {{
         + "\n".join(emit_units.cpp_helpers(style).values())
         + f"}} // namespace {namespace}\n"
     )
-
-
-def _field_call(table: Table, style: emit_units.CppStyle) -> list[str]:
-    calls = []
-    # Every patch takes one of ADDRESS_PARAMS (build/pipeline.py checks it).
-    for patch in table.patches:
-        for field in patch.fields:
-            ctype = f"uint{field.size * 8}_t"
-            where = f"ResolverWorkingMem + {patch.name}Offset"
-            if field.offset != patch.offset:
-                where += f" + {field.offset - patch.offset:#x}"
-            expr = re.sub(r"\bvalue\b", patch.name + style.value, KINDS[field.kind].expr)
-            if field.whole_word:
-                # The table holds zero here: write the whole instruction word.
-                value = f"{field.base:#x}"
-                if field.bits:
-                    value += f" | ((({expr}) & {(1 << field.bits) - 1:#x}) << {field.shift})"
-                calls.append(f"  {style.helpers}writeWord<{ctype}>({where}, {value});")
-            else:
-                calls.append(
-                    f"  {style.helpers}patchField<{ctype}>({where}, "
-                    f"{ctype}({field.mask:#x}ULL), {field.shift}, {expr});"
-                )
-    return calls
 
 
 def comment_lines(paragraphs: list[str], width: int = 76) -> list[str]:
@@ -116,7 +91,7 @@ inline void {name}::writeResolverCode(char *ResolverWorkingMem, {params}) {{
   static_assert(sizeof(ResolverCode) == ResolverCodeSize,
                 "ResolverCodeSize must match the table");
   memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
-{chr(10).join(_field_call(table, style))}
+{chr(10).join(resolver_field_lines(table, style))}
 }}
 {emit_units.cpp_bodies(table, style, name)}"""
 
@@ -135,4 +110,4 @@ def emit_cpp(tables: list[Table]) -> str:
         + "".join(abi_block(t) for t in tables)
         + "\n} // namespace asmgen\n\n#endif // ASMGEN_ORC_RESOLVERS_H\n"
     )
-    return clang_format(text, "orc_resolvers.h")
+    return text

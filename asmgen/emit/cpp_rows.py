@@ -7,8 +7,8 @@ for RISC arches), each row commented with its offset and the disassembly.
 
 from __future__ import annotations
 
-from asmgen.build.disasm import listing
 from asmgen.build.table import Table
+from asmgen.emit.explain import lines_of
 
 
 def element_values(table: Table, data: bytes) -> list[int]:
@@ -31,7 +31,7 @@ def resolver_rows(table: Table, indent: int = 6, split_words: bool = False) -> l
     digits = max(2, len(f"{len(table.code):x}"))
     unit = table.spec.arch_info.element_size
     rows: list[tuple[str, str]] = []  # (values, comment); a label has no values
-    for line in listing(table):
+    for line in lines_of(table):
         for label in line.labels:
             rows.append(("", f"{label}:"))
         words = [format_element(table, v) for v in element_values(table, line.data)]

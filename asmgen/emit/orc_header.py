@@ -8,8 +8,8 @@ The classes here have exactly those, written by the same emitters as the
 standalone header (cpp_header.abi_block with the ORC style), so the two
 headers cannot drift apart.
 
-Names: `<ABI>_ORCABI` in namespace asmgen.  LLVM already has OrcX86_64_SysV
-(and a namespace llvm::AArch64), so asmgen's own `Orc<ABI>` names, or bare
+Names: `<ABI>_ORCABI` in namespace asmgen.  LLVM already has `Orc<ABI>`
+classes (and a namespace per target), so asmgen's own `Orc<ABI>` names, or bare
 ABI names, would be ambiguous under `using namespace llvm; using namespace
 llvm::orc; using namespace asmgen;`.  Helpers live in asmgen::orcabi_detail
 (llvm has a `detail` namespace), so this header and the standalone one can be
@@ -21,7 +21,6 @@ from __future__ import annotations
 from asmgen.build.table import Table
 from asmgen.emit import units as emit_units
 from asmgen.emit import unwind as emit_unwind
-from asmgen.emit.clangformat import clang_format
 from asmgen.emit.cpp_header import INCLUDES, abi_block, prelude
 from asmgen.emit.provenance import header_lines
 from asmgen.spec.names import ORCABI_SUFFIX as SUFFIX
@@ -76,4 +75,4 @@ def emit_orc_header(tables: list[Table]) -> str:
         + emit_unwind.CPP_ORC_REGISTRATION
         + f"\n}} // namespace asmgen\n\n#endif // {GUARD}\n"
     )
-    return clang_format(text, FILENAME)
+    return text

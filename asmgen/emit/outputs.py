@@ -1,4 +1,7 @@
-"""Every output file of a set of tables: computed in memory, compared, written."""
+"""Every output file of a set of tables: computed in memory, compared, written.
+
+The emitters only format; the C++ files then go through the pinned
+clang-format here, the one place outputs are formatted."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 
 from asmgen.build.table import Table
 from asmgen.emit.atomic import write_files
+from asmgen.emit.clangformat import clang_format
 from asmgen.emit.cpp_header import emit_cpp
 from asmgen.emit.json_tables import emit_json
 from asmgen.emit.orc_header import FILENAME as ORC_HEADER
@@ -20,11 +24,16 @@ OUTPUTS = {
     ORC_HEADER: emit_orc_header,
     "tables.json": emit_json,
 }
+# The outputs clang-format lays out (LLVM style).
+CLANG_FORMATTED = ("orc_resolvers.h", ORC_HEADER)
 
 
 def render_outputs(tables: list[Table]) -> dict[str, str]:
     """Every output file's text, all computed before anything is written."""
-    return {name: emit(tables) for name, emit in OUTPUTS.items()}
+    outputs = {name: emit(tables) for name, emit in OUTPUTS.items()}
+    for name in CLANG_FORMATTED:
+        outputs[name] = clang_format(outputs[name], name)
+    return outputs
 
 
 def write_outputs(outputs: dict[str, str], out_dir: Path) -> list[Path]:

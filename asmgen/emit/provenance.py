@@ -9,29 +9,10 @@ checked out.
 from __future__ import annotations
 
 import textwrap
-from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from asmgen import __version__
+from asmgen.build.assemble import tool_versions
 from asmgen.build.table import Table
-
-
-@cache
-def tool_versions(backends: tuple[str, ...]) -> list[str]:
-    names = ["jinja2", "capstone"]
-    names += ["keystone-engine"] if "keystone" in backends else []
-    parts = [f"asmgen {__version__}"]
-    for name in names:
-        try:
-            parts.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            parts.append(f"{name} (not installed)")
-    if "llvm-mc" in backends:
-        from asmgen.build.llvm_mc import llvm_mc_version
-
-        parts.append(f"llvm-mc {llvm_mc_version()}")
-    return parts
 
 
 def relative(path: Path) -> str:

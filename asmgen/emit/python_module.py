@@ -5,11 +5,11 @@ from __future__ import annotations
 import inspect
 
 from asmgen.build import runtime
-from asmgen.build.disasm import format_listing, listing
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.table import Table
 from asmgen.emit import units as emit_units
 from asmgen.emit import unwind as emit_unwind
+from asmgen.emit.explain import format_listing, lines_of
 from asmgen.emit.provenance import header_lines
 
 
@@ -68,7 +68,7 @@ def emit_python(tables: list[Table]) -> str:
     for table in tables:
         spec = table.spec
         names.append(spec.abi)
-        text = format_listing(listing(table), 10)
+        text = format_listing(lines_of(table), 10)
         parts.append(
             f"\n\n{spec.abi} = ResolverTable(\n"
             f"    abi={spec.abi!r},\n"

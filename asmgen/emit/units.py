@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass
 
 from asmgen.build import unitruntime
-from asmgen.build.disasm import listing
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.table import Table
 from asmgen.build.unitruntime import RESOLVER_PTR, UnitField
 from asmgen.build.units import UnitTable, max_displacement
+from asmgen.emit.explain import lines_of
 
 # ---------------------------------------------------------------- Python
 
@@ -132,11 +132,14 @@ class CppStyle:
     helpers: str  # qualifier of patchField / displacement
     helper_storage: str  # before a helper's definition
     storage: str  # before a writer's (out-of-class) definition
+    # The resolver's fields are written with plain memcpy statements rather
+    # than the headers' helpers (emit/cpp_fields.py).
+    inline_fields: bool = False
 
 
 HEADER = CppStyle("uint64_t", "", "detail::", "inline ", "inline ")
 ORC = CppStyle("llvm::orc::ExecutorAddr", ".getValue()", "orcabi_detail::", "inline ", "inline ")
-LLVM = CppStyle("ExecutorAddr", ".getValue()", "", "static ", "")
+LLVM = CppStyle("ExecutorAddr", ".getValue()", "", "static ", "", inline_fields=True)
 
 PATCH_FIELD = "patchField"
 DISPLACEMENT = "displacement"
@@ -230,7 +233,7 @@ def cpp_declarations(table: Table, style: CppStyle = HEADER) -> str:
 def _unit_array(unit: UnitTable, name: str, element: str) -> list[str]:
     size = 1 if element == "uint8_t" else 4
     rows = []
-    for line in listing(unit):
+    for line in lines_of(unit):
         values = [
             f"0x{int.from_bytes(line.data[i : i + size], unit.byteorder):0{2 * size}x}"
             for i in range(0, len(line.data), size)

@@ -1,4 +1,4 @@
-"""A table's unwind information (build/unwind.py, spec `unwind`) in each
+"""A table's unwind information (`Table.unwind`, spec `unwind`) in each
 output: tables.json, the Python module's table objects and the C++ structs.
 
 Every address in it is relative to the resolver's (or the trampoline
@@ -10,36 +10,30 @@ bytes in each output.
 from __future__ import annotations
 
 from asmgen.build.table import Table
-from asmgen.build.unwind import eh_frame, trampoline_eh_frame, win64_unwind
-from asmgen.errors import AsmgenError
 
 
 def parts(table: Table) -> dict[str, bytes | int]:
     """The unwind bytes and offsets under the names the Python module uses;
     empty when the spec asks for none."""
-    if table.spec.unwind == "eh_frame":
-        frame = eh_frame(table.code)
+    unwind = table.unwind
+    if unwind is None:
+        return {}
+    if unwind.kind == "eh_frame":
+        frame = unwind.resolver
         found: dict[str, bytes | int] = {
             "eh_frame": frame.data,
             "eh_frame_pc_begin_offset": frame.pc_begin_offset,
         }
-        if table.units is not None:
-            try:
-                block = trampoline_eh_frame(table.units.trampoline.code)
-            except ValueError as exc:
-                raise AsmgenError(
-                    f"unwind: eh_frame cannot describe the trampoline: {exc}",
-                    table.spec_path,
-                    table.spec.line_of("unwind"),
-                ) from None
+        if unwind.trampoline is not None:
+            block = unwind.trampoline
             found |= {
                 "trampoline_eh_frame": block.data,
                 "trampoline_eh_frame_pc_begin_offset": block.pc_begin_offset,
                 "trampoline_eh_frame_pc_range_offset": block.pc_range_offset,
             }
         return found
-    if table.spec.unwind == "win64":
-        info = win64_unwind(table.code)
+    if unwind.kind == "win64":
+        info = unwind.resolver
         split = info.runtime_function_offset - info.unwind_info_offset
         return {
             "unwind_info": info.data[:split],

@@ -9,7 +9,7 @@ them until its cases are there, so `asmgen patch` adds them: for an arch
 whose record names its factory cases (`Arch.orc_factory`), when the patch
 writes that class, each function without a case for the arch's triples gets
 one group.  The group is written like the function's own last group that
-names one class and decides nothing else (RISC-V's in LLVM 19), and follows
+names one class and decides nothing else (the last but one in LLVM 19), and follows
 it: its body with that class renamed, its case labels' spelling.  Cases already
 there are kept, whatever class they name.
 """
@@ -49,12 +49,12 @@ class CaseGroup:
     """Consecutive case labels and the statements they share."""
 
     cases: list[Node]  # the case_statement nodes, first to last
-    labels: list[Node]  # their values (`Triple::aarch64`); empty for `default:`
+    labels: list[Node]  # their values (`Triple::<enumerator>`); empty for `default:`
     statements: list[Node]
 
     @property
     def enumerators(self) -> list[str]:
-        """The labels' last names (`aarch64` for `Triple::aarch64`)."""
+        """The labels' last names (the enumerators, without `Triple::`)."""
         return [_last_name(label) for label in self.labels]
 
     def named(self, known: set[str]) -> set[str]:
@@ -67,7 +67,7 @@ class CaseGroup:
         }
 
     def decides(self) -> bool:
-        """Does it choose between classes itself (x86-64's OS test)?"""
+        """Does it choose between classes itself (an OS test)?"""
         return any(
             node.type in ("if_statement", "switch_statement", "conditional_expression")
             for statement in self.statements

@@ -12,7 +12,7 @@ An offset constant is found by what it does, not by its name: a local integer
 constant the function adds to its working memory (`ResolverWorkingMem + X`).
 What it patches is read from the same statement where it can be: the address
 parameter written there, directly or through a local computed from it.
-LLVM releases spell the constants differently (19.x's MIPS32 landing move is
+LLVM releases spell the constants differently (one of 19.x's landing-move offsets is
 `Offsett`, main's `MoveLandingAddrOffset`); the reader keeps every spelling.
 """
 

@@ -7,16 +7,16 @@ StubSize), each only where its value differs; a changed resolver also gets a
 `static_assert` tying the table to `ResolverCodeSize`, after the last offset
 constant and the comment that ends its line.  Offset constants are matched to
 patch points by meaning (orc_source), so each release's spelling is kept:
-LLVM 19.x calls MIPS32's landing-move offset `Offsett`, main
+LLVM 19.x calls one landing-move offset `Offsett`, main
 `MoveLandingAddrOffset`.
 
 LLVM's own `writeTrampolines`/`writeIndirectStubsBlock` bodies are kept: they
 write what the generated units write (tests/test_llvm19_oracle.py compares
 LLVM 19's compiled writers; the only differences are padding bytes).  What can
-be stale is a size constant, as MIPS32's StubSize (8, for 16-byte stubs), and
+be stale is a size constant, as a StubSize of 8 for 16-byte stubs, and
 that is replaced.  StubToPointerMaxDisplacement is replaced where LLVM's bound
-admits stubs whose pointer is out of the instruction's reach (AArch64's
-`1U << 27` for a +-1 MiB `ldr`), written as LLVM writes it, a shift
+admits stubs whose pointer is out of the instruction's reach (the
+`1U << 27` of a +-1 MiB literal load), written as LLVM writes it, a shift
 expression, with a comment on the limiting field; a bound below the reach is
 only conservative and is kept.
 
@@ -41,13 +41,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from asmgen.build.patchkinds import ADDRESS_PARAMS, KINDS
+from asmgen.build.patchkinds import ADDRESS_PARAMS
 from asmgen.build.pipeline import build_all
 from asmgen.build.table import Table
 from asmgen.build.unitruntime import RESOLVER_PTR
 from asmgen.emit import units as emit_units
 from asmgen.emit.atomic import write_if_changed
 from asmgen.emit.clangformat import clang_format
+from asmgen.emit.cpp_fields import resolver_field_lines
 from asmgen.emit.cpp_header import comment_lines
 from asmgen.emit.cpp_rows import element_values, resolver_rows
 from asmgen.errors import AsmgenError
@@ -151,7 +152,7 @@ class Plan:
         for other in self.edits[src.rel]:
             same_place = (other.start, other.end) == (edit.start, edit.end)
             if same_place and other.text == edit.text:
-                return  # two specs of one LLVM class (MIPS32 LE/BE) agree
+                return  # two specs of one LLVM class (two byte orders) agree
             insertions = same_place and edit.start == edit.end  # kept in `order`
             overlap = edit.start < other.end and other.start < edit.end
             if (same_place or overlap) and not insertions:
@@ -380,7 +381,7 @@ def _offset_constants(cpp: orc.Source, table: Table, fn: orc.ResolverFn) -> dict
     """Patch point -> the offset constant that holds its offset, matched by
     meaning: the address parameter written at the constant, else the name
     `<Patch>Offset`, else the one constant and the one patch point left (LLVM
-    19's MIPS32 landing move is `Offsett`), else the offset's value."""
+    19 spells one landing move's `Offsett`), else the offset's value."""
     wanted = [patch.name for patch in table.patches]
     offsets = {patch.name: patch.offset for patch in table.patches}
     pairs: dict[str, str] = {}
@@ -551,41 +552,9 @@ def _function_text(table: Table) -> str:
         f"{offsets}\n"
         f"{_size_assert(INDENT)}\n"
         f"{INDENT}memcpy(ResolverWorkingMem, {orc.TABLE}, sizeof({orc.TABLE}));\n"
-        + "".join(_apply_field(table))
+        + "".join(line + "\n" for line in resolver_field_lines(table, emit_units.LLVM))
         + "}"
     )
-
-
-def _apply_field(table: Table) -> list[str]:
-    """C++ that writes each patch field into the working memory (host byte order
-    is the target's, as everywhere in ORC)."""
-    lines = []
-    for patch in table.patches:
-        # Every patch takes one of ADDRESS_PARAMS (build/pipeline.py checks it).
-        for index, field in enumerate(patch.fields):
-            ctype = f"uint{field.size * 8}_t"
-            var = f"{patch.name}Field" + (str(index) if len(patch.fields) > 1 else "")
-            where = f"ResolverWorkingMem + {patch.name}Offset"
-            if field.offset != patch.offset:
-                where += f" + {field.offset - patch.offset:#x}"
-            expr = re.sub(r"\bvalue\b", f"{patch.name}.getValue()", KINDS[field.kind].expr)
-            shifted = f"uint64_t({expr})" + (f" << {field.shift}" if field.shift else "")
-            bits = f"({shifted}) & {field.mask:#x}ULL"
-            if field.whole_word:  # the table holds zero; write base | field
-                value = f"{field.base:#x}" + (f" | {ctype}({bits})" if field.bits else "")
-                lines.append(f"{INDENT}{ctype} {var} = {value};\n")
-            elif not field.bits:
-                continue
-            elif field.shift == 0 and field.bits == field.size * 8:
-                lines.append(f"{INDENT}{ctype} {var} = {expr};\n")
-            else:
-                lines += [
-                    f"{INDENT}{ctype} {var};\n",
-                    f"{INDENT}memcpy(&{var}, {where}, sizeof({var}));\n",
-                    f"{INDENT}{var} = ({var} & ~{ctype}({field.mask:#x}ULL)) | {ctype}({bits});\n",
-                ]
-            lines.append(f"{INDENT}memcpy({where}, &{var}, sizeof({var}));\n")
-    return lines
 
 
 def _file_diff(rel: str, old: str, new: str) -> str:
@@ -693,7 +662,7 @@ def make_patch(llvm_root: Path, tables: list[Table], allow_narrow: bool = False)
 
 def _refuse_llvm_name(llvm_root: Path, table: Table) -> None:
     """A new class must not take a name LLVM's headers already declare (a class,
-    struct, namespace, alias, ... such as `ExecutorAddr` or `AArch64`): added
+    struct, namespace, alias, ... such as `ExecutorAddr` or a target's namespace): added
     to namespace llvm::orc it would clash with it or hide it.  Reads the
     headers the tree has (a checkout has them all)."""
     name = table.spec.class_name

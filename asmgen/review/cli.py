@@ -84,7 +84,9 @@ def register(sub) -> None:
     parser.add_argument("--format", choices=("terminal", "markdown", "json"), default="terminal")
     parser.add_argument("--abi", action="append", default=[], help="only this ABI (repeatable)")
     parser.add_argument("-U", "--context", type=int, default=1, help="context instructions")
-    parser.add_argument("--syntax", choices=("att", "intel"), help="x86 disassembly syntax")
+    parser.add_argument(
+        "--syntax", choices=("att", "intel"), help="disassembly syntax, where the arch has two"
+    )
     parser.add_argument("--repo", type=Path, help="git repository for revisions")
     parser.add_argument(
         "--templates", type=Path, help="templates for spec inputs (default: the project's)"

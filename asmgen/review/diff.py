@@ -262,7 +262,7 @@ def _retargeted(old: Insn, new: Insn, moved: dict[int, int]) -> bool:
     """Same instruction whose only differences are addresses of code that moved.
 
     An address may be written absolute, relative to the instruction, or
-    relative to the next one (x86 RIP-relative).
+    relative to the next one (RIP-relative addressing).
     """
     pairs = _rewrite(old, new)
     if not pairs or old.text.split()[0] != new.text.split()[0]:

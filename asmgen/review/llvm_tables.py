@@ -8,7 +8,7 @@ patched through its offset constants.  Running it with many addresses shows
 which bits of which words each address sets, so the record holds the same
 patch fields as an asmgen tables.json record (offset, shift, bits, the kind
 of encoding when it is one asmgen knows, and the words written whole at run
-time, such as MIPS32's `move $t9, $v0/$v1` that the byte order chooses).
+time, such as a move whose source register the byte order chooses).
 
 Each class is verified against a calling convention: the one of asmgen's spec
 for that class (matched by class name), the one the reviewer names with

@@ -4,13 +4,13 @@
 themselves, not from the spec, so a review shows what the bytes do.  A store
 is an instruction that writes stack memory (addressed from the stack pointer,
 or a push) from a register; a load is the reverse.  capstone's operand access
-flags say which way data moves where it has them (x86, AArch64).  For the
-load/store arches where it has none (MIPS, RISC-V, s390x), the direction
-comes from the load/store naming those ISAs share: stores begin with `s`,
-loads with `l` (after an `f`/`v`/`c.` prefix: `fsd`, `vst`, `c.sdsp`).
-Where capstone has no decoder at all (LoongArch), the same rule reads
-llvm-mc's text: the first operand is the data register, and the stack
-pointer must appear among the others.
+flags say which way data moves where it has them (capstone's operand
+access).  For the load/store arches where it has none (capstone reports no
+access), the direction comes from the load/store naming those ISAs share:
+stores begin with `s`, loads with `l` (after an `f`/`v`/`c.` prefix: `fsd`,
+`vst`, `c.sdsp`).  Where capstone has no decoder at all (`Arch.disassembler`
+is llvm-mc), the same rule reads llvm-mc's text: the first operand is the
+data register, and the stack pointer must appear among the others.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _transfer(insn, stack_names: set[str]) -> tuple[str, list[str]] | None:
             mems.append((insn.reg_name(op.mem.base) if op.mem.base else None, op))
     has_access = any(access for _, access in regs)
     if not mems:
-        # x86 push/pop: the stack access is implicit in a stack-pointer update.
+        # push/pop: the stack access is implicit in a stack-pointer update.
         try:
             read, written = insn.regs_access()
         except capstone.CsError:
@@ -77,7 +77,7 @@ def _transfer(insn, stack_names: set[str]) -> tuple[str, list[str]] | None:
 def _spellings(cs, arch: Arch) -> dict[str, str]:
     """capstone's name for each register of the arch table -> the table's spelling.
 
-    capstone prints some registers by alias (AArch64 `x29` is `fp`); reports
+    capstone prints some registers by alias (`x29` as `fp`, say); reports
     use the names specs use.
     """
     import importlib

@@ -15,8 +15,8 @@ from pathlib import Path
 from asmgen.build.frame import compute_frame
 from asmgen.build.patchkinds import ENCODERS
 from asmgen.build.runtime import Field, PatchPoint, apply_patches
-from asmgen.build.unitruntime import Unit, UnitField, write_stubs, write_trampolines
-from asmgen.build.units import ENCODERS_FOR_UNITS as _UNIT_ENCODERS
+from asmgen.build.unitruntime import Unit, UnitField
+from asmgen.build.units import UnitBlocks
 from asmgen.spec import Spec
 
 
@@ -54,39 +54,11 @@ def _unit(record: dict) -> Unit:
     return Unit(bytes.fromhex(record["hex"]), record["target"], fields)
 
 
-@dataclass(frozen=True)
-class RecordUnits:
-    """A tables.json record's trampoline and stub, with the block writers
-    verify runs (the generated module's API)."""
-
-    trampoline: Unit
-    stub: Unit
-    stub_to_pointer_max_displacement: int
-    pointer_size: int
-    byteorder: str
-
-    @property
-    def trampoline_size(self) -> int:
-        return self.trampoline.size
-
-    @property
-    def stub_size(self) -> int:
-        return self.stub.size
-
-    def write_trampolines(self, block_addr: int, resolver_addr: int, n: int) -> bytes:
-        args = (self.pointer_size, self.byteorder, _UNIT_ENCODERS)
-        return write_trampolines(self.trampoline, *args, block_addr, resolver_addr, n)
-
-    def write_stubs(self, stubs_addr: int, ptrs_addr: int, n: int) -> bytes:
-        args = (self.pointer_size, self.byteorder, _UNIT_ENCODERS)
-        return write_stubs(self.stub, *args, stubs_addr, ptrs_addr, n)
-
-
-def _units(record: dict) -> RecordUnits | None:
+def _units(record: dict) -> UnitBlocks | None:
     """None for a record from before trampolines and stubs were generated."""
     if "trampoline" not in record or "stub" not in record:
         return None
-    return RecordUnits(
+    return UnitBlocks(
         _unit(record["trampoline"]),
         _unit(record["stub"]),
         record["stub"]["stub_to_pointer_max_displacement"],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from asmgen.errors import AsmgenError
 from asmgen.spec.lifetimes import check_lifetimes
-from asmgen.spec.schema import REENTRY_ARGS, WHOLE_STATE_KINDS, Spec
+from asmgen.spec.schema import REENTRY_ARGS, Spec
 from asmgen.spec.serving import lost_registers
 
 
@@ -105,7 +105,7 @@ def _deviations(spec: Spec, where: dict[tuple, int]) -> dict[str, tuple[str, int
             f"register(s) of {conv}",
             where.get(("resolver", "saves")),
         )
-    whole_state = resolver.vector_state.kind in WHOLE_STATE_KINDS
+    whole_state = spec.arch_info.vector_area(resolver.vector_state.kind) is not None
     lost = [name for name in call.fp_args if name not in saved]
     if lost and not whole_state:
         found["fp_args"] = (

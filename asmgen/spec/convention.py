@@ -48,7 +48,7 @@ OPTIONAL_CITED = ("stack.back_chain",)
 C_CALLER = "ccc"
 # The facts every caller convention must cite (and `wide`, when it has any).
 CALLER_CITED = ("args", "callee_saved")
-# A caller convention's name: LLVM's IR keyword (`coldcc`, `x86_vectorcallcc`).
+# A caller convention's name: LLVM's IR keyword (`coldcc`, `fastcc`).
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # What a spec may knowingly do differently from its convention (`deviations:`),
@@ -75,14 +75,14 @@ class Args(_Model):
     """How arguments travel (the first ones in registers, the rest on the stack)."""
 
     int_regs: tuple[str, ...] = Field(default=(), alias="int")
-    # FP and vector arguments share these registers (x86-64 xmm, AArch64 q).
+    # FP and vector arguments share these registers (a vector register's low part).
     fp_regs: tuple[str, ...] = Field(default=(), alias="fp")
     # The widest C type an FP argument register carries in a prototyped call:
     # a 16-byte generic vector (SysV, AAPCS64), or a double.
     fp_type: Literal["vec128", "double"]
     # independent: integer and FP registers are counted separately (SysV,
-    # AAPCS64, RISC-V); positional: argument i takes int[i] or fp[i]
-    # (Microsoft x64, MIPS n64); o32: FP registers only for leading FP
+    # AAPCS64, LP64D); positional: argument i takes int[i] or fp[i]
+    # (Microsoft x64, n64); o32: FP registers only for leading FP
     # arguments, integer registers by argument word.
     assignment: Literal["independent", "positional", "o32"]
     # Offset from sp at the call of the first stack argument (after the home area).
@@ -96,7 +96,7 @@ class Stack(_Model):
     red_zone: Size  # bytes below sp a leaf function may use without moving sp
     # Where a frame that keeps a back chain holds its caller's sp: an offset
     # from sp into the home area, a word the frame's owner writes and no
-    # callee (s390x: 0, when kept).  None: the ABI lays out no back chain.
+    # callee (0 in the ELF ABI that has one).  None: the ABI lays out none.
     back_chain: Size | None = None
 
 
@@ -120,7 +120,7 @@ class FpControl(_Model):
 
 class WideRegisters(_Model):
     """Vector registers a caller convention passes or keeps wider than asmgen
-    names them, on a CPU with `feature` (x86-64: ymm with avx, zmm with
+    names them, on a CPU with `feature` (`Arch.wide_vectors`: ymm with avx, zmm with
     avx512f; `Arch.wide_vectors`)."""
 
     feature: str

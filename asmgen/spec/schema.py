@@ -42,7 +42,7 @@ class CallConvention(_Model):
     """
 
     # Integer argument registers; the re-entry call's arguments that do not fit
-    # (all of them on i386) go to the stack.
+    # (all of them, in a stack-only convention) go to the stack.
     int_args: tuple[str, ...] = ()
     fp_args: tuple[str, ...] = ()
     callee_saved: tuple[str, ...] = ()
@@ -50,7 +50,7 @@ class CallConvention(_Model):
     # area, o32's argument area.
     shadow_space: Size = 0
     # Offset in that area of the back-chain word a frame's owner writes
-    # (s390x: 0); None when the convention has none.
+    # (stack.back_chain); None when the convention has none.
     back_chain: Size | None = None
     stack_align: Align
     # Stack alignment the resolver may rely on at entry; when it is less than
@@ -61,9 +61,9 @@ class CallConvention(_Model):
     # Every register the result occupies (o32 returns a 64-bit value in
     # v0:v1).  The resolver must not restore them.  Defaults to [return_reg].
     return_regs: tuple[str, ...] = ()
-    # FP control state the caller relies on keeping across the call (x86: mxcsr,
-    # fcw).  `asmgen verify` clobbers it in the re-entry function and checks it
-    # at landing.
+    # FP control state the caller relies on keeping across the call (among
+    # the arch's `ctl` registers).  `asmgen verify` clobbers it in the
+    # re-entry function and checks it at landing.
     fp_control: tuple[str, ...] = ()
 
     @property
@@ -75,10 +75,11 @@ class CallConvention(_Model):
         return self.return_regs or (self.return_reg,)
 
 
-VectorKind = Literal["fxsave64", "fxsave", "xsave64", "q-regs", "none"]
-# The kinds whose one instruction saves every vector register (at least its
-# 128-bit part), not a list of them.
-WHOLE_STATE_KINDS = ("fxsave", "fxsave64", "xsave64")
+# The vector_state kinds some arch's template implements (each record lists
+# its own, `Arch.vector_kinds`; spec/vector.py checks the spec's arch has it).
+VectorKind = Literal[
+    tuple(dict.fromkeys(kind for arch in ARCHES.values() for kind in arch.vector_kinds))
+]
 
 # XSAVE's requested-feature bitmap (EDX:EAX): every state component XCR0 enables.
 ALL_FEATURES = 0xFFFFFFFFFFFFFFFF
@@ -117,15 +118,15 @@ class Resolver(_Model):
     fp_saves: tuple[str, ...] = ()
     # Holds the re-entry function's address for the indirect call.
     scratch: str
-    # Stages an argument on its way to the stack (i386).
+    # Stages an argument on its way to the stack (a stack-only convention).
     temp: str | None = None
     # Holds the landing address while registers are restored (RISC arches).
     landing: str | None = None
     # Frame pointer saved with the trampoline's saved link as the first pair
-    # (AArch64's frame record).  Push-style (x86) frames always push one.
+    # (a frame record).  Push-style frames always push one.
     frame_pointer: str | None = None
     # Alignment the resolver rounds its own frame to.  Defaults to
-    # call.stack_align.  LLVM's Riscv64 and LoongArch64 tables round to 8 only
+    # call.stack_align.  Some of LLVM's tables round to 8 only
     # (264- and 136-byte frames); their specs state that deliberately.
     frame_align: Align | None = None
     vector_state: VectorState
@@ -135,8 +136,8 @@ class Resolver(_Model):
     # lower, and then declares a `home_area` deviation.
     shadow_space: Size | None = None
     # Stack alignment the resolver relies on at entry; when it is less than
-    # the convention's stack alignment the resolver realigns its frame (LLVM's
-    # i386 resolver accepts 4-byte aligned callers).  Defaults to the
+    # the convention's stack alignment the resolver realigns its frame (one of
+    # LLVM's resolvers accepts 4-byte aligned callers).  Defaults to the
     # convention's alignment.
     incoming_align: Align | None = None
 
@@ -144,10 +145,10 @@ class Resolver(_Model):
 class Trampoline(_Model):
     call_size: int = Field(gt=0, le=0x40)
     # Register in which the trampoline's call left the trampoline's return
-    # address (RISC); absent when the call pushed it (x86).
+    # address (a register-link call); absent when the call pushed it.
     link: str | None = None
     # Register in which the trampoline kept the caller's return address
-    # (AArch64 x17, MIPS t8) before calling the resolver.
+    # (a scratch register) before calling the resolver.
     saved_link: str | None = None
     # Register the trampoline loads the resolver's address into (RISC).
     scratch: str | None = None
@@ -171,7 +172,7 @@ class TableOptions(_Model):
     #   placeholder in its field).
     # zero: every instruction word that holds a patch field (or is written at
     #   run time as a whole) is zero in the table; the JIT writes the whole
-    #   word, `base | field`.  LLVM's MIPS tables are built this way.
+    #   word, `base | field`.  Some of LLVM's tables are built this way.
     patched_words: Literal["assembled", "zero"] = "assembled"
     # Word that fills the gap before 8-byte data slots (RISC tables).
     pad_word: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0
@@ -244,9 +245,9 @@ class Spec(_Model):
     table: TableOptions = TableOptions()
     # Instruction that opens every indirect-branch target (resolver and
     # trampoline entries): a name from the arch's `landing_pads` (endbr64 for
-    # CET, `bti c` for AArch64 BTI).
+    # CET, `bti c` for BTI).
     landing_pad: str | None = None
-    # Unwind information emitted beside the table (x86-64): `.eh_frame` CFI for
+    # Unwind information emitted beside the table (`Arch.unwind`): `.eh_frame` CFI for
     # System V, UNWIND_INFO + RUNTIME_FUNCTION for Win64.  See asmgen/unwind.py.
     unwind: Literal["eh_frame", "win64"] | None = None
     # Placeholder values that a data slot holds before it is patched (LLVM

@@ -16,7 +16,7 @@ code (emulation) and reports this reading as its `static` run.
 from __future__ import annotations
 
 from asmgen.spec.convention import CallerConvention
-from asmgen.spec.schema import WHOLE_STATE_KINDS, Spec
+from asmgen.spec.schema import Spec
 
 
 def saved_registers(spec: Spec) -> set[str]:
@@ -24,7 +24,7 @@ def saved_registers(spec: Spec) -> set[str]:
     after it (at their 128-bit width, for a whole-state vector save)."""
     resolver = spec.resolver
     saved = {*resolver.saves, *resolver.fp_saves}
-    if resolver.vector_state.kind in WHOLE_STATE_KINDS:
+    if spec.arch_info.vector_area(resolver.vector_state.kind) is not None:
         saved |= {r.name for r in spec.arch_info.registers if r.cls == "vec"}
     return spec.arch_info.with_parts(saved)
 

@@ -5,34 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from asmgen.arches.model import VectorArea
 from asmgen.errors import AsmgenError
 from asmgen.spec.schema import ALL_FEATURES, Spec
-
-# XSAVE facts: the area must be 64-byte aligned, and holds at least the 512-byte
-# legacy (FXSAVE) region and the 64-byte XSAVE header.
-XSAVE_ALIGN = 0x40
-XSAVE_MIN_AREA = 0x240
-# End of each user state component in the standard (non-compacted) XSAVE
-# format: x87 and SSE in the legacy region, AVX, MPX BNDREGS and BNDCSR,
-# AVX-512 opmask, ZMM_Hi256, Hi16_ZMM, and PKRU.  CPUID leaf 0xD reports the
-# offsets per CPU; these are Intel's, the largest known (AMD Zen 4 leaves out
-# MPX's space and ends Hi16_ZMM at 0x980).  A fixed area must reach the end of
-# every component its feature_mask requests.
-XSAVE_COMPONENT_END = {
-    0: 0x240,
-    1: 0x240,
-    2: 0x340,
-    3: 0x400,
-    4: 0x440,
-    5: 0x480,
-    6: 0x680,
-    7: 0xA80,
-    9: 0xA88,
-}
-
-
-# Bytes the save instruction writes, and the alignment it demands of its area.
-_AREA = {"fxsave": (0x200, 16), "fxsave64": (0x200, 16)}
 
 
 def check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
@@ -48,12 +23,14 @@ def check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             where.get(key),
         )
     # One instruction saves the whole FP state into an area.
-    area_instruction = state.kind in ("fxsave", "fxsave64", "xsave64")
-    if state.kind == "xsave64":
-        _check_xsave(spec, where, path)
+    area = arch.vector_area(state.kind)
+    area_instruction = area is not None
+    if area is not None and area.feature_masked:
+        _check_masked(spec, area, where, path)
     elif state.feature_mask != ALL_FEATURES or state.sizing != "fixed":
+        masked = ", ".join(a.kind for a in arch.vector_areas if a.feature_masked) or "none"
         raise AsmgenError(
-            f"resolver.vector_state: feature_mask and sizing are for xsave64, not {state.kind}",
+            f"resolver.vector_state: feature_mask and sizing are for {masked}, not {state.kind}",
             path,
             where.get(key),
         )
@@ -63,8 +40,8 @@ def check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(key),
         )
-    if state.kind in _AREA:
-        size, align = _AREA[state.kind]
+    if area is not None and not area.feature_masked:
+        size, align = area.size, area.align
         if state.area_size < size:
             raise AsmgenError(
                 f"resolver.vector_state.area_size: {state.kind} writes {size:#x} bytes",
@@ -111,12 +88,14 @@ def check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             )
 
 
-def _check_xsave(spec: Spec, where: dict[tuple, int], path: Path) -> None:
+def _check_masked(spec: Spec, area: VectorArea, where: dict[tuple, int], path: Path) -> None:
+    """A feature-masked area: its alignment, its size (fixed, or read at run
+    time), and the registers its save sequence overwrites."""
     state = spec.resolver.vector_state
     at = ("resolver", "vector_state")
-    if state.align < XSAVE_ALIGN:
+    if state.align < area.align:
         raise AsmgenError(
-            f"resolver.vector_state.align: xsave64 needs at least {XSAVE_ALIGN:#x}",
+            f"resolver.vector_state.align: {area.kind} needs at least {area.align:#x}",
             path,
             where.get((*at, "align"), where.get(at)),
         )
@@ -126,16 +105,17 @@ def _check_xsave(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get((*at, "area_size")),
         )
-    if state.sizing == "fixed" and state.area_size < XSAVE_MIN_AREA:
+    if state.sizing == "fixed" and state.area_size < area.size:
         raise AsmgenError(
-            f"resolver.vector_state.area_size: xsave64 needs at least {XSAVE_MIN_AREA:#x} "
+            f"resolver.vector_state.area_size: {area.kind} needs at least {area.size:#x} "
             "(legacy area and header)",
             path,
             where.get((*at, "area_size")),
         )
     if state.sizing == "fixed":
         requested = [bit for bit in range(64) if state.feature_mask >> bit & 1]
-        unknown = [bit for bit in requested if bit not in XSAVE_COMPONENT_END]
+        ends = dict(area.components)
+        unknown = [bit for bit in requested if bit not in ends]
         if unknown:
             raise AsmgenError(
                 f"resolver.vector_state.feature_mask: component {unknown[0]} has no known "
@@ -143,7 +123,7 @@ def _check_xsave(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 path,
                 where.get((*at, "feature_mask"), where.get(at)),
             )
-        needed = max(XSAVE_COMPONENT_END[bit] for bit in requested) if requested else 0
+        needed = max(ends[bit] for bit in requested) if requested else 0
         if state.area_size < needed:
             raise AsmgenError(
                 f"resolver.vector_state.area_size: {state.area_size:#x} is less than the "
@@ -152,11 +132,11 @@ def _check_xsave(spec: Spec, where: dict[tuple, int], path: Path) -> None:
                 where.get((*at, "area_size")),
             )
     # The save sequence overwrites these before the registers are restored.
-    clobbered = dict(spec.arch_info.vector_clobbers).get(f"xsave64/{state.sizing}", ())
+    clobbered = dict(spec.arch_info.vector_clobbers).get(f"{area.kind}/{state.sizing}", ())
     for reg in clobbered:
         if reg not in spec.resolver.saves:
             raise AsmgenError(
-                f"resolver.saves: xsave64 ({state.sizing}) overwrites {reg}; save it",
+                f"resolver.saves: {area.kind} ({state.sizing}) overwrites {reg}; save it",
                 path,
                 where.get(("resolver", "saves")),
             )

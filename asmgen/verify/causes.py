@@ -42,7 +42,7 @@ def late_delay_slot_writes(spec: Spec, code: bytes, region: str = "resolver") ->
 
     The branch has read the register before its delay slot runs, so that write
     comes too late to steer it: the branch goes where the register pointed
-    before (LLVM 19's MIPS resolvers put the landing move in the delay slot of
+    before (some of LLVM 19's resolvers put the landing move in the delay slot of
     `jr $t9`, so the jump takes t9 as restored from the frame, the resolver's
     own address, and the resolver runs again).
     """
@@ -87,15 +87,16 @@ def home_area_contents(spec: Spec, frame, lo: int, hi: int) -> list[str]:
             out.append(f"{region.label} at sp+{start:#x}")
             continue
         kind = spec.resolver.vector_state.kind
-        out.append(vector_area(kind, start - region.lo, end - region.lo))
+        out.append(vector_area(kind, spec.arch_info, start - region.lo, end - region.lo))
     return out
 
 
-def vector_area(kind: str, lo: int, hi: int) -> str:
-    """Bytes [lo, hi) of a vector-state area (fxsave64 ...) and the fields they hold."""
+def vector_area(kind: str, arch, lo: int, hi: int) -> str:
+    """Bytes [lo, hi) of a vector-state area (`arch.vector_area(kind)`) and the
+    fields they hold."""
     inside = [
         f"{name} ({_bytes(off, off + size)})"
-        for off, size, name in vector_fields(kind)
+        for off, size, name in vector_fields(kind, arch)
         if off < hi and lo < off + size
     ]
     return f"{kind} area {_bytes(lo, hi)}" + (f": {', '.join(inside)}" if inside else "")

@@ -82,7 +82,7 @@ def _run(subject: Subject) -> dict:
     if base in (None, ctypes.c_void_p(-1).value):
         raise OSError(ctypes.get_errno(), "mmap failed")
     at = Placement(*(base + page * i for i in (STUBS, POINTERS, TRAMPOLINES, RESOLVER)))
-    linked = link(subject.units, at, 8, "little")
+    linked = link(subject.units, at, subject.spec.pointer_size, subject.spec.endian)
     resolver = subject.instantiate(reentry_addr, CTX)
     blocks = [*linked.blocks, ("resolver", at.resolver, resolver)]
     for what, address, data in blocks:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asmgen.build.vector_layout import VECTORS, fields
+from asmgen.build.vector_layout import fields
 from asmgen.verify.causes import decode, vector_area
 from asmgen.verify.emulate import RESOLVER, Emulation
 from asmgen.verify.model import Subject
@@ -37,14 +37,15 @@ class ResolverStack:
         self._loads: list[_Store] = []
 
     def __call__(self, lo: int, hi: int) -> list[str]:
+        arch = self.subject.spec.arch_info
         out = []
         for store in self.stores():
             start, end = max(lo, store.lo), min(hi, store.hi)
             if start >= end:
                 continue
             kind = store.text.split()[0]
-            if kind in VECTORS:
-                out.append(vector_area(kind, start - store.area, end - store.area))
+            if arch.vector_area(kind) is not None:
+                out.append(vector_area(kind, arch, start - store.area, end - store.area))
             else:
                 out.append(f"sp+{start:#x}-{end - 1:#x} (`{store.text}`)")
         return out
@@ -73,12 +74,13 @@ class ResolverStack:
 
     def controls(self, lo: int, hi: int, names: set[str]) -> list[str]:
         """The FP control registers (`names`) whose saved copies lie in [sp+lo, sp+hi)."""
+        arch = self.subject.spec.arch_info
         out = []
         for store in self.stores():
             kind = store.text.split()[0]
-            if kind not in VECTORS or store.hi <= lo or hi <= store.lo:
+            if arch.vector_area(kind) is None or store.hi <= lo or hi <= store.lo:
                 continue
-            for offset, size, name in fields(kind):
+            for offset, size, name in fields(kind, arch):
                 at = store.area + offset
                 if name.lower() in names and at < hi and lo < at + size and name not in out:
                     out.append(name)

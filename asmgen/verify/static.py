@@ -2,7 +2,7 @@
 alignment, and the served caller conventions against what the spec saves.
 
 No code runs.  They are the only checks for arches that unicorn cannot
-emulate (LoongArch64), and a cross-check for the others.
+emulate (no `emulator` in their record), and a cross-check for the others.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""Native check of the vector state beyond SSE: unicorn models no AVX, so the
-upper parts of YMM/ZMM are checked on the real CPU with asmgen.verify.vector_harness's
-harness (ABI-neutral: it calls only its own code, so Win64 tables run too).
+"""Native check of the vector state the emulator does not model: where the
+arch's record has a native harness (`Arch.native_vectors`) and this host runs
+the arch, the upper parts of the wide vector registers are checked on the
+real CPU with asmgen.verify.vector_harness (ABI-neutral: it calls only its own
+code, so tables of any convention run).
 
 The contract: every FP argument register (call.fp_args) reaches the landing
 with its low 128 bits, and every register a served caller convention passes
-or keeps wider on this CPU (its `wide` facts: __m256/__m512 arguments in
-ymm/zmm, preserve_allcc's ymm0-15) reaches it at that width.  A CPU without
-AVX fails the check loudly.
+or keeps wider on this CPU (its `wide` facts: 256- and 512-bit vector
+arguments, registers a convention preserves whole) reaches it at that width.
+A CPU without the wide registers fails the check loudly.
 """
 
 from __future__ import annotations
@@ -22,26 +24,29 @@ def vector_width_check(subject: Subject, facts: EmuFacts | None) -> CheckResult:
     from asmgen.verify.vector_harness import survival
 
     host = (platform.machine(), platform.system())
-    if subject.spec.arch != "x86_64" or facts is None or host not in facts.native_hosts:
-        return CheckResult("vector_width", NA, "native", [], "needs x86-64 code on this host")
+    arch = subject.spec.arch_info
+    if arch.native_vectors is None or facts is None or host not in facts.native_hosts:
+        why = f"needs {arch.name} code on this host, and a native harness for it"
+        return CheckResult("vector_width", NA, "native", [], why)
     if subject.units is None:
         why = "the table has no trampolines and stubs to run"
         return CheckResult("vector_width", NA, "native", [], why)
     from asmgen.verify.vector_harness import cpu_flags, kept_bytes, run_code
 
-    out = run_forked(lambda: run_code(subject.instantiate, subject.units))
+    out = run_forked(lambda: run_code(arch, subject.instantiate, subject.units))
     if isinstance(out, Finding):
         return CheckResult("vector_width", FAIL, "native", [out])
     seen = survival(out)
     wide, width = out["shape"]["name"], out["shape"]["width"]
     found = []
+    vectors = [r.name for r in arch.registers if r.cls == "vec"]
     for name in subject.spec.call.fp_args:
-        index = int(name.removeprefix("xmm"))
+        index = vectors.index(name)
         if not seen.xmm[index]:
             found.append(Finding(f"{wide}{index} bits 0-127", "kept", "changed"))
-    features = cpu_flags() & {feature for feature, _ in subject.spec.arch_info.wide_vectors}
+    features = cpu_flags() & {feature for feature, _ in arch.wide_vectors}
     for name, (bits, keepers) in wide_registers(subject.spec, features).items():
-        index = int(name.removeprefix("xmm"))
+        index = vectors.index(name)
         top = min(bits, 8 * width)
         if not kept_bytes(out, index, 0x10, top // 8):
             what = f"{wide}{index} bits 128-{top - 1}"
@@ -59,4 +64,5 @@ def wide_registers(spec, features: set[str]) -> dict[str, tuple[int, list[str]]]
         for name, bits in caller.widths(features).items():
             have, keepers = found.get(name, (0, []))
             found[name] = (max(have, bits), [*keepers, caller.name])
-    return dict(sorted(found.items(), key=lambda item: int(item[0].removeprefix("xmm"))))
+    vectors = [r.name for r in spec.arch_info.registers if r.cls == "vec"]
+    return dict(sorted(found.items(), key=lambda item: vectors.index(item[0])))

@@ -51,7 +51,7 @@ SIGNALS = {
     5: "SIGTRAP",
     7: "SIGBUS",
     8: "SIGFPE",
-    10: "SIGBUS",  # MIPS numbers it 10
+    10: "SIGBUS",  # where Linux numbers it 10 (else SIGUSR1)
     11: "SIGSEGV",
     14: "SIGALRM",
 }

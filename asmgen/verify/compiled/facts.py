@@ -12,7 +12,7 @@ the caller scaffold, with every register and the argument area random:
 - returns: a 64-bit result in the file's result registers, low word first;
 - home_area: a -O0 four-parameter function must fill [sp, sp + home_area)
   with its register parameters and leave the bytes above alone, or, where
-  the area is a register save area (s390x), a -O0 variadic function must
+  the area is a register save area, a -O0 variadic function must
   keep its register arguments in it, up to its top slot, and write nothing
   above (with no home area, neither may write the caller's frame at all);
 - stack.align, both ways: called with sp aligned to exactly the file's
@@ -163,7 +163,7 @@ def confirm(built: Built, results: dict[str, dict], states: dict[str, State]) ->
         elif fact.ok and not conv.stack.home_area:
             # No home area: the variadic callee, which keeps its register
             # arguments where the convention puts them, must not write the
-            # caller's frame either (s390x's would).  A fault is left to the
+            # caller's frame either (one with a register save area would).  A fault is left to the
             # facts that explain it (a misaligned stack: stack.align).
             varargs = results.get("fact.home_area.varargs")
             if varargs is not None and not varargs["status"]:
@@ -281,7 +281,7 @@ def _no_home_area_varargs(built: Built, inp: State, out: State) -> Fact | None:
 
 def _home_area_varargs(built: Built, inp: State, out: State) -> Fact | None:
     """Where the home area is a register save area the callee fills as it
-    needs (s390x): the -O0 variadic callee keeps its register arguments in
+    needs: the -O0 variadic callee keeps its register arguments in
     it, up to its top slot, and writes nothing above it.  None otherwise."""
     home, ps = built.conv.stack.home_area, built.layout.ps
     written = [at for at in range(0, home + 16, ps) if out.stack(at, ps) != inp.stack(at, ps)]

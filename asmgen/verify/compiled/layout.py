@@ -18,7 +18,7 @@ from asmgen.spec.convention import Convention
 
 # Stack arguments each landing takes beyond the register arguments.
 STACK_ARGS = 2
-# Landing arguments when everything goes on the stack (i386).
+# Landing arguments when everything goes on the stack (a stack-only convention).
 ALL_STACK_ARGS = 6
 
 
@@ -181,7 +181,7 @@ class State:
         return int.from_bytes(self.reg(name), self.order)
 
     def ctl(self, name: str) -> int:
-        # A pointer-size slot; x86 stores 2 or 4 bytes at its start.
+        # A pointer-size slot; a narrower control register is stored at its start.
         at = self.lay.ctl_off[name]
         return int.from_bytes(self.raw[at : at + self.lay.ps], self.order)
 
