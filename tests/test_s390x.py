@@ -2,8 +2,9 @@
 
 - LLVM 19 itself: its factory functions, as `asmgen patch` extends them, pick
   OrcSystemZ for an s390x triple, and LLVM's own stub manager, lazy
-  call-through manager and compile-callback manager write its units (run on
-  this host, which only writes the target's bytes).  The bytes are decoded
+  call-through manager, compile-callback manager and EPCIndirectionUtils
+  (for an executor claiming the triple) write its units (run on this host,
+  which only writes the target's bytes).  The bytes are decoded
   with z/Architecture's encodings (Principles of Operation: LGRL is RIL-b
   C4x8 with a signed halfword offset, BASR 0D, BCR 15 07F), not asmgen's.
   Unpatched, LLVM 19 has no s390x case.
@@ -68,7 +69,7 @@ def _field(data: bytes) -> int:
 
 
 class Driver:
-    def __init__(self, exe: Path) -> None:
+    def __init__(self, exe: Path, expect: int = 4) -> None:
         self.proc = subprocess.Popen(
             [str(exe), TRIPLE, hex(STUB_TARGET)],
             stdin=subprocess.PIPE,
@@ -77,7 +78,7 @@ class Driver:
         )
         self.lines: dict[str, tuple[int, bytes]] = {}
         self.errors: list[str] = []
-        while len(self.lines) + len(self.errors) < 3:
+        while len(self.lines) + len(self.errors) < expect:
             line = self.proc.stdout.readline().split(maxsplit=2)
             if line[0] == "error":
                 self.errors.append(" ".join(line[1:]))
@@ -111,6 +112,10 @@ def test_llvm_picks_orc_systemz_once_patched(patched, tmp_path):
     assert driver.errors == []
     # The stub: lgrl %r1, <its pointer>; br %r1; the pointer holds the target.
     at, data = driver.lines["stub"]
+    assert (data[0], data[1], data[6:8]) == (0xC4, 0x18, bytes.fromhex("07f1"))
+    assert driver.word(at + _field(data)) == STUB_TARGET
+    # The same through EPCIndirectionUtils, for an executor with the triple.
+    at, data = driver.lines["epcstub"]
     assert (data[0], data[1], data[6:8]) == (0xC4, 0x18, bytes.fromhex("07f1"))
     assert driver.word(at + _field(data)) == STUB_TARGET
     # Both trampolines: lgrl %r1, <resolver pointer>; basr %r1, %r1; the

@@ -1,10 +1,12 @@
 """LLVM's factory functions that pick an ORC ABI class by the target triple.
 
-A JIT reaches an ABI class through three functions, each a
-`switch (T.getArch())` with one case group per class:
+A JIT reaches an ABI class through four functions, each a switch on the
+triple's arch with one case group per class:
 `createLocalCompileCallbackManager` and `createLocalIndirectStubsManagerBuilder`
 (IndirectionUtils.cpp) and `createLocalLazyCallThroughManager`
-(LazyReexports.cpp).  A class for an architecture LLVM lacks is of no use to
+(LazyReexports.cpp) for a JIT in its own process, and
+`EPCIndirectionUtils::Create` (EPCIndirectionUtils.cpp) for one whose code
+runs in another.  A class for an architecture LLVM lacks is of no use to
 them until its cases are there, so `asmgen patch` adds them: for an arch
 whose record names its factory cases (`Arch.orc_factory`), when the patch
 writes that class, each function without a case for the arch's triples gets
@@ -26,6 +28,7 @@ from asmgen.patch import orc_source as orc
 
 INDIRECTION_UTILS = "llvm/lib/ExecutionEngine/Orc/IndirectionUtils.cpp"
 LAZY_REEXPORTS = "llvm/lib/ExecutionEngine/Orc/LazyReexports.cpp"
+EPC_INDIRECTION_UTILS = "llvm/lib/ExecutionEngine/Orc/EPCIndirectionUtils.cpp"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ FACTORIES = (
     Factory(INDIRECTION_UTILS, "createLocalCompileCallbackManager"),
     Factory(INDIRECTION_UTILS, "createLocalIndirectStubsManagerBuilder"),
     Factory(LAZY_REEXPORTS, "createLocalLazyCallThroughManager"),
+    Factory(EPC_INDIRECTION_UTILS, "EPCIndirectionUtils::Create"),
 )
 
 # The files that hold them, in the order a patch lists them.
@@ -89,7 +93,7 @@ def _last_name(label: Node) -> str:
 
 
 def function(src: orc.Source, name: str) -> Node:
-    """The definition of the free function `name` in namespace llvm::orc."""
+    """The definition of function `name` (`f` or `Class::f`) in namespace llvm::orc."""
     for node in src.namespace_body().named_children:
         if node.type != "function_definition":
             continue
@@ -100,13 +104,14 @@ def function(src: orc.Source, name: str) -> Node:
         if inner is not None and inner.text.decode() == name:
             return node
     raise src.error(
-        f"expected a definition of {name}(const Triple &T, ...) in namespace llvm::orc "
+        f"expected a definition of {name}(...) in namespace llvm::orc "
         "(asmgen patch adds its architecture cases); renamed upstream?"
     )
 
 
 def groups(src: orc.Source, name: str) -> tuple[Node, list[CaseGroup]]:
-    """`switch (T.getArch())`'s body in function `name`, and its case groups."""
+    """The body of function `name`'s switch on the triple's arch
+    (`T.getArch()`), and its case groups."""
     fn = function(src, name)
     for node in _walk(fn):
         if node.type != "switch_statement":
@@ -127,7 +132,7 @@ def groups(src: orc.Source, name: str) -> tuple[Node, list[CaseGroup]]:
                 found.append(CaseGroup(pending, [v for v in labels if v is not None], statements))
                 pending = []
         return body, found
-    raise src.error(f"{name}: expected a `switch (T.getArch())` choosing the ORC ABI class", fn)
+    raise src.error(f"{name}: expected a switch on `getArch()` choosing the ORC ABI class", fn)
 
 
 def _statements(case: Node) -> list[Node]:

@@ -1,8 +1,9 @@
 // asmgen's probe of LLVM's factory functions that pick an ORC ABI class by
 // triple (createLocalIndirectStubsManagerBuilder,
-// createLocalLazyCallThroughManager, createLocalCompileCallbackManager),
-// linked with a tree's IndirectionUtils.cpp, LazyReexports.cpp and
-// OrcABISupport.cpp (or with libLLVM's own).  For the triple on its command
+// createLocalLazyCallThroughManager, createLocalCompileCallbackManager,
+// EPCIndirectionUtils::Create), linked with a tree's IndirectionUtils.cpp,
+// LazyReexports.cpp, EPCIndirectionUtils.cpp and OrcABISupport.cpp (or with
+// libLLVM's own).  For the triple on its command
 // line it makes a stub to a known address and a lazy call-through
 // trampoline, and prints what the chosen class wrote there, for a test to
 // decode: the host only writes the target's bytes, it never runs them.
@@ -10,14 +11,18 @@
 //   factories <triple> <stub target> [managers]
 //   stub <stub address> <first 16 bytes at it, hex>   (not with `managers`)
 //   trampoline <trampoline address> <first 16 bytes at it, hex>
+//   epcstub <stub address> <first 16 bytes at it, hex>  (not with `managers`)
 //   word <address> <8 bytes at it, hex>   (for each `read` request on stdin)
 //   or: error <function>: <message>
 
+#include "llvm/ExecutionEngine/JITLink/JITLinkMemoryManager.h"
 #include "llvm/ExecutionEngine/Orc/Core.h"
+#include "llvm/ExecutionEngine/Orc/EPCIndirectionUtils.h"
 #include "llvm/ExecutionEngine/Orc/ExecutorProcessControl.h"
 #include "llvm/ExecutionEngine/Orc/IndirectionUtils.h"
 #include "llvm/ExecutionEngine/Orc/LazyReexports.h"
 #include "llvm/Support/Error.h"
+#include "llvm/Support/Process.h"
 #include "llvm/TargetParser/Triple.h"
 
 #include <cinttypes>
@@ -87,6 +92,30 @@ int main(int Argc, char **Argv) {
     else
       dump("callback", Tramp->getValue(), 16);
   }
+  // EPCIndirectionUtils, as a JIT whose code runs elsewhere uses it: an
+  // executor (this process, its memory) that claims the triple.
+  std::unique_ptr<EPCIndirectionUtils> EPCIU;
+  std::unique_ptr<IndirectStubsManager> EPCISM;
+  std::unique_ptr<SelfExecutorProcessControl> Remote;
+  if (Argc == 3) {
+    Remote = std::make_unique<SelfExecutorProcessControl>(
+        std::make_shared<SymbolStringPool>(),
+        std::make_unique<InPlaceTaskDispatcher>(), T,
+        sys::Process::getPageSizeEstimate(),
+        cantFail(jitlink::InProcessMemoryManager::Create()));
+    auto Made = EPCIndirectionUtils::Create(*Remote);
+    if (!Made) {
+      std::printf("error EPCIndirectionUtils::Create: %s\n",
+                  toString(Made.takeError()).c_str());
+    } else {
+      EPCIU = std::move(*Made);
+      EPCISM = EPCIU->createIndirectStubsManager();
+      cantFail(EPCISM->createStub("h", ExecutorAddr(Target),
+                                  JITSymbolFlags::Exported));
+      dump("epcstub", EPCISM->findStub("h", false).getAddress().getValue(),
+           16);
+    }
+  }
   std::fflush(stdout);
 
   // Words the test asks for (pointer slots, the resolver), one address a line.
@@ -97,5 +126,7 @@ int main(int Argc, char **Argv) {
     std::fflush(stdout);
   }
   cantFail(ES.endSession());
+  if (EPCIU)
+    cantFail(EPCIU->cleanup());
   return 0;
 }
