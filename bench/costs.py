@@ -24,7 +24,7 @@ from asmgen.build.pipeline import build
 from asmgen.build.table import Table
 from asmgen.spec import parse_spec
 from asmgen.spec.files import SpecFile
-from asmgen.spec.serving import not_served
+from asmgen.spec.serving import not_served, overwritten_registers
 from asmgen.spec.yaml_lines import read_yaml
 
 # LLVM's tables; the seed's first Win64 attempt never was one.
@@ -79,6 +79,10 @@ def widened(table: Table) -> Table | None:
     if not missing:
         return None
     lost = list(dict.fromkeys(reg for regs in missing.values() for reg in regs))
+    if set(lost) & overwritten_registers(spec)[0]:
+        # The units or the landing overwrite them whatever the resolver saves
+        # (the shadow-stack variants' r11): no widening serves those callers.
+        return None
     data, _ = read_yaml(path.read_text(), path, "spec")
     resolver = data["resolver"]
     classes = {name: spec.arch_info.register(name).cls for name in lost}

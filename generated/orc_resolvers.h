@@ -14,6 +14,12 @@
 //   template templates/aarch64/resolver.s.j2
 //   template templates/aarch64/trampoline.s.j2
 //   template templates/aarch64/stub.s.j2
+// AArch64_GCS_BTI:
+//   spec abi_specs/aarch64_gcs_bti.yaml
+//   convention abi_specs/conventions/aapcs64.yaml
+//   template templates/aarch64/resolver.s.j2
+//   template templates/aarch64/trampoline.s.j2
+//   template templates/aarch64/stub.s.j2
 // I386:
 //   spec abi_specs/i386.yaml
 //   convention abi_specs/conventions/i386_sysv.yaml
@@ -104,6 +110,12 @@
 //   template templates/x86_64/resolver.s.j2
 //   template templates/x86_64/trampoline.s.j2
 //   template templates/x86_64/stub.s.j2
+// X86_64_SysV_ShadowStack:
+//   spec abi_specs/x86_64_sysv_shadowstack.yaml
+//   convention abi_specs/conventions/sysv_amd64.yaml
+//   template templates/x86_64/resolver.s.j2
+//   template templates/x86_64/trampoline.s.j2
+//   template templates/x86_64/stub.s.j2
 // X86_64_Win32:
 //   spec abi_specs/x86_64_win64.yaml
 //   convention abi_specs/conventions/ms_x64.yaml
@@ -124,6 +136,12 @@
 //   template templates/x86_64/stub.s.j2
 // X86_64_Win32_seed_initial:
 //   spec abi_specs/x86_64_win64_seed.yaml
+//   convention abi_specs/conventions/ms_x64.yaml
+//   template templates/x86_64/resolver.s.j2
+//   template templates/x86_64/trampoline.s.j2
+//   template templates/x86_64/stub.s.j2
+// X86_64_Win32_ShadowStack:
+//   spec abi_specs/x86_64_win64_shadowstack.yaml
 //   convention abi_specs/conventions/ms_x64.yaml
 //   template templates/x86_64/resolver.s.j2
 //   template templates/x86_64/trampoline.s.j2
@@ -352,7 +370,7 @@ struct OrcAArch64_BTI {
   static constexpr unsigned ReentryCtxAddrOffset = 0x120;
   static constexpr unsigned PointerSize = 8;
   static constexpr unsigned TrampolineSize = 16;
-  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubSize = 16;
   static constexpr unsigned StubToPointerMaxDisplacement = 0xffffc;
 
   static void writeResolverCode(char *ResolverWorkingMem,
@@ -498,8 +516,10 @@ inline void OrcAArch64_BTI::writeIndirectStubsBlock(
     uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
   // clang-format off
   const uint32_t Stub[] = {
-      0x58000010, // 0x00: ldr x16, #0
-      0xd61f0200, // 0x04: br x16
+      0xd503245f, // 0x00: bti c
+      0x58000010, // 0x04: ldr x16, #4
+      0xd61f0200, // 0x08: br x16
+      0x00000000, // 0x0c: .long 0x00000000
   };
   // clang-format on
   static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
@@ -508,11 +528,188 @@ inline void OrcAArch64_BTI::writeIndirectStubsBlock(
     uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
     uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
     memcpy(Unit, Stub, StubSize);
-    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x4, 8);
     assert(StubPtrDisp >= -0x100000LL && StubPtrDisp <= 0xffffcLL &&
            "AArch64 literal-load range: +-1 MiB");
     assert(StubPtrDisp % 4 == 0 && "ldr19: misaligned");
-    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffe0ULL), 5,
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffe0ULL), 5,
+                                 StubPtrDisp >> 2);
+  }
+}
+
+/// AArch64_GCS_BTI: AArch64 (AAPCS64) for GCS and BTI (no unmatched ret)
+/// Serves callers of: ccc, fastcc, preserve_mostcc, preserve_allcc, swiftcc.
+/// Known loss, declared in its spec: x18, for the conventions above that pass
+/// or keep it.
+struct OrcAArch64_GCS_BTI {
+  static constexpr unsigned ResolverCodeSize = 0x128;
+  static constexpr unsigned ReentryFnAddrOffset = 0x118;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x120;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 16;
+  static constexpr unsigned StubSize = 16;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xffffc;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcAArch64_GCS_BTI::writeResolverCode(char *ResolverWorkingMem,
+                                                  uint64_t ReentryFnAddr,
+                                                  uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint32_t ResolverCode[] = {
+      // resolver_entry:
+      0xd503245f,             // 0x000: bti c
+      0xa9bf7bfd,             // 0x004: stp x29, x30, [sp, #-0x10]!
+      0x910003fd,             // 0x008: mov x29, sp
+      0xa9bf73fb,             // 0x00c: stp x27, x28, [sp, #-0x10]!
+      0xa9bf6bf9,             // 0x010: stp x25, x26, [sp, #-0x10]!
+      0xa9bf63f7,             // 0x014: stp x23, x24, [sp, #-0x10]!
+      0xa9bf5bf5,             // 0x018: stp x21, x22, [sp, #-0x10]!
+      0xa9bf53f3,             // 0x01c: stp x19, x20, [sp, #-0x10]!
+      0xa9bf3fee,             // 0x020: stp x14, x15, [sp, #-0x10]!
+      0xa9bf37ec,             // 0x024: stp x12, x13, [sp, #-0x10]!
+      0xa9bf2fea,             // 0x028: stp x10, x11, [sp, #-0x10]!
+      0xa9bf27e8,             // 0x02c: stp x8, x9, [sp, #-0x10]!
+      0xa9bf1fe6,             // 0x030: stp x6, x7, [sp, #-0x10]!
+      0xa9bf17e4,             // 0x034: stp x4, x5, [sp, #-0x10]!
+      0xa9bf0fe2,             // 0x038: stp x2, x3, [sp, #-0x10]!
+      0xa9bf07e0,             // 0x03c: stp x0, x1, [sp, #-0x10]!
+      0xadbf7ffe,             // 0x040: stp q30, q31, [sp, #-0x20]!
+      0xadbf77fc,             // 0x044: stp q28, q29, [sp, #-0x20]!
+      0xadbf6ffa,             // 0x048: stp q26, q27, [sp, #-0x20]!
+      0xadbf67f8,             // 0x04c: stp q24, q25, [sp, #-0x20]!
+      0xadbf5ff6,             // 0x050: stp q22, q23, [sp, #-0x20]!
+      0xadbf57f4,             // 0x054: stp q20, q21, [sp, #-0x20]!
+      0xadbf4ff2,             // 0x058: stp q18, q19, [sp, #-0x20]!
+      0xadbf47f0,             // 0x05c: stp q16, q17, [sp, #-0x20]!
+      0xadbf3fee,             // 0x060: stp q14, q15, [sp, #-0x20]!
+      0xadbf37ec,             // 0x064: stp q12, q13, [sp, #-0x20]!
+      0xadbf2fea,             // 0x068: stp q10, q11, [sp, #-0x20]!
+      0xadbf27e8,             // 0x06c: stp q8, q9, [sp, #-0x20]!
+      0xadbf1fe6,             // 0x070: stp q6, q7, [sp, #-0x20]!
+      0xadbf17e4,             // 0x074: stp q4, q5, [sp, #-0x20]!
+      0xadbf0fe2,             // 0x078: stp q2, q3, [sp, #-0x20]!
+      0xadbf07e0,             // 0x07c: stp q0, q1, [sp, #-0x20]!
+      0x58000500,             // 0x080: ldr x0, #0x120
+      0xaa1103e1,             // 0x084: mov x1, x17
+      0xd1004021,             // 0x088: sub x1, x1, #0x10
+      0x58000462,             // 0x08c: ldr x2, #0x118
+      0xd63f0040,             // 0x090: blr x2
+      0xaa0003f1,             // 0x094: mov x17, x0
+      0xacc107e0,             // 0x098: ldp q0, q1, [sp], #0x20
+      0xacc10fe2,             // 0x09c: ldp q2, q3, [sp], #0x20
+      0xacc117e4,             // 0x0a0: ldp q4, q5, [sp], #0x20
+      0xacc11fe6,             // 0x0a4: ldp q6, q7, [sp], #0x20
+      0xacc127e8,             // 0x0a8: ldp q8, q9, [sp], #0x20
+      0xacc12fea,             // 0x0ac: ldp q10, q11, [sp], #0x20
+      0xacc137ec,             // 0x0b0: ldp q12, q13, [sp], #0x20
+      0xacc13fee,             // 0x0b4: ldp q14, q15, [sp], #0x20
+      0xacc147f0,             // 0x0b8: ldp q16, q17, [sp], #0x20
+      0xacc14ff2,             // 0x0bc: ldp q18, q19, [sp], #0x20
+      0xacc157f4,             // 0x0c0: ldp q20, q21, [sp], #0x20
+      0xacc15ff6,             // 0x0c4: ldp q22, q23, [sp], #0x20
+      0xacc167f8,             // 0x0c8: ldp q24, q25, [sp], #0x20
+      0xacc16ffa,             // 0x0cc: ldp q26, q27, [sp], #0x20
+      0xacc177fc,             // 0x0d0: ldp q28, q29, [sp], #0x20
+      0xacc17ffe,             // 0x0d4: ldp q30, q31, [sp], #0x20
+      0xa8c107e0,             // 0x0d8: ldp x0, x1, [sp], #0x10
+      0xa8c10fe2,             // 0x0dc: ldp x2, x3, [sp], #0x10
+      0xa8c117e4,             // 0x0e0: ldp x4, x5, [sp], #0x10
+      0xa8c11fe6,             // 0x0e4: ldp x6, x7, [sp], #0x10
+      0xa8c127e8,             // 0x0e8: ldp x8, x9, [sp], #0x10
+      0xa8c12fea,             // 0x0ec: ldp x10, x11, [sp], #0x10
+      0xa8c137ec,             // 0x0f0: ldp x12, x13, [sp], #0x10
+      0xa8c13fee,             // 0x0f4: ldp x14, x15, [sp], #0x10
+      0xa8c153f3,             // 0x0f8: ldp x19, x20, [sp], #0x10
+      0xa8c15bf5,             // 0x0fc: ldp x21, x22, [sp], #0x10
+      0xa8c163f7,             // 0x100: ldp x23, x24, [sp], #0x10
+      0xa8c16bf9,             // 0x104: ldp x25, x26, [sp], #0x10
+      0xa8c173fb,             // 0x108: ldp x27, x28, [sp], #0x10
+      0xa8c17bfd,             // 0x10c: ldp x29, x30, [sp], #0x10
+      0xd61f0220,             // 0x110: br x17
+      // code_end:
+      0x00000000,             // 0x114: .long 0x00000000
+      // ReentryFnAddr:
+      0x00000000, 0x00000000, // 0x118: .quad 0x0000000000000000
+      // ReentryCtxAddr:
+      0x00000000, 0x00000000, // 0x120: .quad 0x0000000000000000
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+}
+
+inline void OrcAArch64_GCS_BTI::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0xd503245f, // 0x00: bti c
+      0x58000010, // 0x04: ldr x16, #4
+      0x10000051, // 0x08: adr x17, #0x10
+      0xd61f0200, // 0x0c: br x16
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x4, 8);
+    assert(ResolverPtrDisp >= -0x100000LL && ResolverPtrDisp <= 0xffffcLL &&
+           "AArch64 literal-load range: +-1 MiB");
+    assert(ResolverPtrDisp % 4 == 0 && "ldr19: misaligned");
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffe0ULL), 5,
+                                 ResolverPtrDisp >> 2);
+  }
+}
+
+inline void OrcAArch64_GCS_BTI::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0xd503245f, // 0x00: bti c
+      0x58000010, // 0x04: ldr x16, #4
+      0xd61f0200, // 0x08: br x16
+      0x00000000, // 0x0c: .long 0x00000000
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x4, 8);
+    assert(StubPtrDisp >= -0x100000LL && StubPtrDisp <= 0xffffcLL &&
+           "AArch64 literal-load range: +-1 MiB");
+    assert(StubPtrDisp % 4 == 0 && "ldr19: misaligned");
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffe0ULL), 5,
                                  StubPtrDisp >> 2);
   }
 }
@@ -3033,6 +3230,179 @@ inline void OrcX86_64_SysV_Lean::writeIndirectStubsBlock(
   }
 }
 
+/// X86_64_SysV_ShadowStack: System V AMD64 for CET shadow stacks and IBT
+/// (endbr64, no unmatched ret) Serves callers of: ccc, fastcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, ghccc. NARROW: it loses what callers of other
+/// conventions keep across the call: coldcc (r11). Not a drop-in replacement
+/// for LLVM's class where such callers exist (docs/variants.md). Vector
+/// registers: 128 bits kept; the upper parts of ymm/zmm arguments and of
+/// preserve_allcc's ymm registers are lost (the AVX-safe classes keep them).
+struct OrcX86_64_SysV_ShadowStack {
+  static constexpr unsigned ResolverCodeSize = 0x6c;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x2a;
+  static constexpr unsigned ReentryFnAddrOffset = 0x3b;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 19;
+  static constexpr unsigned StubSize = 16;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffff6;
+  /// .eh_frame body (CIE, FDE, zero terminator). The FDE's pc_begin, 8 bytes at
+  /// EHFramePCBeginOffset, is relative to the resolver (0): in a copy, add the
+  /// resolver's address there and pass the copy to __register_frame (libgcc
+  /// takes its start; a libunwind taking one FDE, EHFramePCBeginOffset - 8).
+  static constexpr uint8_t EHFrame[] = {
+      0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x7a, 0x52, 0x00,
+      0x01, 0x78, 0x10, 0x01, 0x00, 0x0c, 0x07, 0x08, 0x90, 0x01, 0x00, 0x00,
+      0x4c, 0x00, 0x00, 0x00, 0x1c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x6c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0x45, 0x0e, 0x10, 0x86, 0x02, 0x43, 0x0d, 0x06, 0x41, 0x80, 0x03,
+      0x41, 0x83, 0x04, 0x41, 0x82, 0x05, 0x41, 0x81, 0x06, 0x41, 0x84, 0x07,
+      0x41, 0x85, 0x08, 0x42, 0x88, 0x09, 0x42, 0x89, 0x0a, 0x42, 0x8a, 0x0b,
+      0x42, 0x8c, 0x0c, 0x42, 0x8d, 0x0d, 0x42, 0x8e, 0x0e, 0x42, 0x8f, 0x0f,
+      0x02, 0x4d, 0x0c, 0x07, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+  static constexpr unsigned EHFramePCBeginOffset = 0x20;
+  /// .eh_frame body for a block of trampolines: the same CIE, one FDE with no
+  /// instructions (a trampoline leaves the stack as its caller's call did).
+  /// In a copy, write the block's address as the 8-byte pc_begin at
+  /// TrampolineEHFramePCBeginOffset and NumTrampolines * TrampolineSize as the
+  /// 8-byte pc_range at TrampolineEHFramePCRangeOffset, then register it.
+  static constexpr uint8_t TrampolineEHFrame[] = {
+      0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x7a, 0x52, 0x00,
+      0x01, 0x78, 0x10, 0x01, 0x00, 0x0c, 0x07, 0x08, 0x90, 0x01, 0x00, 0x00,
+      0x1c, 0x00, 0x00, 0x00, 0x1c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x13, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+  static constexpr unsigned TrampolineEHFramePCBeginOffset = 0x20;
+  static constexpr unsigned TrampolineEHFramePCRangeOffset = 0x28;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcX86_64_SysV_ShadowStack::writeResolverCode(
+    char *ResolverWorkingMem, uint64_t ReentryFnAddr, uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint8_t ResolverCode[] = {
+      // resolver_entry:
+      0xf3, 0x0f, 0x1e, 0xfa,                                     // 0x00: .byte 0xf3, 0x0f, 0x1e, 0xfa
+      0x55,                                                       // 0x04: pushq %rbp
+      0x48, 0x89, 0xe5,                                           // 0x05: movq %rsp, %rbp
+      0x50,                                                       // 0x08: pushq %rax
+      0x53,                                                       // 0x09: pushq %rbx
+      0x51,                                                       // 0x0a: pushq %rcx
+      0x52,                                                       // 0x0b: pushq %rdx
+      0x56,                                                       // 0x0c: pushq %rsi
+      0x57,                                                       // 0x0d: pushq %rdi
+      0x41, 0x50,                                                 // 0x0e: pushq %r8
+      0x41, 0x51,                                                 // 0x10: pushq %r9
+      0x41, 0x52,                                                 // 0x12: pushq %r10
+      0x41, 0x54,                                                 // 0x14: pushq %r12
+      0x41, 0x55,                                                 // 0x16: pushq %r13
+      0x41, 0x56,                                                 // 0x18: pushq %r14
+      0x41, 0x57,                                                 // 0x1a: pushq %r15
+      0x48, 0x81, 0xec, 0x08, 0x02, 0x00, 0x00,                   // 0x1c: subq $0x208, %rsp
+      0x48, 0x0f, 0xae, 0x04, 0x24,                               // 0x23: fxsave64 (%rsp)
+      // ReentryCtxAddr:
+      0x48, 0xbf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x28: movabsq $0, %rdi
+      0x4c, 0x89, 0xde,                                           // 0x32: movq %r11, %rsi
+      0x48, 0x83, 0xee, 0x0b,                                     // 0x35: subq $0xb, %rsi
+      // ReentryFnAddr:
+      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x39: movabsq $0, %rax
+      0xff, 0xd0,                                                 // 0x43: callq *%rax
+      0x49, 0x89, 0xc3,                                           // 0x45: movq %rax, %r11
+      0x48, 0x0f, 0xae, 0x0c, 0x24,                               // 0x48: fxrstor64 (%rsp)
+      0x48, 0x81, 0xc4, 0x08, 0x02, 0x00, 0x00,                   // 0x4d: addq $0x208, %rsp
+      0x41, 0x5f,                                                 // 0x54: popq %r15
+      0x41, 0x5e,                                                 // 0x56: popq %r14
+      0x41, 0x5d,                                                 // 0x58: popq %r13
+      0x41, 0x5c,                                                 // 0x5a: popq %r12
+      0x41, 0x5a,                                                 // 0x5c: popq %r10
+      0x41, 0x59,                                                 // 0x5e: popq %r9
+      0x41, 0x58,                                                 // 0x60: popq %r8
+      0x5f,                                                       // 0x62: popq %rdi
+      0x5e,                                                       // 0x63: popq %rsi
+      0x5a,                                                       // 0x64: popq %rdx
+      0x59,                                                       // 0x65: popq %rcx
+      0x5b,                                                       // 0x66: popq %rbx
+      0x58,                                                       // 0x67: popq %rax
+      0x5d,                                                       // 0x68: popq %rbp
+      0x41, 0xff, 0xe3,                                           // 0x69: jmpq *%r11
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcX86_64_SysV_ShadowStack::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xf3, 0x0f, 0x1e, 0xfa,                   // 0x00: .byte 0xf3, 0x0f, 0x1e, 0xfa
+      0x4c, 0x8d, 0x1d, 0x00, 0x00, 0x00, 0x00, // 0x04: leaq (%rip), %r11
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00,       // 0x0b: jmpq *(%rip)
+      0xc4, 0xf1,                               // 0x11: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x11, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0xd, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_SysV_ShadowStack::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xf3, 0x0f, 0x1e, 0xfa,             // 0x00: .byte 0xf3, 0x0f, 0x1e, 0xfa
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x04: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x0a: .byte 0xc4, 0xf1
+      0xcc, 0xcc, 0xcc, 0xcc,             // 0x0c: .byte 0xcc, 0xcc, 0xcc, 0xcc
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0xa, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x6, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
+}
+
 /// X86_64_Win32: Microsoft x64 (Windows)
 /// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
 /// swiftcc, x86_vectorcallcc, ghccc.
@@ -3635,6 +4005,163 @@ inline void OrcX86_64_Win32_seed_initial::writeIndirectStubsBlock(
     assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
            "x86 disp32: +-2 GiB");
     detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp);
+  }
+}
+
+/// X86_64_Win32_ShadowStack: Microsoft x64 for CET shadow stacks and IBT
+/// (endbr64, no unmatched ret) Serves callers of: ccc, fastcc, preserve_mostcc,
+/// preserve_allcc, swiftcc, x86_vectorcallcc, ghccc. NARROW: it loses what
+/// callers of other conventions keep across the call: coldcc (r11). Not a
+/// drop-in replacement for LLVM's class where such callers exist
+/// (docs/variants.md). Vector registers: 128 bits kept; the upper parts of
+/// ymm/zmm arguments and of preserve_allcc's ymm registers are lost (the
+/// AVX-safe classes keep them).
+struct OrcX86_64_Win32_ShadowStack {
+  static constexpr unsigned ResolverCodeSize = 0x74;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x2a;
+  static constexpr unsigned ReentryFnAddrOffset = 0x3b;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 19;
+  static constexpr unsigned StubSize = 16;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0x7ffffff6;
+  /// Win64 unwind information. UnwindInfo (UNWIND_INFO) belongs at the
+  /// resolver's address + UnwindInfoOffset; RuntimeFunction (RUNTIME_FUNCTION:
+  /// begin, end and unwind info RVAs) covers the resolver: copy it into a
+  /// RUNTIME_FUNCTION F and call RtlAddFunctionTable(&F, 1, ResolverAddress).
+  static constexpr uint8_t UnwindInfo[] = {0x01, 0x08, 0x02, 0x05,
+                                           0x08, 0x03, 0x05, 0x50};
+  static constexpr unsigned UnwindInfoOffset = 0x74;
+  static constexpr uint8_t RuntimeFunction[] = {
+      0x00, 0x00, 0x00, 0x00, 0x74, 0x00, 0x00, 0x00, 0x74, 0x00, 0x00, 0x00};
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcX86_64_Win32_ShadowStack::writeResolverCode(
+    char *ResolverWorkingMem, uint64_t ReentryFnAddr, uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint8_t ResolverCode[] = {
+      // resolver_entry:
+      0xf3, 0x0f, 0x1e, 0xfa,                                     // 0x00: .byte 0xf3, 0x0f, 0x1e, 0xfa
+      0x55,                                                       // 0x04: pushq %rbp
+      0x48, 0x89, 0xe5,                                           // 0x05: movq %rsp, %rbp
+      0x50,                                                       // 0x08: pushq %rax
+      0x53,                                                       // 0x09: pushq %rbx
+      0x51,                                                       // 0x0a: pushq %rcx
+      0x52,                                                       // 0x0b: pushq %rdx
+      0x56,                                                       // 0x0c: pushq %rsi
+      0x57,                                                       // 0x0d: pushq %rdi
+      0x41, 0x50,                                                 // 0x0e: pushq %r8
+      0x41, 0x51,                                                 // 0x10: pushq %r9
+      0x41, 0x52,                                                 // 0x12: pushq %r10
+      0x41, 0x54,                                                 // 0x14: pushq %r12
+      0x41, 0x55,                                                 // 0x16: pushq %r13
+      0x41, 0x56,                                                 // 0x18: pushq %r14
+      0x41, 0x57,                                                 // 0x1a: pushq %r15
+      0x48, 0x81, 0xec, 0x08, 0x02, 0x00, 0x00,                   // 0x1c: subq $0x208, %rsp
+      0x48, 0x0f, 0xae, 0x04, 0x24,                               // 0x23: fxsave64 (%rsp)
+      // ReentryCtxAddr:
+      0x48, 0xb9, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x28: movabsq $0, %rcx
+      0x4c, 0x89, 0xda,                                           // 0x32: movq %r11, %rdx
+      0x48, 0x83, 0xea, 0x0b,                                     // 0x35: subq $0xb, %rdx
+      // ReentryFnAddr:
+      0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x39: movabsq $0, %rax
+      0x48, 0x83, 0xec, 0x20,                                     // 0x43: subq $0x20, %rsp
+      0xff, 0xd0,                                                 // 0x47: callq *%rax
+      0x48, 0x83, 0xc4, 0x20,                                     // 0x49: addq $0x20, %rsp
+      0x49, 0x89, 0xc3,                                           // 0x4d: movq %rax, %r11
+      0x48, 0x0f, 0xae, 0x0c, 0x24,                               // 0x50: fxrstor64 (%rsp)
+      0x48, 0x81, 0xc4, 0x08, 0x02, 0x00, 0x00,                   // 0x55: addq $0x208, %rsp
+      0x41, 0x5f,                                                 // 0x5c: popq %r15
+      0x41, 0x5e,                                                 // 0x5e: popq %r14
+      0x41, 0x5d,                                                 // 0x60: popq %r13
+      0x41, 0x5c,                                                 // 0x62: popq %r12
+      0x41, 0x5a,                                                 // 0x64: popq %r10
+      0x41, 0x59,                                                 // 0x66: popq %r9
+      0x41, 0x58,                                                 // 0x68: popq %r8
+      0x5f,                                                       // 0x6a: popq %rdi
+      0x5e,                                                       // 0x6b: popq %rsi
+      0x5a,                                                       // 0x6c: popq %rdx
+      0x59,                                                       // 0x6d: popq %rcx
+      0x5b,                                                       // 0x6e: popq %rbx
+      0x58,                                                       // 0x6f: popq %rax
+      0x5d,                                                       // 0x70: popq %rbp
+      0x41, 0xff, 0xe3,                                           // 0x71: jmpq *%r11
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcX86_64_Win32_ShadowStack::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xf3, 0x0f, 0x1e, 0xfa,                   // 0x00: .byte 0xf3, 0x0f, 0x1e, 0xfa
+      0x4c, 0x8d, 0x1d, 0x00, 0x00, 0x00, 0x00, // 0x04: leaq (%rip), %r11
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00,       // 0x0b: jmpq *(%rip)
+      0xc4, 0xf1,                               // 0x11: .byte 0xc4, 0xf1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x11, 8);
+    assert(ResolverPtrDisp >= -0x80000000LL &&
+           ResolverPtrDisp <= 0x7fffffffLL && "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0xd, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp);
+  }
+}
+
+inline void OrcX86_64_Win32_ShadowStack::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xf3, 0x0f, 0x1e, 0xfa,             // 0x00: .byte 0xf3, 0x0f, 0x1e, 0xfa
+      0xff, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x04: jmpq *(%rip)
+      0xc4, 0xf1,                         // 0x0a: .byte 0xc4, 0xf1
+      0xcc, 0xcc, 0xcc, 0xcc,             // 0x0c: .byte 0xcc, 0xcc, 0xcc, 0xcc
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0xa, 8);
+    assert(StubPtrDisp >= -0x80000000LL && StubPtrDisp <= 0x7fffffffLL &&
+           "x86 disp32: +-2 GiB");
+    detail::patchField<uint32_t>(Unit + 0x6, uint32_t(0xffffffffULL), 0,
                                  StubPtrDisp);
   }
 }

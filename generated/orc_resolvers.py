@@ -14,6 +14,12 @@
 #   template templates/aarch64/resolver.s.j2
 #   template templates/aarch64/trampoline.s.j2
 #   template templates/aarch64/stub.s.j2
+# AArch64_GCS_BTI:
+#   spec abi_specs/aarch64_gcs_bti.yaml
+#   convention abi_specs/conventions/aapcs64.yaml
+#   template templates/aarch64/resolver.s.j2
+#   template templates/aarch64/trampoline.s.j2
+#   template templates/aarch64/stub.s.j2
 # I386:
 #   spec abi_specs/i386.yaml
 #   convention abi_specs/conventions/i386_sysv.yaml
@@ -104,6 +110,12 @@
 #   template templates/x86_64/resolver.s.j2
 #   template templates/x86_64/trampoline.s.j2
 #   template templates/x86_64/stub.s.j2
+# X86_64_SysV_ShadowStack:
+#   spec abi_specs/x86_64_sysv_shadowstack.yaml
+#   convention abi_specs/conventions/sysv_amd64.yaml
+#   template templates/x86_64/resolver.s.j2
+#   template templates/x86_64/trampoline.s.j2
+#   template templates/x86_64/stub.s.j2
 # X86_64_Win32:
 #   spec abi_specs/x86_64_win64.yaml
 #   convention abi_specs/conventions/ms_x64.yaml
@@ -124,6 +136,12 @@
 #   template templates/x86_64/stub.s.j2
 # X86_64_Win32_seed_initial:
 #   spec abi_specs/x86_64_win64_seed.yaml
+#   convention abi_specs/conventions/ms_x64.yaml
+#   template templates/x86_64/resolver.s.j2
+#   template templates/x86_64/trampoline.s.j2
+#   template templates/x86_64/stub.s.j2
+# X86_64_Win32_ShadowStack:
+#   spec abi_specs/x86_64_win64_shadowstack.yaml
 #   convention abi_specs/conventions/ms_x64.yaml
 #   template templates/x86_64/resolver.s.j2
 #   template templates/x86_64/trampoline.s.j2
@@ -732,12 +750,146 @@ AArch64_BTI = ResolverTable(
         ),
     ),
     stub=Unit(
-        bytes.fromhex('1000005800021fd6'),
+        bytes.fromhex('5f2403d51000005800021fd600000000'),
         'StubPtr',
         (
             UnitField(
-                Field(0x0, 4, 5, 19, 'ldr19'),
-                0x0, -0x100000, 0xffffc, 4, 'AArch64 literal-load range: +-1 MiB',
+                Field(0x4, 4, 5, 19, 'ldr19'),
+                0x4, -0x100000, 0xffffc, 4, 'AArch64 literal-load range: +-1 MiB',
+            ),
+        ),
+    ),
+)
+
+
+AArch64_GCS_BTI = ResolverTable(
+    abi='AArch64_GCS_BTI',
+    llvm_class='OrcAArch64_GCS_BTI',
+    element='uint32_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "5f2403d5fd7bbfa9fd030091fb73bfa9f96bbfa9f763bfa9f55bbfa9f353bfa9"
+        "ee3fbfa9ec37bfa9ea2fbfa9e827bfa9e61fbfa9e417bfa9e20fbfa9e007bfa9"
+        "fe7fbfadfc77bfadfa6fbfadf867bfadf65fbfadf457bfadf24fbfadf047bfad"
+        "ee3fbfadec37bfadea2fbfade827bfade61fbfade417bfade20fbfade007bfad"
+        "00050058e10311aa214000d16204005840003fd6f10300aae007c1ace20fc1ac"
+        "e417c1ace61fc1ace827c1acea2fc1acec37c1acee3fc1acf047c1acf24fc1ac"
+        "f457c1acf65fc1acf867c1acfa6fc1acfc77c1acfe7fc1ace007c1a8e20fc1a8"
+        "e417c1a8e61fc1a8e827c1a8ea2fc1a8ec37c1a8ee3fc1a8f353c1a8f55bc1a8"
+        "f763c1a8f96bc1a8fb73c1a8fd7bc1a820021fd6000000000000000000000000"
+        "0000000000000000"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryFnAddr', 0x118, 8, 'abs64',
+            (
+            Field(0x118, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryCtxAddr', 0x120, 8, 'abs64',
+            (
+            Field(0x120, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x000  5f2403d5              bti c\n'
+        '  0x004  fd7bbfa9              stp x29, x30, [sp, #-0x10]!\n'
+        '  0x008  fd030091              mov x29, sp\n'
+        '  0x00c  fb73bfa9              stp x27, x28, [sp, #-0x10]!\n'
+        '  0x010  f96bbfa9              stp x25, x26, [sp, #-0x10]!\n'
+        '  0x014  f763bfa9              stp x23, x24, [sp, #-0x10]!\n'
+        '  0x018  f55bbfa9              stp x21, x22, [sp, #-0x10]!\n'
+        '  0x01c  f353bfa9              stp x19, x20, [sp, #-0x10]!\n'
+        '  0x020  ee3fbfa9              stp x14, x15, [sp, #-0x10]!\n'
+        '  0x024  ec37bfa9              stp x12, x13, [sp, #-0x10]!\n'
+        '  0x028  ea2fbfa9              stp x10, x11, [sp, #-0x10]!\n'
+        '  0x02c  e827bfa9              stp x8, x9, [sp, #-0x10]!\n'
+        '  0x030  e61fbfa9              stp x6, x7, [sp, #-0x10]!\n'
+        '  0x034  e417bfa9              stp x4, x5, [sp, #-0x10]!\n'
+        '  0x038  e20fbfa9              stp x2, x3, [sp, #-0x10]!\n'
+        '  0x03c  e007bfa9              stp x0, x1, [sp, #-0x10]!\n'
+        '  0x040  fe7fbfad              stp q30, q31, [sp, #-0x20]!\n'
+        '  0x044  fc77bfad              stp q28, q29, [sp, #-0x20]!\n'
+        '  0x048  fa6fbfad              stp q26, q27, [sp, #-0x20]!\n'
+        '  0x04c  f867bfad              stp q24, q25, [sp, #-0x20]!\n'
+        '  0x050  f65fbfad              stp q22, q23, [sp, #-0x20]!\n'
+        '  0x054  f457bfad              stp q20, q21, [sp, #-0x20]!\n'
+        '  0x058  f24fbfad              stp q18, q19, [sp, #-0x20]!\n'
+        '  0x05c  f047bfad              stp q16, q17, [sp, #-0x20]!\n'
+        '  0x060  ee3fbfad              stp q14, q15, [sp, #-0x20]!\n'
+        '  0x064  ec37bfad              stp q12, q13, [sp, #-0x20]!\n'
+        '  0x068  ea2fbfad              stp q10, q11, [sp, #-0x20]!\n'
+        '  0x06c  e827bfad              stp q8, q9, [sp, #-0x20]!\n'
+        '  0x070  e61fbfad              stp q6, q7, [sp, #-0x20]!\n'
+        '  0x074  e417bfad              stp q4, q5, [sp, #-0x20]!\n'
+        '  0x078  e20fbfad              stp q2, q3, [sp, #-0x20]!\n'
+        '  0x07c  e007bfad              stp q0, q1, [sp, #-0x20]!\n'
+        '  0x080  00050058              ldr x0, #0x120\n'
+        '  0x084  e10311aa              mov x1, x17\n'
+        '  0x088  214000d1              sub x1, x1, #0x10\n'
+        '  0x08c  62040058              ldr x2, #0x118\n'
+        '  0x090  40003fd6              blr x2\n'
+        '  0x094  f10300aa              mov x17, x0\n'
+        '  0x098  e007c1ac              ldp q0, q1, [sp], #0x20\n'
+        '  0x09c  e20fc1ac              ldp q2, q3, [sp], #0x20\n'
+        '  0x0a0  e417c1ac              ldp q4, q5, [sp], #0x20\n'
+        '  0x0a4  e61fc1ac              ldp q6, q7, [sp], #0x20\n'
+        '  0x0a8  e827c1ac              ldp q8, q9, [sp], #0x20\n'
+        '  0x0ac  ea2fc1ac              ldp q10, q11, [sp], #0x20\n'
+        '  0x0b0  ec37c1ac              ldp q12, q13, [sp], #0x20\n'
+        '  0x0b4  ee3fc1ac              ldp q14, q15, [sp], #0x20\n'
+        '  0x0b8  f047c1ac              ldp q16, q17, [sp], #0x20\n'
+        '  0x0bc  f24fc1ac              ldp q18, q19, [sp], #0x20\n'
+        '  0x0c0  f457c1ac              ldp q20, q21, [sp], #0x20\n'
+        '  0x0c4  f65fc1ac              ldp q22, q23, [sp], #0x20\n'
+        '  0x0c8  f867c1ac              ldp q24, q25, [sp], #0x20\n'
+        '  0x0cc  fa6fc1ac              ldp q26, q27, [sp], #0x20\n'
+        '  0x0d0  fc77c1ac              ldp q28, q29, [sp], #0x20\n'
+        '  0x0d4  fe7fc1ac              ldp q30, q31, [sp], #0x20\n'
+        '  0x0d8  e007c1a8              ldp x0, x1, [sp], #0x10\n'
+        '  0x0dc  e20fc1a8              ldp x2, x3, [sp], #0x10\n'
+        '  0x0e0  e417c1a8              ldp x4, x5, [sp], #0x10\n'
+        '  0x0e4  e61fc1a8              ldp x6, x7, [sp], #0x10\n'
+        '  0x0e8  e827c1a8              ldp x8, x9, [sp], #0x10\n'
+        '  0x0ec  ea2fc1a8              ldp x10, x11, [sp], #0x10\n'
+        '  0x0f0  ec37c1a8              ldp x12, x13, [sp], #0x10\n'
+        '  0x0f4  ee3fc1a8              ldp x14, x15, [sp], #0x10\n'
+        '  0x0f8  f353c1a8              ldp x19, x20, [sp], #0x10\n'
+        '  0x0fc  f55bc1a8              ldp x21, x22, [sp], #0x10\n'
+        '  0x100  f763c1a8              ldp x23, x24, [sp], #0x10\n'
+        '  0x104  f96bc1a8              ldp x25, x26, [sp], #0x10\n'
+        '  0x108  fb73c1a8              ldp x27, x28, [sp], #0x10\n'
+        '  0x10c  fd7bc1a8              ldp x29, x30, [sp], #0x10\n'
+        '  0x110  20021fd6              br x17\n'
+        'code_end:\n'
+        '  0x114  00000000              .long 0x00000000\n'
+        'ReentryFnAddr:\n'
+        '  0x118  0000000000000000      .quad 0x0000000000000000  ; patch ReentryFnAddr: abs64 at 0x118\n'
+        'ReentryCtxAddr:\n'
+        '  0x120  0000000000000000      .quad 0x0000000000000000  ; patch ReentryCtxAddr: abs64 at 0x120\n'
+    ),
+    stub_to_pointer_max_displacement=0xffffc,
+    trampoline=Unit(
+        bytes.fromhex('5f2403d5100000585100001000021fd6'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x4, 4, 5, 19, 'ldr19'),
+                0x4, -0x100000, 0xffffc, 4, 'AArch64 literal-load range: +-1 MiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('5f2403d51000005800021fd600000000'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x4, 4, 5, 19, 'ldr19'),
+                0x4, -0x100000, 0xffffc, 4, 'AArch64 literal-load range: +-1 MiB',
             ),
         ),
     ),
@@ -2606,6 +2758,115 @@ X86_64_SysV_Lean = ResolverTable(
 )
 
 
+X86_64_SysV_ShadowStack = ResolverTable(
+    abi='X86_64_SysV_ShadowStack',
+    llvm_class='OrcX86_64_SysV_ShadowStack',
+    element='uint8_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "f30f1efa554889e550535152565741504151415241544155415641574881ec08"
+        "020000480fae042448bf00000000000000004c89de4883ee0b48b80000000000"
+        "000000ffd04989c3480fae0c244881c408020000415f415e415d415c415a4159"
+        "41585f5e5a595b585d41ffe3"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x2a, 8, 'abs64',
+            (
+            Field(0x2a, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x3b, 8, 'abs64',
+            (
+            Field(0x3b, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x00  f30f1efa              .byte 0xf3, 0x0f, 0x1e, 0xfa\n'
+        '  0x04  55                    pushq %rbp\n'
+        '  0x05  4889e5                movq %rsp, %rbp\n'
+        '  0x08  50                    pushq %rax\n'
+        '  0x09  53                    pushq %rbx\n'
+        '  0x0a  51                    pushq %rcx\n'
+        '  0x0b  52                    pushq %rdx\n'
+        '  0x0c  56                    pushq %rsi\n'
+        '  0x0d  57                    pushq %rdi\n'
+        '  0x0e  4150                  pushq %r8\n'
+        '  0x10  4151                  pushq %r9\n'
+        '  0x12  4152                  pushq %r10\n'
+        '  0x14  4154                  pushq %r12\n'
+        '  0x16  4155                  pushq %r13\n'
+        '  0x18  4156                  pushq %r14\n'
+        '  0x1a  4157                  pushq %r15\n'
+        '  0x1c  4881ec08020000        subq $0x208, %rsp\n'
+        '  0x23  480fae0424            fxsave64 (%rsp)\n'
+        'ReentryCtxAddr:\n'
+        '  0x28  48bf0000000000000000  movabsq $0, %rdi  ; patch ReentryCtxAddr: abs64 at 0x2a\n'
+        '  0x32  4c89de                movq %r11, %rsi\n'
+        '  0x35  4883ee0b              subq $0xb, %rsi\n'
+        'ReentryFnAddr:\n'
+        '  0x39  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x3b\n'
+        '  0x43  ffd0                  callq *%rax\n'
+        '  0x45  4989c3                movq %rax, %r11\n'
+        '  0x48  480fae0c24            fxrstor64 (%rsp)\n'
+        '  0x4d  4881c408020000        addq $0x208, %rsp\n'
+        '  0x54  415f                  popq %r15\n'
+        '  0x56  415e                  popq %r14\n'
+        '  0x58  415d                  popq %r13\n'
+        '  0x5a  415c                  popq %r12\n'
+        '  0x5c  415a                  popq %r10\n'
+        '  0x5e  4159                  popq %r9\n'
+        '  0x60  4158                  popq %r8\n'
+        '  0x62  5f                    popq %rdi\n'
+        '  0x63  5e                    popq %rsi\n'
+        '  0x64  5a                    popq %rdx\n'
+        '  0x65  59                    popq %rcx\n'
+        '  0x66  5b                    popq %rbx\n'
+        '  0x67  58                    popq %rax\n'
+        '  0x68  5d                    popq %rbp\n'
+        '  0x69  41ffe3                jmpq *%r11\n'
+    ),
+    stub_to_pointer_max_displacement=0x7ffffff6,
+    trampoline=Unit(
+        bytes.fromhex('f30f1efa4c8d1d00000000ff2500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0xd, 4, 0, 32, 'pcrel32'),
+                0x11, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('f30f1efaff2500000000c4f1cccccccc'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x6, 4, 0, 32, 'pcrel32'),
+                0xa, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100004c0000001c000000"
+        "00000000000000006c0000000000000000450e108602430d0641800341830441"
+        "820541810641840741850842880942890a428a0b428c0c428d0d428e0e428f0f"
+        "024d0c070800000000000000"
+    ),
+    eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame=bytes.fromhex(
+        "1400000000000000017a520001781001000c0708900100001c0000001c000000"
+        "00000000000000001300000000000000000000000000000000000000"
+    ),
+    trampoline_eh_frame_pc_begin_offset=0x20,
+    trampoline_eh_frame_pc_range_offset=0x28,
+)
+
+
 X86_64_Win32 = ResolverTable(
     abi='X86_64_Win32',
     llvm_class='OrcX86_64_Win32',
@@ -3032,4 +3293,109 @@ X86_64_Win32_seed_initial = ResolverTable(
     ),
 )
 
-TABLES = {table.abi: table for table in (AArch64, AArch64_BTI, I386, LoongArch64, LoongArch64_Aligned, Mips32Be, Mips32Le, Mips64, Riscv64, Riscv64_Aligned, SystemZ, SystemZ_NoVector, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial,)}
+
+X86_64_Win32_ShadowStack = ResolverTable(
+    abi='X86_64_Win32_ShadowStack',
+    llvm_class='OrcX86_64_Win32_ShadowStack',
+    element='uint8_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "f30f1efa554889e550535152565741504151415241544155415641574881ec08"
+        "020000480fae042448b900000000000000004c89da4883ea0b48b80000000000"
+        "0000004883ec20ffd04883c4204989c3480fae0c244881c408020000415f415e"
+        "415d415c415a415941585f5e5a595b585d41ffe3"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x2a, 8, 'abs64',
+            (
+            Field(0x2a, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x3b, 8, 'abs64',
+            (
+            Field(0x3b, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x00  f30f1efa              .byte 0xf3, 0x0f, 0x1e, 0xfa\n'
+        '  0x04  55                    pushq %rbp\n'
+        '  0x05  4889e5                movq %rsp, %rbp\n'
+        '  0x08  50                    pushq %rax\n'
+        '  0x09  53                    pushq %rbx\n'
+        '  0x0a  51                    pushq %rcx\n'
+        '  0x0b  52                    pushq %rdx\n'
+        '  0x0c  56                    pushq %rsi\n'
+        '  0x0d  57                    pushq %rdi\n'
+        '  0x0e  4150                  pushq %r8\n'
+        '  0x10  4151                  pushq %r9\n'
+        '  0x12  4152                  pushq %r10\n'
+        '  0x14  4154                  pushq %r12\n'
+        '  0x16  4155                  pushq %r13\n'
+        '  0x18  4156                  pushq %r14\n'
+        '  0x1a  4157                  pushq %r15\n'
+        '  0x1c  4881ec08020000        subq $0x208, %rsp\n'
+        '  0x23  480fae0424            fxsave64 (%rsp)\n'
+        'ReentryCtxAddr:\n'
+        '  0x28  48b90000000000000000  movabsq $0, %rcx  ; patch ReentryCtxAddr: abs64 at 0x2a\n'
+        '  0x32  4c89da                movq %r11, %rdx\n'
+        '  0x35  4883ea0b              subq $0xb, %rdx\n'
+        'ReentryFnAddr:\n'
+        '  0x39  48b80000000000000000  movabsq $0, %rax  ; patch ReentryFnAddr: abs64 at 0x3b\n'
+        '  0x43  4883ec20              subq $0x20, %rsp\n'
+        '  0x47  ffd0                  callq *%rax\n'
+        '  0x49  4883c420              addq $0x20, %rsp\n'
+        '  0x4d  4989c3                movq %rax, %r11\n'
+        '  0x50  480fae0c24            fxrstor64 (%rsp)\n'
+        '  0x55  4881c408020000        addq $0x208, %rsp\n'
+        '  0x5c  415f                  popq %r15\n'
+        '  0x5e  415e                  popq %r14\n'
+        '  0x60  415d                  popq %r13\n'
+        '  0x62  415c                  popq %r12\n'
+        '  0x64  415a                  popq %r10\n'
+        '  0x66  4159                  popq %r9\n'
+        '  0x68  4158                  popq %r8\n'
+        '  0x6a  5f                    popq %rdi\n'
+        '  0x6b  5e                    popq %rsi\n'
+        '  0x6c  5a                    popq %rdx\n'
+        '  0x6d  59                    popq %rcx\n'
+        '  0x6e  5b                    popq %rbx\n'
+        '  0x6f  58                    popq %rax\n'
+        '  0x70  5d                    popq %rbp\n'
+        '  0x71  41ffe3                jmpq *%r11\n'
+    ),
+    stub_to_pointer_max_displacement=0x7ffffff6,
+    trampoline=Unit(
+        bytes.fromhex('f30f1efa4c8d1d00000000ff2500000000c4f1'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0xd, 4, 0, 32, 'pcrel32'),
+                0x11, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('f30f1efaff2500000000c4f1cccccccc'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x6, 4, 0, 32, 'pcrel32'),
+                0xa, -0x80000000, 0x7fffffff, 1, 'x86 disp32: +-2 GiB',
+            ),
+        ),
+    ),
+    unwind_info=bytes.fromhex(
+        "0108020508030550"
+    ),
+    unwind_info_offset=0x74,
+    runtime_function=bytes.fromhex(
+        "000000007400000074000000"
+    ),
+)
+
+TABLES = {table.abi: table for table in (AArch64, AArch64_BTI, AArch64_GCS_BTI, I386, LoongArch64, LoongArch64_Aligned, Mips32Be, Mips32Le, Mips64, Riscv64, Riscv64_Aligned, SystemZ, SystemZ_NoVector, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_SysV_ShadowStack, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial, X86_64_Win32_ShadowStack,)}

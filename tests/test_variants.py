@@ -322,4 +322,9 @@ def test_aarch64_bti_landing_pad(capsys, llvm_tables):
     # LLVM's AArch64 table's declared loss of x18 (the static chain) is kept.
     found = dict(outcomes["AArch64_BTI"])
     assert found.pop("caller_conventions") == "declared"
+    # ... and so is its `ret x17`, which Arm GCS refuses (AArch64_GCS_BTI does not).
+    assert found.pop("shadow_stack") == "declared"
     assert set(found.values()) <= {"ok", "n/a"}
+    # The stubs open with `bti c` too (JIT'd code reaches them with blr), 16 bytes.
+    assert table.units.stub.code[:4] == bti
+    assert table.units.stub.size == 0x10

@@ -155,8 +155,10 @@ def test_mutation_trampoline_returns_where_the_resolver_does_not_look(capsys, tr
     # one byte before the label and the resolver passes the wrong trampoline.
     template = tree / "templates/x86_64/trampoline.s.j2"
     text = template.read_text()
-    assert text.count("TrampolineReturn:\n") == 1
-    template.write_text(text.replace("TrampolineReturn:\n", "    nop\nTrampolineReturn:\n"))
+    # The label after LLVM's call (the other branches: shadow stacks, reentry).
+    anchor = "}})(%rip)\nTrampolineReturn:\n"
+    assert text.count(anchor) == 1
+    template.write_text(text.replace(anchor, "}})(%rip)\n    nop\nTrampolineReturn:\n"))
     spec = tree / "abi_specs/x86_64_sysv.yaml"
     assert spec.read_text().count("call_size: 0x6") == 1
     spec.write_text(spec.read_text().replace("call_size: 0x6", "call_size: 0x7"))

@@ -74,7 +74,9 @@ def _epilog(code: bytes, pc: int):
     steps = []
     for insn in md.disasm(code[pc:], pc):
         op = insn.op_str.replace(" ", "")
-        if insn.mnemonic == "ret":
+        if insn.mnemonic in ("ret", "jmp"):
+            # A tail jump ends the shadow-stack variants' epilog (see
+            # docs/variants.md for what Windows' own unwinder recognises).
             return steps
         if insn.mnemonic == "pop":
             steps.append(("pop", op))

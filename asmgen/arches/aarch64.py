@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
-from asmgen.arches.encode import field, reach, words
-from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, numbered, regs
+from asmgen.arches.encode import (
+    field,
+    fix_branch26,
+    fix_page21,
+    fix_pageoffset12_ld64,
+    reach,
+    words,
+)
+from asmgen.arches.model import (
+    Arch,
+    EmuFacts,
+    GnuProperty,
+    Harness,
+    HarnessTarget,
+    JITLinkEdge,
+    Scaffold,
+    ShadowStack,
+    numbered,
+    regs,
+)
 from asmgen.arches.patchkind import PatchKind
 
 
@@ -84,6 +102,29 @@ ARCH = Arch(
     call_link="x30",
     patch_kinds=(LDR19,),
     emulator=EMULATOR,
+    # ELF for the Arm 64-bit Architecture numbers; JITLink aarch64 kinds.
+    jitlink_edges=(
+        JITLinkEdge(275, "R_AARCH64_ADR_PREL_PG_HI21", "Page21", fixup=fix_page21),
+        JITLinkEdge(282, "R_AARCH64_JUMP26", "Branch26PCRel", fixup=fix_branch26),
+        JITLinkEdge(283, "R_AARCH64_CALL26", "Branch26PCRel", fixup=fix_branch26),
+        JITLinkEdge(
+            286, "R_AARCH64_LDST64_ABS_LO12_NC", "PageOffset12", fixup=fix_pageoffset12_ld64
+        ),
+    ),
     harness=HARNESS,
+    # Guarded Control Stack (FEAT_GCS, Armv9.4): BL and BLR push the return
+    # address, RET checks its target register against the top (a GCS data
+    # check exception otherwise); BR is not checked.  Linux 6.13 enables it
+    # (`gcs` in /proc/cpuinfo); glibc 2.41 turns it on.
+    shadow_stack=ShadowStack(
+        name="Arm GCS",
+        calls=("bl", "blr"),
+        returns=("ret",),
+        return_register="x30",
+        cpu_flag="gcs",
+        glibc="2.41",
+    ),
+    # GNU_PROPERTY_AARCH64_FEATURE_1_AND: BTI, GCS (AArch64 ELF ABI).
+    gnu_property=GnuProperty(pr_type=0xC0000000, landing_pad=0x1, shadow_stack=0x4),
     scaffold=Scaffold(_bl, lambda order: words(order, 0xD65F03C0)),  # ret
 )

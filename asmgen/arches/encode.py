@@ -23,3 +23,62 @@ def reach(at: int, target: int, bits: int) -> int:
     if not -(1 << (bits - 1)) <= off < 1 << (bits - 1):
         raise ValueError(f"a call from {at:#x} cannot reach {target:#x}")
     return off
+
+
+# JITLink edge fixups (JITLinkEdge.fixup): write the field of the edge at
+# `offset` in `code` for a fixup address `pc` and a target `target` (S + A).
+# Little-endian instruction words; the psABIs' formulas.
+
+
+def _or_word(code: bytearray, offset: int, bits: int) -> None:
+    word = int.from_bytes(code[offset : offset + 4], "little") | bits
+    code[offset : offset + 4] = word.to_bytes(4, "little")
+
+
+def fix_branch_pcrel32(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """x86-64 BranchPCRel32: target - (pc + 4), a signed 32-bit field."""
+    code[offset : offset + 4] = rel32(pc, 4, target)
+
+
+def fix_branch26(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """AArch64 B/BL imm26 and LoongArch-style word offsets: (target - pc) / 4."""
+    _or_word(code, offset, field(reach(pc, target, 28) >> 2, 26))
+
+
+def fix_page21(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """AArch64 ADRP: the 4 KiB page difference, immlo (bits 29-30) and immhi (5-23)."""
+    pages = (target >> 12) - (pc >> 12)
+    if not -(1 << 20) <= pages < 1 << 20:
+        raise ValueError(f"adrp at {pc:#x} cannot reach {target:#x}")
+    _or_word(code, offset, field(pages, 2, 29) | field(pages >> 2, 19, 5))
+
+
+def fix_pageoffset12_ld64(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """AArch64 64-bit LDR's unsigned offset: the target's page offset / 8 (bits 10-21)."""
+    if target % 8:
+        raise ValueError(f"{target:#x} is not 8-byte aligned for a 64-bit load")
+    _or_word(code, offset, field((target & 0xFFF) >> 3, 12, 10))
+
+
+def _hi_lo(pc: int, target: int) -> tuple[int, int]:
+    delta = target - pc
+    if not -(1 << 31) - 0x800 <= delta < (1 << 31) - 0x800:
+        raise ValueError(f"a hi20/lo12 pair at {pc:#x} cannot reach {target:#x}")
+    hi = (delta + 0x800) >> 12
+    return hi, delta - (hi << 12)
+
+
+def fix_pcrel_hi20(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """RISC-V AUIPC: the upper 20 bits of target - pc, rounded for the low part."""
+    _or_word(code, offset, field(_hi_lo(pc, target)[0], 20, 12))
+
+
+def fix_pcrel_lo12_i(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """RISC-V I-type low 12 bits of its AUIPC's target - pc (`pc` is the AUIPC's)."""
+    _or_word(code, offset, field(_hi_lo(pc, target)[1], 12, 20))
+
+
+def fix_call_plt(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """RISC-V AUIPC + JALR pair (CALL_PLT)."""
+    fix_pcrel_hi20(code, offset, pc, target)
+    fix_pcrel_lo12_i(code, offset + 4, pc, target)

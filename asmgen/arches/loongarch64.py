@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asmgen.arches.model import Arch, numbered, regs
+from asmgen.arches.model import Arch, JITLinkEdge, numbered, regs
 
 ARCH = Arch(
     name="loongarch64",
@@ -35,4 +35,11 @@ ARCH = Arch(
     reserved=("zero", "tp", "r21"),
     no_harness="Debian 12 ships no LoongArch cross compiler or qemu-user; the "
     "loongarch_lp64d facts are the psABI's, and its tables get the static frame check",
+    # LoongArch ELF psABI numbers; JITLink loongarch kinds.
+    jitlink_edges=(
+        JITLinkEdge(66, "R_LARCH_B26", "Branch26PCRel"),
+        JITLinkEdge(71, "R_LARCH_PCALA_HI20", "Page20"),
+        JITLinkEdge(72, "R_LARCH_PCALA_LO12", "PageOffset12"),
+        JITLinkEdge(110, "R_LARCH_CALL36", "Call36PCRel"),
+    ),
 )

@@ -100,6 +100,56 @@ class EmuFacts:
 
 
 @dataclass(frozen=True)
+class ShadowStack:
+    """A hardware shadow stack (Intel CET, Arm GCS): every call pushes its
+    return address there too, and every return must return to the address on
+    top.  Instructions are read as the disassembler prints them."""
+
+    name: str  # "Intel CET shadow stack"
+    calls: tuple[str, ...]  # mnemonics that push their return address
+    returns: tuple[str, ...]  # mnemonics checked against the top
+    # Where an operand-less return finds its target: a register (AArch64
+    # x30), or None when it pops it from the stack (x86).
+    return_register: str | None
+    # How Linux tells a process may enable it: the /proc/cpuinfo flag, and the
+    # glibc release whose loader enables it (for the native run's note).
+    cpu_flag: str
+    glibc: str
+
+
+@dataclass(frozen=True)
+class GnuProperty:
+    """How an object file tells the linker it is fit for landing-pad checks
+    and a shadow stack: the GNU property note's feature word (pr_type) and its
+    bits.  GNU ld ANDs the word over every input, and the loader enables a
+    feature only when the linked program still carries its bit."""
+
+    pr_type: int
+    landing_pad: int  # the bit for code whose indirect-branch targets have pads
+    shadow_stack: int  # the bit for code whose returns pop their own calls
+
+
+@dataclass(frozen=True)
+class JITLinkEdge:
+    """How an ELF relocation the assembler leaves in a reentry block becomes
+    the JITLink edge LLVM's per-arch builders add (llvm/ExecutionEngine/
+    JITLink/<arch>.h): the relocation type's number (the psABI's), its name,
+    the edge kind, and what to add to the ELF addend (x86-64's BranchPCRel32
+    counts from the end of its 4-byte field, where PLT32 carries -4)."""
+
+    reloc: int
+    name: str
+    kind: str
+    addend_delta: int = 0
+    # How JITLink writes the field (arches/encode.py), for verify's run of the
+    # reentry blocks: fixup(code, offset, pc, target).  None: not emulated.
+    fixup: Callable[[bytearray, int, int, int], None] | None = None
+    # The edge's target is the place of another edge (RISC-V's PCREL_LO12
+    # names its AUIPC), whose pc and target it takes.
+    paired: bool = False
+
+
+@dataclass(frozen=True)
 class DelaySlots:
     """An arch whose branches run the next instruction (the delay slot)
     before they take effect (MIPS I-V).  Each function reads one instruction
@@ -356,6 +406,16 @@ class Arch:
     # Branch delay slots (MIPS): verify names a slot that writes its branch's
     # register too late.
     delay_slots: DelaySlots | None = None
+    # The hardware shadow stack verify's `shadow_stack` check models; None:
+    # the arch has none, and the check is not applicable.
+    shadow_stack: ShadowStack | None = None
+    # The GNU property note an assembly source carries for its landing pads
+    # and its shadow stack; None: the arch has no such note.
+    gnu_property: GnuProperty | None = None
+    # LLVM's newer reentry path (LazyReexportsManager + JITLinkReentryTrampolines):
+    # the relocations its templates' reentry mode leaves, as JITLink edges.
+    # Empty: no reentry output for this arch (generated/reentry/).
+    jitlink_edges: tuple[JITLinkEdge, ...] = ()
     # The native vector check (None: the emulator's view is all there is).
     native_vectors: NativeVectors | None = None
     # Compiled-code checks (asmgen verify's `native`, `wine` and `qemu-*`

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from asmgen.arches.encode import field, reach, words
-from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, Scaffold, regs
+from asmgen.arches.encode import (
+    field,
+    fix_call_plt,
+    fix_pcrel_hi20,
+    fix_pcrel_lo12_i,
+    reach,
+    words,
+)
+from asmgen.arches.model import (
+    Arch,
+    EmuFacts,
+    Harness,
+    HarnessTarget,
+    JITLinkEdge,
+    Scaffold,
+    regs,
+)
 
 
 def _jal(at: int, target: int, order: str) -> bytes:
@@ -88,4 +103,12 @@ ARCH = Arch(
     emulator=EMULATOR,
     harness=HARNESS,
     scaffold=Scaffold(_jal, lambda order: words(order, 0x00008067)),  # ret
+    # RISC-V ELF psABI numbers; JITLink riscv names its kinds after them.
+    jitlink_edges=(
+        JITLinkEdge(19, "R_RISCV_CALL_PLT", "R_RISCV_CALL_PLT", fixup=fix_call_plt),
+        JITLinkEdge(23, "R_RISCV_PCREL_HI20", "R_RISCV_PCREL_HI20", fixup=fix_pcrel_hi20),
+        JITLinkEdge(
+            24, "R_RISCV_PCREL_LO12_I", "R_RISCV_PCREL_LO12_I", fixup=fix_pcrel_lo12_i, paired=True
+        ),
+    ),
 )

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from asmgen.arches.model import Arch, EmuFacts, Harness, HarnessTarget, regs
+from asmgen.arches.encode import fix_branch_pcrel32
+from asmgen.arches.model import (
+    Arch,
+    EmuFacts,
+    GnuProperty,
+    Harness,
+    HarnessTarget,
+    JITLinkEdge,
+    ShadowStack,
+    regs,
+)
 from asmgen.arches.x86 import FXSAVE64, PCREL32, SCAFFOLD, XSAVE64
 from asmgen.arches.x86_64_unwind import FORMATS as UNWIND_FORMATS
 from asmgen.arches.x86_64_vectors import NATIVE_VECTORS
@@ -94,6 +104,25 @@ ARCH = Arch(
     ),
     wide_vectors=(("avx", 256), ("avx512f", 512)),
     emulator=EMULATOR,
+    # ELF x86-64 psABI numbers; JITLink x86_64 BranchPCRel32 (its stubs'
+    # and reentry trampolines' edge kind).
+    jitlink_edges=(
+        JITLinkEdge(2, "R_X86_64_PC32", "BranchPCRel32", 4, fix_branch_pcrel32),
+        JITLinkEdge(4, "R_X86_64_PLT32", "BranchPCRel32", 4, fix_branch_pcrel32),
+    ),
+    # CET shadow stack (Intel SDM vol. 1 ch. 17): CALL pushes, RET pops and
+    # raises #CP when the two return addresses differ.  Linux 6.6 enables it
+    # for user space (`user_shstk` in /proc/cpuinfo); glibc 2.39 turns it on.
+    shadow_stack=ShadowStack(
+        name="Intel CET shadow stack",
+        calls=("call",),
+        returns=("ret",),
+        return_register=None,
+        cpu_flag="user_shstk",
+        glibc="2.39",
+    ),
+    # GNU_PROPERTY_X86_FEATURE_1_AND: IBT, SHSTK (x86-64 psABI).
+    gnu_property=GnuProperty(pr_type=0xC0000002, landing_pad=0x1, shadow_stack=0x2),
     native_vectors=NATIVE_VECTORS,
     harness=HARNESS,
     scaffold=SCAFFOLD,

@@ -18,7 +18,9 @@ FDE without instructions.  A stub jumps to a trampoline, so at its first byte
 sp points at the JIT'd caller's return address: the CIE's initial rules (CFA
 = rsp+8, return address at CFA-8).  The trampoline's call pushes the only
 other return address; the unwinder, coming back from the resolver, looks up
-that address - 1, inside the call, where sp has not moved yet.  Both facts
+that address - 1, inside the call, where sp has not moved yet.  (A
+shadow-stack-safe trampoline jumps to the resolver instead: it is never on
+the stack, and the same rules hold up to its jump.)  Both facts
 are read from the assembled trampoline: no instruction before the call's end
 writes rsp, and the call is the last instruction that runs.  pc_begin (the
 block's address) and pc_range (trampolines x size) are filled in by the JIT.
@@ -204,14 +206,16 @@ def eh_frame(code: bytes) -> EhFrame:
 
 
 def trampoline_call_end(code: bytes) -> int:
-    """Offset just past the trampoline's call, after checking that nothing
+    """Offset just past the trampoline's call (or, in a shadow-stack-safe
+    trampoline, its tail jump to the resolver), after checking that nothing
     before it moves rsp (so the CIE's entry rules hold up to the call)."""
     import capstone
 
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     md.detail = True
     for insn in md.disasm(code, 0):
-        if insn.mnemonic == "call":
+        indirect = insn.op_str.startswith("qword ptr")
+        if insn.mnemonic == "call" or (insn.mnemonic == "jmp" and indirect):
             return insn.address + insn.size
         written = {insn.reg_name(r) for r in insn.regs_access()[1]}
         if "rsp" in written or insn.group(capstone.CS_GRP_JUMP):

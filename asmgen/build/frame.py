@@ -162,7 +162,8 @@ def _push_frame(spec: Spec, stack_args: int, common: dict) -> Frame:
         vector_area += spec.arch_info.register(name).bits // 8
     # The frame pointer, and with realignment the original sp, are pushed first.
     pushes = (1 + int(realign) + len(spec.resolver.saves)) * slot
-    return_addresses = 2 * slot
+    # The caller's return address, and the trampoline's unless it jumps to the resolver.
+    return_addresses = (1 if spec.trampoline.jumps else 2) * slot
     below = len(spec.resolver.saves) * slot if realign else return_addresses + pushes
     used = below + vector_area + arg_area + common["shadow"]
     # The stack is `align`-aligned after realignment, entry_align-aligned otherwise.

@@ -95,7 +95,8 @@ def _push_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
             regions.append(Region(at, size, label, kind, reg=reg))
 
     take(slot, "caller's return address", "return")
-    take(slot, "trampoline's return address", "return")
+    # A trampoline that jumps to the resolver (trampoline.identity) pushed none.
+    take(frame.return_addresses - slot, "trampoline's return address", "return")
     fp = _frame_pointer(spec)
     take(slot, f"saved {fp} (frame pointer)", "frame_pointer", fp)
     if frame.realign:

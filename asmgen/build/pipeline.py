@@ -8,6 +8,7 @@ from pathlib import Path
 from asmgen.build.disasm import listing
 from asmgen.build.layout import build_table
 from asmgen.build.patchkinds import ADDRESS_PARAMS
+from asmgen.build.reentry import build_reentry
 from asmgen.build.table import Table
 from asmgen.build.units import build_units
 from asmgen.build.unwind import Unwind, UnwindError, resolver_unwind, trampoline_unwind
@@ -32,7 +33,8 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
         table = build_table(item.spec, item.path, template_for(item, templates_dir))
         _check_addresses(table)
         resolver = _resolver_unwind(item, table.code)
-        table = replace(table, units=build_units(item.spec, templates_dir))
+        units = build_units(item.spec, templates_dir)
+        table = replace(table, units=units, reentry=build_reentry(item.spec, templates_dir))
         return with_listings(replace(table, unwind=_unwind(item, table, resolver)))
     except AsmgenError as exc:
         if exc.path is not None:

@@ -200,10 +200,14 @@ def render(
     frame: Frame,
     field_value: Callable[[int, FieldUse], int],
     labels: dict[str, int] | None = None,
+    reentry=None,
 ) -> Rendered:
     """Render `template_path`; `field_value(index, use)` gives each field's encoded bits.
 
     `labels` are the offsets `label()` returns; None on a first pass (all 0).
+    `reentry` (build/reentry.py's names) renders the template for LLVM's newer
+    reentry path instead of OrcABISupport's table: templates see it as
+    `reentry`, and `cfi(text)` renders its call-frame directive only then.
     """
     template = _compile(template_path)
     fields: list[FieldUse] = []
@@ -249,8 +253,10 @@ def render(
         "arch": spec.arch_info,
         "call": spec.call,
         "resolver": spec.resolver,
-        "trampoline": spec.trampoline,
+        "trampoline": reentry.trampoline if reentry is not None else spec.trampoline,
         "frame": frame,
+        "reentry": reentry,
+        "cfi": (lambda text: text) if reentry is not None else (lambda text: ""),
         "table": spec.table,
         "patch": patch,
         "label": label,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import ENCODERS
+from asmgen.build.reentry import Reentry
 from asmgen.build.runtime import PatchPoint, apply_patches
 from asmgen.build.source import ListingLine, Statement
 from asmgen.build.units import Units
@@ -26,6 +27,8 @@ class Table:
     patches: tuple[PatchPoint, ...]
     # The arch's trampoline and stub (units.py), when it has templates for them.
     units: Units | None = None
+    # LLVM's newer reentry path (build/reentry.py), where the arch has it.
+    reentry: Reentry | None = None
     # The annotated listing (build/disasm.py), which build.pipeline computes
     # once; None in a table that came from layout alone.
     listing: tuple[ListingLine, ...] | None = None

@@ -92,13 +92,20 @@ def _stage(path: Path, data: bytes, mode: int) -> Path:
 def write_files(files: dict[Path, str]) -> list[Path]:
     """Replace every file whose text changed; return those written, in order.
 
-    All paths must share one folder (the one that is locked)."""
+    All paths lie in one folder (the one that is locked) or in folders
+    directly inside it (generated/reentry/), which are made when missing."""
     if not files:
         return []
     folders = {path.parent for path in files}
-    if len(folders) != 1:
-        raise ValueError("write_files writes into one folder")
-    with locked(folders.pop()):
+    root = min(folders, key=lambda folder: len(folder.parts))
+    if any(folder not in (root, root / folder.name) for folder in folders):
+        raise ValueError("write_files writes into one folder and the folders inside it")
+    with locked(root):
+        for folder in sorted(folders - {root}):
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise AsmgenError(f"cannot make the folder: {exc.strerror}", folder) from None
         old = {path: _current(path) for path in files}
         changed = {
             path: data

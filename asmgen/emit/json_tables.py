@@ -59,6 +59,10 @@ def table_record(table: Table) -> dict:
     unwind = emit_unwind.json_record(table)
     if unwind is not None:
         record["unwind"] = unwind
+    if table.reentry is not None:
+        reentry = table.reentry.record()
+        reentry["source"] = reentry["source"].replace("<abi>", spec.abi)
+        record["reentry"] = reentry
     return record
 
 

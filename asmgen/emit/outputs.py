@@ -17,6 +17,7 @@ from asmgen.emit.json_tables import emit_json
 from asmgen.emit.orc_header import FILENAME as ORC_HEADER
 from asmgen.emit.orc_header import emit_orc_header
 from asmgen.emit.python_module import emit_python
+from asmgen.emit.reentry import emit_reentry_sources
 
 OUTPUTS = {
     "orc_resolvers.py": emit_python,
@@ -29,10 +30,12 @@ CLANG_FORMATTED = ("orc_resolvers.h", ORC_HEADER)
 
 
 def render_outputs(tables: list[Table]) -> dict[str, str]:
-    """Every output file's text, all computed before anything is written."""
+    """Every output file's text, all computed before anything is written:
+    the tables' files, and a reentry source per table whose arch has one."""
     outputs = {name: emit(tables) for name, emit in OUTPUTS.items()}
     for name in CLANG_FORMATTED:
         outputs[name] = clang_format(outputs[name], name)
+    outputs.update(emit_reentry_sources(tables))
     return outputs
 
 

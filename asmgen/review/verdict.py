@@ -89,6 +89,7 @@ CHECK_WORDS = {
     "return_address": "return address",
     "fp_control": "FP state",
     "landing_pc": "re-entry",
+    "shadow_stack": "shadow stack",
     "convention": "convention facts",
     "native": "native run",
     "vector_width": "vector width",

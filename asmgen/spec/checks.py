@@ -53,6 +53,12 @@ CHECKS: dict[str, Check] = {
         ),
         Check("landing_pc", "pc", "pc reaches the address the re-entry function returned"),
         Check(
+            "shadow_stack",
+            "shstk",
+            "every return returns to the address its call pushed (CET shadow stack, Arm "
+            "GCS), and the landing's own return pops the caller's call",
+        ),
+        Check(
             "convention",
             "conv",
             "compiled code for the target keeps the convention file's facts",

@@ -33,6 +33,7 @@ def check_lifetimes(spec: Spec, where: dict[tuple, int], path: Path) -> None:
         ("trampoline", "link"): trampoline.link,
         ("trampoline", "saved_link"): trampoline.saved_link,
         ("trampoline", "scratch"): trampoline.scratch,
+        ("trampoline", "identity"): trampoline.identity,
         ("stub", "scratch"): spec.stub.scratch,
     }
     # The re-entry call's register arguments, loaded while the frame is live.
@@ -115,7 +116,8 @@ def _check_units(spec: Spec, written: dict, refuse) -> None:
     arch, call, resolver, trampoline = spec.arch_info, spec.call, spec.resolver, spec.trampoline
     busy = {*call.int_args, *call.fp_args, *call.callee_saved, arch.stack_pointer}
     saved_link = trampoline.saved_link
-    for key in (("trampoline", "scratch"), ("trampoline", "saved_link"), ("stub", "scratch")):
+    units = (("trampoline", "scratch"), ("trampoline", "saved_link"), ("stub", "scratch"))
+    for key in (*units, ("trampoline", "identity")):
         reg = written[key]
         if reg is None:
             continue
@@ -124,6 +126,18 @@ def _check_units(spec: Spec, written: dict, refuse) -> None:
         # A trampoline that keeps the return address in saved_link may reuse the link.
         if reg == arch.call_link and not (key == ("trampoline", "scratch") and saved_link):
             refuse(key, "holds the caller's return address")
+    identity = trampoline.identity
+    if identity is not None:
+        if identity in (trampoline.scratch, spec.stub.scratch) or identity in resolver.saves:
+            refuse(
+                ("trampoline", "identity"),
+                "is also a unit's scratch or a saved register: the resolver reads it after both",
+            )
+        if resolver.landing is None:
+            refuse(
+                ("trampoline", "identity"),
+                "needs resolver.landing: a resolver entered by a jump leaves by one",
+            )
     link_key = ("trampoline", "link")
     if saved_link is not None:
         if saved_link in (trampoline.scratch, trampoline.link):

@@ -37,6 +37,7 @@ def check_registers(spec: Spec, where: dict[tuple, int], path: Path) -> None:
         ("trampoline", "link"): spec.trampoline.link,
         ("trampoline", "saved_link"): spec.trampoline.saved_link,
         ("trampoline", "scratch"): spec.trampoline.scratch,
+        ("trampoline", "identity"): spec.trampoline.identity,
         ("stub", "scratch"): spec.stub.scratch,
     }.items():
         if name is not None and arch.register(name) is None:
@@ -83,6 +84,7 @@ _ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("resolver", "frame_pointer"): ("gpr",),
     ("trampoline", "link"): ("gpr",),
     ("trampoline", "saved_link"): ("gpr",),
+    ("trampoline", "identity"): ("gpr",),
 }
 
 

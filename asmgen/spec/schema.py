@@ -154,6 +154,19 @@ class Trampoline(_Model):
     scratch: str | None = None
     # Word that pads a trampoline to its size, where the template pads.
     pad_word: Hex = 0
+    # Shadow-stack safe units (CET shadow stack, Arm GCS): the trampoline
+    # jumps to the resolver instead of calling it, with the address of its
+    # `TrampolineReturn` label in this register (its identity: the resolver
+    # subtracts call_size as from a return address), and the resolver leaves
+    # by jumping to the landing through `resolver.landing` instead of
+    # returning.  Every call is then matched by the return that pops it.
+    # Absent: the trampoline calls the resolver (LLVM's tables).
+    identity: str | None = None
+
+    @property
+    def jumps(self) -> bool:
+        """The trampoline jumps to the resolver (no return address of its own)."""
+        return self.identity is not None
 
 
 class Stub(_Model):

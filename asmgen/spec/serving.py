@@ -40,6 +40,7 @@ def overwritten_registers(spec: Spec) -> tuple[set[str], set[str]]:
         spec.trampoline.scratch,
         spec.trampoline.link,
         spec.trampoline.saved_link,
+        spec.trampoline.identity,
         spec.stub.scratch,
         resolver.landing,
     }

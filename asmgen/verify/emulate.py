@@ -69,6 +69,10 @@ class _Trace:
     reentries: list[tuple[int, int]] = field(default_factory=list)  # (ctx, trampoline) per call
     accesses: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     phase: str = "before"
+    # The modelled shadow stack (return addresses, top last) and every return
+    # that did not return to its top: (pc, top or None, target).
+    shadow: list[int] = field(default_factory=list)
+    shadow_breaks: list[tuple[int, int | None, int]] = field(default_factory=list)
 
 
 def placement(base: int, units) -> Placement:
@@ -204,6 +208,9 @@ class Emulation:
         uc.mem_write(a(REENTRY), self.scaffold.ret(order))
         self._set_sentinels()
         uc.hook_add(unicorn.UC_HOOK_CODE, self._at_stub, begin=stub, end=stub)
+        if self.spec.arch_info.shadow_stack is not None:
+            self._decoded: dict[int, tuple[str, str, int]] = {}
+            uc.hook_add(unicorn.UC_HOOK_CODE, self._shadow_step)
         uc.hook_add(unicorn.UC_HOOK_CODE, self._at_reentry, begin=a(REENTRY), end=a(REENTRY))
         uc.hook_add(
             unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE,
@@ -245,6 +252,39 @@ class Emulation:
         self.trace.entry[self.facts.sp] = self.read(self.facts.sp)
         self.trace.entry_ret = self._return_address()
 
+    def _shadow_step(self, uc, address, size, user_data) -> None:
+        """The shadow stack, as the hardware keeps it: a call pushes the
+        address after it, a return compares its target with the top and pops
+        it (the hardware faults on a difference; the model records it and
+        goes on, so that every such return is named)."""
+        shadow = self.spec.arch_info.shadow_stack
+        insn = self._decoded.get(address)
+        if insn is None:
+            insn = self._decode(address)
+            self._decoded[address] = insn
+        mnemonic, operands, length = insn
+        if mnemonic in shadow.calls:
+            self.trace.shadow.append(address + length)
+        elif mnemonic in shadow.returns:
+            if shadow.return_register is None:
+                target = self.word(self.read(self.facts.sp))
+            else:
+                target = self.read(operands or shadow.return_register)
+            top = self.trace.shadow.pop() if self.trace.shadow else None
+            if top != target:
+                self.trace.shadow_breaks.append((address, top, target))
+
+    def _decode(self, pc: int) -> tuple[str, str, int]:
+        import capstone
+
+        arch = self.spec.arch_info
+        mode = getattr(capstone, arch.capstone[1])
+        mode |= capstone.CS_MODE_BIG_ENDIAN if self.order == "big" else 0
+        cs = capstone.Cs(getattr(capstone, arch.capstone[0]), mode)
+        for insn in cs.disasm(bytes(self.uc.mem_read(pc, 16)), pc, 1):
+            return insn.mnemonic, insn.op_str.strip(), insn.size
+        return "", "", 0
+
     def _return_address(self) -> int:
         if self.facts.link:
             return self.read(self.facts.link)
@@ -262,14 +302,14 @@ class Emulation:
         sp = self.read(facts.sp)
         args_at = sp + facts.call_pushes  # sp as it was at the call
         args = []
-        for i in range(2):
+        for i in range(2 if self.subject.takes_context else 1):
             if i < len(call.int_args):
                 args.append(self.read(call.int_args[i]))
             else:
                 stack_index = i - len(call.int_args)
                 args.append(self.word(args_at + call.shadow_space + stack_index * self.slot))
         home = (args_at, args_at + call.shadow_space)
-        self.trace.reentries.append((args[0], args[1]))
+        self.trace.reentries.append((args[0], args[-1]))
         if self.trace.reentry is None:
             self.trace.reentry = {"args": args, "sp_at_call": args_at, "home": home}
             if call.back_chain is not None:
@@ -317,12 +357,16 @@ class Emulation:
             for check in ("ctx_arg", "trampoline_arg", "stack_align", "shadow_space"):
                 add(check, [Finding("re-entry call", "reached", why)])
         else:
-            ctx, tramp = t.reentry["args"]
+            args = t.reentry["args"]
             where = [
-                call.int_args[i] if i < len(call.int_args) else f"stack arg {i}" for i in (0, 1)
+                call.int_args[i] if i < len(call.int_args) else f"stack arg {i}"
+                for i in range(len(args))
             ]
-            add("ctx_arg", _diff(where[0], self.ctx, ctx, bits))
-            add("trampoline_arg", _diff(where[1], self.linked.trampoline, tramp, bits))
+            if self.subject.takes_context:
+                add("ctx_arg", _diff(where[0], self.ctx, args[0], bits))
+            else:
+                add("ctx_arg", [], "the reentry path passes no context", NA)
+            add("trampoline_arg", _diff(where[-1], self.linked.trampoline, args[-1], bits))
             sp = t.reentry["sp_at_call"]
             add(
                 "stack_align",
@@ -337,6 +381,7 @@ class Emulation:
             got = error or hex(self.read(self.facts.pc))
             arrival.append(Finding("pc", hexw(self.addr(LANDING), bits), got))
         add("landing_pc", arrival + self._reentered(), self._reentry_cause())
+        self._check_shadow(add, landed)
         entry = t.entry or {}
         landing_checks = {
             "int_args": call.int_args,
@@ -402,6 +447,45 @@ class Emulation:
                     continue  # not modeled here (a reserved register)
                 found += [broke(f, name) for f in self._compare(reg, entry)]
         add("caller_conventions", found)
+
+    def _check_shadow(self, add, landed: bool) -> None:
+        shadow = self.spec.arch_info.shadow_stack
+        if shadow is None:
+            add("shadow_stack", [], f"{self.spec.arch} has no hardware shadow stack", NA)
+            return
+        bits = 8 * self.slot
+
+        def place(address: int) -> str:
+            return f"{hexw(address, bits)} ({self.where(address).split(' (')[0]})"
+
+        found = [
+            Finding(
+                f"return at {self.where(pc)}",
+                f"{place(top)}, the top of the shadow stack" if top else "a call to return from",
+                f"a return to {place(target)}",
+            )
+            for pc, top, target in self.trace.shadow_breaks
+        ]
+        if landed:
+            # The landed function's own return must pop the caller's call.
+            want = [self.trace.entry_ret]
+            got = self.trace.shadow
+            if got != want or self._return_address() != self.trace.entry_ret:
+                found.append(
+                    Finding(
+                        "shadow stack at the landing",
+                        f"[{', '.join(hexw(a, bits) for a in want)}] (the caller's call), "
+                        f"and the landing's return address on top",
+                        f"[{', '.join(hexw(a, bits) for a in got)}], return address "
+                        f"{hexw(self._return_address(), bits)}",
+                    )
+                )
+        else:
+            found.append(Finding("landing", "reached", "not reached"))
+        note = f"models the {shadow.name}" + (
+            ": the hardware faults at the first return named" if found else ""
+        )
+        add("shadow_stack", found, note)
 
     def _reentered(self) -> list[Finding]:
         """The resolver runs once per lazy call: a second call of the re-entry

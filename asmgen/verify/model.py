@@ -50,6 +50,10 @@ class Subject:
     # stack(lo, hi) -> what the resolver keeps at [sp+lo, sp+hi) at the call,
     # read from its code (stackimage.py); None: from `frame` and the spec.
     stack: Callable[[int, int], list[str]] | None = None
+    # The re-entry function's arguments: (context, trampoline) for
+    # OrcABISupport's resolvers; only the trampoline on LLVM's newer reentry
+    # path (`__orc_rt_resolve(trampoline)`, verify/reentry.py).
+    takes_context: bool = True
 
 
 @dataclass(frozen=True)

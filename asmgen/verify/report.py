@@ -82,6 +82,13 @@ def format_text(reports: list[AbiReport]) -> str:
                     details.append(f"    note: {run.note}")
             if outcome.reason:
                 details.append(f"    declared: {outcome.reason}")
+    notes: dict[str, list[str]] = {}
+    for report in reports:
+        for run in report.outcomes["shadow_stack"].runs:
+            if run.method == "native" and run.status == NA and run.note:
+                notes.setdefault(run.note, []).append(report.abi)
+    for note, abis in notes.items():
+        details.append(f"shadow_stack, emulated only ({', '.join(abis)}): {note}")
     if details:
         lines += ["", *details]
     counts = _counts(reports)

@@ -18,6 +18,7 @@ from asmgen.verify.compiled import TargetRun, run_compiled
 from asmgen.verify.emulate import emulate
 from asmgen.verify.model import FAIL, NA, PASS, CheckResult, Subject
 from asmgen.verify.native import run_native
+from asmgen.verify.shadowstack import native_shadow_stack
 from asmgen.verify.static import callers_check, frame_check
 from asmgen.verify.vector import vector_width_check
 
@@ -154,6 +155,8 @@ def verify_subject(
     results["frame_align"] = frame_check(subject)
     runs = {check: [results[check]] if check in results else [] for check in CHECKS}
     runs["caller_conventions"].append(callers_check(subject))
+    if native and spec.arch_info.shadow_stack is not None:
+        runs["shadow_stack"].append(native_shadow_stack(subject))
     for check, result in (compiled or {}).items():
         runs[check].append(result)
     if not runs["convention"]:

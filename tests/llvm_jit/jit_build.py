@@ -75,7 +75,7 @@ CXX = "g++"
 OPT = ("-O0", "-g0")
 WARN = ("-Wall",)
 VECTOR_UPPER = ("kept", "lost")
-BACKTRACE_ENDS = ("complete", "after-resolver", "at-trampoline")
+BACKTRACE_ENDS = ("complete", "complete-without-trampoline", "after-resolver", "at-trampoline")
 # The conventions of lazy_jit_test.cpp's conv cases, and what a row may declare.
 CALLER_CONVENTIONS = ("coldcc", "preserve_mostcc", "preserve_allcc")
 CALLER_OUTCOMES = ("kept", "upper-lost", "lost")

@@ -694,7 +694,9 @@ static uint64_t enclosing(uint64_t PC) {
 
 /// Walks the backtrace taken while compiling function Compiled: C++ frames,
 /// resolver, trampoline, JIT'd callers (each a caller of the previous, down
-/// to function 0), callRoot, main.  Returns "complete" or where it stops;
+/// to function 0), callRoot, main.  Returns "complete" (or
+/// "complete-without-trampoline" when the trampoline jumped to the resolver
+/// and left no frame) or where it stops;
 /// Trace gets what was passed.
 static std::string walkBacktrace(const std::vector<uint64_t> &PCs,
                                  unsigned Compiled, std::string &Trace) {
@@ -708,11 +710,14 @@ static std::string walkBacktrace(const std::vector<uint64_t> &PCs,
   Trace = std::to_string(I) + " C++ frames -> resolver";
   if (++I >= PCs.size())
     return "after-resolver";
-  if (!Ranges.in(Ranges.Trampolines, PCs[I]))
-    return "resolver-caller-not-a-trampoline";
-  Trace += " -> trampoline";
-  if (++I >= PCs.size())
-    return "at-trampoline";
+  // A shadow-stack-safe trampoline jumps to the resolver: it is never on the
+  // stack, and the resolver's caller is the JIT'd caller itself.
+  const bool ViaTrampoline = Ranges.in(Ranges.Trampolines, PCs[I]);
+  if (ViaTrampoline) {
+    Trace += " -> trampoline";
+    if (++I >= PCs.size())
+      return "at-trampoline";
+  }
   unsigned Callee = Compiled;
   for (; I < PCs.size(); ++I) {
     const auto *R = S.Namer->find(PCs[I] - 1);
@@ -736,7 +741,7 @@ static std::string walkBacktrace(const std::vector<uint64_t> &PCs,
   for (++I; I < PCs.size(); ++I)
     if (enclosing(PCs[I]) == reinterpret_cast<uint64_t>(&main)) {
       Trace += " -> main";
-      return "complete";
+      return ViaTrampoline ? "complete" : "complete-without-trampoline";
     }
   return "main-not-reached";
 }
