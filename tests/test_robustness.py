@@ -240,6 +240,19 @@ def test_concurrent_generate_runs_leave_one_complete_set(tree):
         assert _contents(tree / "generated") in expected
 
 
+def test_a_run_leaves_no_other_runs_reentry_files(tree):
+    """generated/reentry/ holds one run's sources: after all tables, a run of
+    one table leaves its own source there and removes the others (an
+    editor's hidden file stays)."""
+    out = tree / "generated"
+    assert main(generate_args(tree)) == 0
+    assert len(list((out / "reentry").glob("*.S"))) > 1
+    (out / "reentry" / ".notes.swp").write_text("an editor's\n")
+    assert main(generate_args(tree, "X86_64_SysV")) == 0
+    left = sorted(p.name for p in (out / "reentry").iterdir())
+    assert left == [".notes.swp", "X86_64_SysV.S"]
+
+
 def _blocked_on(folder: Path, run: subprocess.Popen, timeout: float = 120.0) -> bool:
     """Wait until `run` waits for a flock on `folder` (/proc/locks lists a
     blocked request as `->`); False if it ends or the time runs out first."""

@@ -93,7 +93,10 @@ def write_files(files: dict[Path, str]) -> list[Path]:
     """Replace every file whose text changed; return those written, in order.
 
     All paths lie in one folder (the one that is locked) or in folders
-    directly inside it (generated/reentry/), which are made when missing."""
+    directly inside it (generated/reentry/), which are made when missing.
+    The set fills those inner folders completely: another run's files left
+    in them (tables this set does not have) are removed, under the same
+    lock, so the folder always holds one run's set."""
     if not files:
         return []
     folders = {path.parent for path in files}
@@ -130,7 +133,21 @@ def write_files(files: dict[Path, str]) -> list[Path]:
         finally:
             for temp in staged.values():
                 temp.unlink(missing_ok=True)
+        _remove_others(folders - {root}, set(files))
     return list(changed)
+
+
+def _remove_others(folders: set[Path], kept: set[Path]) -> None:
+    """Remove the files in `folders` the set does not have (hidden ones aside:
+    an editor's, or a temp file)."""
+    for folder in sorted(folders):
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.name.startswith(".") and path not in kept:
+                try:
+                    path.unlink()
+                except OSError as exc:
+                    message = f"cannot remove an old output: {exc.strerror}"
+                    raise AsmgenError(message, path) from None
 
 
 def _restore(previous: dict[Path, bytes | None], modes: dict[Path, int]) -> None:
