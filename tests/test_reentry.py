@@ -11,8 +11,9 @@ blocks in tables.json.
   the resolve call and undone at the end.
 - The routine and its blocks, linked with JITLink's fixups, run through
   verify's emulation with exactly the spec's declared outcomes, and on the
-  target itself (natively for x86-64 System V, under qemu-user for AArch64
-  and RISC-V 64), where the arguments reach the landing.
+  target itself (natively for x86-64 System V, under qemu-user for AArch64,
+  RISC-V 64, s390x and PowerPC64 LE, which unicorn does not emulate), where
+  the arguments reach the landing.
 """
 
 from __future__ import annotations
