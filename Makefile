@@ -100,8 +100,10 @@ cross-check: $(STAMP) llvm
 verify: $(STAMP) llvm toolchains
 	$(PY) -m asmgen verify
 
+# pytest workers (pytest-xdist): one per core; TEST_JOBS=0 runs the suite in one process.
+TEST_JOBS ?= auto
 test: $(STAMP) llvm llvm-dev cxx cairo toolchains check-generated cross-check lint verify
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS)
 
 # `asmgen patch` on a real LLVM checkout (only read), proven by applying,
 # formatting, compiling and running it; prints a summary for the commit message.
@@ -110,6 +112,7 @@ test-llvm: $(STAMP) llvm llvm-dev
 	$(PY) tests/llvm_release.py --llvm-root "$(LLVM_ROOT)" $(ABIS)
 
 bench: $(STAMP) llvm
+	$(PY) bench/bench_cli.py
 	$(PY) bench/bench_generate.py
 	$(PY) bench/bench_verify.py
 	$(PY) bench/bench_variants.py

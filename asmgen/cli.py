@@ -6,18 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from asmgen.build.pipeline import build, build_all
-from asmgen.docs.command import add_parser as add_docs_parser
-from asmgen.emit.explain import explain_text
-from asmgen.emit.outputs import render_outputs, report_stale, write_outputs
+from asmgen.build.buildcache import cached_build
+from asmgen.emit.cached import cached_outputs
+from asmgen.emit.compare import report_stale, write_outputs
 from asmgen.errors import AsmgenError
-from asmgen.patch import patcher as llvm_patch
 from asmgen.project import add_option as add_project_option
 from asmgen.project import output
 from asmgen.project import resolve as resolve_project
-from asmgen.review.cli import register as register_review
-from asmgen.spec.files import select, spec_files
-from asmgen.verify.cli import register as register_verify
+
+# Each command imports what it needs when it runs: `check` and a no-op
+# `generate` answered from the build cache (asmgen/build/buildcache.py) load
+# no YAML, Jinja, pydantic, assembler, tree-sitter or review code.
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +33,7 @@ def _out_option(parser: argparse.ArgumentParser, relative: str) -> None:
 
 def cmd_generate(args) -> int:
     out = output(args, "out")
-    tables = build_all(select(spec_files(args.specs), args.abi), args.templates)
-    written = write_outputs(render_outputs(tables), out)
+    written = write_outputs(cached_outputs(args.specs, args.templates, args.abi), out)
     for path in written:
         print(f"wrote {path}")
     if not written:
@@ -45,22 +43,29 @@ def cmd_generate(args) -> int:
 
 def cmd_check(args) -> int:
     out = output(args, "out")
-    tables = build_all(spec_files(args.specs), args.templates)
-    outputs = render_outputs(tables)
-    stale = report_stale(outputs, out)
+    stale = report_stale(cached_outputs(args.specs, args.templates), out)
     if not stale:
         print(f"{out}: up to date")
     return 1 if stale else 0
 
 
 def cmd_explain(args) -> int:
-    (item,) = select(spec_files(args.specs), [args.abi])
-    print(explain_text(build(item, args.templates)), end="")
+    def compute() -> dict[str, str]:
+        from asmgen.build.pipeline import build
+        from asmgen.emit.explain import explain_text
+        from asmgen.spec.files import select, spec_files
+
+        (item,) = select(spec_files(args.specs), [args.abi])
+        return {"explain": explain_text(build(item, args.templates))}
+
+    texts = cached_build(args.specs, args.templates, ["explain", args.abi], compute)
+    print(texts["explain"], end="")
     return 0
 
 
 def cmd_cross_check(args) -> int:
     from asmgen.build.crosscheck import cross_check, supports_both, unexplained
+    from asmgen.spec.files import select, spec_files
 
     failures = 0
     for item in select(spec_files(args.specs), args.abi):
@@ -83,7 +88,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (hint: {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command(argv: list[str]) -> str | None:
+    """The subcommand `argv` names (its first word that is no option), if any;
+    None when help is asked for before it (the help lists every command)."""
+    for word in argv:
+        if word in ("-h", "--help"):
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `command`, the other commands whose
+    modules are costly to import are left out (their names stay valid)."""
     parser = _Parser(
         prog="asmgen", description="LLVM ORC resolver tables from ABI specs and templates"
     )
@@ -110,15 +128,32 @@ def build_parser() -> argparse.ArgumentParser:
     _common(cross)
     cross.set_defaults(run=cmd_cross_check)
 
-    register_verify(sub)
-    llvm_patch.register(sub, _common)
-    register_review(sub)
-    add_docs_parser(sub, _common, _out_option)
+    if command in (None, "verify"):
+        from asmgen.verify.cli import register as register_verify
+
+        register_verify(sub)
+    if command in (None, "patch"):
+        from asmgen.patch import patcher as llvm_patch
+
+        llvm_patch.register(sub, _common)
+    if command in (None, "review"):
+        from asmgen.review.cli import register as register_review
+
+        register_review(sub)
+    if command in (None, "docs"):
+        from asmgen.docs.command import add_parser as add_docs_parser
+
+        add_docs_parser(sub, _common, _out_option)
     return parser
 
 
+COMMANDS = ("generate", "check", "explain", "cross-check", "verify", "patch", "review", "docs")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = _command(argv)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         resolve_project(args)

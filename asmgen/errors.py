@@ -35,5 +35,16 @@ class AsmgenError(Exception):
         text = f"{where}: error: {self.message}"
         if self.hint:
             text += f" (hint: {self.hint})"
-        # One line, whatever a tool's or a template's message held.
-        return re.sub(r"\s*[\r\n]+\s*", " ", text)
+        # One line, whatever a tool's or a template's message held: each run
+        # of white space that breaks the line becomes one space.  (Matching
+        # whole runs keeps this linear; a pattern that starts with `\s*`
+        # tries every start in a long run of spaces, quadratic in its length.)
+        return _SPACE.sub(_one_line, text)
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def _one_line(run: re.Match) -> str:
+    space = run.group()
+    return " " if "\n" in space or "\r" in space else space

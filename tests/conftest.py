@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 
-# Keep the suite hermetic: its own (initially cold) cache of tool runs.
-os.environ["ASMGEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="asmgen-test-cache-")
-atexit.register(shutil.rmtree, os.environ["ASMGEN_CACHE_DIR"], ignore_errors=True)
+# The suite's own cache of tool runs, builds and compiled harnesses, apart
+# from the user's and kept between runs: every entry is keyed by everything
+# its result depends on, so a warm cache changes no result (test_toolcache.py
+# and test_buildcache.py compare cold, warm and uncached runs in caches of
+# their own).  ASMGEN_TEST_CACHE=cold starts from an empty one instead.
+if os.environ.get("ASMGEN_TEST_CACHE") == "cold":
+    os.environ["ASMGEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="asmgen-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["ASMGEN_CACHE_DIR"], ignore_errors=True)
+else:
+    _home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    os.environ["ASMGEN_CACHE_DIR"] = str(Path(_home) / "asmgen-tests")
 
 ROOT = Path(__file__).resolve().parent.parent
 # Commands find their project from the current folder (asmgen/project.py):

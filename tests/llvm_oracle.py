@@ -89,13 +89,17 @@ def build_driver(
     args: list[str],
     inputs: list[Path],
     link_llvm: bool,
+    tree: Path | None = None,
 ) -> Path:
     """The driver compiled with `args` (sources and flags), cached under the
-    hash of the driver, every file in `inputs`, the flags and the toolchain."""
+    hash of the driver, every file in `inputs`, the flags and the toolchain.
+    `tree` is a scratch folder whose files are all in `inputs`: its path is
+    left out of the key, so a new scratch copy of the same files is a hit."""
     key = hashlib.sha256()
     for part in [DRIVER.read_bytes(), *(p.read_bytes() for p in inputs)]:
         key.update(hashlib.sha256(part).digest())
-    identity = [*args, _compiler_identity()]
+    identity = [a.replace(str(tree), "<tree>") if tree else a for a in args]
+    identity += [_compiler_identity()]
     if link_llvm:
         lib = libllvm().resolve()
         stat = lib.stat()
@@ -139,13 +143,14 @@ def header_driver(cache_dir: Path, generated: Path) -> Path:
     )
 
 
-def patched_driver(cache_dir: Path, tree: Path, cpp: str) -> Path:
+def patched_driver(cache_dir: Path, tree: Path, cpp: str, scratch: bool = False) -> Path:
     """The writers of a patched tree: its header first on the include path, its
     .cpp compiled in, LLVM 19's headers and library for the rest.  NDEBUG as in
     LLVM's release builds: LLVM's range asserts take the symmetric bound,
     narrower than the reach one way (AArch64's ldr reaches -1 MiB, not +1 MiB).
     The export macros of later trees, which LLVM 19's Compiler.h lacks, are
-    empty, as in a static build."""
+    empty, as in a static build.  A `scratch` tree holds only those two
+    files (tests/llvm_trees.py): its binary is cached whatever its folder."""
     header = tree / "llvm" / "include" / HEADER_REL
     include = ["-I", str(tree / "llvm" / "include"), "-DLLVM_ABI=", "-DLLVM_CLASS_ABI="]
     return build_driver(
@@ -154,6 +159,7 @@ def patched_driver(cache_dir: Path, tree: Path, cpp: str) -> Path:
         args=[*include, *llvm_config("--cxxflags"), "-DNDEBUG", str(tree / cpp)],
         inputs=[header, tree / cpp],
         link_llvm=True,
+        tree=tree if scratch else None,
     )
 
 

@@ -21,9 +21,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scratch_tree import generate_args, tree_options
 
 from asmgen.cli import main
+from asmgen.errors import AsmgenError
 from asmgen.spec.convention import all_conventions
 from asmgen.spec.files import spec_files
 
@@ -382,9 +385,19 @@ def test_a_render_past_its_time_limit_stops_at_the_next_step(filled, capsys, mon
     import asmgen.build.sandbox
 
     monkeypatch.setattr(asmgen.build.sandbox, "MAX_SECONDS", 0.0)
+    monkeypatch.setenv("ASMGEN_CACHE", "0")  # the build cache cannot see a patched limit
     template = filled / "templates" / "x86_64" / "resolver.s.j2"
     # The first step: a loop, or a call (the `cfi()` of the frame's first push).
     lines = template.read_text().splitlines()
     line = next(i for i, t in enumerate(lines, 1) if "{% for " in t or "cfi(" in t)
     code, err = _run(filled, generate_args(filled, "X86_64_SysV"), capsys)
     _assert_one_clean_line(code, err, str(template), line, "one render takes more than 0 seconds")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab \t\r\n\x0b\x0c\u2028\u00a0", max_size=16))
+def test_an_error_is_one_line_with_each_line_break_one_space(message):
+    """What the message held between its line breaks stays; each run of white
+    space that breaks a line is one space (a simple pattern, run on short text)."""
+    expected = re.sub(r"\s*[\r\n]+\s*", " ", f"f:1: error: {message}")
+    assert str(AsmgenError(message, "f", 1)) == expected

@@ -143,3 +143,22 @@ def test_a_users_own_spec_folder_uses_the_shipped_conventions(tmp_path):
 def test_generated_files_name_each_tables_convention():
     header = Path(SPECS_DIR.parent / "generated" / "orc_resolvers.h").read_text()
     assert "//   convention abi_specs/conventions/ms_x64.yaml" in header
+
+
+def test_verify_emulation_only_runs_unicorn_and_the_static_check(capsys):
+    """The seed's Win64 table: unicorn alone still finds its declared home-area
+    violation; nothing ran on this CPU, under wine or qemu."""
+    capsys.readouterr()
+    args = ["verify", "--emulation-only", "--format", "json", "X86_64_Win32_seed_initial"]
+    assert main(args) == 0
+    abi = json.loads(capsys.readouterr().out)["abis"]["X86_64_Win32_seed_initial"]
+    methods = {run["method"] for check in abi["checks"].values() for run in check["runs"]}
+    ran = {
+        run["method"]
+        for check in abi["checks"].values()
+        for run in check["runs"]
+        if run["status"] != "n/a"
+    }
+    assert ran <= {"unicorn", "static"} <= methods | {"static"}
+    assert abi["checks"]["shadow_space"]["outcome"] == "declared"
+    assert abi["checks"]["native"]["status"] == "n/a"

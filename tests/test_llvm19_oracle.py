@@ -90,7 +90,7 @@ def test_patched_llvm_19_writers(drivers_dir, llvm19_tree, generated_module, dec
     patched header first: the resolvers are the generated ones (MIPS fixed),
     the constants the true ones, LLVM's unit writers kept."""
     repo, _ = llvm19_tree
-    driver = oracle.patched_driver(drivers_dir, repo, orc.CPP_PATH)
+    driver = oracle.patched_driver(drivers_dir, repo, orc.CPP_PATH, scratch=True)
     outcome = oracle.compare("patched", driver, generated_module, declarations, cases)
     _assert_matches(outcome, declarations)
 

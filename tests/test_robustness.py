@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,7 @@ def test_failing_emitter_writes_nothing(tree, previous, monkeypatch, capsys):
         raise AsmgenError("emitter failed", "emit_cpp")
 
     monkeypatch.setitem(asmgen.emit.outputs.OUTPUTS, "orc_resolvers.h", broken)
+    monkeypatch.setenv("ASMGEN_CACHE", "0")  # the build cache cannot see a patched emitter
     assert main(generate_args(tree)) == 2
     assert "emitter failed" in capsys.readouterr().err
     assert _contents(tree / "generated") == previous
@@ -238,14 +240,30 @@ def test_concurrent_generate_runs_leave_one_complete_set(tree):
         assert _contents(tree / "generated") in expected
 
 
+def _blocked_on(folder: Path, run: subprocess.Popen, timeout: float = 120.0) -> bool:
+    """Wait until `run` waits for a flock on `folder` (/proc/locks lists a
+    blocked request as `->`); False if it ends or the time runs out first."""
+    inode = f":{folder.stat().st_ino} "
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.poll() is None:
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if {"->", "FLOCK", str(run.pid)} <= set(fields) and inode in f"{line} ":
+                return True
+        time.sleep(0.05)
+    return False
+
+
 def test_generate_waits_for_the_output_folder_lock(tree, previous):
     """A run holding the folder's lock keeps another run from writing until it lets go."""
     out = tree / "generated"
     with asmgen.emit.atomic.locked(out):
         run = _subprocess(tree, generate_args(tree), cwd=tree)
-        # Long enough for an unblocked run to build and write everything.
+        # The kernel lists the run as blocked on the folder's lock once it
+        # has built everything and wants to write.
+        assert _blocked_on(out, run), run.communicate(timeout=120)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            run.wait(timeout=6)
+            run.wait(timeout=0.5)
         assert run.returncode is None  # still waiting for the lock
         assert _contents(out) == previous
     _, err = run.communicate(timeout=120)

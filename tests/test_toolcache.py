@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import marshal
+
+import pytest
 
 from asmgen.build import toolcache
 from asmgen.build.pipeline import build_all
@@ -47,3 +50,46 @@ def test_outputs_identical_with_cold_warm_and_no_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ASMGEN_CACHE", "0")
     uncached = render_outputs(build_all(items))
     assert cold == warm == uncached
+
+
+def test_compiled_templates_come_from_the_cache_and_a_bad_entry_is_a_miss(tmp_path, monkeypatch):
+    """Jinja's code for each template is kept (render.py); a process with an
+    empty in-memory cache then compiles nothing, and an entry that is not
+    code is compiled again, with the same outputs every time."""
+    from asmgen.build import render
+
+    monkeypatch.setenv("ASMGEN_CACHE_DIR", str(tmp_path))
+    items = select(spec_files(), ["X86_64_SysV"])
+    monkeypatch.setattr(render, "_COMPILED", {})
+    cold = render_outputs(build_all(items))
+    codes = sorted(tmp_path.rglob("*.code"))
+    assert len(codes) == 3  # resolver, trampoline, stub
+
+    real = render._checked_code
+    monkeypatch.setattr(render, "_COMPILED", {})
+    monkeypatch.setattr(render, "_checked_code", lambda *a: pytest.fail("compiled again"))
+    assert render_outputs(build_all(items)) == cold
+    monkeypatch.setattr(render, "_checked_code", real)
+
+    for garbage in (b"", b"\x00not marshal", marshal.dumps(42)):
+        for path in codes:
+            path.write_bytes(garbage)
+        monkeypatch.setattr(render, "_COMPILED", {})
+        assert render_outputs(build_all(items)) == cold
+        assert all(p.read_bytes() != garbage for p in codes)  # stored afresh
+
+
+def test_an_area_keeps_its_most_recently_used_entries(tmp_path, monkeypatch):
+    """Keys that name scratch folders (build results, compiled templates) add
+    entries without end: `prune` keeps the newest, and a hit counts as a use."""
+    import os
+
+    monkeypatch.setenv("ASMGEN_CACHE_DIR", str(tmp_path))
+    for i in range(8):
+        toolcache.store([str(i)], {"i": i}, "area")
+        os.utime(toolcache.entry_path([str(i)], area="area"), ns=(i * 10**9, i * 10**9))
+    assert toolcache.load(["0"], "area") == {"i": 0}  # used now: the most recent
+    toolcache.prune("area", 3)
+    kept = [i for i in range(8) if toolcache.load([str(i)], "area") is not None]
+    assert kept == [0, 6, 7]
+    assert [p.name for p in tmp_path.iterdir()] == ["area"]

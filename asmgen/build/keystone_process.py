@@ -79,10 +79,17 @@ _child: _Child | None = None
 _owner = 0  # the process that started _child (a fork starts its own)
 
 
-def _call(request: Any) -> Any:
+def start() -> None:
+    """Start this process's child unless it runs: a caller that is about to
+    build lets it boot meanwhile."""
     global _child, _owner
     if _child is None or _owner != os.getpid() or _child.proc.poll() is not None:
         _child, _owner = _Child(), os.getpid()
+
+
+def _call(request: Any) -> Any:
+    global _child
+    start()
     try:
         return _child.call(request)
     except KeystoneStuck:

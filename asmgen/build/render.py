@@ -15,16 +15,19 @@ learnt, and repeats until they settle.
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 import re
 import sys
 import traceback
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
-from asmgen.build import sandbox
+from asmgen.build import sandbox, toolcache
 from asmgen.build.frame import Frame
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.sandbox import MAX_TEMPLATE_BYTES, BoundedEnvironment
@@ -136,6 +139,10 @@ def _caller_line(template: jinja2.Template, path: Path) -> int | None:
 
 
 _COMPILED: dict[tuple[str, str], jinja2.Template] = {}
+# The code generator (sandbox.py) and the options (here) compiled code comes from.
+_GENERATOR = hashlib.sha256(
+    Path(sandbox.__file__).read_bytes() + Path(__file__).read_bytes()
+).hexdigest()
 _OTHER_FILES = (
     jinja2.nodes.Include,
     jinja2.nodes.Extends,
@@ -156,8 +163,34 @@ def _parser_line(exc: BaseException) -> int | None:
     return line
 
 
+# Compiled code lives in <cache>/jinja/ (its key names the template's path,
+# so scratch copies add entries); the most recently used KEEP_CODE stay.
+CODE_AREA = "jinja"
+KEEP_CODE = 512
+
+
+def _code_key(template_path: Path, source: str) -> list[str]:
+    """What a template's compiled code depends on: its marked text and name,
+    Jinja, Python (the code is marshalled), and the code generator and
+    options of this module and sandbox.py, as they were when imported."""
+    return ["jinja-code", jinja2.__version__, sys.version, _GENERATOR, str(template_path), source]
+
+
+def _cached_code(key: list[str]):
+    data = toolcache.load_bytes(key, ".code", CODE_AREA)
+    if data is None:
+        return None
+    try:
+        code = marshal.loads(data)
+    except (EOFError, ValueError, TypeError):
+        return None
+    return code if isinstance(code, types.CodeType) else None
+
+
 def _compile(template_path: Path) -> jinja2.Template:
-    """Compile once per template text: layout renders each template several times."""
+    """Compile once per template text: layout renders each template several
+    times.  The code is also kept in asmgen's cache (toolcache.py), so that
+    other processes skip Jinja's lexer, parser and code generator."""
     loader = _MarkingLoader(template_path)
     source, _, _ = loader.get_source(None, template_path.name)
     key = (str(template_path), source)
@@ -170,28 +203,42 @@ def _compile(template_path: Path) -> jinja2.Template:
             keep_trailing_newline=True,
             autoescape=False,
         )
-        try:
-            tree = env.parse(source, template_path.name, str(template_path))
-            _COMPILED[key] = env.get_template(template_path.name)
-        except jinja2.TemplateSyntaxError as exc:
-            line = exc.lineno
-            if (exc.message or "").startswith("Unexpected end of template"):
-                line = len(source.splitlines())  # Jinja names the last text's first line
-            raise AsmgenError(f"template syntax: {exc.message}", template_path, line) from None
-        except (RecursionError, MemoryError, SyntaxError) as exc:
-            # Brackets, blocks or expressions nested thousands deep: Jinja's
-            # parser (or Python's, compiling what Jinja made) runs out of stack.
-            raise AsmgenError(
-                "template syntax: nests too deeply", template_path, _parser_line(exc)
-            ) from None
-        for node in tree.find_all(_OTHER_FILES):
-            raise AsmgenError(
-                f"template: {type(node).__name__.lower()} of another template; "
-                "a template is one self-contained file",
-                template_path,
-                node.lineno,
-            )
+        code_key = _code_key(template_path, source)
+        code = _cached_code(code_key)
+        if code is None:
+            code = _checked_code(env, template_path, source)
+            toolcache.store_bytes(code_key, marshal.dumps(code), ".code", CODE_AREA)
+            toolcache.prune(CODE_AREA, KEEP_CODE)
+        _COMPILED[key] = env.template_class.from_code(
+            env, code, env.make_globals(None), lambda: True
+        )
     return _COMPILED[key]
+
+
+def _checked_code(env: BoundedEnvironment, template_path: Path, source: str) -> types.CodeType:
+    """The template's code; a syntax error or a use of another file is one error."""
+    try:
+        tree = env.parse(source, template_path.name, str(template_path))
+        code = env.compile(tree, template_path.name, str(template_path))
+    except jinja2.TemplateSyntaxError as exc:
+        line = exc.lineno
+        if (exc.message or "").startswith("Unexpected end of template"):
+            line = len(source.splitlines())  # Jinja names the last text's first line
+        raise AsmgenError(f"template syntax: {exc.message}", template_path, line) from None
+    except (RecursionError, MemoryError, SyntaxError) as exc:
+        # Brackets, blocks or expressions nested thousands deep: Jinja's
+        # parser (or Python's, compiling what Jinja made) runs out of stack.
+        raise AsmgenError(
+            "template syntax: nests too deeply", template_path, _parser_line(exc)
+        ) from None
+    for node in tree.find_all(_OTHER_FILES):
+        raise AsmgenError(
+            f"template: {type(node).__name__.lower()} of another template; "
+            "a template is one self-contained file",
+            template_path,
+            node.lineno,
+        )
+    return code
 
 
 def render(

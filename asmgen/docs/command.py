@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asmgen.build.pipeline import build_all
-from asmgen.docs.pages import MARKER, render_pages
-from asmgen.docs.verdict import verdicts
-from asmgen.emit.outputs import report_stale, write_outputs
+from asmgen.build.buildcache import cached_build
+from asmgen.docs.marker import MARKER
+from asmgen.emit.compare import report_stale, write_outputs
 from asmgen.errors import AsmgenError
 from asmgen.project import output
-from asmgen.spec.files import spec_files
 
 
 def _generated_files(out: Path) -> set[str]:
@@ -53,10 +51,25 @@ def _write(outputs: dict[str, str], out: Path) -> int:
     return 0
 
 
+def _pages(specs: Path, templates: Path) -> dict[str, str]:
+    """Every page's text: from the build cache (the pages' verdicts come from
+    the emulator alone, the same on every host), or built, verified, drawn."""
+
+    def compute() -> dict[str, str]:
+        from asmgen.build.pipeline import build_all
+        from asmgen.docs.pages import render_pages
+        from asmgen.docs.verdict import verdicts
+        from asmgen.spec.files import spec_files
+
+        tables = build_all(spec_files(specs), templates)
+        return render_pages(tables, verdicts(tables))
+
+    return cached_build(specs, templates, ["docs"], compute)
+
+
 def cmd_docs(args) -> int:
     out = output(args, "out")
-    tables = build_all(spec_files(args.specs), args.templates)
-    outputs = render_pages(tables, verdicts(tables))
+    outputs = _pages(args.specs, args.templates)
     return _check(outputs, out) if args.check else _write(outputs, out)
 
 

@@ -5,13 +5,9 @@ clang-format here, the one place outputs are formatted."""
 
 from __future__ import annotations
 
-import difflib
-import sys
-from pathlib import Path
-
 from asmgen.build.table import Table
-from asmgen.emit.atomic import write_files
 from asmgen.emit.clangformat import clang_format
+from asmgen.emit.compare import report_stale, stale_outputs, write_outputs
 from asmgen.emit.cpp_header import emit_cpp
 from asmgen.emit.json_tables import emit_json
 from asmgen.emit.orc_header import FILENAME as ORC_HEADER
@@ -28,6 +24,8 @@ OUTPUTS = {
 # The outputs clang-format lays out (LLVM style).
 CLANG_FORMATTED = ("orc_resolvers.h", ORC_HEADER)
 
+__all__ = ["OUTPUTS", "render_outputs", "report_stale", "stale_outputs", "write_outputs"]
+
 
 def render_outputs(tables: list[Table]) -> dict[str, str]:
     """Every output file's text, all computed before anything is written:
@@ -37,37 +35,3 @@ def render_outputs(tables: list[Table]) -> dict[str, str]:
         outputs[name] = clang_format(outputs[name], name)
     outputs.update(emit_reentry_sources(tables))
     return outputs
-
-
-def write_outputs(outputs: dict[str, str], out_dir: Path) -> list[Path]:
-    """Write the changed files as one set (see output.py); the paths written."""
-    return write_files({out_dir / name: text for name, text in outputs.items()})
-
-
-def stale_outputs(outputs: dict[str, str], out_dir: Path) -> list[str]:
-    stale = []
-    for name, text in outputs.items():
-        path = out_dir / name
-        try:
-            current = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            current = None
-        if current != text:
-            stale.append(name)
-    return stale
-
-
-def report_stale(outputs: dict[str, str], out_dir: Path, shown: int = 60) -> list[str]:
-    """Print the start of a diff for each stale file; the names of the stale files."""
-    stale = stale_outputs(outputs, out_dir)
-    for name in stale:
-        path = out_dir / name
-        try:
-            old = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        except (OSError, UnicodeDecodeError):
-            old = []
-        new = outputs[name].splitlines(keepends=True)
-        diff = difflib.unified_diff(old, new, f"{path} (checked in)", f"{path} (fresh)")
-        sys.stdout.writelines(list(diff)[:shown])
-        print(f"{path}: stale; run `make generate`")
-    return stale

@@ -6,7 +6,9 @@ the comparison never asks where a table came from:
 - a git revision: its committed `generated/tables.json` (`git show`), which CI
   keeps equal to what that revision's specs and templates generate;
 - a checkout (a folder with `abi_specs/`), such as the working tree: built
-  fresh in memory, so uncommitted spec, template and generator edits count;
+  fresh in memory, so uncommitted spec, template and generator edits count
+  (the working tree's tables.json comes through the build cache, keyed by
+  all of those);
 - a folder of specs, or one spec file: built in memory with `--templates`;
 - a `tables.json` file: read as it is;
 - LLVM's sources (an LLVM checkout, a git revision of one, or either with a
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asmgen.build.pipeline import build
+from asmgen.emit.cached import cached_outputs
 from asmgen.emit.json_tables import table_record
 from asmgen.errors import AsmgenError
 from asmgen.review.llvm_side import LlvmSide
@@ -158,7 +161,14 @@ def working_tree(repo: Path | None, fallback: Path) -> Source:
     if not (root / "abi_specs").is_dir():
         raise AsmgenError("no abi_specs/ folder here; name NEW explicitly", root)
     items = spec_files(root / "abi_specs", contract=False)
-    return _from_specs("working tree", items, root / "templates")
+    try:
+        # What `asmgen generate` would write, usually from the build cache.
+        built = cached_outputs(root / "abi_specs", root / "templates")
+    except AsmgenError:
+        # A spec that breaks its contract (refused by generate) still reviews.
+        return _from_specs("working tree", items, root / "templates")
+    records = _from_tables_json(built["tables.json"], "working tree")
+    return Source("working tree", records, {i.spec.abi: (i.spec, i.path) for i in items})
 
 
 # --- LLVM's sources -------------------------------------------------------------------------

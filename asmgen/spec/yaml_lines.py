@@ -28,6 +28,74 @@ class _LineLoader(yaml.SafeLoader):
     what = "spec"  # the kind of file, for messages
 
 
+# libyaml's parser builds the same nodes, with the same line marks, some 20
+# times faster.  Text it refuses, or that pyyaml's reader would refuse, takes
+# the pure-Python path, so every syntax error reads as pyyaml reports it.
+# libyaml composes nested nodes by C recursion and crashes some twenty
+# thousand levels down: text nested deeper than FAST_NESTING is refused from
+# libyaml's event parser (which keeps a stack instead), at the first node
+# deeper than MAX_DEPTH, as _to_python refuses shallower text.  (pyyaml's
+# Python composer runs out of stack a few hundred levels down, and says
+# only "nests too deeply" at line 1.)
+FAST_NESTING = 2000
+_FastLoader = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _FastLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        nodes_built = 0
+        what = "spec"
+
+
+def _refuse_deep(text: str, path: Path) -> bool:
+    """Raise if a collection in `text` nests deeper than FAST_NESTING; False
+    if libyaml cannot parse the text, True if it can."""
+    # Each level takes a bracket, or a column of the line it starts on.
+    lines = text.splitlines()
+    if text.count("[") + text.count("{") + max(map(len, lines), default=0) <= FAST_NESTING:
+        return True
+    events = _FastLoader(text)
+    depth, first = 0, None
+    try:
+        while events.check_event():
+            event = events.get_event()
+            if isinstance(event, yaml.NodeEvent) and depth > MAX_DEPTH and first is None:
+                first = event.start_mark
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > FAST_NESTING:
+                    problem = f"YAML nests deeper than {MAX_DEPTH} levels"
+                    raise AsmgenError(problem, path, first.line + 1, first.column + 1)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return False
+    finally:
+        events.dispose()
+    return True
+
+
+def _compose(text: str, what: str, path: Path) -> tuple[_LineLoader, yaml.Node | None]:
+    """A loader for `text` and the root node it composed (None: no document)."""
+    if (
+        _FastLoader is not None
+        and not yaml.reader.Reader.NON_PRINTABLE.search(text)
+        and _refuse_deep(text, path)
+    ):
+        fast = _FastLoader(text)
+        fast.what = what
+        try:
+            return fast, fast.get_single_node()
+        except yaml.YAMLError:
+            fast.dispose()
+    loader = _LineLoader(text)
+    loader.what = what
+    try:
+        return loader, loader.get_single_node()
+    except BaseException:
+        loader.dispose()
+        raise
+
+
 def _to_python(
     loader: _LineLoader, node: yaml.Node, key: tuple, where: dict, path: Path, open_=()
 ) -> Any:
@@ -153,10 +221,8 @@ def read_yaml(text: str, path: Path, what: str) -> tuple[dict, dict[tuple, int]]
     """The mapping in `text` (lists as lists) and the line of every key in it;
     errors name `what` ("spec", ...) and the line."""
     try:
-        loader = _LineLoader(text)
-        loader.what = what
+        loader, root = _compose(text, what, path)
         try:
-            root = loader.get_single_node()
             if root is None:
                 raise AsmgenError(f"{what} is empty", path, 1)
             where: dict[tuple, int] = {}

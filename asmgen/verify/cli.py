@@ -20,7 +20,9 @@ def cmd_verify(args) -> int:
     else:
         generated = output(args, "generated")
         subjects = subjects_from_generated(items, generated / "orc_resolvers.py")
-    reports = verify(subjects, compiled=args.compiled, templates=args.templates)
+    emulation_only = args.emulation_only
+    compiled = args.compiled and not emulation_only
+    reports = verify(subjects, compiled, args.templates, native=not emulation_only)
     sys.stdout.write(FORMATS[args.format](reports))
     return exit_status(reports)
 
@@ -48,6 +50,12 @@ def register(sub) -> None:
         dest="compiled",
         action="store_false",
         help="skip the runs against compiled code (native, wine, qemu-user)",
+    )
+    parser.add_argument(
+        "--emulation-only",
+        action="store_true",
+        help="unicorn and the static checks only: no compiled, native or wine/qemu runs "
+        "(the checks that need them say `not run here`)",
     )
     parser.add_argument("--specs", type=Path, help="folder of ABI specs")
     parser.add_argument("--templates", type=Path, help="folder of per-arch templates")
