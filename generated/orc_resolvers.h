@@ -56,6 +56,12 @@
 //   template templates/mips64/resolver.s.j2
 //   template templates/mips64/trampoline.s.j2
 //   template templates/mips64/stub.s.j2
+// PPC64:
+//   spec abi_specs/ppc64le.yaml
+//   convention abi_specs/conventions/ppc64_elfv2.yaml
+//   template templates/ppc64le/resolver.s.j2
+//   template templates/ppc64le/trampoline.s.j2
+//   template templates/ppc64le/stub.s.j2
 // Riscv64:
 //   spec abi_specs/riscv64.yaml
 //   convention abi_specs/conventions/riscv_lp64d.yaml
@@ -1682,6 +1688,281 @@ inline void OrcMips64::writeIndirectStubsBlock(
     detail::patchField<uint32_t>(Unit + 0xc, uint32_t(0xffffULL), 0,
                                  ((Target + 0x8000) >> 16) & 0xFFFF);
     detail::patchField<uint32_t>(Unit + 0x14, uint32_t(0xffffULL), 0,
+                                 Target & 0xFFFF);
+  }
+}
+
+/// PPC64: PowerPC64 LE (ELFv2)
+/// Serves callers of: ccc, fastcc, coldcc.
+struct OrcPPC64 {
+  static constexpr unsigned ResolverCodeSize = 0x25c;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x110;
+  static constexpr unsigned ReentryFnAddrOffset = 0x124;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 32;
+  static constexpr unsigned StubSize = 32;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xffffffff;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcPPC64::writeResolverCode(char *ResolverWorkingMem,
+                                        uint64_t ReentryFnAddr,
+                                        uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint32_t ResolverCode[] = {
+      // resolver_entry:
+      0xf8010010, // 0x000: std r0, 0x10(r1)
+      0xf821fda1, // 0x004: stdu r1, -0x260(r1)
+      0xf8010060, // 0x008: std r0, 0x60(r1)
+      0xf8610068, // 0x00c: std r3, 0x68(r1)
+      0xf8810070, // 0x010: std r4, 0x70(r1)
+      0xf8a10078, // 0x014: std r5, 0x78(r1)
+      0xf8c10080, // 0x018: std r6, 0x80(r1)
+      0xf8e10088, // 0x01c: std r7, 0x88(r1)
+      0xf9010090, // 0x020: std r8, 0x90(r1)
+      0xf9210098, // 0x024: std r9, 0x98(r1)
+      0xf94100a0, // 0x028: std r10, 0xa0(r1)
+      0xf96100a8, // 0x02c: std r11, 0xa8(r1)
+      0xd80100b0, // 0x030: stfd f0, 0xb0(r1)
+      0xd82100b8, // 0x034: stfd f1, 0xb8(r1)
+      0xd84100c0, // 0x038: stfd f2, 0xc0(r1)
+      0xd86100c8, // 0x03c: stfd f3, 0xc8(r1)
+      0xd88100d0, // 0x040: stfd f4, 0xd0(r1)
+      0xd8a100d8, // 0x044: stfd f5, 0xd8(r1)
+      0xd8c100e0, // 0x048: stfd f6, 0xe0(r1)
+      0xd8e100e8, // 0x04c: stfd f7, 0xe8(r1)
+      0xd90100f0, // 0x050: stfd f8, 0xf0(r1)
+      0xd92100f8, // 0x054: stfd f9, 0xf8(r1)
+      0xd9410100, // 0x058: stfd f10, 0x100(r1)
+      0xd9610108, // 0x05c: stfd f11, 0x108(r1)
+      0xd9810110, // 0x060: stfd f12, 0x110(r1)
+      0xd9a10118, // 0x064: stfd f13, 0x118(r1)
+      0x39800120, // 0x068: li r12, 0x120
+      0x7c016799, // 0x06c: stxvd2x v0, r1, r12
+      0x39800130, // 0x070: li r12, 0x130
+      0x7c216799, // 0x074: stxvd2x v1, r1, r12
+      0x39800140, // 0x078: li r12, 0x140
+      0x7c416799, // 0x07c: stxvd2x v2, r1, r12
+      0x39800150, // 0x080: li r12, 0x150
+      0x7c616799, // 0x084: stxvd2x v3, r1, r12
+      0x39800160, // 0x088: li r12, 0x160
+      0x7c816799, // 0x08c: stxvd2x v4, r1, r12
+      0x39800170, // 0x090: li r12, 0x170
+      0x7ca16799, // 0x094: stxvd2x v5, r1, r12
+      0x39800180, // 0x098: li r12, 0x180
+      0x7cc16799, // 0x09c: stxvd2x v6, r1, r12
+      0x39800190, // 0x0a0: li r12, 0x190
+      0x7ce16799, // 0x0a4: stxvd2x v7, r1, r12
+      0x398001a0, // 0x0a8: li r12, 0x1a0
+      0x7d016799, // 0x0ac: stxvd2x v8, r1, r12
+      0x398001b0, // 0x0b0: li r12, 0x1b0
+      0x7d216799, // 0x0b4: stxvd2x v9, r1, r12
+      0x398001c0, // 0x0b8: li r12, 0x1c0
+      0x7d416799, // 0x0bc: stxvd2x v10, r1, r12
+      0x398001d0, // 0x0c0: li r12, 0x1d0
+      0x7d616799, // 0x0c4: stxvd2x v11, r1, r12
+      0x398001e0, // 0x0c8: li r12, 0x1e0
+      0x7d816799, // 0x0cc: stxvd2x v12, r1, r12
+      0x398001f0, // 0x0d0: li r12, 0x1f0
+      0x7da16799, // 0x0d4: stxvd2x v13, r1, r12
+      0x39800200, // 0x0d8: li r12, 0x200
+      0x7dc16799, // 0x0dc: stxvd2x v14, r1, r12
+      0x39800210, // 0x0e0: li r12, 0x210
+      0x7de16799, // 0x0e4: stxvd2x v15, r1, r12
+      0x39800220, // 0x0e8: li r12, 0x220
+      0x7e016799, // 0x0ec: stxvd2x v16, r1, r12
+      0x39800230, // 0x0f0: li r12, 0x230
+      0x7e216799, // 0x0f4: stxvd2x v17, r1, r12
+      0x39800240, // 0x0f8: li r12, 0x240
+      0x7e416799, // 0x0fc: stxvd2x v18, r1, r12
+      0x39800250, // 0x100: li r12, 0x250
+      0x7e616799, // 0x104: stxvd2x v19, r1, r12
+      0x7c8802a6, // 0x108: mflr r4
+      0x3884ffe0, // 0x10c: addi r4, r4, -0x20
+      // ReentryCtxAddr:
+      0x3c600000, // 0x110: lis r3, 0
+      0x60630000, // 0x114: ori r3, r3, 0
+      0x786307c6, // 0x118: sldi r3, r3, 0x20
+      0x64630000, // 0x11c: oris r3, r3, 0
+      0x60630000, // 0x120: ori r3, r3, 0
+      // ReentryFnAddr:
+      0x3d800000, // 0x124: lis r12, 0
+      0x618c0000, // 0x128: ori r12, r12, 0
+      0x798c07c6, // 0x12c: sldi r12, r12, 0x20
+      0x658c0000, // 0x130: oris r12, r12, 0
+      0x618c0000, // 0x134: ori r12, r12, 0
+      0x7d8903a6, // 0x138: mtctr r12
+      0xf8410018, // 0x13c: std r2, 0x18(r1)
+      0x4e800421, // 0x140: bctrl
+      0xe8410018, // 0x144: ld r2, 0x18(r1)
+      0x7c6903a6, // 0x148: mtctr r3
+      0xe8010060, // 0x14c: ld r0, 0x60(r1)
+      0xe8610068, // 0x150: ld r3, 0x68(r1)
+      0xe8810070, // 0x154: ld r4, 0x70(r1)
+      0xe8a10078, // 0x158: ld r5, 0x78(r1)
+      0xe8c10080, // 0x15c: ld r6, 0x80(r1)
+      0xe8e10088, // 0x160: ld r7, 0x88(r1)
+      0xe9010090, // 0x164: ld r8, 0x90(r1)
+      0xe9210098, // 0x168: ld r9, 0x98(r1)
+      0xe94100a0, // 0x16c: ld r10, 0xa0(r1)
+      0xe96100a8, // 0x170: ld r11, 0xa8(r1)
+      0xc80100b0, // 0x174: lfd f0, 0xb0(r1)
+      0xc82100b8, // 0x178: lfd f1, 0xb8(r1)
+      0xc84100c0, // 0x17c: lfd f2, 0xc0(r1)
+      0xc86100c8, // 0x180: lfd f3, 0xc8(r1)
+      0xc88100d0, // 0x184: lfd f4, 0xd0(r1)
+      0xc8a100d8, // 0x188: lfd f5, 0xd8(r1)
+      0xc8c100e0, // 0x18c: lfd f6, 0xe0(r1)
+      0xc8e100e8, // 0x190: lfd f7, 0xe8(r1)
+      0xc90100f0, // 0x194: lfd f8, 0xf0(r1)
+      0xc92100f8, // 0x198: lfd f9, 0xf8(r1)
+      0xc9410100, // 0x19c: lfd f10, 0x100(r1)
+      0xc9610108, // 0x1a0: lfd f11, 0x108(r1)
+      0xc9810110, // 0x1a4: lfd f12, 0x110(r1)
+      0xc9a10118, // 0x1a8: lfd f13, 0x118(r1)
+      0x39800120, // 0x1ac: li r12, 0x120
+      0x7c016699, // 0x1b0: lxvd2x v0, r1, r12
+      0x39800130, // 0x1b4: li r12, 0x130
+      0x7c216699, // 0x1b8: lxvd2x v1, r1, r12
+      0x39800140, // 0x1bc: li r12, 0x140
+      0x7c416699, // 0x1c0: lxvd2x v2, r1, r12
+      0x39800150, // 0x1c4: li r12, 0x150
+      0x7c616699, // 0x1c8: lxvd2x v3, r1, r12
+      0x39800160, // 0x1cc: li r12, 0x160
+      0x7c816699, // 0x1d0: lxvd2x v4, r1, r12
+      0x39800170, // 0x1d4: li r12, 0x170
+      0x7ca16699, // 0x1d8: lxvd2x v5, r1, r12
+      0x39800180, // 0x1dc: li r12, 0x180
+      0x7cc16699, // 0x1e0: lxvd2x v6, r1, r12
+      0x39800190, // 0x1e4: li r12, 0x190
+      0x7ce16699, // 0x1e8: lxvd2x v7, r1, r12
+      0x398001a0, // 0x1ec: li r12, 0x1a0
+      0x7d016699, // 0x1f0: lxvd2x v8, r1, r12
+      0x398001b0, // 0x1f4: li r12, 0x1b0
+      0x7d216699, // 0x1f8: lxvd2x v9, r1, r12
+      0x398001c0, // 0x1fc: li r12, 0x1c0
+      0x7d416699, // 0x200: lxvd2x v10, r1, r12
+      0x398001d0, // 0x204: li r12, 0x1d0
+      0x7d616699, // 0x208: lxvd2x v11, r1, r12
+      0x398001e0, // 0x20c: li r12, 0x1e0
+      0x7d816699, // 0x210: lxvd2x v12, r1, r12
+      0x398001f0, // 0x214: li r12, 0x1f0
+      0x7da16699, // 0x218: lxvd2x v13, r1, r12
+      0x39800200, // 0x21c: li r12, 0x200
+      0x7dc16699, // 0x220: lxvd2x v14, r1, r12
+      0x39800210, // 0x224: li r12, 0x210
+      0x7de16699, // 0x228: lxvd2x v15, r1, r12
+      0x39800220, // 0x22c: li r12, 0x220
+      0x7e016699, // 0x230: lxvd2x v16, r1, r12
+      0x39800230, // 0x234: li r12, 0x230
+      0x7e216699, // 0x238: lxvd2x v17, r1, r12
+      0x39800240, // 0x23c: li r12, 0x240
+      0x7e416699, // 0x240: lxvd2x v18, r1, r12
+      0x39800250, // 0x244: li r12, 0x250
+      0x7e616699, // 0x248: lxvd2x v19, r1, r12
+      0x38210260, // 0x24c: addi r1, r1, 0x260
+      0x7c0803a6, // 0x250: mtlr r0
+      0x7d8902a6, // 0x254: mfctr r12
+      0x4e800420, // 0x258: bctr
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryCtxAddr >> 48) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryCtxAddrOffset + 0x4,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryCtxAddr >> 32) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryCtxAddrOffset + 0xc,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryCtxAddr >> 16) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryCtxAddrOffset + 0x10,
+                               uint32_t(0xffffULL), 0, ReentryCtxAddr & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryFnAddr >> 48) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryFnAddrOffset + 0x4,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryFnAddr >> 32) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryFnAddrOffset + 0xc,
+                               uint32_t(0xffffULL), 0,
+                               (ReentryFnAddr >> 16) & 0xFFFF);
+  detail::patchField<uint32_t>(ResolverWorkingMem + ReentryFnAddrOffset + 0x10,
+                               uint32_t(0xffffULL), 0, ReentryFnAddr & 0xFFFF);
+}
+
+inline void OrcPPC64::writeTrampolines(char *TrampolineBlockWorkingMem,
+                                       uint64_t TrampolineBlockTargetAddress,
+                                       uint64_t ResolverAddr,
+                                       unsigned NumTrampolines) {
+  // clang-format off
+  const uint32_t Trampoline[] = {
+      0x7c0802a6, // 0x00: mflr r0
+      0x3d800000, // 0x04: lis r12, 0
+      0x618c0000, // 0x08: ori r12, r12, 0
+      0x798c07c6, // 0x0c: sldi r12, r12, 0x20
+      0x658c0000, // 0x10: oris r12, r12, 0
+      0x618c0000, // 0x14: ori r12, r12, 0
+      0x7d8903a6, // 0x18: mtctr r12
+      0x4e800421, // 0x1c: bctrl
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  uint64_t Target = ResolverAddr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
+                                 (Target >> 48) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x8, uint32_t(0xffffULL), 0,
+                                 (Target >> 32) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x10, uint32_t(0xffffULL), 0,
+                                 (Target >> 16) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x14, uint32_t(0xffffULL), 0,
+                                 Target & 0xFFFF);
+  }
+}
+
+inline void OrcPPC64::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint32_t Stub[] = {
+      0x3d800000, // 0x00: lis r12, 0
+      0x618c0000, // 0x04: ori r12, r12, 0
+      0x798c07c6, // 0x08: sldi r12, r12, 0x20
+      0x658c0000, // 0x0c: oris r12, r12, 0
+      0x618c0000, // 0x10: ori r12, r12, 0
+      0xe98c0000, // 0x14: ld r12, 0(r12)
+      0x7d8903a6, // 0x18: mtctr r12
+      0x4e800420, // 0x1c: bctr
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    memcpy(Unit, Stub, StubSize);
+    detail::patchField<uint32_t>(Unit + 0x0, uint32_t(0xffffULL), 0,
+                                 (Target >> 48) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xffffULL), 0,
+                                 (Target >> 32) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0xc, uint32_t(0xffffULL), 0,
+                                 (Target >> 16) & 0xFFFF);
+    detail::patchField<uint32_t>(Unit + 0x10, uint32_t(0xffffULL), 0,
                                  Target & 0xFFFF);
   }
 }

@@ -56,6 +56,12 @@
 #   template templates/mips64/resolver.s.j2
 #   template templates/mips64/trampoline.s.j2
 #   template templates/mips64/stub.s.j2
+# PPC64:
+#   spec abi_specs/ppc64le.yaml
+#   convention abi_specs/conventions/ppc64_elfv2.yaml
+#   template templates/ppc64le/resolver.s.j2
+#   template templates/ppc64le/trampoline.s.j2
+#   template templates/ppc64le/stub.s.j2
 # Riscv64:
 #   spec abi_specs/riscv64.yaml
 #   convention abi_specs/conventions/riscv_lp64d.yaml
@@ -354,6 +360,9 @@ ENCODERS = {
     'pcrel_hi20': lambda value: ((value + 0x800) >> 12) & 0xfffff,
     'pcrel_lo12': lambda value: (value) & 0xfff,
     'runtime_word': lambda value: (0) & 0x0,
+    'u16_16': lambda value: ((value >> 16) & 0xFFFF) & 0xffff,
+    'u16_32': lambda value: ((value >> 32) & 0xFFFF) & 0xffff,
+    'u16_48': lambda value: ((value >> 48) & 0xFFFF) & 0xffff,
 }
 
 # Address width each kind accepts.
@@ -369,6 +378,9 @@ VALUE_BITS = {
     'pcrel_hi20': 64,
     'pcrel_lo12': 64,
     'runtime_word': 64,
+    'u16_16': 64,
+    'u16_32': 64,
+    'u16_48': 64,
 }
 
 
@@ -1645,6 +1657,257 @@ Mips64 = ResolverTable(
             ),
             UnitField(
                 Field(0x14, 4, 0, 16, 'lo16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+)
+
+
+PPC64 = ResolverTable(
+    abi='PPC64',
+    llvm_class='OrcPPC64',
+    element='uint32_t',
+    byteorder='little',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "100001f8a1fd21f8600001f8680061f8700081f87800a1f88000c1f88800e1f8"
+        "900001f9980021f9a00041f9a80061f9b00001d8b80021d8c00041d8c80061d8"
+        "d00081d8d800a1d8e000c1d8e800e1d8f00001d9f80021d9000141d9080161d9"
+        "100181d91801a1d9200180399967017c300180399967217c400180399967417c"
+        "500180399967617c600180399967817c700180399967a17c800180399967c17c"
+        "900180399967e17ca00180399967017db00180399967217dc00180399967417d"
+        "d00180399967617de00180399967817df00180399967a17d000280399967c17d"
+        "100280399967e17d200280399967017e300280399967217e400280399967417e"
+        "500280399967617ea602887ce0ff84380000603c00006360c607637800006364"
+        "000063600000803d00008c61c6078c7900008c6500008c61a603897d180041f8"
+        "2104804e180041e8a603697c600001e8680061e8700081e87800a1e88000c1e8"
+        "8800e1e8900001e9980021e9a00041e9a80061e9b00001c8b80021c8c00041c8"
+        "c80061c8d00081c8d800a1c8e000c1c8e800e1c8f00001c9f80021c9000141c9"
+        "080161c9100181c91801a1c9200180399966017c300180399966217c40018039"
+        "9966417c500180399966617c600180399966817c700180399966a17c80018039"
+        "9966c17c900180399966e17ca00180399966017db00180399966217dc0018039"
+        "9966417dd00180399966617de00180399966817df00180399966a17d00028039"
+        "9966c17d100280399966e17d200280399966017e300280399966217e40028039"
+        "9966417e500280399966617e60022138a603087ca602897d2004804e"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x110, 4, 'u16_48+u16_32+u16_16+lo16',
+            (
+            Field(0x110, 4, 0, 16, 'u16_48', 0x3c600000, False),
+            Field(0x114, 4, 0, 16, 'u16_32', 0x60630000, False),
+            Field(0x11c, 4, 0, 16, 'u16_16', 0x64630000, False),
+            Field(0x120, 4, 0, 16, 'lo16', 0x60630000, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x124, 4, 'u16_48+u16_32+u16_16+lo16',
+            (
+            Field(0x124, 4, 0, 16, 'u16_48', 0x3d800000, False),
+            Field(0x128, 4, 0, 16, 'u16_32', 0x618c0000, False),
+            Field(0x130, 4, 0, 16, 'u16_16', 0x658c0000, False),
+            Field(0x134, 4, 0, 16, 'lo16', 0x618c0000, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x000  100001f8              std r0, 0x10(r1)\n'
+        '  0x004  a1fd21f8              stdu r1, -0x260(r1)\n'
+        '  0x008  600001f8              std r0, 0x60(r1)\n'
+        '  0x00c  680061f8              std r3, 0x68(r1)\n'
+        '  0x010  700081f8              std r4, 0x70(r1)\n'
+        '  0x014  7800a1f8              std r5, 0x78(r1)\n'
+        '  0x018  8000c1f8              std r6, 0x80(r1)\n'
+        '  0x01c  8800e1f8              std r7, 0x88(r1)\n'
+        '  0x020  900001f9              std r8, 0x90(r1)\n'
+        '  0x024  980021f9              std r9, 0x98(r1)\n'
+        '  0x028  a00041f9              std r10, 0xa0(r1)\n'
+        '  0x02c  a80061f9              std r11, 0xa8(r1)\n'
+        '  0x030  b00001d8              stfd f0, 0xb0(r1)\n'
+        '  0x034  b80021d8              stfd f1, 0xb8(r1)\n'
+        '  0x038  c00041d8              stfd f2, 0xc0(r1)\n'
+        '  0x03c  c80061d8              stfd f3, 0xc8(r1)\n'
+        '  0x040  d00081d8              stfd f4, 0xd0(r1)\n'
+        '  0x044  d800a1d8              stfd f5, 0xd8(r1)\n'
+        '  0x048  e000c1d8              stfd f6, 0xe0(r1)\n'
+        '  0x04c  e800e1d8              stfd f7, 0xe8(r1)\n'
+        '  0x050  f00001d9              stfd f8, 0xf0(r1)\n'
+        '  0x054  f80021d9              stfd f9, 0xf8(r1)\n'
+        '  0x058  000141d9              stfd f10, 0x100(r1)\n'
+        '  0x05c  080161d9              stfd f11, 0x108(r1)\n'
+        '  0x060  100181d9              stfd f12, 0x110(r1)\n'
+        '  0x064  1801a1d9              stfd f13, 0x118(r1)\n'
+        '  0x068  20018039              li r12, 0x120\n'
+        '  0x06c  9967017c              stxvd2x v0, r1, r12\n'
+        '  0x070  30018039              li r12, 0x130\n'
+        '  0x074  9967217c              stxvd2x v1, r1, r12\n'
+        '  0x078  40018039              li r12, 0x140\n'
+        '  0x07c  9967417c              stxvd2x v2, r1, r12\n'
+        '  0x080  50018039              li r12, 0x150\n'
+        '  0x084  9967617c              stxvd2x v3, r1, r12\n'
+        '  0x088  60018039              li r12, 0x160\n'
+        '  0x08c  9967817c              stxvd2x v4, r1, r12\n'
+        '  0x090  70018039              li r12, 0x170\n'
+        '  0x094  9967a17c              stxvd2x v5, r1, r12\n'
+        '  0x098  80018039              li r12, 0x180\n'
+        '  0x09c  9967c17c              stxvd2x v6, r1, r12\n'
+        '  0x0a0  90018039              li r12, 0x190\n'
+        '  0x0a4  9967e17c              stxvd2x v7, r1, r12\n'
+        '  0x0a8  a0018039              li r12, 0x1a0\n'
+        '  0x0ac  9967017d              stxvd2x v8, r1, r12\n'
+        '  0x0b0  b0018039              li r12, 0x1b0\n'
+        '  0x0b4  9967217d              stxvd2x v9, r1, r12\n'
+        '  0x0b8  c0018039              li r12, 0x1c0\n'
+        '  0x0bc  9967417d              stxvd2x v10, r1, r12\n'
+        '  0x0c0  d0018039              li r12, 0x1d0\n'
+        '  0x0c4  9967617d              stxvd2x v11, r1, r12\n'
+        '  0x0c8  e0018039              li r12, 0x1e0\n'
+        '  0x0cc  9967817d              stxvd2x v12, r1, r12\n'
+        '  0x0d0  f0018039              li r12, 0x1f0\n'
+        '  0x0d4  9967a17d              stxvd2x v13, r1, r12\n'
+        '  0x0d8  00028039              li r12, 0x200\n'
+        '  0x0dc  9967c17d              stxvd2x v14, r1, r12\n'
+        '  0x0e0  10028039              li r12, 0x210\n'
+        '  0x0e4  9967e17d              stxvd2x v15, r1, r12\n'
+        '  0x0e8  20028039              li r12, 0x220\n'
+        '  0x0ec  9967017e              stxvd2x v16, r1, r12\n'
+        '  0x0f0  30028039              li r12, 0x230\n'
+        '  0x0f4  9967217e              stxvd2x v17, r1, r12\n'
+        '  0x0f8  40028039              li r12, 0x240\n'
+        '  0x0fc  9967417e              stxvd2x v18, r1, r12\n'
+        '  0x100  50028039              li r12, 0x250\n'
+        '  0x104  9967617e              stxvd2x v19, r1, r12\n'
+        '  0x108  a602887c              mflr r4\n'
+        '  0x10c  e0ff8438              addi r4, r4, -0x20\n'
+        'ReentryCtxAddr:\n'
+        '  0x110  0000603c              lis r3, 0  ; patch ReentryCtxAddr: u16_48 at 0x110\n'
+        '  0x114  00006360              ori r3, r3, 0  ; patch ReentryCtxAddr: u16_32 at 0x114\n'
+        '  0x118  c6076378              sldi r3, r3, 0x20\n'
+        '  0x11c  00006364              oris r3, r3, 0  ; patch ReentryCtxAddr: u16_16 at 0x11c\n'
+        '  0x120  00006360              ori r3, r3, 0  ; patch ReentryCtxAddr: lo16 at 0x120\n'
+        'ReentryFnAddr:\n'
+        '  0x124  0000803d              lis r12, 0  ; patch ReentryFnAddr: u16_48 at 0x124\n'
+        '  0x128  00008c61              ori r12, r12, 0  ; patch ReentryFnAddr: u16_32 at 0x128\n'
+        '  0x12c  c6078c79              sldi r12, r12, 0x20\n'
+        '  0x130  00008c65              oris r12, r12, 0  ; patch ReentryFnAddr: u16_16 at 0x130\n'
+        '  0x134  00008c61              ori r12, r12, 0  ; patch ReentryFnAddr: lo16 at 0x134\n'
+        '  0x138  a603897d              mtctr r12\n'
+        '  0x13c  180041f8              std r2, 0x18(r1)\n'
+        '  0x140  2104804e              bctrl\n'
+        '  0x144  180041e8              ld r2, 0x18(r1)\n'
+        '  0x148  a603697c              mtctr r3\n'
+        '  0x14c  600001e8              ld r0, 0x60(r1)\n'
+        '  0x150  680061e8              ld r3, 0x68(r1)\n'
+        '  0x154  700081e8              ld r4, 0x70(r1)\n'
+        '  0x158  7800a1e8              ld r5, 0x78(r1)\n'
+        '  0x15c  8000c1e8              ld r6, 0x80(r1)\n'
+        '  0x160  8800e1e8              ld r7, 0x88(r1)\n'
+        '  0x164  900001e9              ld r8, 0x90(r1)\n'
+        '  0x168  980021e9              ld r9, 0x98(r1)\n'
+        '  0x16c  a00041e9              ld r10, 0xa0(r1)\n'
+        '  0x170  a80061e9              ld r11, 0xa8(r1)\n'
+        '  0x174  b00001c8              lfd f0, 0xb0(r1)\n'
+        '  0x178  b80021c8              lfd f1, 0xb8(r1)\n'
+        '  0x17c  c00041c8              lfd f2, 0xc0(r1)\n'
+        '  0x180  c80061c8              lfd f3, 0xc8(r1)\n'
+        '  0x184  d00081c8              lfd f4, 0xd0(r1)\n'
+        '  0x188  d800a1c8              lfd f5, 0xd8(r1)\n'
+        '  0x18c  e000c1c8              lfd f6, 0xe0(r1)\n'
+        '  0x190  e800e1c8              lfd f7, 0xe8(r1)\n'
+        '  0x194  f00001c9              lfd f8, 0xf0(r1)\n'
+        '  0x198  f80021c9              lfd f9, 0xf8(r1)\n'
+        '  0x19c  000141c9              lfd f10, 0x100(r1)\n'
+        '  0x1a0  080161c9              lfd f11, 0x108(r1)\n'
+        '  0x1a4  100181c9              lfd f12, 0x110(r1)\n'
+        '  0x1a8  1801a1c9              lfd f13, 0x118(r1)\n'
+        '  0x1ac  20018039              li r12, 0x120\n'
+        '  0x1b0  9966017c              lxvd2x v0, r1, r12\n'
+        '  0x1b4  30018039              li r12, 0x130\n'
+        '  0x1b8  9966217c              lxvd2x v1, r1, r12\n'
+        '  0x1bc  40018039              li r12, 0x140\n'
+        '  0x1c0  9966417c              lxvd2x v2, r1, r12\n'
+        '  0x1c4  50018039              li r12, 0x150\n'
+        '  0x1c8  9966617c              lxvd2x v3, r1, r12\n'
+        '  0x1cc  60018039              li r12, 0x160\n'
+        '  0x1d0  9966817c              lxvd2x v4, r1, r12\n'
+        '  0x1d4  70018039              li r12, 0x170\n'
+        '  0x1d8  9966a17c              lxvd2x v5, r1, r12\n'
+        '  0x1dc  80018039              li r12, 0x180\n'
+        '  0x1e0  9966c17c              lxvd2x v6, r1, r12\n'
+        '  0x1e4  90018039              li r12, 0x190\n'
+        '  0x1e8  9966e17c              lxvd2x v7, r1, r12\n'
+        '  0x1ec  a0018039              li r12, 0x1a0\n'
+        '  0x1f0  9966017d              lxvd2x v8, r1, r12\n'
+        '  0x1f4  b0018039              li r12, 0x1b0\n'
+        '  0x1f8  9966217d              lxvd2x v9, r1, r12\n'
+        '  0x1fc  c0018039              li r12, 0x1c0\n'
+        '  0x200  9966417d              lxvd2x v10, r1, r12\n'
+        '  0x204  d0018039              li r12, 0x1d0\n'
+        '  0x208  9966617d              lxvd2x v11, r1, r12\n'
+        '  0x20c  e0018039              li r12, 0x1e0\n'
+        '  0x210  9966817d              lxvd2x v12, r1, r12\n'
+        '  0x214  f0018039              li r12, 0x1f0\n'
+        '  0x218  9966a17d              lxvd2x v13, r1, r12\n'
+        '  0x21c  00028039              li r12, 0x200\n'
+        '  0x220  9966c17d              lxvd2x v14, r1, r12\n'
+        '  0x224  10028039              li r12, 0x210\n'
+        '  0x228  9966e17d              lxvd2x v15, r1, r12\n'
+        '  0x22c  20028039              li r12, 0x220\n'
+        '  0x230  9966017e              lxvd2x v16, r1, r12\n'
+        '  0x234  30028039              li r12, 0x230\n'
+        '  0x238  9966217e              lxvd2x v17, r1, r12\n'
+        '  0x23c  40028039              li r12, 0x240\n'
+        '  0x240  9966417e              lxvd2x v18, r1, r12\n'
+        '  0x244  50028039              li r12, 0x250\n'
+        '  0x248  9966617e              lxvd2x v19, r1, r12\n'
+        '  0x24c  60022138              addi r1, r1, 0x260\n'
+        '  0x250  a603087c              mtlr r0\n'
+        '  0x254  a602897d              mfctr r12\n'
+        '  0x258  2004804e              bctr\n'
+    ),
+    stub_to_pointer_max_displacement=0xffffffff,
+    trampoline=Unit(
+        bytes.fromhex('a602087c0000803d00008c61c6078c7900008c6500008c61a603897d2104804e'),
+        'ResolverAddr',
+        (
+            UnitField(
+                Field(0x4, 4, 0, 16, 'u16_48'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x8, 4, 0, 16, 'u16_32'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x10, 4, 0, 16, 'u16_16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x14, 4, 0, 16, 'lo16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('0000803d00008c61c6078c7900008c6500008c6100008ce9a603897d2004804e'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x0, 4, 0, 16, 'u16_48'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x4, 4, 0, 16, 'u16_32'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0xc, 4, 0, 16, 'u16_16'),
+                None, 0x0, 0xffffffffffffffff, 1, '',
+            ),
+            UnitField(
+                Field(0x10, 4, 0, 16, 'lo16'),
                 None, 0x0, 0xffffffffffffffff, 1, '',
             ),
         ),
@@ -3179,4 +3442,4 @@ X86_64_Win32_ShadowStack = ResolverTable(
     ),
 )
 
-TABLES = {table.abi: table for table in (AArch64, AArch64_BTI, AArch64_GCS_BTI, I386, LoongArch64, LoongArch64_Aligned, Mips32Be, Mips32Le, Mips64, Riscv64, Riscv64_Aligned, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_SysV_ShadowStack, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial, X86_64_Win32_ShadowStack,)}
+TABLES = {table.abi: table for table in (AArch64, AArch64_BTI, AArch64_GCS_BTI, I386, LoongArch64, LoongArch64_Aligned, Mips32Be, Mips32Le, Mips64, PPC64, Riscv64, Riscv64_Aligned, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_SysV_ShadowStack, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial, X86_64_Win32_ShadowStack,)}

@@ -68,6 +68,11 @@ def available() -> bool:
 
 def normalize(name: str, arch: str, role: str) -> tuple[str, int | None]:
     """An llc register name as asmgen's: (name, bits of a vector register)."""
+    from asmgen.arches import ARCHES
+
+    for pattern, replacement in ARCHES[arch].llvm_names:
+        if re.fullmatch(pattern, name):
+            return re.sub(pattern, replacement, name), None
     if arch in ("x86_64", "i386"):
         m = re.fullmatch(r"([xyz])mm(\d+)", name)
         if m:

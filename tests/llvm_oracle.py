@@ -163,6 +163,24 @@ def patched_driver(cache_dir: Path, tree: Path, cpp: str, scratch: bool = False)
     )
 
 
+def syntax_check(tree: Path, rel: str) -> str:
+    """`rel` of `tree` compiled with g++ -fsyntax-only (templates are
+    instantiated) against LLVM 19's headers, the tree's header first and the
+    later trees' export macros empty (as patched_driver); the errors, or ""."""
+    done = subprocess.run(
+        [
+            *("g++", "-std=c++17", "-fsyntax-only", "-w"),
+            *("-I", str(tree / "llvm" / "include"), "-DLLVM_ABI=", "-DLLVM_CLASS_ABI="),
+            *llvm_config("--cxxflags"),
+            str(tree / rel),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "" if done.returncode == 0 else done.stderr.strip()[-3000:] or "g++ failed"
+
+
 def ask(driver: Path, requests: list[str]) -> list[str]:
     ran = subprocess.run(
         [str(driver)], input="".join(requests), capture_output=True, text=True, check=True

@@ -9,7 +9,9 @@ proven by applying, compiling and running it.  The checkout is only read.
   5. the patched OrcABISupport.cpp compiled against LLVM 19's headers, with the
      patched header first, and linked into the differential driver: its writers
      against the generated Python module, every difference declared
-     (tests/llvm19/differences.yaml, `patched`);
+     (tests/llvm19/differences.yaml, `patched`); the factory files the patch
+     gave an arch's cases (IndirectionUtils.cpp, LazyReexports.cpp) compiled
+     the same way (g++ -fsyntax-only), if the checkout's own do;
   6. the lazy JIT (tests/llvm_jit/): its LLLazyJIT and compile-callback test
      built with the patched OrcABISupport.cpp linked in and the patched header
      first, run on LLVM's x86-64 System V classes as the patch defines them
@@ -37,6 +39,7 @@ import llvm_trees
 
 from asmgen import __version__
 from asmgen.cli import main as asmgen
+from asmgen.patch import orc_factories
 from asmgen.patch import orc_source as orc
 from asmgen.resources import SPECS_DIR
 from asmgen.spec.files import select, spec_files
@@ -115,7 +118,34 @@ def changes(before: Path, after: Path) -> list[str]:
     added = [name for name in new_h if name not in old_h]
     if added:
         lines.append(f"- New classes: {', '.join(added)}")
+    for fn in orc_factories.FACTORIES:
+        if not (before / fn.path).exists():
+            continue
+        old, new = (orc_factories.cases(orc.load(r, fn.path), fn.name) for r in (before, after))
+        cases = [f"{e} -> {', '.join(sorted(new[e]))}" for e in new if e not in old]
+        if cases:
+            lines.append(f"- {fn.name}: new cases {'; '.join(cases)}")
     return lines
+
+
+def compile_factories(base: Path, tree: Path) -> list[tuple[str, str | None]]:
+    """(what, error) for each factory file the patch changed, compiled against
+    LLVM 19's headers with the patched header first; error None when the
+    checkout's own file does not compile against them (a later LLVM's API),
+    so the patched one is not tried."""
+    out: list[tuple[str, str | None]] = []
+    for rel in orc_factories.FACTORY_PATHS:
+        if not (base / rel).exists() or (base / rel).read_bytes() == (tree / rel).read_bytes():
+            continue
+        name = Path(rel).name
+        if oracle.syntax_check(base, rel):
+            out.append(
+                (f"{name}: the checkout's own does not compile against LLVM 19's headers", None)
+            )
+            continue
+        what = f"{name} with the new cases compiles against LLVM 19's headers, patched header first"
+        out.append((what, oracle.syntax_check(tree, rel)))
+    return out
 
 
 def _unpatched(tree: Path, abis: list[str]) -> dict[str, str]:
@@ -168,6 +198,11 @@ def check(root: Path, abis: list[str], work: Path) -> tuple[list[str], list[str]
     except RuntimeError as exc:
         step("compiles against LLVM 19's headers, patched header first", str(exc))
         return changes(base, tree), steps, False
+    for what, error in compile_factories(base, tree):
+        if error is None:
+            steps.append(f"{what}: not compiled")
+        else:
+            step(what, error)
     module = _load_module()
     llvm = oracle.constants(oracle.llvm_driver(work / "drivers"))
     declarations = oracle.Declarations.load()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from asmgen.cli import main as asmgen
 from asmgen.emit.clangformat import clang_format_binary
+from asmgen.patch import orc_factories
 from asmgen.patch import orc_source as orc
 
 GIT_ENV = {
@@ -42,8 +43,18 @@ def scratch_tree(repo: Path, files: dict[str, Path]) -> Path:
 
 
 def llvm_files(root: Path) -> dict[str, Path]:
-    """The two files `asmgen patch` edits, in an LLVM checkout."""
-    return {orc.CPP_PATH: root / orc.CPP_PATH, orc.HEADER_PATH: root / orc.HEADER_PATH}
+    """The files `asmgen patch` edits, in an LLVM checkout: OrcABISupport.cpp
+    and .h, and the files of the factory functions that pick a class by triple."""
+    return {
+        orc.CPP_PATH: root / orc.CPP_PATH,
+        orc.HEADER_PATH: root / orc.HEADER_PATH,
+        **factory_files(root),
+    }
+
+
+def factory_files(root: Path) -> dict[str, Path]:
+    """IndirectionUtils.cpp and LazyReexports.cpp in an LLVM checkout (or the fixture)."""
+    return orc_factories.files(root)
 
 
 def apply(repo: Path, patch: Path) -> str:

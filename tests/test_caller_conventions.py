@@ -39,7 +39,7 @@ def _llc_facts(conv):
     clobbers = [
         r.name
         for r in arch.registers
-        if r.cls in ("gpr", "vec") and r.name not in (arch.stack_pointer, link)
+        if r.cls in ("gpr", "fpr", "vec") and r.name not in (arch.stack_pointer, link)
     ]
     features = [feature for feature, _ in arch.wide_vectors]
     found = probe(

@@ -48,6 +48,8 @@ METHODS = {
     "Mips64": "qemu-mips64el",
     "Riscv64": "qemu-riscv64",
     "Riscv64_Aligned": "qemu-riscv64",
+    # unicorn emulates PowerPC big-endian only: ppc64le runs compiled only.
+    "PPC64": "qemu-ppc64le",
     # Debian 12 has no LoongArch cross compiler or qemu-user.
     "LoongArch64": "-",
     "LoongArch64_Aligned": "-",
@@ -95,12 +97,14 @@ def test_every_table_ran_against_compiled_code(document):
         assert checks["convention"]["method"] == method
         for check in COMPILED_CHECKS:
             # Every check ran under the compiled method (n/a only where the
-            # convention has nothing to check) and, but for `convention`, in unicorn.
+            # convention has nothing to check) and, but for `convention`, in
+            # unicorn where unicorn runs the arch (not PowerPC little-endian).
             runs = {r["method"]: r for r in checks[check]["runs"]}
             assert method in runs, (abi, check)
-            for run in runs.values():
+            for name, run in runs.items():
                 if run["status"] == "n/a":
-                    assert run["note"].startswith("the convention has"), (abi, check, run)
+                    why = "not emulated (unicorn 2" if name == "none" else "the convention has"
+                    assert run["note"].startswith(why), (abi, check, run)
             if check != "convention" and checks[check]["outcome"] != "n/a":
                 ran = [m for m, r in runs.items() if r["status"] != "n/a"]
                 assert checks[check]["method"] == "+".join(ran), (abi, check)
@@ -118,10 +122,19 @@ def test_every_convention_is_confirmed_by_its_compiler(document):
         ("mips_o32", "big"): "qemu-mips",
         ("mips_n64", "little"): "qemu-mips64el",
         ("riscv_lp64d", "little"): "qemu-riscv64",
+        ("ppc64_elfv2", "little"): "qemu-ppc64le",
         ("loongarch_lp64d", "little"): "none",
     }
     assert {k: t["method"] for k, t in targets.items()} == expected
-    facts = {"args", "callee_saved", "returns", "stack.home_area", "stack.align", "stack.red_zone"}
+    facts = {
+        "args",
+        "callee_saved",
+        "returns",
+        "stack.home_area",
+        "stack.link_area",
+        "stack.align",
+        "stack.red_zone",
+    }
     for key, target in targets.items():
         if target["method"] == "none":
             assert not target["ran"] and not target["facts"]
@@ -137,6 +150,14 @@ def test_every_convention_is_confirmed_by_its_compiler(document):
     assert spilled and "spilled rcx, rdx, r8, r9 into [sp, sp+0x20)" in home[("ms_x64", "little")]
     assert "spilled a0, a1, a2, a3 into [sp, sp+0x10)" in home[("mips_o32", "big")]
     assert "wrote nothing" in home[("sysv_amd64", "little")]
+    link = {
+        k: next(f["detail"] for f in t["facts"] if f["fact"] == "stack.link_area")
+        for k, t in targets.items()
+        if t["facts"]
+    }
+    # ELFv2: the LR save doubleword of the caller's frame header.
+    assert "wrote [sp+0x10, sp+0x18) of its caller's frame" in link[("ppc64_elfv2", "little")]
+    assert "wrote nothing" in link[("aapcs64", "little")]
 
 
 def _run(checks: dict, check: str, method: str) -> dict:
@@ -290,6 +311,18 @@ WRONG_CONVENTIONS = {
         "callee_saved",
         "rdi is not listed callee-saved, but compiled code kept it",
     ),
+    "elfv2 f14 caller-saved": (
+        "ppc64_elfv2",
+        ("r31, f14, f15,", "r31, f15,"),
+        "callee_saved",
+        "vs14 bits 0-63 is not listed callee-saved, but compiled code kept it",
+    ),
+    "elfv2 v2 and v3 swapped": (
+        "ppc64_elfv2",
+        ("vec: [v2, v3,", "vec: [v3, v2,"),
+        "args",
+        "landing_vec: vs35: sent",
+    ),
     "ms_x64 without a home area": (
         "ms_x64",
         ("  home_area: 0x20", "  home_area: 0x0"),
@@ -320,7 +353,11 @@ def test_a_wrong_convention_file_is_caught_by_compiled_code(tree, capsys, case):
     # change: the contract refuses them before anything runs.)
     for spec in ("x86_64_win64_seed", "x86_64_sysv_lean", "x86_64_win64_lean"):
         (tree / "abi_specs" / f"{spec}.yaml").unlink()
-    abi = "X86_64_SysV" if name == "sysv_amd64" else "X86_64_Win32"
+    # PPC64's fastcc and coldcc claims rest on C's list as well (the edit
+    # changes `ccc` only): it claims C alone here.
+    ppc = tree / "abi_specs" / "ppc64le.yaml"
+    ppc.write_text(ppc.read_text().replace("serves: [ccc, fastcc, coldcc]", "serves: [ccc]"))
+    abi = {"sysv_amd64": "X86_64_SysV", "ms_x64": "X86_64_Win32", "ppc64_elfv2": "PPC64"}[name]
     code, doc = _verify_json(capsys, "--build", *tree_options(tree), abi)
     assert code == 1
     checks = doc["abis"][abi]["checks"]
@@ -383,9 +420,10 @@ def test_a_resolver_that_hangs_is_stopped_and_located(subjects):
     hung = [
         _looping(subjects["X86_64_Win32"], b"\xeb\xfe"),  # jmp .
         _looping(subjects["Riscv64"], (0x0000006F).to_bytes(4, "little")),  # j .
+        _looping(subjects["PPC64"], (0x48000000).to_bytes(4, "little")),  # b .
     ]
     found = run_compiled(hung, TEMPLATES_DIR)
-    for results, text in zip(found.results, ("jmp 0", "j 0"), strict=True):
+    for results, text in zip(found.results, ("jmp 0", "j 0", "b 0"), strict=True):
         landing = results["landing_pc"]
         assert landing.status == "fail"
         assert f"timed out: stopped by the run's watchdog at resolver+0x0: {text}" in (

@@ -30,6 +30,7 @@ EXPECTED = {
     "mips_n64": "mips64",
     "riscv_lp64d": "riscv64",
     "loongarch_lp64d": "loongarch64",
+    "ppc64_elfv2": "ppc64le",
 }
 
 
@@ -38,8 +39,10 @@ def test_one_reviewed_file_per_convention():
     assert {name: c.arch for name, c in found.items()} == EXPECTED
     for conv in found.values():
         # Every fact names the document and section it comes from.
-        assert set(conv.cite) == set(CITED), conv.convention
-        assert all(conv.cite[key].split(":")[0] in conv.sources for key in CITED)
+        # stack.link_area is cited where a file has one (ELFv2's frame header).
+        cited = {*CITED, *(("stack.link_area",) if conv.stack.link_area else ())}
+        assert set(conv.cite) == cited, conv.convention
+        assert all(conv.cite[key].split(":")[0] in conv.sources for key in cited)
 
 
 def test_facts_from_the_psabis():
@@ -56,6 +59,20 @@ def test_facts_from_the_psabis():
     assert found["mips_o32"].result_regs("little", 4) == ("v0", "v1")
     assert found["i386_sysv"].result_regs("little", 4) == ("eax", "edx")
     assert found["aapcs64"].stack.align == found["riscv_lp64d"].stack.align == 0x10
+    # ELFv2: r3-r10, f1-f13, v2-v13; the 32-byte frame header; the 288-byte
+    # protected zone; the ninth argument doubleword after the header and the
+    # 64-byte parameter save area.
+    elfv2 = found["ppc64_elfv2"]
+    assert elfv2.args.int_regs == tuple(f"r{i}" for i in range(3, 11))
+    assert elfv2.args.fp_regs == tuple(f"f{i}" for i in range(1, 14))
+    assert elfv2.args.vec_regs == tuple(f"v{i}" for i in range(2, 14))
+    assert (elfv2.stack.link_area, elfv2.stack.red_zone, elfv2.args.stack_offset) == (
+        0x20,
+        0x120,
+        0x60,
+    )
+    assert {"r14", "r31", "f14", "f31", "v20", "v31"} <= set(elfv2.callee_saved)
+    assert not {"r2", "r12", "r13", "f13", "v19"} & set(elfv2.callee_saved)
 
 
 def test_specs_name_a_convention_and_never_restate_it():
@@ -70,9 +87,10 @@ def test_the_contract_is_the_conventions():
         spec, conv = item.spec, item.spec.convention_info
         call = spec.call
         assert call.int_args == conv.args.int_regs
-        assert call.fp_args == conv.args.fp_regs
+        assert call.fp_args == conv.args.fp_regs + conv.args.vec_regs
         assert call.callee_saved == conv.callee_saved
         assert call.shadow_space == conv.stack.home_area
+        assert call.link_area == conv.stack.link_area
         assert call.stack_align == conv.stack.align
         assert call.fp_control == tuple(c.reg for c in conv.fp_control)
         assert call.return_reg == conv.result_regs(spec.endian, spec.pointer_size)[0]

@@ -18,7 +18,8 @@ from asmgen.cli import main
 from asmgen.patch import orc_source as orc
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE_CPP = ROOT / "tests" / "fixtures" / "llvm_tree" / orc.CPP_PATH
+FIXTURE_TREE = ROOT / "tests" / "fixtures" / "llvm_tree"
+FIXTURE_CPP = FIXTURE_TREE / orc.CPP_PATH
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,9 @@ def llvm19_tree(tmp_path_factory) -> tuple[Path, str]:
     `asmgen patch` (every ABI) applied with git; and the patch."""
     repo = tmp_path_factory.mktemp("llvm19") / "llvm-project"
     diff = llvm_trees.patched_tree(
-        repo, {orc.CPP_PATH: FIXTURE_CPP, orc.HEADER_PATH: oracle.installed_header()}
+        repo,
+        {orc.CPP_PATH: FIXTURE_CPP, orc.HEADER_PATH: oracle.installed_header()}
+        | llvm_trees.factory_files(FIXTURE_TREE),
     )
     return repo, diff
 

@@ -224,7 +224,20 @@ def assembled_trampolines(abi: str, block: int, resolver: int, n: int) -> bytes:
             units.append(f"pcaddu12i $t0, {hi}\nld.d $t0, $t0, {lo}\njirl $t1, $t0, 0\n.word 0")
         source = _block(units, 0, [f".dword {resolver:#x}"])
         return llvm_mc_asm("loongarch64", "+d", source)
+    if abi == "PPC64":
+        # The resolver's address in @highest/@higher/@h/@l pieces (PowerPC's
+        # unadjusted operators), called through ctr with r12 holding it.
+        units = ["mflr 0\n" + _ppc_address(12, resolver) + "mtctr 12\nbctrl"] * n
+        return llvm_mc_asm("powerpc64le", "", "\n".join(units) + "\n")
     raise KeyError(abi)
+
+
+def _ppc_address(reg: int, value: int) -> str:
+    v = f"{value:#x}"
+    return (
+        f"lis {reg}, {v}@highest\nori {reg}, {reg}, {v}@higher\nsldi {reg}, {reg}, 32\n"
+        f"oris {reg}, {reg}, {v}@h\nori {reg}, {reg}, {v}@l\n"
+    )
 
 
 def assembled_stubs(abi: str, stubs: int, ptrs: int, n: int) -> bytes:
@@ -271,6 +284,9 @@ def assembled_stubs(abi: str, stubs: int, ptrs: int, n: int) -> bytes:
             hi, lo = _split(ptrs + 8 * i - (stubs + 16 * i))
             units.append(f"pcaddu12i $t0, {hi}\nld.d $t0, $t0, {lo}\njr $t0\n.word 0")
         return llvm_mc_asm("loongarch64", "+d", "\n".join(units) + "\n")
+    if abi == "PPC64":
+        units = [_ppc_address(12, ptrs + 8 * i) + "ld 12, 0(12)\nmtctr 12\nbctr" for i in range(n)]
+        return llvm_mc_asm("powerpc64le", "", "\n".join(units) + "\n")
     raise KeyError(abi)
 
 

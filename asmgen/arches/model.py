@@ -20,7 +20,7 @@ from asmgen.arches.patchkind import PatchKind
 @dataclass(frozen=True)
 class Register:
     name: str
-    cls: str  # "gpr", "fpr" or "vec"
+    cls: str  # "gpr", "fpr", "vec", "ctl" (FP control) or "spr" (link and count registers)
     bits: int
 
 
@@ -198,6 +198,18 @@ class Harness:
 
 
 @dataclass(frozen=True)
+class OrcFactory:
+    """How LLVM's factory functions that pick an ORC ABI class by the target
+    triple (`createLocalCompileCallbackManager`, ...) choose this arch's
+    class: the `Triple::ArchType` enumerators of its case labels, and the class
+    they name.  `asmgen patch` adds the case where LLVM lacks it, when it
+    writes (or updates) that class."""
+
+    triples: tuple[str, ...]  # `systemz` for `case Triple::systemz:`
+    llvm_class: str  # `OrcSystemZ`
+
+
+@dataclass(frozen=True)
 class VectorShape:
     """The vector registers a native harness sets: `count` registers named
     `name`0.. of `width` bytes, and `masks` 8-byte mask registers."""
@@ -315,6 +327,10 @@ class Arch:
     # Registers the disassembler names by another ABI's convention: its name ->
     # this arch's (capstone prints MIPS64's $8-$15 by their o32 names).
     disasm_names: tuple[tuple[str, str], ...] = ()
+    # LLVM's machine-IR names of registers asmgen names otherwise: (regular
+    # expression, replacement) applied to the whole name (PowerPC's 64-bit x3
+    # is r3).
+    llvm_names: tuple[tuple[str, str], ...] = ()
     # Register a push-style resolver saves first and keeps its frame in (x86 rbp).
     frame_pointer: str | None = None
     # Register a call instruction (bl, jalr, jirl) leaves its return address
@@ -361,6 +377,9 @@ class Arch:
     # Emulation (asmgen verify): unicorn's binding, and the caller's call and the
     # re-entry function's return linked around the table.  None: static checks only.
     emulator: EmuFacts | None = None
+    # Why there is no emulator, where unicorn has the arch in another form
+    # (PowerPC: big-endian only); "" says unicorn has no such arch.
+    no_emulator: str = ""
     scaffold: Scaffold | None = None
     # Branch delay slots (MIPS): verify names a slot that writes its branch's
     # register too late.
@@ -381,6 +400,9 @@ class Arch:
     # runs); None: no compiler or runner for this arch, and `no_harness` says why.
     harness: Harness | None = None
     no_harness: str = ""
+    # The cases of LLVM's factory functions for this arch (patch/orc_factories);
+    # None: LLVM has them, or no class is the arch's default.
+    orc_factory: OrcFactory | None = None
 
     def __post_init__(self) -> None:
         if (self.disassembler == "capstone") != (self.capstone is not None):

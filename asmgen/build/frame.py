@@ -15,9 +15,12 @@ push (`Arch.return_on_stack`)
 store (return address in a register)
     Return addresses live in registers.  The resolver lowers sp once by
     `size` bytes and stores `resolver.saves` then `resolver.fp_saves` at
-    increasing offsets from sp (a spec with a frame record pushes the same
-    registers in pairs instead, with the record, `resolver.frame_pointer` and the
-    trampoline's saved link, on top).  `size` is the save area rounded up to
+    increasing offsets from sp, above the home area it reserves and the
+    convention's frame header (`call.link_area`: a back chain and the
+    callee's link-register save slot, where a convention has one).  A spec
+    with a frame record pushes the same registers in pairs instead, with the
+    record, `resolver.frame_pointer` and the trampoline's saved link, on
+    top.  `size` is the save area rounded up to
     `resolver.frame_align`, which defaults to `call.stack_align`.  Some of
     LLVM's tables round to 8 only, so their specs set `frame_align: 0x8` to
     reproduce those tables; `aligned_at_call` is then
@@ -194,7 +197,10 @@ def _store_frame(spec: Spec, common: dict) -> Frame:
     arch = spec.arch_info
     slot = common["slot"]
     offsets = []
-    at = 0
+    # The convention's frame header (back chain, link-register save slot) sits
+    # at the bottom, where the re-entry function finds it; a home area the
+    # resolver reserves below its saves covers as much of it.
+    at = max(0, spec.call.link_area - common["shadow"])
     record = 2 * slot if spec.resolver.frame_pointer else 0
     # A frame with a frame record is pushed from the top down: the
     # FP/vector registers, pushed last, end up lowest.

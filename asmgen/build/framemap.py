@@ -132,6 +132,13 @@ def _store_regions(spec: Spec, frame: Frame) -> tuple[list[Region], int]:
     base = frame.shadow
     regions = [Region(0, frame.shadow, "shadow space", "shadow")] if frame.shadow else []
     end = base
+    # The convention's frame header, as far as the shadow space does not
+    # cover it: the re-entry function saves its return address (and CR)
+    # there, the resolver its TOC pointer.
+    head = max(0, spec.call.link_area - frame.shadow)
+    if head:
+        regions.append(Region(base, head, "frame header (chain, CR, LR, TOC)", "header"))
+        end = base + head
     for reg, offset in frame.save_offsets:
         size = arch.register(reg).bits // 8
         kind = "fp_save" if reg in spec.resolver.fp_saves else "save"
@@ -202,12 +209,17 @@ def frame_map(spec: Spec, frame: Frame) -> FrameMap:
     home = spec.call.shadow_space
     if home:
         regions.append(Region(0, home, "callee's home area", "home", CALLEE))
+    link = spec.call.link_area
+    if link:
+        # The callee saves its return address (and CR) in the frame header,
+        # which the resolver keeps for that.
+        regions.append(Region(0, link, "callee's LR, CR", "home", CALLEE))
     # What the callee may write must lie in space the resolver reserved for it.
     for i, region in enumerate(list(regions)):
         if region.column != CALLEE:
             continue
         for j, other in enumerate(list(regions)):
-            if other.column != RESOLVER or other.kind == "shadow":
+            if other.column != RESOLVER or other.kind in ("shadow", "header"):
                 continue
             lo, hi = max(region.lo, other.lo), min(region.hi, other.hi)
             if lo >= hi:

@@ -42,6 +42,10 @@ class _Child:
             [sys.executable, "-c", "from asmgen.build.keystone_process import serve; serve()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            # keystone's own diagnostics (some of its parsers print "error:
+            # invalid memory operand" and the statement) carry no template
+            # line; asmgen reports the failure itself, on one line.
+            stderr=subprocess.DEVNULL,
         )
 
     def call(self, request: Any) -> Any:

@@ -85,6 +85,7 @@ KIND_NAMES = {
     "vector": "vector state",
     "arg": "outgoing arguments",
     "shadow": "shadow space",
+    "header": "frame header",
 }
 
 

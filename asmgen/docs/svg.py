@@ -29,6 +29,7 @@ FILL = {
     "vector": "#fbe5bf",
     "shadow": "#cdeeea",
     "home": "#cdeeea",
+    "header": "#e6e0cc",
 }
 WRAP = 84  # characters per line of a problem's explanation
 

@@ -25,10 +25,12 @@ An ABI LLVM lacks gets a class declaration with all its constants and complete
 definitions (the unit writers rendered by emit_units, as in the generated
 header), declared with the export macros LLVM's own classes carry
 (LLVM_CLASS_ABI or LLVM_ABI), and the .cpp gets the file-static helpers they
-call, once.  Trees of the JITTargetAddress releases (LLVM 16 and older) are
-refused.  Every other byte is kept, and only the touched lines go through
-clang-format, as `git clang-format` would.  Nothing is written unless every
-ABI succeeds.
+call, once.  When the new class is the one its arch record names for
+LLVM's factory functions (`Arch.orc_factory`), those functions get the arch's
+cases where they lack them (orc_factories).  Trees of the JITTargetAddress
+releases (LLVM 16 and older) are refused.  Every other byte is kept, and
+only the touched lines go through clang-format, as `git clang-format` would.
+Nothing is written unless every ABI succeeds.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from asmgen.emit.cpp_fields import resolver_field_lines
 from asmgen.emit.cpp_header import comment_lines
 from asmgen.emit.cpp_rows import element_values, resolver_rows
 from asmgen.errors import AsmgenError
+from asmgen.patch import orc_factories
 from asmgen.patch import orc_source as orc
 from asmgen.spec.files import select, spec_files
 from asmgen.spec.serving import not_served, register_ranges, serving_lines
@@ -140,6 +143,8 @@ class Plan:
             for writer, array in orc.UNIT_TABLES.items()
         }
         self.edits: dict[str, list[Edit]] = {self.header.rel: [], self.cpp.rel: []}
+        self.llvm_root = llvm_root
+        self.factory_sources: dict[str, orc.Source] = {}  # read when a class needs them
         self.new_count = 0
         self.helpers: dict[str, str] = {}  # helper name -> the ABI that first needs it
 
@@ -185,6 +190,7 @@ class Plan:
         self._class_facts(table, _unit_facts(table))
         self._reach(table)
         self._own_unit_writers(table)
+        self.factory_cases(table)
 
     def _reach(self, table: Table) -> None:
         """StubToPointerMaxDisplacement, where LLVM's bound lets a stub be
@@ -293,6 +299,21 @@ class Plan:
             text = "\n\n" + _size_assert(pad)
             self.add(self.cpp, Edit(after.end_byte, after.end_byte, text, table.spec.abi))
 
+    def factory_cases(self, table: Table) -> None:
+        """The cases of LLVM's factory functions for the table's arch, where
+        they are missing and the table is the class its arch record names."""
+        factory = table.spec.arch_info.orc_factory
+        if factory is None or factory.llvm_class != table.spec.class_name:
+            return
+        for fn in orc_factories.FACTORIES:
+            src = self.factory_sources.get(fn.path)
+            if src is None:
+                src = self.factory_sources[fn.path] = orc.load(self.llvm_root, fn.path)
+                self.edits[src.rel] = []
+            at, text = orc_factories.case_text(src, fn.name, factory, set(self.classes))
+            if text:
+                self.add(src, Edit(at, at, text, table.spec.abi))
+
     # -- an ABI LLVM lacks ------------------------------------------------------
 
     def add_class(self, table: Table) -> None:
@@ -309,6 +330,7 @@ class Plan:
         self.add(self.cpp, Edit(cpp_at, cpp_at, cpp_text, abi, self.new_count))
         for name in emit_units.helpers_used(table):
             self.helpers.setdefault(name, abi)
+        self.factory_cases(table)
 
     def _export_macros(self) -> tuple[str, str]:
         """The export macros LLVM's own ABI classes carry (LLVM_CLASS_ABI on the
@@ -627,8 +649,14 @@ def make_patch(llvm_root: Path, tables: list[Table], allow_narrow: bool = False)
             _refuse_llvm_name(llvm_root, table)
             plan.add_class(table)
     plan.add_helpers()
+    factories = [
+        plan.factory_sources[rel]
+        for rel in orc_factories.FACTORY_PATHS
+        if rel in plan.factory_sources
+    ]
     return "".join(
-        _file_diff(src.rel, src.data.decode(), plan.patched(src)) for src in (plan.header, plan.cpp)
+        _file_diff(src.rel, src.data.decode(), plan.patched(src))
+        for src in (plan.header, plan.cpp, *factories)
     )
 
 

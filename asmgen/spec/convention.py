@@ -78,20 +78,36 @@ class Args(_Model):
     # The widest C type an FP argument register carries in a prototyped call:
     # a 16-byte generic vector (SysV, AAPCS64), or a double.
     fp_type: Literal["vec128", "double"]
+    # Vector arguments in registers of their own, counted apart from `int`
+    # and `fp` (vector registers apart from the FP ones); each carries a
+    # 16-byte vector.
+    vec_regs: tuple[str, ...] = Field(default=(), alias="vec")
     # independent: integer and FP registers are counted separately (SysV,
     # AAPCS64, LP64D); positional: argument i takes int[i] or fp[i]
     # (Microsoft x64, n64); o32: FP registers only for leading FP
-    # arguments, integer registers by argument word.
-    assignment: Literal["independent", "positional", "o32"]
+    # arguments, integer registers by argument word; save_area: each argument
+    # takes the next doublewords of the parameter save area and the GPRs that
+    # map them, but an FP or vector argument the next FP or vector register.
+    assignment: Literal["independent", "positional", "o32", "save_area"]
     # Offset from sp at the call of the first stack argument (after the home area).
     stack_offset: Size
     stack_slot: Literal[4, 8]
+
+    @property
+    def registers(self) -> tuple[str, ...]:
+        """Every argument register: integer, FP, then vector."""
+        return (*self.int_regs, *self.fp_regs, *self.vec_regs)
 
 
 class Stack(_Model):
     align: Align  # sp mod align == 0 at a call
     home_area: Size  # bytes at [sp, sp + home_area) at a call that belong to the callee
     red_zone: Size  # bytes below sp a leaf function may use without moving sp
+    # Bytes at [sp, sp + link_area) at a call that hold the caller's frame
+    # header (a back chain and the callee's link-register save slot, say):
+    # the callee saves its return address there, so a caller's frame always
+    # has one, and nothing of the caller's own lives in it.
+    link_area: Size = 0
 
 
 class Returns(_Model):
@@ -241,6 +257,7 @@ def parse_convention(text: str, path: Path) -> Convention:
 _ROLES = {
     ("args", "int"): ("gpr",),
     ("args", "fp"): ("fpr", "vec"),
+    ("args", "vec"): ("vec",),
     ("callee_saved",): ("gpr", "fpr", "vec"),
     ("returns", "int"): ("gpr",),
     ("returns", "fp"): ("fpr", "vec"),
@@ -258,6 +275,7 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
     lists = {
         ("args", "int"): conv.args.int_regs,
         ("args", "fp"): conv.args.fp_regs,
+        ("args", "vec"): conv.args.vec_regs,
         ("callee_saved",): conv.callee_saved,
         ("returns", "int"): conv.returns.int_regs,
         ("returns", "fp"): conv.returns.fp_regs,
@@ -318,24 +336,25 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
                 path,
                 where.get(("fp_control", i, "register")),
             )
-    for key in ("align", "home_area"):
+    for key in ("align", "home_area", "link_area"):
         value = getattr(conv.stack, key)
         if key == "align" and value & (value - 1):
             raise AsmgenError(
                 f"stack.align: {value:#x} is not a power of two", path, where.get(("stack", key))
             )
-        if key == "home_area" and value % arch.pointer_size:
+        if key != "align" and value % arch.pointer_size:
             raise AsmgenError(
-                f"stack.home_area: {value:#x} is not a multiple of the pointer size "
+                f"stack.{key}: {value:#x} is not a multiple of the pointer size "
                 f"({arch.pointer_size})",
                 path,
                 where.get(("stack", key)),
             )
     _check_cited_text(conv, where, path)
+    cited = (*CITED, *(("stack.link_area",) if conv.stack.link_area else ()))
     for key in conv.cite:
-        if key not in CITED:
+        if key not in cited:
             raise AsmgenError(
-                f"cite.{key}: not a cited fact; cite one of {', '.join(CITED)}",
+                f"cite.{key}: not a cited fact; cite one of {', '.join(cited)}",
                 path,
                 where.get(("cite", key)),
             )
@@ -346,7 +365,7 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
                 path,
                 where.get(("cite", key)),
             )
-    missing = [key for key in CITED if key not in conv.cite]
+    missing = [key for key in cited if key not in conv.cite]
     if missing:
         raise AsmgenError(
             f"cite: no source for {', '.join(missing)}; every fact names where it comes from",
@@ -375,7 +394,7 @@ def _own_caller(conv: Convention) -> CallerConvention:
     """`ccc` of a file without a `callers` section: its own facts, as cited."""
     return CallerConvention(
         title=conv.title,
-        args=(*conv.args.int_regs, *conv.args.fp_regs),
+        args=conv.args.registers,
         callee_saved=conv.callee_saved,
         cite={key: conv.cite[key] for key in CALLER_CITED},
     )
@@ -475,7 +494,7 @@ def _check_callers(
             path,
             where.get((*at, "callee_saved"), where.get(at)),
         )
-    lost = [r for r in (*conv.args.int_regs, *conv.args.fp_regs) if r not in own.args]
+    lost = [r for r in conv.args.registers if r not in own.args]
     if lost:
         raise AsmgenError(
             f"callers.{C_CALLER}.args: lacks {', '.join(lost)}, argument register(s) of the file",

@@ -82,7 +82,8 @@ _ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("resolver", "temp"): ("gpr",),
     ("resolver", "landing"): ("gpr",),
     ("resolver", "frame_pointer"): ("gpr",),
-    ("trampoline", "link"): ("gpr",),
+    # A special-purpose link register (`spr`) where the call leaves it.
+    ("trampoline", "link"): ("gpr", "spr"),
     ("trampoline", "saved_link"): ("gpr",),
     ("trampoline", "identity"): ("gpr",),
 }

@@ -49,6 +49,9 @@ class CallConvention(_Model):
     # Bytes the caller reserves for the callee below the call: Win64's home
     # area, o32's argument area.
     shadow_space: Size = 0
+    # Bytes of the frame header at the bottom of every frame (the
+    # convention's stack.link_area): the resolver's saves sit above it.
+    link_area: Size = 0
     stack_align: Align
     # Stack alignment the resolver may rely on at entry; when it is less than
     # stack_align the resolver realigns its frame.  Defaults to stack_align.
@@ -87,8 +90,11 @@ class VectorState(_Model):
 
     fxsave64, fxsave: one instruction saves the x87/SSE state into an area of
     `area_size` bytes.  q-regs: the full 128-bit vector registers listed in
-    `resolver.fp_saves` are stored.  none: no vector state beyond the
-    `resolver.fp_saves` list (FP registers stored at their own width).
+    `resolver.fp_saves` are stored.  vr-regs: FP registers at their own
+    width and whole vector registers, both listed in `resolver.fp_saves`
+    (an arch whose FP and vector registers are separate).  none: no vector
+    state beyond the `resolver.fp_saves` list (FP registers stored at their
+    own width).
     xsave64: XSAVE keeps every state component that `feature_mask` requests
     and XCR0 enables (x87, SSE, AVX upper halves, AVX-512 masks and upper
     registers, ...), in an area of `align` (at least 64) bytes alignment whose
@@ -303,9 +309,10 @@ class Spec(_Model):
         self._convention = convention
         self._call = CallConvention(
             int_args=convention.args.int_regs,
-            fp_args=convention.args.fp_regs,
+            fp_args=(*convention.args.fp_regs, *convention.args.vec_regs),
             callee_saved=convention.callee_saved,
             shadow_space=convention.stack.home_area,
+            link_area=convention.stack.link_area,
             stack_align=convention.stack.align,
             incoming_align=self.resolver.incoming_align,
             return_reg=regs[0],

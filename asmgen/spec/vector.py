@@ -9,6 +9,10 @@ from asmgen.arches.model import VectorArea
 from asmgen.errors import AsmgenError
 from asmgen.spec.schema import ALL_FEATURES, Spec
 
+# The register classes `resolver.fp_saves` holds, by vector_state kind
+# (default: FP registers only).
+_STORES = {"q-regs": ("vec",), "vr-regs": ("fpr", "vec")}
+
 
 def check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
     arch = spec.arch_info
@@ -77,12 +81,12 @@ def check_vector_state(spec: Spec, where: dict[tuple, int], path: Path) -> None:
             path,
             where.get(("resolver", "vector_state", "area_size")),
         )
-    wanted = "vec" if state.kind == "q-regs" else "fpr"
+    wanted = _STORES.get(state.kind, ("fpr",))
     for i, reg in enumerate(fp_regs):
-        if reg.cls != wanted:
+        if reg.cls not in wanted:
             raise AsmgenError(
                 f"resolver.fp_saves[{i}]: {reg.name} is a {reg.cls} register; "
-                f"vector_state {state.kind} stores {wanted} registers",
+                f"vector_state {state.kind} stores {' and '.join(wanted)} registers",
                 path,
                 where.get(("resolver", "fp_saves", i)),
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from asmgen import __version__
+from asmgen.arches import ARCHES
 from asmgen.spec.checks import CHECKS
 from asmgen.verify.model import NA, CheckResult
 from asmgen.verify.runner import DECLARED, OK, SKIPPED, UNEXPECTED_PASS, VIOLATION, AbiReport
@@ -55,9 +56,15 @@ def format_text(reports: list[AbiReport]) -> str:
     details = []
     for report in reports:
         if not report.emulated:
+            why = ARCHES[report.arch].no_emulator or f"unicorn has no {report.arch}"
+            ran = report.target is not None and not report.target.note
             details.append(
-                f"{report.abi}: not emulated (unicorn has no {report.arch}); "
-                "only the static frame check ran."
+                f"{report.abi}: not emulated ({why}); "
+                + (
+                    f"the static checks ran, and the compiled runs ({report.target.method})."
+                    if ran and report.target is not None
+                    else "only the static frame check ran."
+                )
             )
         if report.target is not None and report.target.note:
             details.append(f"{report.abi}: no compiled run: {report.target.note}")

@@ -147,6 +147,10 @@ def verify_subject(
         )
     else:
         why = f"no emulator for {spec.arch}: static frame check only"
+        if spec.arch_info.no_emulator:
+            harness = spec.arch_info.harness
+            runs = ", ".join(t.method for t in harness.targets) if harness else "none"
+            why = f"not emulated ({spec.arch_info.no_emulator}); compiled runs: {runs}"
         # Everything unicorn and the native runs would check; frame_align is
         # static and `convention` belongs to the compiled runs.
         for check in CHECKS:

@@ -26,14 +26,17 @@ from jit_build import REPORTS, ROOT
 from asmgen.patch import orc_source as orc
 from asmgen.spec.files import spec_files
 
-FIXTURE_CPP = ROOT / "tests" / "fixtures" / "llvm_tree" / orc.CPP_PATH
+FIXTURE_TREE = ROOT / "tests" / "fixtures" / "llvm_tree"
+FIXTURE_CPP = FIXTURE_TREE / orc.CPP_PATH
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("patched-jit") / "llvm-project"
     llvm_trees.patched_tree(
-        repo, {orc.CPP_PATH: FIXTURE_CPP, orc.HEADER_PATH: jit_build.installed_orc_header()}
+        repo,
+        {orc.CPP_PATH: FIXTURE_CPP, orc.HEADER_PATH: jit_build.installed_orc_header()}
+        | llvm_trees.factory_files(FIXTURE_TREE),
     )
     return repo
 

@@ -17,7 +17,11 @@ the caller scaffold, with every register and the argument area random:
   alignment, `_Alignas` locals of larger alignments must still be aligned (the
   compiler assumes no more), and compiled calls must keep sp at a constant
   residue modulo it (the compiler guarantees no less);
-- stack.red_zone: a leaf function puts a local below sp only with a red zone.
+- stack.red_zone: a leaf function puts a local below sp only with a red zone;
+- stack.link_area: a function that calls another writes its caller's frame
+  only in [sp, sp + link_area) or the home area, and with a link area it
+  writes there (a callee that saves its return address in its caller's
+  frame header).
 
 FP control cannot be confirmed this way (compilers never save it): the file's
 fp_control is the psABI's, and the tables are checked against it.
@@ -64,6 +68,7 @@ def plan(built: Built, session: Session, rng: random.Random) -> dict[str, State]
     run("fact.callee_saved", "cc_clobber_all")
     run("fact.returns", "cc_ret64")
     run("fact.home_area", "spill_probe")
+    run("fact.link_area", "cc_link_probe")
     for n in _align_probes(built):
         run(f"fact.align.{n}", f"cc_align_probe_{n}")
     run("fact.align.maintain", "cc_align_maintain")
@@ -150,6 +155,10 @@ def confirm(built: Built, results: dict[str, dict], states: dict[str, State]) ->
     if res is not None:
         facts.append(_home_area(built, states["fact.home_area"], out(res)))
 
+    res = result("fact.link_area")
+    if res is not None:
+        facts.append(_link_area(built, states["fact.link_area"], out(res)))
+
     bad = []
     align = conv.stack.align
     for n in _align_probes(built):
@@ -190,13 +199,19 @@ def _callee_saved(built: Built, inp: State, out: State) -> Fact:
         reg, lo, hi = stored(built, name)
         kept.setdefault(reg, []).append((lo, hi))
     unprobed = {name for name, _ in built.arch.harness.unprobed}
+    # Every part a convention may name is judged on its own (an FP register
+    # that is half of a vector one), listed or not: an unlisted part the compiler keeps
+    # shows even when the rest of its register changes.
+    bounds: dict[str, set[int]] = {}
+    for reg, lo, hi in built.arch.harness.parts.values():
+        bounds.setdefault(reg, set()).update((lo, hi))
     wrong = []
     for reg in (*lay.gprs, *lay.fprs):
         if reg in unprobed:
             continue
         width = lay.width(reg)
         listed = sorted(kept.get(reg, []))
-        edges = sorted({0, width, *(b for span in listed for b in span)})
+        edges = sorted({0, width, *(b for span in listed for b in span), *bounds.get(reg, ())})
         for lo, hi in pairwise(edges):
             preserved = any(a <= lo and hi <= b for a, b in listed)
             cut = bit_bytes(lo, hi, inp.order, width)
@@ -212,6 +227,41 @@ def _callee_saved(built: Built, inp: State, out: State) -> Fact:
         reasons = "; ".join(f"{n}: {why}" for n, why in built.arch.harness.unprobed)
         detail += f" (not probed: {reasons})"
     return Fact("callee_saved", not wrong, "; ".join(wrong) or detail)
+
+
+def _link_area(built: Built, inp: State, out: State) -> Fact:
+    """Where a compiled non-leaf function wrote its caller's frame."""
+    stack = built.conv.stack
+    link = stack.link_area
+    span = min(built.layout.stack_bytes, 0x40)
+    wrote = [i for i in range(span) if out.stack(i, 1) != inp.stack(i, 1)]
+    allowed = max(link, stack.home_area)
+    spans: list[list[int]] = []
+    for i in wrote:
+        if spans and spans[-1][1] == i:
+            spans[-1][1] = i + 1
+        else:
+            spans.append([i, i + 1])
+    shown = ", ".join(f"[sp+{lo:#x}, sp+{hi:#x})" for lo, hi in spans) or "nothing"
+    if any(i >= allowed for i in wrote):
+        return Fact(
+            "stack.link_area",
+            False,
+            f"a compiled function that calls another wrote its caller's frame at {shown}, "
+            f"beyond [sp, sp+{allowed:#x})",
+        )
+    if link and not any(i < link for i in wrote):
+        return Fact(
+            "stack.link_area",
+            False,
+            f"a compiled function that calls another wrote nothing in [sp, sp+{link:#x}): "
+            "no frame header is needed there",
+        )
+    return Fact(
+        "stack.link_area",
+        True,
+        f"a compiled function that calls another wrote {shown} of its caller's frame",
+    )
 
 
 def _home_area(built: Built, inp: State, out: State) -> Fact:

@@ -93,15 +93,18 @@ def landings(conv: Convention, arch: Arch) -> tuple[Landing, ...]:
 
     ints = tuple(Param("cc_uptr", "gpr", r, arch.pointer_size) for r in args.int_regs)
     fps = tuple(Param(ctype, "fpr", parts.get(r, (r,))[0], fp_size) for r in args.fp_regs)
+    vecs = tuple(Param("cc_v2u64", "fpr", parts.get(r, (r,))[0], 16) for r in args.vec_regs)
     if not ints and not fps:
         return (Landing("landing_stack", stack(ALL_STACK_ARGS)),)
     if args.assignment == "independent":
-        return (Landing("landing_mixed", ints + fps + stack(STACK_ARGS)),)
-    # positional, o32: one landing per register class, so each argument takes
+        return (Landing("landing_mixed", ints + fps + vecs + stack(STACK_ARGS)),)
+    # positional, o32, save_area: one landing per register class, so each argument takes
     # the register of its class at its position.
     found = [Landing("landing_int", ints + stack(STACK_ARGS))]
     if fps:
         found.append(Landing("landing_fp", fps))
+    if vecs:
+        found.append(Landing("landing_vec", vecs))
     return tuple(found)
 
 
