@@ -41,7 +41,7 @@ SOURCES = sorted((ROOT / "generated/reentry").glob("*.S"))
 
 def test_every_table_of_a_reentry_arch_has_its_source():
     arches = {arch for arch, info in ARCHES.items() if info.jitlink_edges}
-    assert {"x86_64", "aarch64", "riscv64", "loongarch64"} <= arches
+    assert {"x86_64", "aarch64", "riscv64", "loongarch64", "ppc64le"} <= arches
     want = {abi for abi, record in TABLES.items() if record["arch"] in arches}
     assert set(REENTRY) == want
     assert {p.stem for p in SOURCES} == want
@@ -73,6 +73,37 @@ def test_aarch64_stub_is_llvms():
         ("Page21", 0, 0, "__orc_stub_ptr"),
         ("PageOffset12", 4, 0, "__orc_stub_ptr"),
     ]
+
+
+def _words(block: dict) -> list[int]:
+    code = bytes.fromhex(block["hex"])
+    return [int.from_bytes(code[i : i + 4], "little") for i in range(0, len(code), 4)]
+
+
+def test_ppc64_blocks():
+    # ppc64.cpp: PointerJumpStubNoTOCContent (little-endian) is mflr r12;
+    # bcl 20,31,.+4; mflr r11; mtlr r12; addis r12,r11,HA; ld r12,LO(r12);
+    # mtctr r12; bctr, with Delta16HA at 16 (addend 8) and Delta16LO at 20
+    # (addend 12), both measured from the word after the bcl.
+    llvm = [0x7D8802A6, 0x429F0005, 0x7D6802A6, 0x7D8803A6, 0x3D8B0000, 0xE98C0000]
+    llvm += [0x7D8903A6, 0x4E800420]
+    record = REENTRY["PPC64"]
+    words = _words(record["stub"])
+    # The bcl and the tail (ld, mtctr, bctr) are LLVM's words ...
+    assert words[1] == llvm[1] and words[-3:] == [0xE98C0000, *llvm[-2:]]
+    # ... lr waits in r0 (mflr r0, mtlr r0), the address is built in r12
+    # (mflr r12, addis r12,r12), and addi r12,r12,LO comes before the load:
+    # no assembler has a pc-relative @l for ld's DS form.
+    assert words[0] == 0x7C0802A6 and words[3] == 0x7C0803A6
+    assert words[2] == 0x7D8802A6 and words[4] == 0x3D8C0000 and words[5] == 0x398C0000
+    assert _edges(record["stub"]) == [
+        ("Delta16HA", 16, 8, "__orc_stub_ptr"),
+        ("Delta16LO", 20, 12, "__orc_stub_ptr"),
+    ]
+    # mflr r0; bl __orc_rt_reenter (0x48000001, LK set) with CallBranchDelta at 4.
+    assert _words(record["trampoline"]) == [0x7C0802A6, 0x48000001]
+    assert _edges(record["trampoline"]) == [("CallBranchDelta", 4, 0, "__orc_rt_reenter")]
+    assert record["trampoline_call_size"] == 8
 
 
 @pytest.mark.parametrize(
