@@ -107,7 +107,9 @@ def test_fixture_factories_compile_against_llvm19():
         _compile(TREE, rel)
 
 
-@pytest.mark.parametrize("arch", [a for a in ARCHES.values() if a.orc_factory], ids=str)
+@pytest.mark.parametrize(
+    "arch", [a for a in ARCHES.values() if a.orc_factory], ids=lambda arch: arch.name
+)
 def test_arch_factory_triples_are_llvm_enumerators(arch):
     assert set(arch.orc_factory.triples) <= _triple_enumerators()
     assert not set(arch.orc_factory.triples) & set(LLVM19_CASES), "LLVM 19 has these cases"
