@@ -70,7 +70,7 @@ def cmd_cross_check(args) -> int:
     failures = 0
     for item in select(spec_files(args.specs), args.abi):
         if not supports_both(item.spec):
-            print(f"{item.spec.abi}: skipped ({item.spec.arch} has one assembler only)")
+            print(f"{item.spec.abi}: skipped (one assembler only: {item.spec.backend})")
             continue
         diffs = cross_check(item.path, args.templates)
         bad = unexplained(diffs)

@@ -74,6 +74,18 @@
 //   template templates/riscv64/resolver.s.j2
 //   template templates/riscv64/trampoline.s.j2
 //   template templates/riscv64/stub.s.j2
+// SystemZ:
+//   spec abi_specs/s390x.yaml
+//   convention abi_specs/conventions/s390x_elf.yaml
+//   template templates/s390x/resolver.s.j2
+//   template templates/s390x/trampoline.s.j2
+//   template templates/s390x/stub.s.j2
+// SystemZ_NoVector:
+//   spec abi_specs/s390x_novector.yaml
+//   convention abi_specs/conventions/s390x_elf_novector.yaml
+//   template templates/s390x/resolver.s.j2
+//   template templates/s390x/trampoline.s.j2
+//   template templates/s390x/stub.s.j2
 // X86_64_SysV:
 //   spec abi_specs/x86_64_sysv.yaml
 //   convention abi_specs/conventions/sysv_amd64.yaml
@@ -2331,6 +2343,293 @@ inline void OrcRiscv64_Aligned::writeIndirectStubsBlock(
                                  (StubPtrDisp + 0x800) >> 12);
     detail::patchField<uint32_t>(Unit + 0x4, uint32_t(0xfff00000ULL), 20,
                                  StubPtrDisp);
+  }
+}
+
+/// SystemZ: s390x (z/Architecture ELF ABI), vector facility (z13+)
+/// Serves callers of: ccc, fastcc, coldcc, preserve_mostcc, preserve_allcc,
+/// swiftcc.
+struct OrcSystemZ {
+  static constexpr unsigned ResolverCodeSize = 0x120;
+  static constexpr unsigned ReentryCtxAddrOffset = 0x110;
+  static constexpr unsigned ReentryFnAddrOffset = 0x118;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xfffffffe;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcSystemZ::writeResolverCode(char *ResolverWorkingMem,
+                                          uint64_t ReentryFnAddr,
+                                          uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint8_t ResolverCode[] = {
+      // resolver_entry:
+      0xe3, 0xf0, 0xfe, 0x70, 0xff, 0x71,             // 0x000: lay %r15, -0x190(%r15)
+      0xe3, 0x20, 0xf0, 0xa0, 0x00, 0x24,             // 0x006: stg %r2, 0xa0(%r15)
+      0xe3, 0x30, 0xf0, 0xa8, 0x00, 0x24,             // 0x00c: stg %r3, 0xa8(%r15)
+      0xe3, 0x40, 0xf0, 0xb0, 0x00, 0x24,             // 0x012: stg %r4, 0xb0(%r15)
+      0xe3, 0x50, 0xf0, 0xb8, 0x00, 0x24,             // 0x018: stg %r5, 0xb8(%r15)
+      0xe3, 0x60, 0xf0, 0xc0, 0x00, 0x24,             // 0x01e: stg %r6, 0xc0(%r15)
+      0xe3, 0xe0, 0xf0, 0xc8, 0x00, 0x24,             // 0x024: stg %r14, 0xc8(%r15)
+      0xe7, 0x00, 0xf0, 0xd0, 0x00, 0x0e,             // 0x02a: vst %v0, 0xd0(%r15)
+      0xe7, 0x20, 0xf0, 0xe0, 0x00, 0x0e,             // 0x030: vst %v2, 0xe0(%r15)
+      0xe7, 0x40, 0xf0, 0xf0, 0x00, 0x0e,             // 0x036: vst %v4, 0xf0(%r15)
+      0xe7, 0x60, 0xf1, 0x00, 0x00, 0x0e,             // 0x03c: vst %v6, 0x100(%r15)
+      0xe7, 0x80, 0xf1, 0x10, 0x08, 0x0e,             // 0x042: vst %v24, 0x110(%r15)
+      0xe7, 0x90, 0xf1, 0x20, 0x08, 0x0e,             // 0x048: vst %v25, 0x120(%r15)
+      0xe7, 0xa0, 0xf1, 0x30, 0x08, 0x0e,             // 0x04e: vst %v26, 0x130(%r15)
+      0xe7, 0xb0, 0xf1, 0x40, 0x08, 0x0e,             // 0x054: vst %v27, 0x140(%r15)
+      0xe7, 0xc0, 0xf1, 0x50, 0x08, 0x0e,             // 0x05a: vst %v28, 0x150(%r15)
+      0xe7, 0xd0, 0xf1, 0x60, 0x08, 0x0e,             // 0x060: vst %v29, 0x160(%r15)
+      0xe7, 0xe0, 0xf1, 0x70, 0x08, 0x0e,             // 0x066: vst %v30, 0x170(%r15)
+      0xe7, 0xf0, 0xf1, 0x80, 0x08, 0x0e,             // 0x06c: vst %v31, 0x180(%r15)
+      0xe3, 0x20, 0xf1, 0x90, 0x00, 0x71,             // 0x072: lay %r2, 0x190(%r15)
+      0xe3, 0x20, 0xf0, 0x00, 0x00, 0x24,             // 0x078: stg %r2, 0(%r15)
+      0xc4, 0x28, 0x00, 0x00, 0x00, 0x49,             // 0x07e: lgrl %r2, 0x110
+      0xe3, 0x30, 0x1f, 0xf8, 0xff, 0x71,             // 0x084: lay %r3, -8(%r1)
+      0xc4, 0x18, 0x00, 0x00, 0x00, 0x47,             // 0x08a: lgrl %r1, 0x118
+      0x0d, 0xe1,                                     // 0x090: basr %r14, %r1
+      0xb9, 0x04, 0x00, 0x12,                         // 0x092: lgr %r1, %r2
+      0xe3, 0x20, 0xf0, 0xa0, 0x00, 0x04,             // 0x096: lg %r2, 0xa0(%r15)
+      0xe3, 0x30, 0xf0, 0xa8, 0x00, 0x04,             // 0x09c: lg %r3, 0xa8(%r15)
+      0xe3, 0x40, 0xf0, 0xb0, 0x00, 0x04,             // 0x0a2: lg %r4, 0xb0(%r15)
+      0xe3, 0x50, 0xf0, 0xb8, 0x00, 0x04,             // 0x0a8: lg %r5, 0xb8(%r15)
+      0xe3, 0x60, 0xf0, 0xc0, 0x00, 0x04,             // 0x0ae: lg %r6, 0xc0(%r15)
+      0xe3, 0xe0, 0xf0, 0xc8, 0x00, 0x04,             // 0x0b4: lg %r14, 0xc8(%r15)
+      0xe7, 0x00, 0xf0, 0xd0, 0x00, 0x06,             // 0x0ba: vl %v0, 0xd0(%r15)
+      0xe7, 0x20, 0xf0, 0xe0, 0x00, 0x06,             // 0x0c0: vl %v2, 0xe0(%r15)
+      0xe7, 0x40, 0xf0, 0xf0, 0x00, 0x06,             // 0x0c6: vl %v4, 0xf0(%r15)
+      0xe7, 0x60, 0xf1, 0x00, 0x00, 0x06,             // 0x0cc: vl %v6, 0x100(%r15)
+      0xe7, 0x80, 0xf1, 0x10, 0x08, 0x06,             // 0x0d2: vl %v24, 0x110(%r15)
+      0xe7, 0x90, 0xf1, 0x20, 0x08, 0x06,             // 0x0d8: vl %v25, 0x120(%r15)
+      0xe7, 0xa0, 0xf1, 0x30, 0x08, 0x06,             // 0x0de: vl %v26, 0x130(%r15)
+      0xe7, 0xb0, 0xf1, 0x40, 0x08, 0x06,             // 0x0e4: vl %v27, 0x140(%r15)
+      0xe7, 0xc0, 0xf1, 0x50, 0x08, 0x06,             // 0x0ea: vl %v28, 0x150(%r15)
+      0xe7, 0xd0, 0xf1, 0x60, 0x08, 0x06,             // 0x0f0: vl %v29, 0x160(%r15)
+      0xe7, 0xe0, 0xf1, 0x70, 0x08, 0x06,             // 0x0f6: vl %v30, 0x170(%r15)
+      0xe7, 0xf0, 0xf1, 0x80, 0x08, 0x06,             // 0x0fc: vl %v31, 0x180(%r15)
+      0xe3, 0xf0, 0xf1, 0x90, 0x00, 0x71,             // 0x102: lay %r15, 0x190(%r15)
+      0x07, 0xf1,                                     // 0x108: br %r1
+      // code_end:
+      0x00, 0x00,                                     // 0x10a: .byte 0x00, 0x00
+      0x00, 0x00,                                     // 0x10c: .byte 0x00, 0x00
+      0x00, 0x00,                                     // 0x10e: .byte 0x00, 0x00
+      // ReentryCtxAddr:
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x110: .quad 0x0000000000000000
+      // ReentryFnAddr:
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x118: .quad 0x0000000000000000
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcSystemZ::writeTrampolines(char *TrampolineBlockWorkingMem,
+                                         uint64_t TrampolineBlockTargetAddress,
+                                         uint64_t ResolverAddr,
+                                         unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xc4, 0x18, 0x00, 0x00, 0x00, 0x00, // 0x00: lgrl %r1, 0
+      0x0d, 0x11,                         // 0x06: basr %r1, %r1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(ResolverPtrDisp >= -0x100000000LL &&
+           ResolverPtrDisp <= 0xfffffffeLL && "relative-long range: +-4 GiB");
+    assert(ResolverPtrDisp % 2 == 0 && "pcrel32dbl: misaligned");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp >> 1);
+  }
+}
+
+inline void OrcSystemZ::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xc4, 0x18, 0x00, 0x00, 0x00, 0x00, // 0x00: lgrl %r1, 0
+      0x07, 0xf1,                         // 0x06: br %r1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(StubPtrDisp >= -0x100000000LL && StubPtrDisp <= 0xfffffffeLL &&
+           "relative-long range: +-4 GiB");
+    assert(StubPtrDisp % 2 == 0 && "pcrel32dbl: misaligned");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp >> 1);
+  }
+}
+
+/// SystemZ_NoVector: s390x (z/Architecture ELF ABI), no vector facility (before
+/// z13) Serves callers of: ccc, fastcc, coldcc, preserve_mostcc,
+/// preserve_allcc, swiftcc.
+struct OrcSystemZ_NoVector {
+  static constexpr unsigned ResolverCodeSize = 0xb0;
+  static constexpr unsigned ReentryCtxAddrOffset = 0xa0;
+  static constexpr unsigned ReentryFnAddrOffset = 0xa8;
+  static constexpr unsigned PointerSize = 8;
+  static constexpr unsigned TrampolineSize = 8;
+  static constexpr unsigned StubSize = 8;
+  static constexpr unsigned StubToPointerMaxDisplacement = 0xfffffffe;
+
+  static void writeResolverCode(char *ResolverWorkingMem,
+                                uint64_t ReentryFnAddr,
+                                uint64_t ReentryCtxAddr);
+  static void writeTrampolines(char *TrampolineBlockWorkingMem,
+                               uint64_t TrampolineBlockTargetAddress,
+                               uint64_t ResolverAddr, unsigned NumTrampolines);
+  static void writeIndirectStubsBlock(char *StubsBlockWorkingMem,
+                                      uint64_t StubsBlockTargetAddress,
+                                      uint64_t PointersBlockTargetAddress,
+                                      unsigned NumStubs);
+};
+
+inline void OrcSystemZ_NoVector::writeResolverCode(char *ResolverWorkingMem,
+                                                   uint64_t ReentryFnAddr,
+                                                   uint64_t ReentryCtxAddr) {
+  // clang-format off
+  const uint8_t ResolverCode[] = {
+      // resolver_entry:
+      0xe3, 0xf0, 0xff, 0x10, 0xff, 0x71,             // 0x00: lay %r15, -0xf0(%r15)
+      0xe3, 0x20, 0xf0, 0xa0, 0x00, 0x24,             // 0x06: stg %r2, 0xa0(%r15)
+      0xe3, 0x30, 0xf0, 0xa8, 0x00, 0x24,             // 0x0c: stg %r3, 0xa8(%r15)
+      0xe3, 0x40, 0xf0, 0xb0, 0x00, 0x24,             // 0x12: stg %r4, 0xb0(%r15)
+      0xe3, 0x50, 0xf0, 0xb8, 0x00, 0x24,             // 0x18: stg %r5, 0xb8(%r15)
+      0xe3, 0x60, 0xf0, 0xc0, 0x00, 0x24,             // 0x1e: stg %r6, 0xc0(%r15)
+      0xe3, 0xe0, 0xf0, 0xc8, 0x00, 0x24,             // 0x24: stg %r14, 0xc8(%r15)
+      0x60, 0x00, 0xf0, 0xd0,                         // 0x2a: std %f0, 0xd0(%r15)
+      0x60, 0x20, 0xf0, 0xd8,                         // 0x2e: std %f2, 0xd8(%r15)
+      0x60, 0x40, 0xf0, 0xe0,                         // 0x32: std %f4, 0xe0(%r15)
+      0x60, 0x60, 0xf0, 0xe8,                         // 0x36: std %f6, 0xe8(%r15)
+      0xe3, 0x20, 0xf0, 0xf0, 0x00, 0x71,             // 0x3a: lay %r2, 0xf0(%r15)
+      0xe3, 0x20, 0xf0, 0x00, 0x00, 0x24,             // 0x40: stg %r2, 0(%r15)
+      0xc4, 0x28, 0x00, 0x00, 0x00, 0x2d,             // 0x46: lgrl %r2, 0xa0
+      0xe3, 0x30, 0x1f, 0xf8, 0xff, 0x71,             // 0x4c: lay %r3, -8(%r1)
+      0xc4, 0x18, 0x00, 0x00, 0x00, 0x2b,             // 0x52: lgrl %r1, 0xa8
+      0x0d, 0xe1,                                     // 0x58: basr %r14, %r1
+      0xb9, 0x04, 0x00, 0x12,                         // 0x5a: lgr %r1, %r2
+      0xe3, 0x20, 0xf0, 0xa0, 0x00, 0x04,             // 0x5e: lg %r2, 0xa0(%r15)
+      0xe3, 0x30, 0xf0, 0xa8, 0x00, 0x04,             // 0x64: lg %r3, 0xa8(%r15)
+      0xe3, 0x40, 0xf0, 0xb0, 0x00, 0x04,             // 0x6a: lg %r4, 0xb0(%r15)
+      0xe3, 0x50, 0xf0, 0xb8, 0x00, 0x04,             // 0x70: lg %r5, 0xb8(%r15)
+      0xe3, 0x60, 0xf0, 0xc0, 0x00, 0x04,             // 0x76: lg %r6, 0xc0(%r15)
+      0xe3, 0xe0, 0xf0, 0xc8, 0x00, 0x04,             // 0x7c: lg %r14, 0xc8(%r15)
+      0x68, 0x00, 0xf0, 0xd0,                         // 0x82: ld %f0, 0xd0(%r15)
+      0x68, 0x20, 0xf0, 0xd8,                         // 0x86: ld %f2, 0xd8(%r15)
+      0x68, 0x40, 0xf0, 0xe0,                         // 0x8a: ld %f4, 0xe0(%r15)
+      0x68, 0x60, 0xf0, 0xe8,                         // 0x8e: ld %f6, 0xe8(%r15)
+      0xe3, 0xf0, 0xf0, 0xf0, 0x00, 0x71,             // 0x92: lay %r15, 0xf0(%r15)
+      0x07, 0xf1,                                     // 0x98: br %r1
+      // code_end:
+      0x00, 0x00,                                     // 0x9a: .byte 0x00, 0x00
+      0x00, 0x00,                                     // 0x9c: .byte 0x00, 0x00
+      0x00, 0x00,                                     // 0x9e: .byte 0x00, 0x00
+      // ReentryCtxAddr:
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0xa0: .quad 0x0000000000000000
+      // ReentryFnAddr:
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0xa8: .quad 0x0000000000000000
+  };
+  // clang-format on
+  static_assert(sizeof(ResolverCode) == ResolverCodeSize,
+                "ResolverCodeSize must match the table");
+  memcpy(ResolverWorkingMem, ResolverCode, sizeof(ResolverCode));
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryCtxAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryCtxAddr);
+  detail::patchField<uint64_t>(ResolverWorkingMem + ReentryFnAddrOffset,
+                               uint64_t(0xffffffffffffffffULL), 0,
+                               ReentryFnAddr);
+}
+
+inline void OrcSystemZ_NoVector::writeTrampolines(
+    char *TrampolineBlockWorkingMem, uint64_t TrampolineBlockTargetAddress,
+    uint64_t ResolverAddr, unsigned NumTrampolines) {
+  // clang-format off
+  const uint8_t Trampoline[] = {
+      0xc4, 0x18, 0x00, 0x00, 0x00, 0x00, // 0x00: lgrl %r1, 0
+      0x0d, 0x11,                         // 0x06: basr %r1, %r1
+  };
+  // clang-format on
+  static_assert(sizeof(Trampoline) == TrampolineSize,
+                "TrampolineSize must match the template");
+  // The resolver's address sits after the trampolines, pointer-aligned.
+  unsigned OffsetToPtr = (NumTrampolines * TrampolineSize + PointerSize - 1) /
+                         PointerSize * PointerSize;
+  uint64_t Ptr = static_cast<uint64_t>(ResolverAddr);
+  memcpy(TrampolineBlockWorkingMem + OffsetToPtr, &Ptr, sizeof(Ptr));
+  uint64_t Target = TrampolineBlockTargetAddress + OffsetToPtr;
+  for (unsigned I = 0; I != NumTrampolines; ++I) {
+    char *Unit = TrampolineBlockWorkingMem + I * TrampolineSize;
+    uint64_t UnitAddr = TrampolineBlockTargetAddress + I * TrampolineSize;
+    memcpy(Unit, Trampoline, TrampolineSize);
+    int64_t ResolverPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(ResolverPtrDisp >= -0x100000000LL &&
+           ResolverPtrDisp <= 0xfffffffeLL && "relative-long range: +-4 GiB");
+    assert(ResolverPtrDisp % 2 == 0 && "pcrel32dbl: misaligned");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 ResolverPtrDisp >> 1);
+  }
+}
+
+inline void OrcSystemZ_NoVector::writeIndirectStubsBlock(
+    char *StubsBlockWorkingMem, uint64_t StubsBlockTargetAddress,
+    uint64_t PointersBlockTargetAddress, unsigned NumStubs) {
+  // clang-format off
+  const uint8_t Stub[] = {
+      0xc4, 0x18, 0x00, 0x00, 0x00, 0x00, // 0x00: lgrl %r1, 0
+      0x07, 0xf1,                         // 0x06: br %r1
+  };
+  // clang-format on
+  static_assert(sizeof(Stub) == StubSize, "StubSize must match the template");
+  for (unsigned I = 0; I != NumStubs; ++I) {
+    char *Unit = StubsBlockWorkingMem + I * StubSize;
+    uint64_t Target = PointersBlockTargetAddress + I * PointerSize;
+    uint64_t UnitAddr = StubsBlockTargetAddress + I * StubSize;
+    memcpy(Unit, Stub, StubSize);
+    int64_t StubPtrDisp = detail::displacement(Target, UnitAddr + 0x0, 8);
+    assert(StubPtrDisp >= -0x100000000LL && StubPtrDisp <= 0xfffffffeLL &&
+           "relative-long range: +-4 GiB");
+    assert(StubPtrDisp % 2 == 0 && "pcrel32dbl: misaligned");
+    detail::patchField<uint32_t>(Unit + 0x2, uint32_t(0xffffffffULL), 0,
+                                 StubPtrDisp >> 1);
   }
 }
 

@@ -74,6 +74,18 @@
 #   template templates/riscv64/resolver.s.j2
 #   template templates/riscv64/trampoline.s.j2
 #   template templates/riscv64/stub.s.j2
+# SystemZ:
+#   spec abi_specs/s390x.yaml
+#   convention abi_specs/conventions/s390x_elf.yaml
+#   template templates/s390x/resolver.s.j2
+#   template templates/s390x/trampoline.s.j2
+#   template templates/s390x/stub.s.j2
+# SystemZ_NoVector:
+#   spec abi_specs/s390x_novector.yaml
+#   convention abi_specs/conventions/s390x_elf_novector.yaml
+#   template templates/s390x/resolver.s.j2
+#   template templates/s390x/trampoline.s.j2
+#   template templates/s390x/stub.s.j2
 # X86_64_SysV:
 #   spec abi_specs/x86_64_sysv.yaml
 #   convention abi_specs/conventions/sysv_amd64.yaml
@@ -357,6 +369,7 @@ ENCODERS = {
     'ldr19': lambda value: (value >> 2) & 0x7ffff,
     'lo16': lambda value: (value & 0xFFFF) & 0xffff,
     'pcrel32': lambda value: (value) & 0xffffffff,
+    'pcrel32dbl': lambda value: (value >> 1) & 0xffffffff,
     'pcrel_hi20': lambda value: ((value + 0x800) >> 12) & 0xfffff,
     'pcrel_lo12': lambda value: (value) & 0xfff,
     'runtime_word': lambda value: (0) & 0x0,
@@ -375,6 +388,7 @@ VALUE_BITS = {
     'ldr19': 64,
     'lo16': 64,
     'pcrel32': 64,
+    'pcrel32dbl': 64,
     'pcrel_hi20': 64,
     'pcrel_lo12': 64,
     'runtime_word': 64,
@@ -2212,6 +2226,211 @@ Riscv64_Aligned = ResolverTable(
 )
 
 
+SystemZ = ResolverTable(
+    abi='SystemZ',
+    llvm_class='OrcSystemZ',
+    element='uint8_t',
+    byteorder='big',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "e3f0fe70ff71e320f0a00024e330f0a80024e340f0b00024e350f0b80024e360"
+        "f0c00024e3e0f0c80024e700f0d0000ee720f0e0000ee740f0f0000ee760f100"
+        "000ee780f110080ee790f120080ee7a0f130080ee7b0f140080ee7c0f150080e"
+        "e7d0f160080ee7e0f170080ee7f0f180080ee320f1900071e320f0000024c428"
+        "00000049e3301ff8ff71c418000000470de1b9040012e320f0a00004e330f0a8"
+        "0004e340f0b00004e350f0b80004e360f0c00004e3e0f0c80004e700f0d00006"
+        "e720f0e00006e740f0f00006e760f1000006e780f1100806e790f1200806e7a0"
+        "f1300806e7b0f1400806e7c0f1500806e7d0f1600806e7e0f1700806e7f0f180"
+        "0806e3f0f190007107f100000000000000000000000000000000000000000000"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0x110, 8, 'abs64',
+            (
+            Field(0x110, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0x118, 8, 'abs64',
+            (
+            Field(0x118, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x000  e3f0fe70ff71          lay %r15, -0x190(%r15)\n'
+        '  0x006  e320f0a00024          stg %r2, 0xa0(%r15)\n'
+        '  0x00c  e330f0a80024          stg %r3, 0xa8(%r15)\n'
+        '  0x012  e340f0b00024          stg %r4, 0xb0(%r15)\n'
+        '  0x018  e350f0b80024          stg %r5, 0xb8(%r15)\n'
+        '  0x01e  e360f0c00024          stg %r6, 0xc0(%r15)\n'
+        '  0x024  e3e0f0c80024          stg %r14, 0xc8(%r15)\n'
+        '  0x02a  e700f0d0000e          vst %v0, 0xd0(%r15)\n'
+        '  0x030  e720f0e0000e          vst %v2, 0xe0(%r15)\n'
+        '  0x036  e740f0f0000e          vst %v4, 0xf0(%r15)\n'
+        '  0x03c  e760f100000e          vst %v6, 0x100(%r15)\n'
+        '  0x042  e780f110080e          vst %v24, 0x110(%r15)\n'
+        '  0x048  e790f120080e          vst %v25, 0x120(%r15)\n'
+        '  0x04e  e7a0f130080e          vst %v26, 0x130(%r15)\n'
+        '  0x054  e7b0f140080e          vst %v27, 0x140(%r15)\n'
+        '  0x05a  e7c0f150080e          vst %v28, 0x150(%r15)\n'
+        '  0x060  e7d0f160080e          vst %v29, 0x160(%r15)\n'
+        '  0x066  e7e0f170080e          vst %v30, 0x170(%r15)\n'
+        '  0x06c  e7f0f180080e          vst %v31, 0x180(%r15)\n'
+        '  0x072  e320f1900071          lay %r2, 0x190(%r15)\n'
+        '  0x078  e320f0000024          stg %r2, 0(%r15)\n'
+        '  0x07e  c42800000049          lgrl %r2, 0x110\n'
+        '  0x084  e3301ff8ff71          lay %r3, -8(%r1)\n'
+        '  0x08a  c41800000047          lgrl %r1, 0x118\n'
+        '  0x090  0de1                  basr %r14, %r1\n'
+        '  0x092  b9040012              lgr %r1, %r2\n'
+        '  0x096  e320f0a00004          lg %r2, 0xa0(%r15)\n'
+        '  0x09c  e330f0a80004          lg %r3, 0xa8(%r15)\n'
+        '  0x0a2  e340f0b00004          lg %r4, 0xb0(%r15)\n'
+        '  0x0a8  e350f0b80004          lg %r5, 0xb8(%r15)\n'
+        '  0x0ae  e360f0c00004          lg %r6, 0xc0(%r15)\n'
+        '  0x0b4  e3e0f0c80004          lg %r14, 0xc8(%r15)\n'
+        '  0x0ba  e700f0d00006          vl %v0, 0xd0(%r15)\n'
+        '  0x0c0  e720f0e00006          vl %v2, 0xe0(%r15)\n'
+        '  0x0c6  e740f0f00006          vl %v4, 0xf0(%r15)\n'
+        '  0x0cc  e760f1000006          vl %v6, 0x100(%r15)\n'
+        '  0x0d2  e780f1100806          vl %v24, 0x110(%r15)\n'
+        '  0x0d8  e790f1200806          vl %v25, 0x120(%r15)\n'
+        '  0x0de  e7a0f1300806          vl %v26, 0x130(%r15)\n'
+        '  0x0e4  e7b0f1400806          vl %v27, 0x140(%r15)\n'
+        '  0x0ea  e7c0f1500806          vl %v28, 0x150(%r15)\n'
+        '  0x0f0  e7d0f1600806          vl %v29, 0x160(%r15)\n'
+        '  0x0f6  e7e0f1700806          vl %v30, 0x170(%r15)\n'
+        '  0x0fc  e7f0f1800806          vl %v31, 0x180(%r15)\n'
+        '  0x102  e3f0f1900071          lay %r15, 0x190(%r15)\n'
+        '  0x108  07f1                  br %r1\n'
+        'code_end:\n'
+        '  0x10a  0000                  .byte 0x00, 0x00\n'
+        '  0x10c  0000                  .byte 0x00, 0x00\n'
+        '  0x10e  0000                  .byte 0x00, 0x00\n'
+        'ReentryCtxAddr:\n'
+        '  0x110  0000000000000000      .quad 0x0000000000000000  ; patch ReentryCtxAddr: abs64 at 0x110\n'
+        'ReentryFnAddr:\n'
+        '  0x118  0000000000000000      .quad 0x0000000000000000  ; patch ReentryFnAddr: abs64 at 0x118\n'
+    ),
+    stub_to_pointer_max_displacement=0xfffffffe,
+    trampoline=Unit(
+        bytes.fromhex('c418000000000d11'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32dbl'),
+                0x0, -0x100000000, 0xfffffffe, 2, 'relative-long range: +-4 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('c4180000000007f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32dbl'),
+                0x0, -0x100000000, 0xfffffffe, 2, 'relative-long range: +-4 GiB',
+            ),
+        ),
+    ),
+)
+
+
+SystemZ_NoVector = ResolverTable(
+    abi='SystemZ_NoVector',
+    llvm_class='OrcSystemZ_NoVector',
+    element='uint8_t',
+    byteorder='big',
+    pointer_size=8,
+    code=bytes.fromhex(
+        "e3f0ff10ff71e320f0a00024e330f0a80024e340f0b00024e350f0b80024e360"
+        "f0c00024e3e0f0c800246000f0d06020f0d86040f0e06060f0e8e320f0f00071"
+        "e320f0000024c4280000002de3301ff8ff71c4180000002b0de1b9040012e320"
+        "f0a00004e330f0a80004e340f0b00004e350f0b80004e360f0c00004e3e0f0c8"
+        "00046800f0d06820f0d86840f0e06860f0e8e3f0f0f0007107f1000000000000"
+        "00000000000000000000000000000000"
+    ),
+    patches=(
+        PatchPoint(
+            'ReentryCtxAddr', 0xa0, 8, 'abs64',
+            (
+            Field(0xa0, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+        PatchPoint(
+            'ReentryFnAddr', 0xa8, 8, 'abs64',
+            (
+            Field(0xa8, 8, 0, 64, 'abs64', 0x0, False),
+            ),
+        ),
+    ),
+    listing=(
+        'resolver_entry:\n'
+        '  0x00  e3f0ff10ff71          lay %r15, -0xf0(%r15)\n'
+        '  0x06  e320f0a00024          stg %r2, 0xa0(%r15)\n'
+        '  0x0c  e330f0a80024          stg %r3, 0xa8(%r15)\n'
+        '  0x12  e340f0b00024          stg %r4, 0xb0(%r15)\n'
+        '  0x18  e350f0b80024          stg %r5, 0xb8(%r15)\n'
+        '  0x1e  e360f0c00024          stg %r6, 0xc0(%r15)\n'
+        '  0x24  e3e0f0c80024          stg %r14, 0xc8(%r15)\n'
+        '  0x2a  6000f0d0              std %f0, 0xd0(%r15)\n'
+        '  0x2e  6020f0d8              std %f2, 0xd8(%r15)\n'
+        '  0x32  6040f0e0              std %f4, 0xe0(%r15)\n'
+        '  0x36  6060f0e8              std %f6, 0xe8(%r15)\n'
+        '  0x3a  e320f0f00071          lay %r2, 0xf0(%r15)\n'
+        '  0x40  e320f0000024          stg %r2, 0(%r15)\n'
+        '  0x46  c4280000002d          lgrl %r2, 0xa0\n'
+        '  0x4c  e3301ff8ff71          lay %r3, -8(%r1)\n'
+        '  0x52  c4180000002b          lgrl %r1, 0xa8\n'
+        '  0x58  0de1                  basr %r14, %r1\n'
+        '  0x5a  b9040012              lgr %r1, %r2\n'
+        '  0x5e  e320f0a00004          lg %r2, 0xa0(%r15)\n'
+        '  0x64  e330f0a80004          lg %r3, 0xa8(%r15)\n'
+        '  0x6a  e340f0b00004          lg %r4, 0xb0(%r15)\n'
+        '  0x70  e350f0b80004          lg %r5, 0xb8(%r15)\n'
+        '  0x76  e360f0c00004          lg %r6, 0xc0(%r15)\n'
+        '  0x7c  e3e0f0c80004          lg %r14, 0xc8(%r15)\n'
+        '  0x82  6800f0d0              ld %f0, 0xd0(%r15)\n'
+        '  0x86  6820f0d8              ld %f2, 0xd8(%r15)\n'
+        '  0x8a  6840f0e0              ld %f4, 0xe0(%r15)\n'
+        '  0x8e  6860f0e8              ld %f6, 0xe8(%r15)\n'
+        '  0x92  e3f0f0f00071          lay %r15, 0xf0(%r15)\n'
+        '  0x98  07f1                  br %r1\n'
+        'code_end:\n'
+        '  0x9a  0000                  .byte 0x00, 0x00\n'
+        '  0x9c  0000                  .byte 0x00, 0x00\n'
+        '  0x9e  0000                  .byte 0x00, 0x00\n'
+        'ReentryCtxAddr:\n'
+        '  0xa0  0000000000000000      .quad 0x0000000000000000  ; patch ReentryCtxAddr: abs64 at 0xa0\n'
+        'ReentryFnAddr:\n'
+        '  0xa8  0000000000000000      .quad 0x0000000000000000  ; patch ReentryFnAddr: abs64 at 0xa8\n'
+    ),
+    stub_to_pointer_max_displacement=0xfffffffe,
+    trampoline=Unit(
+        bytes.fromhex('c418000000000d11'),
+        'ResolverPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32dbl'),
+                0x0, -0x100000000, 0xfffffffe, 2, 'relative-long range: +-4 GiB',
+            ),
+        ),
+    ),
+    stub=Unit(
+        bytes.fromhex('c4180000000007f1'),
+        'StubPtr',
+        (
+            UnitField(
+                Field(0x2, 4, 0, 32, 'pcrel32dbl'),
+                0x0, -0x100000000, 0xfffffffe, 2, 'relative-long range: +-4 GiB',
+            ),
+        ),
+    ),
+)
+
+
 X86_64_SysV = ResolverTable(
     abi='X86_64_SysV',
     llvm_class='OrcX86_64_SysV',
@@ -3442,4 +3661,4 @@ X86_64_Win32_ShadowStack = ResolverTable(
     ),
 )
 
-TABLES = {table.abi: table for table in (AArch64, AArch64_BTI, AArch64_GCS_BTI, I386, LoongArch64, LoongArch64_Aligned, Mips32Be, Mips32Le, Mips64, PPC64, Riscv64, Riscv64_Aligned, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_SysV_ShadowStack, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial, X86_64_Win32_ShadowStack,)}
+TABLES = {table.abi: table for table in (AArch64, AArch64_BTI, AArch64_GCS_BTI, I386, LoongArch64, LoongArch64_Aligned, Mips32Be, Mips32Le, Mips64, PPC64, Riscv64, Riscv64_Aligned, SystemZ, SystemZ_NoVector, X86_64_SysV, X86_64_SysV_AVX, X86_64_SysV_AVX_Fixed, X86_64_SysV_CET, X86_64_SysV_Lean, X86_64_SysV_ShadowStack, X86_64_Win32, X86_64_Win32_AVX, X86_64_Win32_Lean, X86_64_Win32_seed_initial, X86_64_Win32_ShadowStack,)}

@@ -80,6 +80,10 @@ def normalize(name: str, arch: str, role: str) -> tuple[str, int | None]:
         full = _X86_FULL.get(name, name)
         return ("e" + full[1:] if arch == "i386" and full[0] == "r" else full), None
     name = {"fp": "x29", "lr": "x30"}.get(name, name)
+    # A width suffix on a numbered register (SystemZ's r2d, f8d: 64-bit views).
+    m = re.fullmatch(r"([a-z]+\d+)[dhl]", name)
+    if m:
+        name = m.group(1)
     if re.fullmatch(r"w\d+", name):
         name = "x" + name[1:]
     m = re.fullmatch(r"([bhsdq])(\d+)", name)

@@ -31,6 +31,9 @@ EXPECTED = {
     "riscv_lp64d": "riscv64",
     "loongarch_lp64d": "loongarch64",
     "ppc64_elfv2": "ppc64le",
+    # Issue 18's s390x, with and without the vector facility.
+    "s390x_elf": "s390x",
+    "s390x_elf_novector": "s390x",
 }
 
 
@@ -38,10 +41,12 @@ def test_one_reviewed_file_per_convention():
     found = {c.convention: c for c in all_conventions(CONVENTIONS)}
     assert {name: c.arch for name, c in found.items()} == EXPECTED
     for conv in found.values():
-        # Every fact names the document and section it comes from.
-        # stack.link_area is cited where a file has one (ELFv2's frame header).
+        # Every fact names the document and section it comes from:
+        # stack.link_area where a file has one (ELFv2's frame header), and the
+        # optional back chain where a file states it.
         cited = {*CITED, *(("stack.link_area",) if conv.stack.link_area else ())}
-        assert set(conv.cite) == cited, conv.convention
+        optional = {"stack.back_chain"} if conv.stack.back_chain is not None else set()
+        assert set(conv.cite) == cited | optional, conv.convention
         assert all(conv.cite[key].split(":")[0] in conv.sources for key in cited)
 
 
@@ -51,6 +56,13 @@ def test_facts_from_the_psabis():
     assert found["ms_x64"].stack.home_area == 0x20
     assert found["mips_o32"].stack.home_area == 0x10
     assert found["sysv_amd64"].stack.red_zone == 0x80
+    # s390x ELF ABI: the 160-byte register save area, the back chain at 0(r15),
+    # r2-r6 and f0/f2/f4/f6 for arguments, 8-byte stack alignment.
+    s390x = found["s390x_elf"]
+    assert (s390x.stack.home_area, s390x.stack.back_chain, s390x.stack.align) == (0xA0, 0, 8)
+    assert s390x.args.int_regs == ("r2", "r3", "r4", "r5", "r6")
+    assert s390x.args.fp_regs == ("f0", "f2", "f4", "f6")
+    assert {"r6", "r13", "f8", "f15"} <= set(s390x.callee_saved)
     assert found["sysv_amd64"].args.int_regs == ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
     assert found["ms_x64"].args.int_regs == ("rcx", "rdx", "r8", "r9")
     assert {"rdi", "rsi", "xmm6", "xmm15"} <= set(found["ms_x64"].callee_saved)

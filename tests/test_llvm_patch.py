@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import fixture_tables
@@ -264,7 +265,11 @@ def test_new_classes_get_unit_writers(capsys, llvm, tmp_path):
         assert found_class.unit_code("writeTrampolines", order) == units.trampoline.code
         assert found_class.unit_code("writeIndirectStubsBlock", order) == units.stub.code
 
-    assert _check_unit_writers(llvm, tmp_path, tables, below=True) >= 80
+    # The writers run in this host's byte order, which ORC takes for the
+    # target's: big-endian classes (s390x) are checked on their own terms in
+    # tests/test_s390x.py.
+    hosted = [t for t in tables if t.spec.endian == sys.byteorder]
+    assert _check_unit_writers(llvm, tmp_path, hosted, below=True) >= 80
     code, again, _ = _patch(capsys, "--llvm-root", str(llvm), *(f.path.stem for f in found))
     assert (code, again) == (0, "")
 

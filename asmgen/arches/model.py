@@ -22,6 +22,9 @@ class Register:
     name: str
     cls: str  # "gpr", "fpr", "vec", "ctl" (FP control) or "spr" (link and count registers)
     bits: int
+    # The wider register this one is part of, where saving that one keeps
+    # this one (s390x: f0 is the leftmost half of v0).
+    part_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,13 @@ class EmuFacts:
     aliases: dict[str, tuple[str, int]] = field(default_factory=dict)
     # Registers the emulator can clobber beyond asmgen's register table (none yet).
     extra_clobber: tuple[tuple[str, int], ...] = ()
+    # A register unicorn exposes only as two 64-bit halves: name -> (unicorn
+    # name of its high-order half, of its low-order half).  `read` and `write`
+    # join and split them.
+    halves: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Registers unicorn does not expose, with why: the emulation leaves their
+    # checks to the compiled runs (s390x's floating-point control register).
+    unmodeled: tuple[tuple[str, str], ...] = ()
     # Base of the emulated address space; 64-bit arches use addresses above 4 GiB
     # so that a truncated address field shows.
     base: int = 0x12_1000_0000
@@ -72,6 +82,21 @@ class EmuFacts:
     def reg_id(self, name: str) -> int:
         uc_name = self.uc_names.get(name, name).upper()
         return getattr(self.module(), self.reg_prefix + uc_name)
+
+    def read(self, uc, name: str) -> int:
+        """A register's value in a unicorn engine (joined from its halves)."""
+        if name in self.halves:
+            high, low = (uc.reg_read(self.reg_id(half)) for half in self.halves[name])
+            return high << 64 | low
+        return uc.reg_read(self.reg_id(name))
+
+    def write(self, uc, name: str, value: int) -> None:
+        if name in self.halves:
+            high, low = self.halves[name]
+            uc.reg_write(self.reg_id(high), value >> 64 & (1 << 64) - 1)
+            uc.reg_write(self.reg_id(low), value & (1 << 64) - 1)
+            return
+        uc.reg_write(self.reg_id(name), value)
 
 
 @dataclass(frozen=True)
@@ -331,6 +356,10 @@ class Arch:
     # expression, replacement) applied to the whole name (PowerPC's 64-bit x3
     # is r3).
     llvm_names: tuple[tuple[str, str], ...] = ()
+    # Registers capstone's detail API (`reg_name`) names otherwise than the
+    # listings do: its name -> this arch's (SystemZ's general registers are
+    # `0`-`15` there, `%r0`-`%r15` in the text).  Read by review's stackregs.
+    capstone_names: tuple[tuple[str, str], ...] = ()
     # Register a push-style resolver saves first and keeps its frame in (x86 rbp).
     frame_pointer: str | None = None
     # Register a call instruction (bl, jalr, jirl) leaves its return address
@@ -435,6 +464,10 @@ class Arch:
             if reg.name == name:
                 return reg
         return None
+
+    def with_parts(self, names: set[str]) -> set[str]:
+        """`names` and every register that is part of one of them."""
+        return names | {r.name for r in self.registers if r.part_of in names}
 
     def disasm_register(self, name: str) -> str:
         """This arch's name for a register the disassembler calls `name`."""

@@ -102,6 +102,16 @@ def _frame_facts(doc: AbiDoc) -> list[str]:
         f"`stack.home_area`): {spec.call.shadow_space:#x} bytes; the resolver reserves "
         f"{frame.shadow:#x}.",
         *(
+            [
+                f"- Back chain (`stack.back_chain`): a frame that keeps one holds its caller's "
+                f"sp at sp+{spec.call.back_chain:#x}, a word of the home area the callee never "
+                "writes; verify checks that the resolver stores its caller's sp there, if it "
+                "stores anything."
+            ]
+            if spec.call.back_chain is not None
+            else []
+        ),
+        *(
             f"- Deviates from `{spec.convention}` on purpose: `{d.field}`: "
             + " ".join(d.reason.split())
             for d in spec.deviations

@@ -91,6 +91,9 @@ def register_rows(spec: Spec, fmap: FrameMap) -> list[RegisterRow]:
         elif vector is not None:
             kind = spec.resolver.vector_state.kind
             action = f"saved in the {kind} area at sp+{vector:#x}; restored"
+        elif reg.part_of is not None and fmap.save_offset(reg.part_of) is not None:
+            at = fmap.save_offset(reg.part_of)
+            action = f"saved as part of {reg.part_of} at sp+{at:#x}; restored"
         elif uses:
             action = "clobbered"
         elif reg.name in spec.call.callee_saved:

@@ -1,15 +1,17 @@
 """LLVM's factory functions that pick an ORC ABI class by the target triple.
 
-A JIT reaches an ABI class through three functions, each a
-`switch (T.getArch())` with one case group per class:
+A JIT reaches an ABI class through four functions, each a switch on the
+triple's arch with one case group per class:
 `createLocalCompileCallbackManager` and `createLocalIndirectStubsManagerBuilder`
 (IndirectionUtils.cpp) and `createLocalLazyCallThroughManager`
-(LazyReexports.cpp).  A class for an architecture LLVM lacks is of no use to
+(LazyReexports.cpp) for a JIT in its own process, and
+`EPCIndirectionUtils::Create` (EPCIndirectionUtils.cpp) for one whose code
+runs in another.  A class for an architecture LLVM lacks is of no use to
 them until its cases are there, so `asmgen patch` adds them: for an arch
 whose record names its factory cases (`Arch.orc_factory`), when the patch
 writes that class, each function without a case for the arch's triples gets
 one group.  The group is written like the function's own last group that
-names one class and decides nothing else (LLVM 19's last one), and follows
+names one class and decides nothing else (the last but one in LLVM 19), and follows
 it: its body with that class renamed, its case labels' spelling.  Cases already
 there are kept, whatever class they name.
 """
@@ -26,6 +28,7 @@ from asmgen.patch import orc_source as orc
 
 INDIRECTION_UTILS = "llvm/lib/ExecutionEngine/Orc/IndirectionUtils.cpp"
 LAZY_REEXPORTS = "llvm/lib/ExecutionEngine/Orc/LazyReexports.cpp"
+EPC_INDIRECTION_UTILS = "llvm/lib/ExecutionEngine/Orc/EPCIndirectionUtils.cpp"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ FACTORIES = (
     Factory(INDIRECTION_UTILS, "createLocalCompileCallbackManager"),
     Factory(INDIRECTION_UTILS, "createLocalIndirectStubsManagerBuilder"),
     Factory(LAZY_REEXPORTS, "createLocalLazyCallThroughManager"),
+    Factory(EPC_INDIRECTION_UTILS, "EPCIndirectionUtils::Create"),
 )
 
 # The files that hold them, in the order a patch lists them.
@@ -49,12 +53,12 @@ class CaseGroup:
     """Consecutive case labels and the statements they share."""
 
     cases: list[Node]  # the case_statement nodes, first to last
-    labels: list[Node]  # their values (`Triple::<arch>`); empty for `default:`
+    labels: list[Node]  # their values (`Triple::<enumerator>`); empty for `default:`
     statements: list[Node]
 
     @property
     def enumerators(self) -> list[str]:
-        """The labels' last names (`<arch>` for `Triple::<arch>`)."""
+        """The labels' last names (the enumerators, without `Triple::`)."""
         return [_last_name(label) for label in self.labels]
 
     def named(self, known: set[str]) -> set[str]:
@@ -67,7 +71,7 @@ class CaseGroup:
         }
 
     def decides(self) -> bool:
-        """Does it choose between classes itself (a test of the OS)?"""
+        """Does it choose between classes itself (an OS test)?"""
         return any(
             node.type in ("if_statement", "switch_statement", "conditional_expression")
             for statement in self.statements
@@ -89,7 +93,7 @@ def _last_name(label: Node) -> str:
 
 
 def function(src: orc.Source, name: str) -> Node:
-    """The definition of the free function `name` in namespace llvm::orc."""
+    """The definition of function `name` (`f` or `Class::f`) in namespace llvm::orc."""
     for node in src.namespace_body().named_children:
         if node.type != "function_definition":
             continue
@@ -100,13 +104,14 @@ def function(src: orc.Source, name: str) -> Node:
         if inner is not None and inner.text.decode() == name:
             return node
     raise src.error(
-        f"expected a definition of {name}(const Triple &T, ...) in namespace llvm::orc "
+        f"expected a definition of {name}(...) in namespace llvm::orc "
         "(asmgen patch adds its architecture cases); renamed upstream?"
     )
 
 
 def groups(src: orc.Source, name: str) -> tuple[Node, list[CaseGroup]]:
-    """`switch (T.getArch())`'s body in function `name`, and its case groups."""
+    """The body of function `name`'s switch on the triple's arch
+    (`T.getArch()`), and its case groups."""
     fn = function(src, name)
     for node in _walk(fn):
         if node.type != "switch_statement":
@@ -127,7 +132,7 @@ def groups(src: orc.Source, name: str) -> tuple[Node, list[CaseGroup]]:
                 found.append(CaseGroup(pending, [v for v in labels if v is not None], statements))
                 pending = []
         return body, found
-    raise src.error(f"{name}: expected a `switch (T.getArch())` choosing the ORC ABI class", fn)
+    raise src.error(f"{name}: expected a switch on `getArch()` choosing the ORC ABI class", fn)
 
 
 def _statements(case: Node) -> list[Node]:

@@ -40,6 +40,8 @@ def stub_reach(units, spec) -> str:
     marker = facts.base + LANDING  # the target the pointer holds
     mode = getattr(unicorn, facts.uc_mode) | (unicorn.UC_MODE_BIG_ENDIAN if order == "big" else 0)
     uc = unicorn.Uc(getattr(unicorn, facts.uc_arch), mode)
+    for name, value in facts.init:  # as the emulator's runs start
+        facts.write(uc, name, facts.read(uc, name) | value)
     mapped: set[int] = set()
     _map(uc, mapped, at.stubs, stub)
     _map(uc, mapped, at.pointers, marker.to_bytes(size, order))

@@ -4,12 +4,13 @@
 themselves, not from the spec, so a review shows what the bytes do.  A store
 is an instruction that writes stack memory (addressed from the stack pointer,
 or a push) from a register; a load is the reverse.  capstone's operand access
-flags say which way data moves where it has them (capstone's operand access).  For the
-load/store arches where it has none (capstone reports no access), the direction comes from
-the load/store naming those ISAs share: stores begin with `s`, loads with `l`
-(after an `f`/`c.` prefix: `fsd`, `c.sdsp`).  Where capstone has no decoder
-at all (`Arch.disassembler` is llvm-mc), the same rule reads llvm-mc's text: the first operand is
-the data register, and the stack pointer must appear among the others.
+flags say which way data moves where it has them (capstone's operand
+access).  For the load/store arches where it has none (capstone reports no
+access), the direction comes from the load/store naming those ISAs share:
+stores begin with `s`, loads with `l` (after an `f`/`v`/`c.` prefix: `fsd`,
+`vst`, `c.sdsp`).  Where capstone has no decoder at all (`Arch.disassembler`
+is llvm-mc), the same rule reads llvm-mc's text: the first operand is the
+data register, and the stack pointer must appear among the others.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class StackTransfers:
 
 def _direction(mnemonic: str) -> str | None:
     name = mnemonic.removeprefix("c.")
-    name = name[1:] if name.startswith("f") and name[1:2] in ("s", "l") else name
+    # An FP or vector form (fsd, vst, vl).
+    name = name[1:] if name[:1] in ("f", "v") and name[1:2] in ("s", "l") else name
     return {"s": "store", "l": "load"}.get(name[:1])
 
 
@@ -88,6 +90,7 @@ def _spellings(cs, arch: Arch) -> dict[str, str]:
         reg_id = getattr(consts, f"{prefix}_REG_{bare.upper()}", None)
         shown = cs.reg_name(reg_id) if reg_id is not None else None
         out[shown or bare] = reg.name
+    out.update(arch.capstone_names)
     return out
 
 

@@ -97,7 +97,7 @@ def _deviations(spec: Spec, where: dict[tuple, int]) -> dict[str, tuple[str, int
             f"alignment ({call.stack_align:#x}), which misaligns the call",
             where.get(("resolver", "frame_align")),
         )
-    saved = set(resolver.saves) | set(resolver.fp_saves)
+    saved = spec.arch_info.with_parts(set(resolver.saves) | set(resolver.fp_saves))
     lost = [name for name in call.int_args if name not in saved]
     if lost:
         found["int_args"] = (

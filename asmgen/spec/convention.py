@@ -40,6 +40,8 @@ CITED = (
     "fp_control",
     "varargs",
 )
+# Facts a file cites when it states them.
+OPTIONAL_CITED = ("stack.back_chain",)
 
 # The caller convention a file describes itself: C, LLVM's `ccc`.  Its other
 # `callers` are the conventions LLVM lets a caller use on the same platform.
@@ -108,6 +110,10 @@ class Stack(_Model):
     # the callee saves its return address there, so a caller's frame always
     # has one, and nothing of the caller's own lives in it.
     link_area: Size = 0
+    # Where a frame that keeps a back chain holds its caller's sp: an offset
+    # from sp into the home area, a word the frame's owner writes and no
+    # callee (0 in the ELF ABI that has one).  None: the ABI lays out none.
+    back_chain: Size | None = None
 
 
 class Returns(_Model):
@@ -350,11 +356,26 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
                 where.get(("stack", key)),
             )
     _check_cited_text(conv, where, path)
-    cited = (*CITED, *(("stack.link_area",) if conv.stack.link_area else ()))
-    for key in conv.cite:
-        if key not in cited:
+    if conv.stack.back_chain is not None:
+        if conv.stack.back_chain + arch.pointer_size > conv.stack.home_area:
             raise AsmgenError(
-                f"cite.{key}: not a cited fact; cite one of {', '.join(cited)}",
+                f"stack.back_chain: {conv.stack.back_chain:#x} is not a word of the home "
+                f"area [0, {conv.stack.home_area:#x})",
+                path,
+                where.get(("stack", "back_chain")),
+            )
+        if "stack.back_chain" not in conv.cite:
+            raise AsmgenError(
+                "cite: no source for stack.back_chain; every fact names where it comes from",
+                path,
+                where.get(("cite",), 1),
+            )
+    required = (*CITED, *(("stack.link_area",) if conv.stack.link_area else ()))
+    allowed = (*required, *OPTIONAL_CITED)
+    for key in conv.cite:
+        if key not in allowed:
+            raise AsmgenError(
+                f"cite.{key}: not a cited fact; cite one of {', '.join(allowed)}",
                 path,
                 where.get(("cite", key)),
             )
@@ -365,7 +386,7 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
                 path,
                 where.get(("cite", key)),
             )
-    missing = [key for key in cited if key not in conv.cite]
+    missing = [key for key in required if key not in conv.cite]
     if missing:
         raise AsmgenError(
             f"cite: no source for {', '.join(missing)}; every fact names where it comes from",

@@ -52,6 +52,9 @@ class CallConvention(_Model):
     # Bytes of the frame header at the bottom of every frame (the
     # convention's stack.link_area): the resolver's saves sit above it.
     link_area: Size = 0
+    # Offset in that area of the back-chain word a frame's owner writes
+    # (stack.back_chain); None when the convention has none.
+    back_chain: Size | None = None
     stack_align: Align
     # Stack alignment the resolver may rely on at entry; when it is less than
     # stack_align the resolver realigns its frame.  Defaults to stack_align.
@@ -313,6 +316,7 @@ class Spec(_Model):
             callee_saved=convention.callee_saved,
             shadow_space=convention.stack.home_area,
             link_area=convention.stack.link_area,
+            back_chain=convention.stack.back_chain,
             stack_align=convention.stack.align,
             incoming_align=self.resolver.incoming_align,
             return_reg=regs[0],

@@ -26,7 +26,7 @@ def saved_registers(spec: Spec) -> set[str]:
     saved = {*resolver.saves, *resolver.fp_saves}
     if spec.arch_info.vector_area(resolver.vector_state.kind) is not None:
         saved |= {r.name for r in spec.arch_info.registers if r.cls == "vec"}
-    return saved
+    return spec.arch_info.with_parts(saved)
 
 
 def overwritten_registers(spec: Spec) -> tuple[set[str], set[str]]:

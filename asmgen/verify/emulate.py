@@ -57,7 +57,6 @@ def pattern(seed: int, index: int, bits: int) -> int:
 class _Reg:
     name: str
     bits: int
-    reg_id: int
     # Bits a conforming callee must keep (callee-saved, or the callee-saved low part).
     keep: int = 0
 
@@ -116,9 +115,9 @@ class Emulation:
         for reg in arch.registers:
             if reg.name in skip or reg.name in facts.aliases or reg.cls == "ctl":
                 continue
-            regs[reg.name] = _Reg(reg.name, reg.bits, facts.reg_id(reg.name))
+            regs[reg.name] = _Reg(reg.name, reg.bits)
         for name, bits in facts.extra_clobber:
-            regs[name] = _Reg(name, bits, facts.reg_id(name))
+            regs[name] = _Reg(name, bits)
         for name in call.callee_saved:
             full, bits = facts.aliases.get(name, (name, None))
             if full in regs:
@@ -171,7 +170,7 @@ class Emulation:
         return self.read(self.facts.pc)
 
     def read(self, name: str) -> int:
-        return self.uc.reg_read(self.facts.reg_id(name))
+        return self.facts.read(self.uc, name)
 
     # -- the run ----------------------------------------------------------
 
@@ -230,13 +229,13 @@ class Emulation:
     def _set_sentinels(self) -> None:
         uc, facts, spec = self.uc, self.facts, self.spec
         for name, value in facts.init:
-            uc.reg_write(facts.reg_id(name), uc.reg_read(facts.reg_id(name)) | value)
+            facts.write(uc, name, facts.read(uc, name) | value)
         for index, reg in enumerate(self.regs.values()):
-            uc.reg_write(reg.reg_id, pattern(SENTINEL_SEED, index, reg.bits))
+            facts.write(uc, reg.name, pattern(SENTINEL_SEED, index, reg.bits))
         for name in self.controls:
-            uc.reg_write(facts.reg_id(name), facts.fp_control[name][0])
+            facts.write(uc, name, facts.fp_control[name][0])
         if facts.flags:
-            uc.reg_write(facts.reg_id(facts.flags[0]), facts.flags[1] & 0x55)
+            facts.write(uc, facts.flags[0], facts.flags[1] & 0x55)
         # The caller's sp is aligned exactly as the convention promises, no more.
         align = spec.call.stack_align
         promised = getattr(spec.call, "entry_align", align)
@@ -244,12 +243,12 @@ class Emulation:
         sp -= sp % align
         if promised < align:
             sp -= promised
-        uc.reg_write(facts.reg_id(facts.sp), sp)
+        facts.write(uc, facts.sp, sp)
 
     def _at_stub(self, uc, address, size, user_data) -> None:
         if self.trace.entry is not None:
             return
-        self.trace.entry = {name: uc.reg_read(reg.reg_id) for name, reg in self.regs.items()}
+        self.trace.entry = {name: self.read(name) for name in self.regs}
         self.trace.entry[self.facts.sp] = self.read(self.facts.sp)
         self.trace.entry_ret = self._return_address()
 
@@ -313,29 +312,32 @@ class Emulation:
         self.trace.reentries.append((args[0], args[-1]))
         if self.trace.reentry is None:
             self.trace.reentry = {"args": args, "sp_at_call": args_at, "home": home}
-        # Spill the register arguments into the home area, as MSVC code does.
+            if call.back_chain is not None:
+                self.trace.reentry["back_chain"] = self.word(args_at + call.back_chain)
+        # Spill the register arguments into the home area, as MSVC code does
+        # (not into the back-chain word: that is the frame owner's).
         for i in range(call.shadow_space // self.slot):
-            if i < len(call.int_args):
+            if i < len(call.int_args) and i * self.slot != call.back_chain:
                 uc.mem_write(args_at + i * self.slot, self.pointer(self.read(call.int_args[i])))
         # Clobber everything a callee may clobber.
         for index, reg in enumerate(self.regs.values()):
             full = (1 << reg.bits) - 1
-            old = uc.reg_read(reg.reg_id)
+            old = self.read(reg.name)
             new = (pattern(CLOBBER_SEED, index, reg.bits) & ~reg.keep & full) | (old & reg.keep)
-            uc.reg_write(reg.reg_id, new)
+            facts.write(uc, reg.name, new)
         if facts.flags:
             name, mask = facts.flags
-            uc.reg_write(facts.reg_id(name), self.read(name) ^ mask)
+            facts.write(uc, name, self.read(name) ^ mask)
         for name in self.controls:
             # A conforming callee changes only the status bits.
             keep = self.preserved[name]
             bits = self.spec.arch_info.register(name).bits
             new = (self.read(name) & keep) | (facts.fp_control[name][1] & ~keep)
-            uc.reg_write(facts.reg_id(name), new & ((1 << bits) - 1))
+            facts.write(uc, name, new & ((1 << bits) - 1))
         # The landing address; a result wider than a register (o32's 64-bit
         # address in v0:v1) has zero in its other registers.
         for name in getattr(call, "result_regs", (call.return_reg,)):
-            uc.reg_write(facts.reg_id(name), self.addr(LANDING) if name == call.return_reg else 0)
+            facts.write(uc, name, self.addr(LANDING) if name == call.return_reg else 0)
         self.trace.phase = "after"
 
     # -- checks -----------------------------------------------------------
@@ -402,15 +404,19 @@ class Emulation:
             add("stack_pointer", _diff(sp_name, entry[sp_name], self.read(sp_name), bits))
             what = self.facts.link or f"[{sp_name}]"
             add("return_address", _diff(what, t.entry_ret, self._return_address(), bits))
+        unmodeled = dict(self.facts.unmodeled)
         if not call.fp_control:
             add("fp_control", [], "the spec names no FP control state", NA)
+        elif all(name in unmodeled for name in call.fp_control):
+            why = "; ".join(f"{n}: {unmodeled[n]}" for n in call.fp_control)
+            add("fp_control", [], f"not emulated ({why})", NA)
         elif not landed:
             add("fp_control", [Finding("landing", "reached", "not reached")])
         else:
             found = [
                 Finding(name, "a value the emulator can set (facts.py)", "no fact for it")
                 for name in call.fp_control
-                if name not in self.controls
+                if name not in self.controls and name not in unmodeled
             ]
             for name in self.controls:
                 keep = self.preserved[name]
@@ -510,15 +516,37 @@ class Emulation:
             add("shadow_space", [], "the convention has no home area", NA)
             return
         lo, hi = self.trace.reentry["home"]
+        # The back-chain word belongs to the resolver's own frame: written, it
+        # must hold the caller's sp, so that the chain stays unbroken.
+        chain = None if call.back_chain is None else lo + call.back_chain
+        found = []
+        if chain is not None:
+            written = any(
+                (phase, kind) == ("before", "write")
+                and address < chain + self.slot
+                and chain < address + size
+                for phase, kind, address, size, _ in self.trace.accesses
+            )
+            sp, kept = self.trace.entry[self.facts.sp], self.trace.reentry["back_chain"]
+            if written and kept != sp:
+                what = f"back chain [sp+{call.back_chain:#x}]"
+                found.append(
+                    Finding(
+                        what,
+                        f"the caller's sp {hexw(sp, 8 * self.slot)}",
+                        hexw(kept, 8 * self.slot),
+                    )
+                )
         # One finding per instruction: the span of the home area it touched.
         spans: dict[tuple[str, int], list[int]] = {}
         for phase, kind, address, size, pc in self.trace.accesses:
             start, end = max(address, lo), min(address + size, hi)
             live = (phase, kind) in (("before", "write"), ("after", "read"))
+            if chain is not None and chain <= start and end <= chain + self.slot:
+                continue
             if start < end and live:
                 span = spans.setdefault((kind, pc), [start, end])
                 span[0], span[1] = min(span[0], start), max(span[1], end)
-        found = []
         for (kind, pc), (start, end) in spans.items():
             at = f"home area [{start - lo:#x}, {end - lo:#x})"
             where = self.where(pc)

@@ -11,8 +11,10 @@ the caller scaffold, with every register and the argument area random:
   unlisted bits must come back changed;
 - returns: a 64-bit result in the file's result registers, low word first;
 - home_area: a -O0 four-parameter function must fill [sp, sp + home_area)
-  with its register parameters and leave the bytes above alone (with no home
-  area, it must not write the caller's frame at all);
+  with its register parameters and leave the bytes above alone, or, where
+  the area is a register save area, a -O0 variadic function must
+  keep its register arguments in it, up to its top slot, and write nothing
+  above (with no home area, neither may write the caller's frame at all);
 - stack.align, both ways: called with sp aligned to exactly the file's
   alignment, `_Alignas` locals of larger alignments must still be aligned (the
   compiler assumes no more), and compiled calls must keep sp at a constant
@@ -69,6 +71,7 @@ def plan(built: Built, session: Session, rng: random.Random) -> dict[str, State]
     run("fact.returns", "cc_ret64")
     run("fact.home_area", "spill_probe")
     run("fact.link_area", "cc_link_probe")
+    run("fact.home_area.varargs", "spill_probe_varargs")
     for n in _align_probes(built):
         run(f"fact.align.{n}", f"cc_align_probe_{n}")
     run("fact.align.maintain", "cc_align_maintain")
@@ -153,7 +156,26 @@ def confirm(built: Built, results: dict[str, dict], states: dict[str, State]) ->
 
     res = result("fact.home_area")
     if res is not None:
-        facts.append(_home_area(built, states["fact.home_area"], out(res)))
+        fact = _home_area(built, states["fact.home_area"], out(res))
+        if not fact.ok and conv.stack.home_area:
+            # A home area the callee does not fill with its named parameters.
+            varargs = result("fact.home_area.varargs")
+            if varargs is None:
+                fact = None
+            else:
+                inp = states["fact.home_area.varargs"]
+                fact = _home_area_varargs(built, inp, out(varargs)) or fact
+        elif fact.ok and not conv.stack.home_area:
+            # No home area: the variadic callee, which keeps its register
+            # arguments where the convention puts them, must not write the
+            # caller's frame either (one with a register save area would).  A fault is left to the
+            # facts that explain it (a misaligned stack: stack.align).
+            varargs = results.get("fact.home_area.varargs")
+            if varargs is not None and not varargs["status"]:
+                inp = states["fact.home_area.varargs"]
+                fact = _no_home_area_varargs(built, inp, out(varargs)) or fact
+        if fact is not None:
+            facts.append(fact)
 
     res = result("fact.link_area")
     if res is not None:
@@ -265,6 +287,8 @@ def _link_area(built: Built, inp: State, out: State) -> Fact:
 
 
 def _home_area(built: Built, inp: State, out: State) -> Fact:
+    """The -O0 four-parameter callee spills them into [sp, sp + home_area)
+    (Microsoft x64, o32)."""
     conv, ps = built.conv, built.layout.ps
     home = conv.stack.home_area
     if not home:
@@ -287,3 +311,35 @@ def _home_area(built: Built, inp: State, out: State) -> Fact:
     if not above:
         text += f"; the callee also wrote above sp+{home:#x}"
     return Fact("stack.home_area", False, text)
+
+
+def _no_home_area_varargs(built: Built, inp: State, out: State) -> Fact | None:
+    """With no home area: a failed fact if the -O0 variadic callee wrote the
+    caller's frame (the file misses a register save area), else None."""
+    lay = built.layout
+    span = range(0, lay.stack_bytes, lay.ps)
+    written = [at for at in span if out.stack(at, lay.ps) != inp.stack(at, lay.ps)]
+    if not written:
+        return None
+    return Fact(
+        "stack.home_area",
+        False,
+        f"the -O0 variadic callee wrote the caller's frame at [sp+{min(written):#x}, "
+        f"sp+{max(written) + lay.ps:#x}): there is a home area",
+    )
+
+
+def _home_area_varargs(built: Built, inp: State, out: State) -> Fact | None:
+    """Where the home area is a register save area the callee fills as it
+    needs: the -O0 variadic callee keeps its register arguments in
+    it, up to its top slot, and writes nothing above it.  None otherwise."""
+    home, ps = built.conv.stack.home_area, built.layout.ps
+    written = [at for at in range(0, home + 16, ps) if out.stack(at, ps) != inp.stack(at, ps)]
+    if not written or max(written) != home - ps:
+        return None
+    return Fact(
+        "stack.home_area",
+        True,
+        f"the -O0 variadic callee kept its register arguments in [sp+{min(written):#x}, "
+        f"sp+{home:#x}), up to the top slot, and wrote nothing above",
+    )
