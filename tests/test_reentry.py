@@ -41,7 +41,7 @@ SOURCES = sorted((ROOT / "generated/reentry").glob("*.S"))
 
 def test_every_table_of_a_reentry_arch_has_its_source():
     arches = {arch for arch, info in ARCHES.items() if info.jitlink_edges}
-    assert {"x86_64", "aarch64", "riscv64", "loongarch64", "ppc64le"} <= arches
+    assert {"x86_64", "aarch64", "riscv64", "loongarch64", "s390x", "ppc64le"} <= arches
     want = {abi for abi, record in TABLES.items() if record["arch"] in arches}
     assert set(REENTRY) == want
     assert {p.stem for p in SOURCES} == want
@@ -73,6 +73,21 @@ def test_aarch64_stub_is_llvms():
         ("Page21", 0, 0, "__orc_stub_ptr"),
         ("PageOffset12", 4, 0, "__orc_stub_ptr"),
     ]
+
+
+def test_s390x_blocks():
+    # systemz.cpp: Pointer64JumpStubContent = C4 18 00 00 00 00 (lgrl %r1) 07 F1
+    # (br %r1), a Delta32dbl edge at 2 with addend 2 (systemz.h,
+    # createPointerJumpStubBlock).  The trampoline is brasl %r1 (C0 15), the
+    # same edge: its operand counts halfwords from the instruction, 2 bytes
+    # before the field.
+    for abi in ("SystemZ", "SystemZ_NoVector"):
+        record = REENTRY[abi]
+        assert record["stub"]["hex"] == "c4180000000007f1"
+        assert _edges(record["stub"]) == [("Delta32dbl", 2, 2, "__orc_stub_ptr")]
+        assert record["trampoline"]["hex"] == "c01500000000"
+        assert _edges(record["trampoline"]) == [("Delta32dbl", 2, 2, "__orc_rt_reenter")]
+        assert record["trampoline_call_size"] == 6
 
 
 def _words(block: dict) -> list[int]:
