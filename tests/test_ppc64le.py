@@ -318,12 +318,13 @@ def test_a_convention_without_the_frame_header_is_refuted_by_gcc(tree, capsys):
     caller's frame (the convention check), and the compiled re-entry
     function does so over the register the resolver then keeps there (the
     chain: an argument comes back wrong, once the resolver reserves no more
-    than the convention gives, without its parameter save area)."""
-    spec = tree / "abi_specs" / "ppc64le.yaml"
-    spec.write_text(spec.read_text().replace("  shadow_space: 0x60\n", ""))
+    than the convention gives: no header, and no parameter save area)."""
     path = tree / "abi_specs" / "conventions" / "ppc64_elfv2.yaml"
     text = path.read_text()
-    text = text.replace("  link_area: 0x20\n", "")
+    assert "  home_area: 0x60\n" in text
+    text = text.replace("  link_area: 0x20\n", "").replace(
+        "  home_area: 0x60\n", "  home_area: 0x0\n"
+    )
     text = "\n".join(ln for ln in text.splitlines() if "stack.link_area:" not in ln) + "\n"
     path.write_text(text)
     capsys.readouterr()
@@ -441,14 +442,15 @@ int main(int argc, char **argv) {
 
 def test_asmgen_patchs_llvm_writers_run_on_ppc64le(capsys, generated_module, program, tmp_path):
     """`asmgen patch` on the stand-in LLVM tree adds OrcPPC64 and the
-    Triple::ppc64le cases; the patched OrcABISupport.cpp, compiled on the host
-    against LLVM 19, writes the resolver, trampolines and stubs that the
-    ppc64le program then runs (and the Python module's bytes)."""
+    Triple::ppc64le cases (in the four factory functions); the patched
+    OrcABISupport.cpp, compiled on the host against LLVM 19, writes the
+    resolver, trampolines and stubs that the ppc64le program then runs (and
+    the Python module's bytes)."""
     repo = llvm_trees.scratch_tree(tmp_path / "llvm", llvm_trees.llvm_files(TREE))
     assert main(["patch", "--llvm-root", str(repo), "PPC64", "-o", str(tmp_path / "p.diff")]) == 0
     diff = (tmp_path / "p.diff").read_text()
     assert "+class LLVM_CLASS_ABI OrcPPC64 {" in diff
-    assert diff.count("+    case Triple::ppc64le:") + diff.count("+  case Triple::ppc64le:") == 3
+    assert diff.count("+    case Triple::ppc64le:") + diff.count("+  case Triple::ppc64le:") == 4
     assert llvm_trees.apply(repo, tmp_path / "p.diff") == ""
     for rel in orc_factories.FACTORY_PATHS:
         assert oracle.syntax_check(repo, rel) == ""
@@ -499,16 +501,21 @@ def test_a_register_without_percent_is_one_line_on_stderr(tree):
 
 
 def test_a_variadic_reentry_function_writes_only_the_parameter_save_area(program, tree, tmp_path):
-    """The resolver's 0x60 bytes below its saves (resolver.shadow_space) are
-    where a variadic re-entry function stores r3-r10: the chain keeps every
-    argument.  The same resolver without them keeps its saves there, and
-    the callee overwrites them (the saved return address among them)."""
+    """The resolver's 0x60 bytes below its saves (the convention's home
+    area: the frame header and the parameter save area) are where a variadic
+    re-entry function stores r3-r10: the chain keeps every argument.  The
+    same resolver built from a convention without them keeps its saves
+    there, and the callee overwrites them (the saved return address among
+    them)."""
     exe, symbols = program
     addresses = {"ReentryFnAddr": symbols["reentry_va"], "ReentryCtxAddr": symbols["ctx_obj"]}
-    spec = tree / "abi_specs" / "ppc64le.yaml"
+    conv = tree / "abi_specs" / "conventions" / "ppc64_elfv2.yaml"
+    original = conv.read_text()
+    assert "  home_area: 0x60\n" in original
+    without = original.replace("  home_area: 0x60\n", "  home_area: 0x0\n")
     results = []
-    for text in (spec.read_text(), spec.read_text().replace("  shadow_space: 0x60\n", "")):
-        spec.write_text(text)
+    for text in (original, without):
+        conv.write_text(text)
         (item,) = [f for f in spec_files(tree / "abi_specs") if f.spec.abi == "PPC64"]
         table = build(item, tree / "templates")
         (tmp_path / "code.bin").write_bytes(_image(table, symbols, table.instantiate(addresses)))
