@@ -11,8 +11,9 @@ blocks in tables.json.
   the resolve call and undone at the end.
 - The routine and its blocks, linked with JITLink's fixups, run through
   verify's emulation with exactly the spec's declared outcomes, and on the
-  target itself (natively for x86-64 System V, under qemu-user for AArch64
-  and RISC-V 64), where the arguments reach the landing.
+  target itself (natively for x86-64 System V, under qemu-user for AArch64,
+  RISC-V 64, s390x and PowerPC64 LE, which unicorn does not emulate), where
+  the arguments reach the landing.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ SOURCES = sorted((ROOT / "generated/reentry").glob("*.S"))
 
 def test_every_table_of_a_reentry_arch_has_its_source():
     arches = {arch for arch, info in ARCHES.items() if info.jitlink_edges}
-    assert {"x86_64", "aarch64", "riscv64", "loongarch64"} <= arches
+    assert {"x86_64", "aarch64", "riscv64", "loongarch64", "s390x", "ppc64le"} <= arches
     want = {abi for abi, record in TABLES.items() if record["arch"] in arches}
     assert set(REENTRY) == want
     assert {p.stem for p in SOURCES} == want
@@ -72,6 +73,52 @@ def test_aarch64_stub_is_llvms():
         ("Page21", 0, 0, "__orc_stub_ptr"),
         ("PageOffset12", 4, 0, "__orc_stub_ptr"),
     ]
+
+
+def test_s390x_blocks():
+    # systemz.cpp: Pointer64JumpStubContent = C4 18 00 00 00 00 (lgrl %r1) 07 F1
+    # (br %r1), a Delta32dbl edge at 2 with addend 2 (systemz.h,
+    # createPointerJumpStubBlock).  The trampoline is brasl %r1 (C0 15), the
+    # same edge: its operand counts halfwords from the instruction, 2 bytes
+    # before the field.
+    for abi in ("SystemZ", "SystemZ_NoVector"):
+        record = REENTRY[abi]
+        assert record["stub"]["hex"] == "c4180000000007f1"
+        assert _edges(record["stub"]) == [("Delta32dbl", 2, 2, "__orc_stub_ptr")]
+        assert record["trampoline"]["hex"] == "c01500000000"
+        assert _edges(record["trampoline"]) == [("Delta32dbl", 2, 2, "__orc_rt_reenter")]
+        assert record["trampoline_call_size"] == 6
+
+
+def _words(block: dict) -> list[int]:
+    code = bytes.fromhex(block["hex"])
+    return [int.from_bytes(code[i : i + 4], "little") for i in range(0, len(code), 4)]
+
+
+def test_ppc64_blocks():
+    # ppc64.cpp: PointerJumpStubNoTOCContent (little-endian) is mflr r12;
+    # bcl 20,31,.+4; mflr r11; mtlr r12; addis r12,r11,HA; ld r12,LO(r12);
+    # mtctr r12; bctr, with Delta16HA at 16 (addend 8) and Delta16LO at 20
+    # (addend 12), both measured from the word after the bcl.
+    llvm = [0x7D8802A6, 0x429F0005, 0x7D6802A6, 0x7D8803A6, 0x3D8B0000, 0xE98C0000]
+    llvm += [0x7D8903A6, 0x4E800420]
+    record = REENTRY["PPC64"]
+    words = _words(record["stub"])
+    # The bcl and the tail (ld, mtctr, bctr) are LLVM's words ...
+    assert words[1] == llvm[1] and words[-3:] == [0xE98C0000, *llvm[-2:]]
+    # ... lr waits in r0 (mflr r0, mtlr r0), the address is built in r12
+    # (mflr r12, addis r12,r12), and addi r12,r12,LO comes before the load:
+    # no assembler has a pc-relative @l for ld's DS form.
+    assert words[0] == 0x7C0802A6 and words[3] == 0x7C0803A6
+    assert words[2] == 0x7D8802A6 and words[4] == 0x3D8C0000 and words[5] == 0x398C0000
+    assert _edges(record["stub"]) == [
+        ("Delta16HA", 16, 8, "__orc_stub_ptr"),
+        ("Delta16LO", 20, 12, "__orc_stub_ptr"),
+    ]
+    # mflr r0; bl __orc_rt_reenter (0x48000001, LK set) with CallBranchDelta at 4.
+    assert _words(record["trampoline"]) == [0x7C0802A6, 0x48000001]
+    assert _edges(record["trampoline"]) == [("CallBranchDelta", 4, 0, "__orc_rt_reenter")]
+    assert record["trampoline_call_size"] == 8
 
 
 @pytest.mark.parametrize(
@@ -159,10 +206,14 @@ def _check_cfi(elf, size: int, record: dict, ranged: bool) -> None:
         assert fde.header["address_range"] == size
     table = fde.get_decoded().table
     entry, last = table[0]["cfa"], table[-1]["cfa"]
-    # At the call of __orc_rt_resolve the frame has moved (pushed, or sp lowered).
-    (call,) = [e["offset"] for e in record["routine"]["edges"] if "resolve" in e["target"]]
-    at_call = [row for row in table if row["pc"] - fde.header["initial_location"] <= call][-1]
-    assert (at_call["cfa"].reg, at_call["cfa"].offset) != (entry.reg, entry.offset)
+    # Where the routine reaches __orc_rt_resolve (a call, or the address it
+    # builds to call through a register) the frame has moved (pushed, or sp lowered).
+    calls = [e["offset"] for e in record["routine"]["edges"] if "resolve" in e["target"]]
+    assert calls
+    for call in calls:
+        at_call = [row for row in table if row["pc"] - fde.header["initial_location"] <= call]
+        cfa = at_call[-1]["cfa"]
+        assert (cfa.reg, cfa.offset) != (entry.reg, entry.offset)
     # ... and the last rows undo it: the CFA is the entry's again.
     assert (last.reg, last.offset) == (entry.reg, entry.offset)
 
@@ -209,7 +260,25 @@ def test_a_wrong_edge_fails_the_run(tables, abi):
 # -- the routine for real: natively (x86-64) and under qemu-user ------------------
 
 HARNESS = ROOT / "tests/fixtures/reentry_harness.c"
-REGION = 0x1000000  # the harness's MAP_FIXED region: routine, trampoline, stub, pointer
+# The harness's fixed region (routine, trampoline, stub, pointer): the first
+# 16 MiB boundary from 16 MiB up that leaves the program's segments, and 1 MiB
+# of heap after them, alone.
+ALIGN, HEAP = 0x1000000, 0x100000
+
+
+def _region(program: Path) -> int:
+    from elftools.elf.elffile import ELFFile
+
+    with program.open("rb") as handle:
+        loads = [
+            (s["p_vaddr"], s["p_vaddr"] + s["p_memsz"] + HEAP)
+            for s in ELFFile(handle).iter_segments()
+            if s["p_type"] == "PT_LOAD"
+        ]
+    region = ALIGN
+    while any(start < region + 0x4000 and region < end for start, end in loads):
+        region += ALIGN
+    return region
 
 
 def _runs_on_a_target(spec) -> bool:
@@ -219,8 +288,10 @@ def _runs_on_a_target(spec) -> bool:
     return target is not None and not target.windows
 
 
+# Every reentry table whose convention a Linux target runs, emulated or not
+# (unicorn has no PowerPC little-endian: qemu-user is all that runs it).
 NATIVE_ABIS = [
-    item.spec.abi for item in select(spec_files(), REENTRY_ABIS) if _runs_on_a_target(item.spec)
+    item.spec.abi for item in select(spec_files(), list(REENTRY)) if _runs_on_a_target(item.spec)
 ]
 
 
@@ -228,61 +299,96 @@ NATIVE_ABIS = [
 def harness_programs(tmp_path_factory):
     folder, built = tmp_path_factory.mktemp("reentry-harness"), {}
 
-    def program(compiler: str) -> Path:
-        if compiler not in built:
-            out = folder / compiler
+    def program(target) -> Path:
+        key = (target.compiler, *target.cflags)
+        if key not in built:
+            out = folder / "-".join(key).replace("=", "_")
+            command = [target.compiler, *target.cflags, "-O1", "-static", "-no-pie"]
             done = subprocess.run(
-                [compiler, "-O1", "-static", "-no-pie", str(HARNESS), "-o", str(out)],
-                capture_output=True,
-                text=True,
+                [*command, str(HARNESS), "-o", str(out)], capture_output=True, text=True
             )
             assert done.returncode == 0, done.stderr
-            built[compiler] = out
-        return built[compiler]
+            built[key] = out
+        return built[key]
 
     return program
 
 
-@pytest.mark.parametrize("abi", NATIVE_ABIS)
-def test_the_routine_runs_on_the_target(tables, harness_programs, abi, tmp_path):
-    """The tables.json blocks, linked by JITLink's fixups, on the real CPU
-    (x86-64) or under qemu-user: the arguments arrive at the landing, the
-    routine passes the trampoline's address, and the landing's result comes
-    back to the caller.  A table that declares lost FP arguments (LLVM's
-    Riscv64) loses the doubles here too."""
+@pytest.fixture(scope="module")
+def native_tables():
+    return {item.spec.abi: build(item) for item in select(spec_files(), NATIVE_ABIS)}
+
+
+def _run_on_target(table, reentry, program: Path, folder: Path) -> subprocess.CompletedProcess:
+    """Link `reentry`'s blocks for the harness's region and run the harness."""
     from elftools.elf.elffile import ELFFile
 
     from asmgen.build.reentry import POINTER, RESOLVE, ROUTINE
     from asmgen.verify.reentry import link_block
 
-    table = tables[abi]
-    spec, reentry = table.spec, table.reentry
+    spec = table.spec
     target = spec.arch_info.harness.target(spec.convention, spec.endian)
-    program = harness_programs(target.compiler)
     with program.open("rb") as handle:
         symtab = ELFFile(handle).get_section_by_name(".symtab")
         resolve = symtab.get_symbol_by_name("resolve")[0]["st_value"]
-    tramp, stub, pointer = REGION + 0x1000, REGION + 0x2000, REGION + 0x3000
+    region = _region(program)
+    tramp, stub, pointer = region + 0x1000, region + 0x2000, region + 0x3000
     blob = bytearray(0x4000)
     for at, code in (
-        (REGION, link_block(spec, reentry.routine, REGION, {RESOLVE: resolve})),
-        (tramp, link_block(spec, reentry.trampoline, tramp, {ROUTINE: REGION})),
+        (region, link_block(spec, reentry.routine, region, {RESOLVE: resolve})),
+        (tramp, link_block(spec, reentry.trampoline, tramp, {ROUTINE: region})),
         (stub, link_block(spec, reentry.stub, stub, {POINTER: pointer})),
         (pointer, tramp.to_bytes(8, spec.endian)),
     ):
-        blob[at - REGION : at - REGION + len(code)] = code
-    (tmp_path / "blob").write_bytes(blob)
-    run = subprocess.run(
-        [*target.runner, str(program), str(tmp_path / "blob"), hex(stub), hex(tramp)],
+        blob[at - region : at - region + len(code)] = code
+    (folder / "blob").write_bytes(blob)
+    return subprocess.run(
+        [*target.runner, str(program), str(folder / "blob"), hex(stub), hex(tramp), hex(region)],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def _target_of(spec):
+    return spec.arch_info.harness.target(spec.convention, spec.endian)
+
+
+@pytest.mark.parametrize("abi", NATIVE_ABIS)
+def test_the_routine_runs_on_the_target(native_tables, harness_programs, abi, tmp_path):
+    """The tables.json blocks, linked by JITLink's fixups, on the real CPU
+    (x86-64) or under qemu-user: the arguments arrive at the landing, the
+    routine passes the trampoline's address, and the landing's result comes
+    back to the caller.  A table that declares lost FP arguments (LLVM's
+    Riscv64) loses the doubles here too."""
+    table = native_tables[abi]
+    spec = table.spec
+    run = _run_on_target(table, table.reentry, harness_programs(_target_of(spec)), tmp_path)
     declared = {v.check for v in spec.expected_violations}
     want = "FAIL" if "fp_args" in declared else "ok"
     assert run.stdout.split()[:1] == [want], (run.stdout, run.stderr)
     # Either way the chain ran: the landing's result and the trampoline arrived.
+    tramp = _region(harness_programs(_target_of(spec))) + 0x1000
     assert f"result=600dcafef00d1234 tramp={tramp:x}" in run.stdout
+
+
+# Tables no emulator runs: the target is their only run, so it must be able to fail.
+UNEMULATED_ABIS = [abi for abi in NATIVE_ABIS if ARCHES[TABLES[abi]["arch"]].emulator is None]
+
+
+@pytest.mark.parametrize("abi", UNEMULATED_ABIS)
+def test_a_wrong_stub_edge_fails_on_the_target(native_tables, harness_programs, abi, tmp_path):
+    # The stub's edges moved 8 bytes on: it jumps through the empty word after
+    # its pointer, and the harness never prints its verdict.
+    table = native_tables[abi]
+    r = table.reentry
+    moved = tuple(Edge(e.kind, e.offset, e.addend + 8, e.target, e.reloc) for e in r.stub.edges)
+    broken = Reentry(
+        r.source, r.routine, r.trampoline, Block(r.stub.code, moved, r.stub.alignment), r.call_size
+    )
+    run = _run_on_target(table, broken, harness_programs(_target_of(table.spec)), tmp_path)
+    assert run.returncode != 0
+    assert "result=" not in run.stdout
 
 
 # -- the GNU property note: what the linker and the loader are told --------------

@@ -27,7 +27,8 @@ def reach(at: int, target: int, bits: int) -> int:
 
 # JITLink edge fixups (JITLinkEdge.fixup): write the field of the edge at
 # `offset` in `code` for a fixup address `pc` and a target `target` (S + A).
-# Little-endian instruction words; the psABIs' formulas.
+# Little-endian instruction words unless a fixup says otherwise; the psABIs'
+# formulas.
 
 
 def _or_word(code: bytearray, offset: int, bits: int) -> None:
@@ -82,3 +83,45 @@ def fix_call_plt(code: bytearray, offset: int, pc: int, target: int) -> None:
     """RISC-V AUIPC + JALR pair (CALL_PLT)."""
     fix_pcrel_hi20(code, offset, pc, target)
     fix_pcrel_lo12_i(code, offset + 4, pc, target)
+
+
+def fix_delta32dbl(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """s390x relative-long operand (JITLink systemz Delta32dbl): (target - pc) / 2,
+    a signed big-endian 32-bit field; target - pc even and within 33 bits."""
+    delta = target - pc
+    if delta % 2:
+        raise ValueError(f"{target:#x} is not a halfword from {pc:#x}")
+    if not -(1 << 32) <= delta < 1 << 32:
+        raise ValueError(f"a relative-long operand at {pc:#x} cannot reach {target:#x}")
+    code[offset : offset + 4] = (delta >> 1).to_bytes(4, "big", signed=True)
+
+
+def fix_call_branch_delta(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """PowerPC64 `bl` (JITLink ppc64 CallBranchDelta): target - pc in the
+    LI field (bits 2-25 of the word), a signed 26-bit byte offset."""
+    delta = reach(pc, target, 26)
+    if delta % 4:
+        raise ValueError(f"{target:#x} is not a word from {pc:#x}")
+    _or_word(code, offset, delta & 0x03FFFFFC)
+
+
+def _half16(code: bytearray, offset: int, value: int) -> None:
+    code[offset : offset + 2] = (value & 0xFFFF).to_bytes(2, "little")
+
+
+def _delta32(pc: int, target: int) -> int:
+    delta = target - pc
+    if not -(1 << 31) <= delta < 1 << 31:
+        raise ValueError(f"a 16-bit pair at {pc:#x} cannot reach {target:#x}")
+    return delta
+
+
+def fix_delta16ha(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """PowerPC64 @ha of target - pc (JITLink ppc64 Delta16HA): the high half,
+    rounded for the signed low half; the halfword at `offset` (little-endian)."""
+    _half16(code, offset, (_delta32(pc, target) + 0x8000) >> 16)
+
+
+def fix_delta16lo(code: bytearray, offset: int, pc: int, target: int) -> None:
+    """PowerPC64 @l of target - pc (JITLink ppc64 Delta16LO)."""
+    _half16(code, offset, _delta32(pc, target))

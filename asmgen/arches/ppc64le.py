@@ -8,7 +8,16 @@ the compiled-code harness.
 
 from __future__ import annotations
 
-from asmgen.arches.model import Arch, Harness, HarnessTarget, OrcFactory, numbered, regs
+from asmgen.arches.encode import fix_call_branch_delta, fix_delta16ha, fix_delta16lo
+from asmgen.arches.model import (
+    Arch,
+    Harness,
+    HarnessTarget,
+    JITLinkEdge,
+    OrcFactory,
+    numbered,
+    regs,
+)
 from asmgen.arches.patchkind import PatchKind
 
 # Unrounded 16-bit pieces of a 64-bit address: lis/ori/sldi/oris/ori combine
@@ -84,4 +93,14 @@ ARCH = Arch(
     # LLVM's factory functions pick OrcPPC64 for little-endian PowerPC64
     # (big-endian Linux is ELFv1, another ABI).
     orc_factory=OrcFactory(triples=("ppc64le",), llvm_class="OrcPPC64"),
+    # PowerPC64 ELF ABI numbers.  `bl` becomes JITLink ppc64's direct
+    # CallBranchDelta (ELF_ppc64 reads R_PPC64_REL24 as RequestCall, which
+    # asks for a TOC-saving PLT stub: the reentry blocks keep no TOC);
+    # @ha/@l of a pc-relative difference are Delta16HA/Delta16LO, as in
+    # JITLink's no-TOC pointer jump stub.  ELF addends are JITLink's.
+    jitlink_edges=(
+        JITLinkEdge(10, "R_PPC64_REL24", "CallBranchDelta", fixup=fix_call_branch_delta),
+        JITLinkEdge(250, "R_PPC64_REL16_LO", "Delta16LO", fixup=fix_delta16lo),
+        JITLinkEdge(252, "R_PPC64_REL16_HA", "Delta16HA", fixup=fix_delta16ha),
+    ),
 )

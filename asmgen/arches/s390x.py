@@ -9,12 +9,13 @@ registers names `backend: llvm-mc`.
 
 from __future__ import annotations
 
-from asmgen.arches.encode import field, reach
+from asmgen.arches.encode import field, fix_delta32dbl, reach
 from asmgen.arches.model import (
     Arch,
     EmuFacts,
     Harness,
     HarnessTarget,
+    JITLinkEdge,
     OrcFactory,
     Register,
     Scaffold,
@@ -132,4 +133,13 @@ ARCH = Arch(
     scaffold=Scaffold(_brasl, lambda order: bytes.fromhex("07fe")),  # br %r14
     patch_kinds=(PCREL32DBL,),
     orc_factory=OrcFactory(triples=("systemz",), llvm_class="OrcSystemZ"),
+    # s390x ELF ABI numbers.  A relative-long operand (brasl, lgrl) becomes
+    # JITLink systemz's Delta32dbl, the kind its own pointer jump stub uses;
+    # the ELF addend (+2: the operand is 2 bytes into the instruction) is
+    # JITLink's as it is.  A PLT-relative brasl is linked direct, as JITLink
+    # does once the target is in reach.
+    jitlink_edges=(
+        JITLinkEdge(19, "R_390_PC32DBL", "Delta32dbl", fixup=fix_delta32dbl),
+        JITLinkEdge(20, "R_390_PLT32DBL", "Delta32dbl", fixup=fix_delta32dbl),
+    ),
 )
