@@ -66,7 +66,7 @@ class CaseGroup:
         return {
             node.text.decode()
             for statement in self.statements
-            for node in _walk(statement)
+            for node in orc.walk(statement)
             if node.type in ("type_identifier", "identifier") and node.text.decode() in known
         }
 
@@ -75,20 +75,12 @@ class CaseGroup:
         return any(
             node.type in ("if_statement", "switch_statement", "conditional_expression")
             for statement in self.statements
-            for node in _walk(statement)
+            for node in orc.walk(statement)
         )
 
 
-def _walk(node: Node):
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(reversed(current.children))
-
-
 def _last_name(label: Node) -> str:
-    names = [n for n in _walk(label) if n.type == "identifier"]
+    names = [n for n in orc.walk(label) if n.type == "identifier"]
     return (names[-1] if names else label).text.decode()
 
 
@@ -113,7 +105,7 @@ def groups(src: orc.Source, name: str) -> tuple[Node, list[CaseGroup]]:
     """The body of function `name`'s switch on the triple's arch
     (`T.getArch()`), and its case groups."""
     fn = function(src, name)
-    for node in _walk(fn):
+    for node in orc.walk(fn):
         if node.type != "switch_statement":
             continue
         condition = node.child_by_field_name("condition")
@@ -170,7 +162,7 @@ def case_text(src: orc.Source, name: str, factory: OrcFactory, known: set[str]) 
     renames = sorted(
         (n.start_byte, n.end_byte)
         for statement in model.statements
-        for n in _walk(statement)
+        for n in orc.walk(statement)
         if n.type in ("type_identifier", "identifier") and n.text.decode() == old
     )
     text, pos = "", start
@@ -205,7 +197,7 @@ def cases(src: orc.Source, name: str) -> dict[str, set[str]]:
         named = {
             n.text.decode()
             for s in group.statements
-            for n in _walk(s)
+            for n in orc.walk(s)
             if n.type in ("type_identifier", "identifier") and n.text.decode().startswith("Orc")
         }
         for enumerator in group.enumerators:

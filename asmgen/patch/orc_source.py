@@ -47,7 +47,8 @@ def _parser() -> Parser:
     return Parser(Language(tree_sitter_cpp.language()))
 
 
-def _walk(node: Node) -> Iterator[Node]:
+def walk(node: Node) -> Iterator[Node]:
+    """Every node below `node`, itself first, in source order."""
     stack = [node]
     while stack:
         current = stack.pop()
@@ -123,7 +124,7 @@ class Source:
 
     def namespace_body(self) -> Node:
         """The declaration list of `namespace llvm { namespace orc {` (or `llvm::orc`)."""
-        for node in _walk(self.root):
+        for node in walk(self.root):
             if node.type != "namespace_definition":
                 continue
             name = node.child_by_field_name("name")
@@ -185,7 +186,7 @@ class ClassDecl:
 
 def classes(header: Source) -> dict[str, ClassDecl]:
     found: dict[str, ClassDecl] = {}
-    for node in _walk(header.root):
+    for node in walk(header.root):
         if node.type not in ("class_specifier", "struct_specifier"):
             continue
         name, body = node.child_by_field_name("name"), node.child_by_field_name("body")
@@ -266,7 +267,7 @@ def _declared_name(src: Source, definition: Node) -> str | None:
 
 def _forward_call(src: Source, definition: Node) -> tuple[str | None, list[str]]:
     """The Base of a `Base::writeResolverCode(...)` call in `definition`, and its arguments."""
-    for node in _walk(definition):
+    for node in walk(definition):
         function = node.child_by_field_name("function") if node.type == "call_expression" else None
         if function is not None and function.type == "qualified_identifier":
             name = function.child_by_field_name("name")
@@ -325,7 +326,7 @@ def resolver_functions(cpp: Source) -> dict[str, ResolverFn]:
 def member_functions(cpp: Source, name: str, table: str) -> dict[str, ResolverFn]:
     """Every `Scope::<name>` defined in the file, with its `<table>[]` array if any."""
     found: dict[str, ResolverFn] = {}
-    for node in _walk(cpp.root):
+    for node in walk(cpp.root):
         if node.type != "function_definition":
             continue
         declarator = node.child_by_field_name("declarator")
@@ -346,7 +347,7 @@ def free_functions(cpp: Source, names: set[str]) -> dict[str, Node]:
     """Definitions of unqualified functions named in `names` at namespace scope;
     a template's node is its whole `template <...>` declaration."""
     found: dict[str, Node] = {}
-    for node in _walk(cpp.root):
+    for node in walk(cpp.root):
         if node.type != "function_definition":
             continue
         parent = node.parent
@@ -365,7 +366,7 @@ def _resolver_fn(cpp: Source, name: str, node: Node, body: Node, table: str) -> 
     initializers: dict[str, tuple[Node, Node]] = {}  # local -> (declaration, value)
     for stmt in body.children:
         if stmt.type == "static_assert_declaration":
-            if any(n.type == "sizeof_expression" and table.encode() in n.text for n in _walk(stmt)):
+            if any(n.type == "sizeof_expression" and table.encode() in n.text for n in walk(stmt)):
                 fn.size_asserts.append(stmt)
             continue
         if stmt.type != "declaration":
@@ -396,7 +397,7 @@ def _find_offsets(
     """Integer constants added to the working memory (the first parameter), and
     which parameters the statements writing there read."""
     memory = params[0].encode()
-    for node in _walk(fn.body):
+    for node in walk(fn.body):
         if node.type != "binary_expression":
             continue
         left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
@@ -419,7 +420,7 @@ def _find_offsets(
 
 
 def _identifiers(node: Node) -> Iterator[bytes]:
-    for child in _walk(node):
+    for child in walk(node):
         if child.type == "identifier":
             yield child.text
 
