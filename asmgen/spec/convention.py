@@ -136,8 +136,7 @@ class FpControl(_Model):
 
 class WideRegisters(_Model):
     """Vector registers a caller convention passes or keeps wider than asmgen
-    names them, on a CPU with `feature` (`Arch.wide_vectors`: ymm with avx, zmm with
-    avx512f; `Arch.wide_vectors`)."""
+    names them, on a CPU with `feature` (each arch's `Arch.wide_vectors`)."""
 
     feature: str
     bits: int = Field(gt=0, le=0x1000)
@@ -356,22 +355,21 @@ def _check(conv: Convention, where: dict[tuple, int], path: Path) -> None:
                 where.get(("stack", key)),
             )
     _check_cited_text(conv, where, path)
-    if conv.stack.back_chain is not None:
-        if conv.stack.back_chain + arch.pointer_size > conv.stack.home_area:
-            raise AsmgenError(
-                f"stack.back_chain: {conv.stack.back_chain:#x} is not a word of the home "
-                f"area [0, {conv.stack.home_area:#x})",
-                path,
-                where.get(("stack", "back_chain")),
-            )
-        if "stack.back_chain" not in conv.cite:
-            raise AsmgenError(
-                "cite: no source for stack.back_chain; every fact names where it comes from",
-                path,
-                where.get(("cite",), 1),
-            )
-    required = (*CITED, *(("stack.link_area",) if conv.stack.link_area else ()))
-    allowed = (*required, *OPTIONAL_CITED)
+    chain = conv.stack.back_chain
+    if chain is not None and chain + arch.pointer_size > conv.stack.home_area:
+        raise AsmgenError(
+            f"stack.back_chain: {chain:#x} is not a word of the home "
+            f"area [0, {conv.stack.home_area:#x})",
+            path,
+            where.get(("stack", "back_chain")),
+        )
+    # Optional facts need a source once a file states them.
+    stated = (
+        *(("stack.link_area",) if conv.stack.link_area else ()),
+        *(("stack.back_chain",) if conv.stack.back_chain is not None else ()),
+    )
+    required = (*CITED, *stated)
+    allowed = (*required, *(key for key in OPTIONAL_CITED if key not in required))
     for key in conv.cite:
         if key not in allowed:
             raise AsmgenError(
