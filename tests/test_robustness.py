@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from scratch_tree import generate_args
+from scratch_tree import generate_args, tree_options
 
 import asmgen.emit.atomic
 import asmgen.emit.outputs
@@ -251,6 +251,21 @@ def test_a_run_leaves_no_other_runs_reentry_files(tree):
     assert main(generate_args(tree, "X86_64_SysV")) == 0
     left = sorted(p.name for p in (out / "reentry").iterdir())
     assert left == [".notes.swp", "X86_64_SysV.S"]
+
+
+def test_check_finds_a_reentry_source_no_spec_makes(tree, capsys):
+    """A removed spec's source left in generated/reentry/ is stale; generate removes it."""
+    out = tree / "generated"
+    assert main(generate_args(tree)) == 0
+    left = out / "reentry" / "Removed_ABI.S"
+    left.write_text("a removed spec's\n")
+    check = ["check", *tree_options(tree), "--out", str(out)]
+    capsys.readouterr()
+    assert main(check) == 1
+    assert f"{left}: not an output any more" in capsys.readouterr().out
+    assert main(generate_args(tree)) == 0
+    assert not left.exists()
+    assert main(check) == 0
 
 
 def _blocked_on(folder: Path, run: subprocess.Popen, timeout: float = 120.0) -> bool:

@@ -99,12 +99,11 @@ def write_files(files: dict[Path, str]) -> list[Path]:
     lock, so the folder always holds one run's set."""
     if not files:
         return []
-    folders = {path.parent for path in files}
-    root = min(folders, key=lambda folder: len(folder.parts))
-    if any(folder not in (root, root / folder.name) for folder in folders):
+    root, inner = output_folders(set(files))
+    if any(folder.parent != root for folder in inner):
         raise ValueError("write_files writes into one folder and the folders inside it")
     with locked(root):
-        for folder in sorted(folders - {root}):
+        for folder in sorted(inner):
             try:
                 folder.mkdir(exist_ok=True)
             except OSError as exc:
@@ -133,21 +132,36 @@ def write_files(files: dict[Path, str]) -> list[Path]:
         finally:
             for temp in staged.values():
                 temp.unlink(missing_ok=True)
-        _remove_others(folders - {root}, set(files))
+        _remove_others(inner, set(files))
     return list(changed)
 
 
+def output_folders(paths: set[Path]) -> tuple[Path, set[Path]]:
+    """The outermost folder `paths` lie in, and the others (generated/reentry/)."""
+    folders = {path.parent for path in paths}
+    root = min(folders, key=lambda folder: len(folder.parts))
+    return root, folders - {root}
+
+
+def others(folders: set[Path], kept: set[Path]) -> list[Path]:
+    """The files in `folders` the set does not have, which a write removes
+    (hidden ones aside: an editor's, or a temp file)."""
+    return [
+        path
+        for folder in sorted(folders)
+        if folder.is_dir()
+        for path in sorted(folder.iterdir())
+        if path.is_file() and not path.name.startswith(".") and path not in kept
+    ]
+
+
 def _remove_others(folders: set[Path], kept: set[Path]) -> None:
-    """Remove the files in `folders` the set does not have (hidden ones aside:
-    an editor's, or a temp file)."""
-    for folder in sorted(folders):
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and not path.name.startswith(".") and path not in kept:
-                try:
-                    path.unlink()
-                except OSError as exc:
-                    message = f"cannot remove an old output: {exc.strerror}"
-                    raise AsmgenError(message, path) from None
+    for path in others(folders, kept):
+        try:
+            path.unlink()
+        except OSError as exc:
+            message = f"cannot remove an old output: {exc.strerror}"
+            raise AsmgenError(message, path) from None
 
 
 def _restore(previous: dict[Path, bytes | None], modes: dict[Path, int]) -> None:

@@ -10,7 +10,7 @@ import difflib
 import sys
 from pathlib import Path
 
-from asmgen.emit.atomic import write_files
+from asmgen.emit.atomic import others, output_folders, write_files
 
 
 def write_outputs(outputs: dict[str, str], out_dir: Path) -> list[Path]:
@@ -31,6 +31,13 @@ def stale_outputs(outputs: dict[str, str], out_dir: Path) -> list[str]:
     return stale
 
 
+def leftover_outputs(outputs: dict[str, str], out_dir: Path) -> list[Path]:
+    """Files in the output's inner folders that are not outputs (a removed
+    spec's reentry source): a write removes them."""
+    paths = {out_dir / name for name in outputs}
+    return others(output_folders(paths)[1], paths) if paths else []
+
+
 def report_stale(outputs: dict[str, str], out_dir: Path, shown: int = 60) -> list[str]:
     """Print the start of a diff for each stale file; the names of the stale files."""
     stale = stale_outputs(outputs, out_dir)
@@ -44,4 +51,7 @@ def report_stale(outputs: dict[str, str], out_dir: Path, shown: int = 60) -> lis
         diff = difflib.unified_diff(old, new, f"{path} (checked in)", f"{path} (fresh)")
         sys.stdout.writelines(list(diff)[:shown])
         print(f"{path}: stale; run `make generate`")
+    for path in leftover_outputs(outputs, out_dir):
+        print(f"{path}: not an output any more; run `make generate`")
+        stale.append(str(path.relative_to(out_dir)))
     return stale
