@@ -1,10 +1,10 @@
 """Assemble with llvm-mc, for arches keystone lacks (no `keystone` binding in
 their record) and to cross-check keystone on the others.
 
-The rendered source goes to llvm-mc on stdin with a probe label before every
-statement; llvm-mc writes an ELF object into a temporary directory, and the
-bytes of `.text` and the values of the labels are read from it with
-pyelftools.  The result is the same `Assembly` the keystone backend returns.
+The rendered source, with a probe label before every statement, goes to
+llvm-mc through mc_object.py (which joins it with other sources into one run
+where it can), and the bytes of `.text` and the values of the labels come
+back.  The result is the same `Assembly` the keystone backend returns.
 llvm-mc's own errors (``<stdin>:LINE:COL: error: ...``) are mapped back to
 the template line that produced LINE.
 """
@@ -15,12 +15,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 from asmgen.arches import Arch
+from asmgen.build.mc_object import DIAGNOSTIC, Source, assemble_object
 from asmgen.build.render import Rendered
 from asmgen.build.source import END_PROBE, Assembly, collect, parse_lines, probe_name
 from asmgen.build.toolcache import cached
@@ -29,7 +29,6 @@ from asmgen.spec import Spec
 
 # Debian's llvm-19 installs versioned binaries; ASMGEN_LLVM_MC overrides.
 CANDIDATES = ("llvm-mc-19", "llvm-mc")
-_DIAGNOSTIC = re.compile(r"^<stdin>:(\d+):(\d+): (error|warning): (.*)$", re.MULTILINE)
 
 
 def find_llvm_mc() -> str:
@@ -64,20 +63,35 @@ def llvm_mc_version() -> str:
     return match.group(1)
 
 
-def _tool_identity(arch: Arch, endian: str) -> list[str]:
-    """What a cached llvm-mc result depends on besides its input text."""
-    return [find_llvm_mc(), llvm_mc_version(), arch.triple(endian) or "", arch.llvm_mattr or ""]
-
-
-def llvm_mc_command(spec: Spec, output: Path) -> list[str]:
+def llvm_mc_command(spec: Spec) -> tuple[str, ...]:
+    """llvm-mc's command for the spec's target, writing an ELF object (`-o` aside)."""
     arch = spec.arch_info
     triple = arch.triple(spec.endian)
     if triple is None:
         raise AsmgenError(f"arch {arch.name} has no llvm-mc triple")
-    command = [find_llvm_mc(), f"-triple={triple}", "-filetype=obj", "-o", str(output)]
+    command = [find_llvm_mc(), f"-triple={triple}", "-filetype=obj"]
     if arch.llvm_mattr:
         command.append(f"-mattr={arch.llvm_mattr}")
-    return command
+    return tuple(command)
+
+
+def mc_source(spec: Spec, text: str) -> Source:
+    """`text` as an llvm-mc source for the spec's target."""
+    return Source(llvm_mc_command(spec), llvm_mc_version(), text, _register_names(spec.arch_info))
+
+
+_REGISTER_NAMES: dict[str, frozenset[str]] = {}
+
+
+def _register_names(arch: Arch) -> frozenset[str]:
+    """The names the arch record gives registers (mc_object joins no source
+    that defines a label so named)."""
+    if arch.name not in _REGISTER_NAMES:
+        names = {r.name for r in arch.registers} | {arch.stack_pointer, *arch.reserved}
+        if arch.emulator is not None:
+            names |= {*arch.emulator.aliases, *arch.emulator.reserved}
+        _REGISTER_NAMES[arch.name] = frozenset(n.lstrip("%$") for n in names)
+    return _REGISTER_NAMES[arch.name]
 
 
 def assemble_llvm_mc(spec: Spec, rendered: Rendered) -> Assembly:
@@ -97,27 +111,14 @@ def assemble_llvm_mc(spec: Spec, rendered: Rendered) -> Assembly:
             probes.append(probe_name(index))
     source.append((f"{END_PROBE}:", 0))
     text = "\n".join(s for s, _ in source) + "\n"
-
-    def run() -> dict:
-        with tempfile.TemporaryDirectory(prefix="asmgen-mc-") as tmp:
-            output = Path(tmp) / "table.o"
-            result = subprocess.run(
-                llvm_mc_command(spec, output),
-                input=text,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0 or _DIAGNOSTIC.search(result.stderr):
-                return {"error": result.stderr}
-            code, symbols, relocated = _read_object(output, spec)
-        return {"code": code.hex(), "symbols": symbols, "relocated": relocated}
-
-    done = cached(["assemble", *_tool_identity(spec.arch_info, spec.endian), text], run)
+    done = assemble_object(mc_source(spec, text))
     if "error" in done:
         raise _diagnostic(done["error"], source, rendered.path)
-    code, symbols, relocated = bytes.fromhex(done["code"]), done["symbols"], done["relocated"]
-    if relocated:
+    if done["endian"] != spec.endian:
+        endian = done["endian"]
+        raise AsmgenError(f"llvm-mc wrote a {endian}-endian object for a {spec.endian} spec")
+    code, symbols = bytes.fromhex(done["code"]), done["symbols"]
+    if done["relocations"]:
         raise AsmgenError(
             "llvm-mc left relocations in .text; the table must be position-independent "
             "and fully resolved (compute PC-relative operands with label())",
@@ -133,7 +134,7 @@ def assemble_llvm_mc(spec: Spec, rendered: Rendered) -> Assembly:
 
 
 def _diagnostic(stderr: str, source: list[tuple[str, int]], path: Path) -> AsmgenError:
-    match = _DIAGNOSTIC.search(stderr)
+    match = DIAGNOSTIC.search(stderr)
     if match is None:
         detail = stderr.strip().splitlines()
         return AsmgenError(f"llvm-mc failed: {detail[0] if detail else 'no message'}", path)
@@ -144,32 +145,6 @@ def _diagnostic(stderr: str, source: list[tuple[str, int]], path: Path) -> Asmge
         path,
         template_line or None,
     )
-
-
-def _read_object(path: Path, spec: Spec) -> tuple[bytes, dict[str, int], bool]:
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
-
-    with path.open("rb") as handle:
-        elf = ELFFile(handle)
-        expected = "little" if elf.little_endian else "big"
-        if expected != spec.endian:
-            raise AsmgenError(f"llvm-mc wrote a {expected}-endian object for a {spec.endian} spec")
-        text = elf.get_section_by_name(".text")
-        code = text.data() if text is not None else b""
-        text_index = elf.get_section_index(".text") if text is not None else None
-        symbols: dict[str, int] = {}
-        symtab = elf.get_section_by_name(".symtab")
-        for symbol in symtab.iter_symbols() if symtab is not None else ():
-            if symbol.name and symbol["st_shndx"] == text_index:
-                symbols[symbol.name] = symbol["st_value"]
-        relocated = any(
-            isinstance(section, RelocationSection)
-            and section.num_relocations()
-            and elf.get_section(section["sh_info"]) is text
-            for section in elf.iter_sections()
-        )
-    return code, symbols, relocated
 
 
 def decode_words(arch: Arch, endian: str, words: list[bytes]) -> list[str | None]:
@@ -192,7 +167,7 @@ def decode_words(arch: Arch, endian: str, words: list[bytes]) -> list[str | None
         result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
         return {"stdout": result.stdout, "stderr": result.stderr}
 
-    done = cached(["decode-words", *_tool_identity(arch, endian), text], run)
+    done = cached(["decode-words", llvm_mc_version(), *command, text], run)
     bad = {int(n) - 1 for n in re.findall(r"<stdin>:(\d+):\d+: warning: invalid", done["stderr"])}
     decoded = iter(
         " ".join(line.split())

@@ -19,6 +19,7 @@ import hashlib
 import marshal
 import re
 import sys
+import threading
 import traceback
 import types
 from collections.abc import Callable
@@ -139,6 +140,8 @@ def _caller_line(template: jinja2.Template, path: Path) -> int | None:
 
 
 _COMPILED: dict[tuple[str, str], jinja2.Template] = {}
+# A parallel build (gather.py) renders from threads: each template compiles once.
+_COMPILING = threading.Lock()
 # The code generator (sandbox.py) and the options (here) compiled code comes from.
 _GENERATOR = hashlib.sha256(
     Path(sandbox.__file__).read_bytes() + Path(__file__).read_bytes()
@@ -194,24 +197,25 @@ def _compile(template_path: Path) -> jinja2.Template:
     loader = _MarkingLoader(template_path)
     source, _, _ = loader.get_source(None, template_path.name)
     key = (str(template_path), source)
-    if key not in _COMPILED:
-        env = BoundedEnvironment(
-            loader=loader,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-            autoescape=False,
-        )
-        code_key = _code_key(template_path, source)
-        code = _cached_code(code_key)
-        if code is None:
-            code = _checked_code(env, template_path, source)
-            toolcache.store_bytes(code_key, marshal.dumps(code), ".code", CODE_AREA)
-            toolcache.prune(CODE_AREA, KEEP_CODE)
-        _COMPILED[key] = env.template_class.from_code(
-            env, code, env.make_globals(None), lambda: True
-        )
+    with _COMPILING:
+        if key not in _COMPILED:
+            env = BoundedEnvironment(
+                loader=loader,
+                undefined=jinja2.StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=True,
+                autoescape=False,
+            )
+            code_key = _code_key(template_path, source)
+            code = _cached_code(code_key)
+            if code is None:
+                code = _checked_code(env, template_path, source)
+                toolcache.store_bytes(code_key, marshal.dumps(code), ".code", CODE_AREA)
+                toolcache.prune(CODE_AREA, KEEP_CODE)
+            _COMPILED[key] = env.template_class.from_code(
+                env, code, env.make_globals(None), lambda: True
+            )
     return _COMPILED[key]
 
 

@@ -5,6 +5,9 @@ clang-format here, the one place outputs are formatted."""
 
 from __future__ import annotations
 
+from functools import partial
+
+from asmgen.build.gather import parallel
 from asmgen.build.table import Table
 from asmgen.emit.clangformat import clang_format
 from asmgen.emit.compare import report_stale, stale_outputs, write_outputs
@@ -30,8 +33,12 @@ __all__ = ["OUTPUTS", "render_outputs", "report_stale", "stale_outputs", "write_
 def render_outputs(tables: list[Table]) -> dict[str, str]:
     """Every output file's text, all computed before anything is written:
     the tables' files, and a reentry source per table whose arch has one."""
-    outputs = {name: emit(tables) for name, emit in OUTPUTS.items()}
-    for name in CLANG_FORMATTED:
-        outputs[name] = clang_format(outputs[name], name)
+
+    def output(name: str) -> str:
+        text = OUTPUTS[name](tables)
+        return clang_format(text, name) if name in CLANG_FORMATTED else text
+
+    # Side by side (gather.py): clang-format runs while the other emitters work.
+    outputs = dict(zip(OUTPUTS, parallel([partial(output, name) for name in OUTPUTS]), strict=True))
     outputs.update(emit_reentry_sources(tables))
     return outputs
