@@ -38,8 +38,10 @@ from asmgen.build.source import LABEL
 from asmgen.build.toolcache import cached
 
 # Bump when what `_read` returns changes: the cache key names it.
-FORMAT = "llvm-mc-object-1"
+FORMAT = "llvm-mc-object-2"
 _SUFFIX = "__asmgen_j{}"
+# ELF's prefix of assembler-private names.
+PRIVATE = ".L"
 
 # Directives whose effect stays inside the source's own sections and names.
 _LOCAL_DIRECTIVE = re.compile(
@@ -154,15 +156,17 @@ def _read(path: Path, suffixes: list[str]) -> list[dict]:
     """Each suffix's part of the object at `path` ("" is a source's own object):
     `code` (hex) and `alignment` of its `.text`, the `symbols` and `sizes` defined
     there, its `relocations` ([ELF type, offset, addend, target]; a target in
-    the part's own `.text` is written `block+0x..`), whether an `.eh_frame`
-    entry covers it, and the object's `endian`."""
+    the part's own `.text` is written `block+0x..`, an assembler-private one
+    elsewhere `<section>+0x..`), whether an `.eh_frame` entry covers it, and
+    the object's `endian`.  Private symbols (`.Ltmp3`) are left out: the
+    assembler numbers them across the whole file."""
     elf = ElfObject(path.read_bytes())
     index_of = {section.name: i for i, section in enumerate(elf.sections)}
     initial = elf.sections[index_of[".text"]].addralign
     symbols = elf.symbols()
     by_section: dict[int, list[Symbol]] = {}
     for symbol in symbols:
-        if symbol.name:
+        if symbol.name and not symbol.name.startswith(PRIVATE):
             by_section.setdefault(symbol.shndx, []).append(symbol)
     relocations = elf.relocations()
     eh_frame = relocations.get(index_of.get(".eh_frame", -1), [])
@@ -180,6 +184,9 @@ def _read(path: Path, suffixes: list[str]) -> list[dict]:
             symbol = symbols[reloc.symbol]
             if symbol.shndx == text:
                 target, addend = f"block+{symbol.value + reloc.addend:#x}", 0
+            elif symbol.name.startswith(PRIVATE) and symbol.shndx:
+                where = own(elf.sections[symbol.shndx].name)
+                target, addend = f"{where}+{symbol.value + reloc.addend:#x}", 0
             else:
                 target, addend = own(symbol.name), reloc.addend
             edges.append([reloc.type, reloc.offset, addend, target])
