@@ -44,7 +44,11 @@ class _Gathering:
         self.pending: list[tuple[Hashable, Runner, Any, _Slot]] = []
 
     def flush_if_idle(self) -> None:
-        """With the lock held: when no part runs, serve every pending job."""
+        """With the lock held: when no part runs, serve every pending job, a
+        batch per key and runner, each in a thread of its own; the parts go
+        on when all are served.  (Letting each part go on as soon as its own
+        batch was served, or sending jobs off after a short wait, made more and
+        smaller batches, and was slower.)"""
         if self.running or not self.pending:
             return
         batches: dict[tuple[Hashable, Runner], list[tuple[Any, _Slot]]] = {}

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from asmgen.build import gather
 from asmgen.build.elf_object import ElfObject, Symbol
@@ -139,28 +137,28 @@ def _run_joined(joinable: list[tuple[Source, list[str]]]) -> dict[str, dict]:
 
 
 def _run(text: str, command: tuple[str, ...], suffixes: list[str] | None = None) -> dict:
-    """llvm-mc on `text`; a diagnostic, a warning too, is the run's error."""
-    with tempfile.TemporaryDirectory(prefix="asmgen-mc-") as tmp:
-        output = Path(tmp) / "out.o"
-        done = subprocess.run(
-            [*command, "-o", str(output)], input=text, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0 or DIAGNOSTIC.search(done.stderr):
-            return {"error": done.stderr}
-        if suffixes is None:
-            return _read(output, [""])[0]
-        return {"parts": _read(output, suffixes)}
+    """llvm-mc on `text`, the object on its stdout; a diagnostic, a warning
+    too, is the run's error."""
+    done = subprocess.run(
+        [*command, "-o", "-"], input=text.encode(), capture_output=True, check=False
+    )
+    stderr = done.stderr.decode("utf-8", "replace")
+    if done.returncode != 0 or DIAGNOSTIC.search(stderr):
+        return {"error": stderr}
+    if suffixes is None:
+        return _read(done.stdout, [""])[0]
+    return {"parts": _read(done.stdout, suffixes)}
 
 
-def _read(path: Path, suffixes: list[str]) -> list[dict]:
-    """Each suffix's part of the object at `path` ("" is a source's own object):
+def _read(data: bytes, suffixes: list[str]) -> list[dict]:
+    """Each suffix's part of the object `data` ("" is a source's own object):
     `code` (hex) and `alignment` of its `.text`, the `symbols` and `sizes` defined
     there, its `relocations` ([ELF type, offset, addend, target]; a target in
     the part's own `.text` is written `block+0x..`, an assembler-private one
     elsewhere `<section>+0x..`), whether an `.eh_frame` entry covers it, and
     the object's `endian`.  Private symbols (`.Ltmp3`) are left out: the
     assembler numbers them across the whole file."""
-    elf = ElfObject(path.read_bytes())
+    elf = ElfObject(data)
     index_of = {section.name: i for i, section in enumerate(elf.sections)}
     initial = elf.sections[index_of[".text"]].addralign
     symbols = elf.symbols()
