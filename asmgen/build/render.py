@@ -24,6 +24,7 @@ import traceback
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -80,28 +81,35 @@ class _MarkingLoader(jinja2.BaseLoader):
                 data = handle.read(MAX_TEMPLATE_BYTES + 1)
         except OSError as exc:
             raise AsmgenError(f"cannot read template: {exc.strerror}", self.path) from None
-        if len(data) > MAX_TEMPLATE_BYTES:
-            raise AsmgenError(
-                f"template is larger than {MAX_TEMPLATE_BYTES // 1024} KiB", self.path, 1
-            )
-        try:
-            # A byte-order mark some editors write at the top is not template text.
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise AsmgenError("template is not UTF-8 text", self.path, line) from None
-        for mark in (_MARK, _FIELD):
-            if mark in text:
-                line = text[: text.index(mark)].count("\n") + 1
-                message = f"template holds U+{ord(mark):04X}, a character asmgen reserves"
-                raise AsmgenError(message, self.path, line)
-        marked = []
-        # Jinja counts lines at \r\n, \r and \n; so must the marks.
-        for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
-            if _TAG.sub("", line).strip():
-                line = f"{line}{_MARK}{number}{_MARK}"
-            marked.append(line)
-        return "\n".join(marked), str(self.path), lambda: True
+        return _marked(str(self.path), data), str(self.path), lambda: True
+
+
+@lru_cache(maxsize=64)
+def _marked(path: str, data: bytes) -> str:
+    """The template's text with its line marks, checked and marked once per
+    text (layout renders each template a dozen times)."""
+    if len(data) > MAX_TEMPLATE_BYTES:
+        raise AsmgenError(
+            f"template is larger than {MAX_TEMPLATE_BYTES // 1024} KiB", Path(path), 1
+        )
+    try:
+        # A byte-order mark some editors write at the top is not template text.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise AsmgenError("template is not UTF-8 text", Path(path), line) from None
+    for mark in (_MARK, _FIELD):
+        if mark in text:
+            line = text[: text.index(mark)].count("\n") + 1
+            message = f"template holds U+{ord(mark):04X}, a character asmgen reserves"
+            raise AsmgenError(message, Path(path), line)
+    marked = []
+    # Jinja counts lines at \r\n, \r and \n; so must the marks.
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
+        if _TAG.sub("", line).strip():
+            line = f"{line}{_MARK}{number}{_MARK}"
+        marked.append(line)
+    return "\n".join(marked)
 
 
 def _template_error(exc: Exception, path: Path) -> AsmgenError:
