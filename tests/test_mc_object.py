@@ -57,9 +57,11 @@ def test_a_joined_run_gives_every_built_source_what_its_own_run_gives(built_sour
         runs.clear()
         joined = mc_object._assemble_all(group)
         # One run for the group, and one for each source that must run alone
-        # (RISC-V's `.option`, s390x's `.machine`): the comparison below is of
-        # a real join.
-        alone_count = sum(mc_object._defined_if_joinable(s) is None for s in group)
+        # (a second one that sets state, RISC-V's `.option` or s390x's
+        # `.machine`): the comparison below is of a real join.
+        found = [mc_object._joinable(s) for s in group]
+        setting = sum(f is not None and f[1] for f in found)
+        alone_count = found.count(None) + max(0, setting - 1)
         assert alone_count < len(group) - 1, command
         assert [len(run) == 3 for run in runs] == [True] + [False] * alone_count, command
         for source, result in zip(group, joined, strict=True):
@@ -89,7 +91,6 @@ GOOD = riscv("entry:\n  addi a0, a0, 1\n  j entry\nafter:\n  nop\n")
 @pytest.mark.parametrize(
     "text",
     [
-        "  .option norvc\nentry:\n  nop\n",  # assembler state that would reach the next source
         "width = 4\nentry:\n  addi a0, a0, width\n",  # an assignment
         "t0:\n  addi t0, t0, 1\n  j t0\n",  # a label named like a register
         "entry:\n  nop\n  .cfi_sections .debug_frame\n",  # a file-wide choice
@@ -97,7 +98,7 @@ GOOD = riscv("entry:\n  addi a0, a0, 1\n  j entry\nafter:\n  nop\n")
 )
 def test_a_source_that_could_reach_another_runs_alone(text, monkeypatch):
     unjoinable = riscv(text)
-    assert mc_object._defined_if_joinable(unjoinable) is None
+    assert mc_object._joinable(unjoinable) is None
     runs = []
     real_run = mc_object._run
     monkeypatch.setattr(mc_object, "_run", lambda *a: runs.append(a) or real_run(*a))
@@ -106,6 +107,26 @@ def test_a_source_that_could_reach_another_runs_alone(text, monkeypatch):
     assert sorted(len(run) == 3 for run in runs) == [False, True]
     assert first == alone(GOOD)
     assert second == alone(unjoinable)
+
+
+def test_one_source_that_sets_state_joins_last(monkeypatch):
+    """`.option` reaches what follows it: one such source goes at the end of
+    the joined run, where it starts from the default state as it would alone;
+    a second runs alone."""
+    setting = [
+        riscv(f"  .option norvc\nentry{i}:\n  nop\n  .option rvc\n  nop\n") for i in range(2)
+    ]
+    assert all(mc_object._joinable(s)[1] for s in setting)
+    runs = []
+    real_run = mc_object._run
+    monkeypatch.setattr(mc_object, "_run", lambda *a: runs.append(a) or real_run(*a))
+    results = mc_object._assemble_all([setting[0], GOOD, setting[1]])
+    assert sorted(len(run) == 3 for run in runs) == [False, True]
+    joined_text = next(run[0] for run in runs if len(run) == 3)
+    assert joined_text.index("entry0__asmgen_j1:") > joined_text.index("entry__asmgen_j0:")
+    assert results == [alone(setting[0]), alone(GOOD), alone(setting[1])]
+    # The state is real: after `.option rvc` the second nop is compressed.
+    assert len(bytes.fromhex(results[0]["code"])) == 6
 
 
 def test_an_error_in_a_joined_run_names_the_sources_own_line():

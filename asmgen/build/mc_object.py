@@ -15,10 +15,11 @@ get, is taken from the joined object's own (empty) `.text`.
 tests/test_mc_object.py compares the two ways for every source a build
 assembles.
 
-A source is joined only when nothing in it can reach another: no directive
-that changes the assembler's state (`.option`, `.intel_syntax`, `.set`,
-...), no symbol assignment, no label named like one of the arch's
-registers (renaming it could turn a register operand into a symbol).  A
+A source is joined only when nothing in it can reach another: no symbol
+assignment, no label named like one of the arch's registers (renaming it
+could turn a register operand into a symbol), and no directive but those
+known to act within the source's own sections; one source that sets the
+assembler's state for what follows (`.option`, `.machine`) may go last.  A
 joined run that prints any diagnostic is repeated source by source, so that
 errors name the source's own lines.  Results are kept in asmgen's tool cache
 (toolcache.py) per source, whichever way they were made.
@@ -47,6 +48,9 @@ _LOCAL_DIRECTIVE = re.compile(
     r"|dword|[248]byte|ascii|asciz|string|globl|global|type|size|hidden|local|weak|text|section"
     r"|cfi_(?!sections)\w+)"
 )
+# Directives that set the assembler's state for the statements after them
+# (and nothing before them, nor the file as a whole).
+_STATE_DIRECTIVES = frozenset({".option", ".machine"})
 # llvm-mc's diagnostics name the input `<stdin>` and its line.
 DIAGNOSTIC = re.compile(r"^<stdin>:(\d+):(\d+): (error|warning): (.*)$", re.MULTILINE)
 _ASSIGNMENT = re.compile(r"^\s*[A-Za-z_.$][\w.$]*\s*=")
@@ -72,22 +76,29 @@ def assemble_object(source: Source) -> dict:
 def _assemble_all(sources: list[Source]) -> list[dict]:
     """Each source's object: the joinable ones in one llvm-mc run, the rest alone."""
     results: dict[str, dict] = {}
-    joinable = {}
+    plain: dict[str, tuple[Source, list[str]]] = {}
+    setting: dict[str, tuple[Source, list[str]]] = {}
     for source in sources:
-        defined = _defined_if_joinable(source)
-        if defined is not None:
-            joinable.setdefault(source.text, (source, defined))
-    if len(joinable) > 1:
-        results.update(_run_joined(list(joinable.values())))
+        found = _joinable(source)
+        if found is not None:
+            defined, sets_state = found
+            (setting if sets_state else plain).setdefault(source.text, (source, defined))
+    # A source that sets assembler state goes last: the state reaches only
+    # what follows it, and it starts from the state it would start from alone.
+    joined = [*plain.values(), *list(setting.values())[:1]]
+    if len(joined) > 1:
+        results.update(_run_joined(joined))
     for source in sources:
         if source.text not in results:
             results[source.text] = _run(source.text, source.command)
     return [results[source.text] for source in sources]
 
 
-def _defined_if_joinable(source: Source) -> list[str] | None:
-    """The names the source's labels define; None if it cannot be joined."""
+def _joinable(source: Source) -> tuple[list[str], bool] | None:
+    """The names the source's labels define, and whether it sets assembler state
+    for what follows it; None if it cannot be joined."""
     defined = []
+    sets_state = False
     for line in source.text.splitlines():
         while match := LABEL.match(line):
             defined.append(match.group(1))
@@ -95,12 +106,15 @@ def _defined_if_joinable(source: Source) -> list[str] | None:
         if _ASSIGNMENT.match(line):
             return None
         for statement in line.split(";"):
-            word = statement.split(maxsplit=1)[0] if statement.strip() else ""
-            if word.startswith(".") and not _LOCAL_DIRECTIVE.fullmatch(word.lower()):
+            word = statement.split(maxsplit=1)[0].lower() if statement.strip() else ""
+            if not word.startswith(".") or _LOCAL_DIRECTIVE.fullmatch(word):
+                continue
+            if word not in _STATE_DIRECTIVES:
                 return None
+            sets_state = True
     if source.registers & set(defined):
         return None
-    return defined
+    return defined, sets_state
 
 
 def _joined_text(text: str, defined: list[str], suffix: str) -> str:
