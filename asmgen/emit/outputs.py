@@ -33,12 +33,16 @@ __all__ = ["OUTPUTS", "render_outputs", "report_stale", "stale_outputs", "write_
 def render_outputs(tables: list[Table]) -> dict[str, str]:
     """Every output file's text, all computed before anything is written:
     the tables' files, and a reentry source per table whose arch has one."""
+    texts = {name: OUTPUTS[name](tables) for name in CLANG_FORMATTED}
 
-    def output(name: str) -> str:
-        text = OUTPUTS[name](tables)
-        return clang_format(text, name) if name in CLANG_FORMATTED else text
+    def others() -> dict[str, str]:
+        return {n: emit(tables) for n, emit in OUTPUTS.items() if n not in CLANG_FORMATTED}
 
-    # Side by side (gather.py): clang-format runs while the other emitters work.
-    outputs = dict(zip(OUTPUTS, parallel([partial(output, name) for name in OUTPUTS]), strict=True))
+    # clang-format runs while the other emitters work (threads, gather.py).
+    *formatted, rest = parallel(
+        [*(partial(clang_format, texts[name], name) for name in CLANG_FORMATTED), others]
+    )
+    texts.update(zip(CLANG_FORMATTED, formatted, strict=True), **rest)
+    outputs = {name: texts[name] for name in OUTPUTS}
     outputs.update(emit_reentry_sources(tables))
     return outputs
