@@ -21,9 +21,11 @@ reentry mode; nothing here names an arch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from asmgen.build.frame import compute_frame
+from asmgen.build.gather import parallel
 from asmgen.build.llvm_mc import find_llvm_mc, mc_source
 from asmgen.build.mc_object import assemble_object
 from asmgen.build.render import render
@@ -216,14 +218,23 @@ def build_reentry(spec: Spec, templates_dir: Path) -> Reentry | None:
     names = ReentryNames(
         ROUTINE, RESOLVE, POINTER, spec.trampoline.model_copy(update={"call_size": call_size})
     )
-    stub, _ = _unit(spec, templates_dir, "stub", names)
+    # The stub and the routine side by side: their runs go out together (gather.py).
+    (stub, _), (routine, source) = parallel(
+        [
+            partial(_unit, spec, templates_dir, "stub", names),
+            partial(_routine, spec, templates_dir, names),
+        ]
+    )
+    return Reentry(source, routine, trampoline, stub, call_size)
+
+
+def _routine(spec: Spec, templates_dir: Path, names: ReentryNames) -> tuple[Block, str]:
+    """The reentry routine, and its whole assembly source."""
     resolver = templates_dir / spec.arch / spec.template
-    body = _render(spec, resolver, names)
-    source = routine_source(spec, body)
+    source = routine_source(spec, _render(spec, resolver, names))
     found = _assemble(spec, source, resolver)
     if not found["eh_frame"]:
         raise AsmgenError("no CFI (.eh_frame entry) describes the reentry routine", resolver)
     start, size = found["symbols"][ROUTINE], found["sizes"][ROUTINE]
     code = bytes.fromhex(found["code"])[start : start + size]
-    routine = Block(code, _edges(spec, found, resolver), found["alignment"])
-    return Reentry(source, routine, trampoline, stub, call_size)
+    return Block(code, _edges(spec, found, resolver), found["alignment"]), source
