@@ -265,3 +265,21 @@ def test_the_elf_reader_refuses_what_is_not_elf():
         ElfObject(b"\x7fELF\x09\x01" + bytes(58))
     with pytest.raises(ValueError):
         ElfObject(b"MZ" + bytes(62))
+
+
+def test_words_of_many_tables_decode_in_one_run_as_alone():
+    """llvm_mc._decode_all: one llvm-mc --disassemble run for several tables'
+    words gives each what a run of its own gives, an invalid word included."""
+    from asmgen.build.llvm_mc import _decode_all
+
+    command = (find_llvm_mc(), "--disassemble", "-triple=loongarch64", "-mattr=+d")
+    words = [
+        ["0x63 0xe0 0xfd 0x02", "0xff 0xff 0xff 0xff", "0x61 0x00 0xc0 0x29"],
+        ["0x00 0x00 0x00 0x00", "0x64 0x20 0xc0 0x29"],
+    ]
+    jobs = [(command, "".join(w + "\n" for w in job)) for job in words]
+    joined = _decode_all(jobs)
+    assert joined == [_decode_all([job])[0] for job in jobs]
+    first, second = (result["decoded"] for result in joined)
+    assert first[0] == "addi.d $sp, $sp, -136" and first[1] is None
+    assert second[0] is None and second[1] == "st.d $a0, $sp, 8"

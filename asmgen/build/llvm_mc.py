@@ -15,11 +15,12 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 from asmgen.arches import Arch
+from asmgen.build.gather import submit
 from asmgen.build.mc_object import DIAGNOSTIC, Source, assemble_object
 from asmgen.build.render import Rendered
 from asmgen.build.source import END_PROBE, Assembly, collect, parse_lines, probe_name
@@ -51,16 +52,22 @@ def find_llvm_mc() -> str:
     )
 
 
-@cache
+_VERSIONS: dict[str, str] = {}
+_VERSIONS_LOCK = threading.Lock()
+
+
 def llvm_mc_version() -> str:
-    """The version llvm-mc reports, e.g. ``19.1.7``."""
-    result = subprocess.run(
-        [find_llvm_mc(), "--version"], capture_output=True, text=True, check=False
-    )
-    match = re.search(r"LLVM version (\S+)", result.stdout)
-    if result.returncode != 0 or match is None:
-        raise AsmgenError("cannot read llvm-mc's version")
-    return match.group(1)
+    """The version llvm-mc reports, e.g. ``19.1.7`` (asked once, whichever
+    thread of a parallel build asks first)."""
+    binary = find_llvm_mc()
+    with _VERSIONS_LOCK:
+        if binary not in _VERSIONS:
+            result = subprocess.run([binary, "--version"], capture_output=True, text=True)
+            match = re.search(r"LLVM version (\S+)", result.stdout)
+            if result.returncode != 0 or match is None:
+                raise AsmgenError("cannot read llvm-mc's version")
+            _VERSIONS[binary] = match.group(1)
+        return _VERSIONS[binary]
 
 
 def llvm_mc_command(spec: Spec) -> tuple[str, ...]:
@@ -148,12 +155,9 @@ def _diagnostic(stderr: str, source: list[tuple[str, int]], path: Path) -> Asmge
 
 
 def decode_words(arch: Arch, endian: str, words: list[bytes]) -> list[str | None]:
-    """llvm-mc's text for each fixed-width instruction word, in one cached run;
-    None for a word that is not a valid instruction.
-
-    llvm-mc prints one line per valid word and warns (naming the input line)
-    about each invalid one.
-    """
+    """llvm-mc's text for each fixed-width instruction word, None for a word
+    that is not a valid instruction (cached; in a parallel build, one llvm-mc
+    run decodes the words of many tables)."""
     triple = arch.triple(endian)
     if arch.element_size == 1 or not triple:
         raise AsmgenError(f"no disassembler for arch {arch.name!r}")
@@ -163,18 +167,32 @@ def decode_words(arch: Arch, endian: str, words: list[bytes]) -> list[str | None
     if arch.llvm_mattr:
         command.append(f"-mattr={arch.llvm_mattr}")
 
-    def run() -> dict:
-        result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
-        return {"stdout": result.stdout, "stderr": result.stderr}
+    key = ["decode-words-2", llvm_mc_version(), *command, text]
+    job = (tuple(command), text)
+    return cached(key, lambda: submit(job[0], _decode_all, job))["decoded"]
 
-    done = cached(["decode-words", llvm_mc_version(), *command, text], run)
-    bad = {int(n) - 1 for n in re.findall(r"<stdin>:(\d+):\d+: warning: invalid", done["stderr"])}
+
+def _decode_all(jobs: list[tuple[tuple[str, ...], str]]) -> list[dict]:
+    """Each job's decoded words, from one llvm-mc run on all the texts (gather.py
+    batches jobs of one command): llvm-mc prints one line per valid word and
+    warns, naming the input line, about each invalid one; every line is one
+    word, so the texts simply follow each other."""
+    texts = [text for _, text in jobs]
+    result = subprocess.run(jobs[0][0], input="".join(texts), capture_output=True, text=True)
+    bad = {int(n) - 1 for n in re.findall(r"<stdin>:(\d+):\d+: warning: invalid", result.stderr)}
     decoded = iter(
         " ".join(line.split())
-        for line in done["stdout"].splitlines()
+        for line in result.stdout.splitlines()
         if line.strip() and not line.strip().startswith(".")
     )
-    return [None if index in bad else next(decoded, None) for index in range(len(words))]
+    total = sum(text.count("\n") for text in texts)
+    words = [None if index in bad else next(decoded, None) for index in range(total)]
+    out, start = [], 0
+    for text in texts:
+        count = text.count("\n")
+        out.append({"decoded": words[start : start + count]})
+        start += count
+    return out
 
 
 def llvm_mc_disassembler(table) -> Callable[[bytes, int], list[tuple[int, bytes, str]]]:
