@@ -119,3 +119,83 @@ def test_a_part_that_ends_without_submitting_does_not_hold_the_others():
     )
     assert results == ["done", 2, 4]
     assert runner.batches == [[1, 2]]
+
+
+def test_calls_after_a_failed_one_are_cancelled_and_those_before_run_on():
+    runner = Recorder()
+    fail = threading.Event()
+
+    def chain(start: int) -> list[int]:
+        out = []
+        for step in range(5):
+            if step == 2:
+                with gather.blocking():  # the failure has happened by the third run
+                    assert fail.wait(5)
+            out.append(gather.submit("k", runner, start + step))
+        return out
+
+    def failing():
+        gather.submit("k", runner, 900)
+        fail.set()
+        raise ValueError("fails at its first run")
+
+    before = []
+
+    def earlier():
+        before.append(chain(100))
+        return before[-1]
+
+    nested_after = []
+
+    def later_nested():
+        return gather.parallel([lambda: nested_after.append(chain(300)), lambda: chain(400)])
+
+    with pytest.raises(ValueError, match="fails at its first run"):
+        gather.parallel([earlier, failing, lambda: chain(200), later_nested])
+    ran = {job for batch in runner.batches for job in batch}
+    # The call before the failed one ran to its end.
+    assert before == [[2 * job for job in range(100, 105)]]
+    # The calls after it, nested ones too, stopped at the run after the failure.
+    assert not {202, 203, 204, 302, 303, 304, 402, 403, 404} & ran
+    assert nested_after == []
+
+
+def test_a_cancelled_call_never_hides_the_error_before_it():
+    def slow_failure():
+        time.sleep(0.05)
+        raise KeyError("the first by position")
+
+    def fast_failure():
+        raise ValueError("after it")
+
+    with pytest.raises(KeyError, match="the first by position"):
+        gather.parallel([slow_failure, fast_failure, lambda: gather.submit("k", Recorder(), 1)])
+
+
+def test_parts_take_turns_and_pass_the_turn_where_they_wait():
+    """One part runs Python at a time (threads contending for the GIL cost
+    CPU); a part that waits in `blocking` lets another run meanwhile."""
+    inside, overlaps = [], []
+    lock = threading.Lock()
+
+    def busy(name: str) -> None:
+        for _ in range(3):
+            with lock:
+                inside.append(name)
+                if len(inside) > 1:
+                    overlaps.append(tuple(inside))
+            time.sleep(0.01)  # Python-side work: the GIL would switch here
+            with lock:
+                inside.remove(name)
+            gather.submit("k", Recorder(), 1)
+
+    gather.parallel([lambda n=n: busy(n) for n in "abc"])
+    assert overlaps == []
+
+    other_ran = threading.Event()
+
+    def waiting() -> bool:
+        with gather.blocking():
+            return other_ran.wait(5)
+
+    assert gather.parallel([waiting, other_ran.set]) == [True, None]

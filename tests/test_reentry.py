@@ -476,3 +476,23 @@ def test_the_property_note_claims_what_the_code_earns(tables, abi, tmp_path):
     assert link.returncode == 0, link.stderr
     # The program keeps the landing-pad bit only when every object has it.
     assert (facts.pad_name in _features(linked)) == want_pad
+
+
+def test_a_reentry_source_has_a_table_sources_limits(tree, monkeypatch):
+    """The reentry routine renders the resolver template too: a directive past
+    a table's limits (source.py) is refused before llvm-mc sees it, as the
+    table's own build refuses it, rather than assembled into 256 MiB."""
+    from asmgen.build import mc_object
+    from asmgen.build.reentry import build_reentry
+    from asmgen.errors import AsmgenError
+
+    huge = Path(__file__).parent / "bad_inputs/templates/x86_64/huge_space.j2"
+    shutil.copy(huge, tree / "templates/x86_64/resolver.s.j2")
+    assembled = []
+    real = mc_object._assemble_all
+    monkeypatch.setattr(mc_object, "_assemble_all", lambda s: assembled.extend(s) or real(s))
+    monkeypatch.setenv("ASMGEN_CACHE", "0")
+    spec = select(spec_files(tree / "abi_specs"), ["X86_64_SysV"])[0].spec
+    with pytest.raises(AsmgenError, match="out of range for a resolver table"):
+        build_reentry(spec, tree / "templates")
+    assert assembled and not any("0x10000000" in source.text for source in assembled)

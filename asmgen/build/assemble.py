@@ -7,6 +7,7 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 from asmgen import __version__
+from asmgen.build.gather import checkpoint
 from asmgen.build.keystone_backend import assemble_keystone
 from asmgen.build.llvm_mc import assemble_llvm_mc, llvm_mc_version
 from asmgen.build.render import Rendered
@@ -17,6 +18,7 @@ BACKENDS = {"keystone": assemble_keystone, "llvm-mc": assemble_llvm_mc}
 
 
 def assemble(spec: Spec, rendered: Rendered) -> Assembly:
+    checkpoint()  # a parallel build that has failed stops here (gather.py)
     return BACKENDS[spec.backend](spec, rendered)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from asmgen.build.disasm import listing
@@ -57,15 +58,17 @@ def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
 
 def with_listings(table: Table) -> Table:
     """The table with its own and its units' annotated listings, computed once
-    here for every emitter."""
+    here for every emitter (side by side: an llvm-mc disassembly serves all three)."""
     units = table.units
+    parts = [table, units.trampoline, units.stub] if units is not None else [table]
+    found = parallel([partial(listing, part) for part in parts])
     if units is not None:
         units = replace(
             units,
-            trampoline=replace(units.trampoline, listing=tuple(listing(units.trampoline))),
-            stub=replace(units.stub, listing=tuple(listing(units.stub))),
+            trampoline=replace(units.trampoline, listing=tuple(found[1])),
+            stub=replace(units.stub, listing=tuple(found[2])),
         )
-    return replace(table, units=units, listing=tuple(listing(table)))
+    return replace(table, units=units, listing=tuple(found[0]))
 
 
 def _check_addresses(table: Table) -> None:

@@ -29,6 +29,7 @@ from asmgen.build.gather import parallel
 from asmgen.build.llvm_mc import find_llvm_mc, mc_source
 from asmgen.build.mc_object import assemble_object
 from asmgen.build.render import render
+from asmgen.build.source import parse_lines
 from asmgen.build.units import RETURN_LABEL, TEMPLATES
 from asmgen.errors import AsmgenError
 from asmgen.spec import Spec
@@ -138,6 +139,9 @@ def _edges(spec: Spec, found: dict, path: Path) -> tuple[Edge, ...]:
 def _render(spec: Spec, template: Path, names: ReentryNames) -> str:
     frame = compute_frame(spec)
     rendered = render(spec, template, frame, lambda index, use: 0, None, names)
+    # The limits a table's source has (source.py) hold here too: llvm-mc
+    # would make a `.space 0x10000000` without a word.
+    parse_lines(rendered, spec.arch_info)
     return "\n".join(line.text for line in rendered.lines) + "\n"
 
 

@@ -31,6 +31,7 @@ import jinja2
 
 from asmgen.build import sandbox, toolcache
 from asmgen.build.frame import Frame
+from asmgen.build.gather import checkpoint
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.sandbox import MAX_TEMPLATE_BYTES, BoundedEnvironment
 from asmgen.errors import AsmgenError
@@ -268,6 +269,7 @@ def render(
     reentry path instead of OrcABISupport's table: templates see it as
     `reentry`, and `cfi(text)` renders its call-frame directive only then.
     """
+    checkpoint()  # a parallel build that has failed stops here (gather.py)
     template = _compile(template_path)
     fields: list[FieldUse] = []
     field_lines: list[int | None] = []

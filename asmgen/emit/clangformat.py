@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from asmgen.build.gather import blocking
 from asmgen.build.toolcache import cached
 from asmgen.errors import AsmgenError
 
@@ -30,7 +31,8 @@ def clang_format(
     command = [clang_format_binary(), "--style=LLVM", f"--assume-filename={filename}", *ranges]
 
     def run() -> dict:
-        result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
+        with blocking():  # other emitters work meanwhile (build/gather.py)
+            result = subprocess.run(command, input=text, capture_output=True, text=True)
         return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
 
     # The pinned wheel's version is part of the key, so an upgrade misses.
