@@ -22,6 +22,8 @@ if os.environ.get("ASMGEN_TEST_CACHE") == "cold":
 else:
     _home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     os.environ["ASMGEN_CACHE_DIR"] = str(Path(_home) / "asmgen-tests")
+# The tests' g++ runs, kept by what they compile (tests/gxx_cache.py).
+os.environ["ASMGEN_TEST_GXX_CACHE"] = str(Path(os.environ["ASMGEN_CACHE_DIR"]) / "gxx")
 
 ROOT = Path(__file__).resolve().parent.parent
 # Commands find their project from the current folder (asmgen/project.py):
