@@ -34,8 +34,10 @@ NAMES = ["orc_resolvers.h", "orc_resolvers.py", "orc_resolvers_llvm.h", "tables.
 
 
 def _files(folder: Path) -> list[Path]:
-    """Every output file, generated/reentry/ included."""
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+    """Every output file, generated/reentry/ included (not Python's bytecode
+    cache, which importing the checked-in module may write beside it)."""
+    found = folder.rglob("*")
+    return sorted(p for p in found if p.is_file() and "__pycache__" not in p.parts)
 
 
 def _contents(folder: Path) -> dict[str, bytes]:
