@@ -118,6 +118,7 @@ test-llvm: $(STAMP) llvm llvm-dev
 
 bench: $(STAMP) llvm
 	$(PY) bench/bench_cli.py
+	$(PY) bench/bench_cold.py
 	$(PY) bench/bench_generate.py
 	$(PY) bench/bench_verify.py
 	$(PY) bench/bench_variants.py

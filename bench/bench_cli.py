@@ -11,7 +11,9 @@ machine slows them alike; the figures are the medians over the rounds.
   every template compile), into an empty output folder;
 - `verify --emulation-only`: unicorn and the static checks, every table;
 - `explain X86_64_Win32`, cache warm;
-- `review`: the checked-in tables at HEAD against the working tree.
+- `review`: the checked-in tables at HEAD against the working tree;
+
+and, once, how many llvm-mc processes a cold `generate` starts.
 
 Figures only: nothing here passes or fails.  `--rounds N` (default 9).
 """
@@ -93,6 +95,23 @@ def main() -> None:
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name:28} {median:7.3f}s {median / floor:6.1f}x  {TARGETS.get(name, '')}")
+    print(f"llvm-mc processes in a cold generate: {cold_llvm_mc_runs()}")
+
+
+def cold_llvm_mc_runs() -> int:
+    """How many times a cold `generate` starts llvm-mc: it runs through a
+    wrapper (ASMGEN_LLVM_MC) that counts its starts."""
+    from asmgen.build.llvm_mc import find_llvm_mc
+
+    with tempfile.TemporaryDirectory(prefix="asmgen-bench-mc-") as scratch:
+        folder = Path(scratch)
+        wrapper, starts = folder / "llvm-mc", folder / "starts"
+        wrapper.write_text(f'#!/bin/sh\necho >> "{starts}"\nexec "{find_llvm_mc()}" "$@"\n')
+        wrapper.chmod(0o755)
+        env = {**os.environ, "ASMGEN_LLVM_MC": str(wrapper), "ASMGEN_CACHE_DIR": str(folder / "c")}
+        argv = [*ASMGEN, "generate", "--out", str(folder / "out")]
+        subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=True)
+        return len(starts.read_text().splitlines())
 
 
 if __name__ == "__main__":

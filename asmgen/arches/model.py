@@ -13,6 +13,7 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from asmgen.arches.patchkind import PatchKind
 
@@ -459,11 +460,15 @@ class Arch:
     def element_size(self) -> int:
         return 1 if self.element == "uint8_t" else 4
 
-    def register(self, name: str) -> Register | None:
+    @cached_property
+    def _registers_by_name(self) -> dict[str, Register]:
+        found: dict[str, Register] = {}
         for reg in self.registers:
-            if reg.name == name:
-                return reg
-        return None
+            found.setdefault(reg.name, reg)
+        return found
+
+    def register(self, name: str) -> Register | None:
+        return self._registers_by_name.get(name)
 
     def with_parts(self, names: set[str]) -> set[str]:
         """`names` and every register that is part of one of them."""

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from asmgen.build.assemble import assemble
 from asmgen.build.frame import Frame
+from asmgen.build.gather import parallel
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.render import FieldUse, Rendered, render
 from asmgen.build.runtime import Field, PatchPoint
@@ -139,8 +141,13 @@ def _batch_probes(rendered: Rendered, base: Assembly, probe: Probe) -> tuple | N
     holders = [rendered_into(base.statements, i) for i in carrying]
     if len(carrying) < 2 or None in holders or len(set(holders)) != len(holders):
         return None
-    clear = probe(dict.fromkeys(carrying, 0))
-    full = probe({i: KINDS[rendered.fields[i].kind].mask for i in carrying})
+    # Side by side: in a parallel build their assemblies go out together (gather.py).
+    clear, full = parallel(
+        [
+            partial(probe, dict.fromkeys(carrying, 0)),
+            partial(probe, {i: KINDS[rendered.fields[i].kind].mask for i in carrying}),
+        ]
+    )
     if len(clear.code) != len(base.code) or len(full.code) != len(base.code):
         return None
     inside = set()
@@ -187,7 +194,7 @@ def _discover(
         stmt = base.statements[holder]
         window = range(stmt.offset, stmt.offset + stmt.size)
     else:
-        clear, full = probe({index: 0}), probe({index: kind.mask})
+        clear, full = parallel([partial(probe, {index: 0}), partial(probe, {index: kind.mask})])
         window = range(len(base.code))
     if len(clear.code) != len(base.code) or len(full.code) != len(base.code):
         raise AsmgenError(

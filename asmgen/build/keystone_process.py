@@ -22,6 +22,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -91,15 +92,20 @@ def start() -> None:
         _child, _owner = _Child(), os.getpid()
 
 
+# One request at a time on the pipe: a parallel build (gather.py) calls from threads.
+_lock = threading.Lock()
+
+
 def _call(request: Any) -> Any:
     global _child
-    start()
-    try:
-        return _child.call(request)
-    except KeystoneStuck:
-        _child.close()
-        _child = None
-        raise
+    with _lock:
+        start()
+        try:
+            return _child.call(request)
+        except KeystoneStuck:
+            _child.close()
+            _child = None
+            raise
 
 
 @atexit.register

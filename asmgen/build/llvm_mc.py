@@ -1,10 +1,10 @@
 """Assemble with llvm-mc, for arches keystone lacks (no `keystone` binding in
 their record) and to cross-check keystone on the others.
 
-The rendered source goes to llvm-mc on stdin with a probe label before every
-statement; llvm-mc writes an ELF object into a temporary directory, and the
-bytes of `.text` and the values of the labels are read from it with
-pyelftools.  The result is the same `Assembly` the keystone backend returns.
+The rendered source, with a probe label before every statement, goes to
+llvm-mc through mc_object.py (which joins it with other sources into one run
+where it can), and the bytes of `.text` and the values of the labels come
+back.  The result is the same `Assembly` the keystone backend returns.
 llvm-mc's own errors (``<stdin>:LINE:COL: error: ...``) are mapped back to
 the template line that produced LINE.
 """
@@ -15,12 +15,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
+import threading
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 from asmgen.arches import Arch
+from asmgen.build.gather import submit
+from asmgen.build.mc_object import DIAGNOSTIC, Source, assemble_object
 from asmgen.build.render import Rendered
 from asmgen.build.source import END_PROBE, Assembly, collect, parse_lines, probe_name
 from asmgen.build.toolcache import cached
@@ -29,7 +30,6 @@ from asmgen.spec import Spec
 
 # Debian's llvm-19 installs versioned binaries; ASMGEN_LLVM_MC overrides.
 CANDIDATES = ("llvm-mc-19", "llvm-mc")
-_DIAGNOSTIC = re.compile(r"^<stdin>:(\d+):(\d+): (error|warning): (.*)$", re.MULTILINE)
 
 
 def find_llvm_mc() -> str:
@@ -52,32 +52,53 @@ def find_llvm_mc() -> str:
     )
 
 
-@cache
+_VERSIONS: dict[str, str] = {}
+_VERSIONS_LOCK = threading.Lock()
+
+
 def llvm_mc_version() -> str:
-    """The version llvm-mc reports, e.g. ``19.1.7``."""
-    result = subprocess.run(
-        [find_llvm_mc(), "--version"], capture_output=True, text=True, check=False
-    )
-    match = re.search(r"LLVM version (\S+)", result.stdout)
-    if result.returncode != 0 or match is None:
-        raise AsmgenError("cannot read llvm-mc's version")
-    return match.group(1)
+    """The version llvm-mc reports, e.g. ``19.1.7`` (asked once, whichever
+    thread of a parallel build asks first)."""
+    binary = find_llvm_mc()
+    with _VERSIONS_LOCK:
+        if binary not in _VERSIONS:
+            result = subprocess.run([binary, "--version"], capture_output=True, text=True)
+            match = re.search(r"LLVM version (\S+)", result.stdout)
+            if result.returncode != 0 or match is None:
+                raise AsmgenError("cannot read llvm-mc's version")
+            _VERSIONS[binary] = match.group(1)
+        return _VERSIONS[binary]
 
 
-def _tool_identity(arch: Arch, endian: str) -> list[str]:
-    """What a cached llvm-mc result depends on besides its input text."""
-    return [find_llvm_mc(), llvm_mc_version(), arch.triple(endian) or "", arch.llvm_mattr or ""]
-
-
-def llvm_mc_command(spec: Spec, output: Path) -> list[str]:
+def llvm_mc_command(spec: Spec) -> tuple[str, ...]:
+    """llvm-mc's command for the spec's target, writing an ELF object (`-o` aside)."""
     arch = spec.arch_info
     triple = arch.triple(spec.endian)
     if triple is None:
         raise AsmgenError(f"arch {arch.name} has no llvm-mc triple")
-    command = [find_llvm_mc(), f"-triple={triple}", "-filetype=obj", "-o", str(output)]
+    command = [find_llvm_mc(), f"-triple={triple}", "-filetype=obj"]
     if arch.llvm_mattr:
         command.append(f"-mattr={arch.llvm_mattr}")
-    return command
+    return tuple(command)
+
+
+def mc_source(spec: Spec, text: str) -> Source:
+    """`text` as an llvm-mc source for the spec's target."""
+    return Source(llvm_mc_command(spec), llvm_mc_version(), text, _register_names(spec.arch_info))
+
+
+_REGISTER_NAMES: dict[str, frozenset[str]] = {}
+
+
+def _register_names(arch: Arch) -> frozenset[str]:
+    """The names the arch record gives registers (mc_object joins no source
+    that defines a label so named)."""
+    if arch.name not in _REGISTER_NAMES:
+        names = {r.name for r in arch.registers} | {arch.stack_pointer, *arch.reserved}
+        if arch.emulator is not None:
+            names |= {*arch.emulator.aliases, *arch.emulator.reserved}
+        _REGISTER_NAMES[arch.name] = frozenset(n.lstrip("%$") for n in names)
+    return _REGISTER_NAMES[arch.name]
 
 
 def assemble_llvm_mc(spec: Spec, rendered: Rendered) -> Assembly:
@@ -97,27 +118,14 @@ def assemble_llvm_mc(spec: Spec, rendered: Rendered) -> Assembly:
             probes.append(probe_name(index))
     source.append((f"{END_PROBE}:", 0))
     text = "\n".join(s for s, _ in source) + "\n"
-
-    def run() -> dict:
-        with tempfile.TemporaryDirectory(prefix="asmgen-mc-") as tmp:
-            output = Path(tmp) / "table.o"
-            result = subprocess.run(
-                llvm_mc_command(spec, output),
-                input=text,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0 or _DIAGNOSTIC.search(result.stderr):
-                return {"error": result.stderr}
-            code, symbols, relocated = _read_object(output, spec)
-        return {"code": code.hex(), "symbols": symbols, "relocated": relocated}
-
-    done = cached(["assemble", *_tool_identity(spec.arch_info, spec.endian), text], run)
+    done = assemble_object(mc_source(spec, text))
     if "error" in done:
         raise _diagnostic(done["error"], source, rendered.path)
-    code, symbols, relocated = bytes.fromhex(done["code"]), done["symbols"], done["relocated"]
-    if relocated:
+    if done["endian"] != spec.endian:
+        endian = done["endian"]
+        raise AsmgenError(f"llvm-mc wrote a {endian}-endian object for a {spec.endian} spec")
+    code, symbols = bytes.fromhex(done["code"]), done["symbols"]
+    if done["relocations"]:
         raise AsmgenError(
             "llvm-mc left relocations in .text; the table must be position-independent "
             "and fully resolved (compute PC-relative operands with label())",
@@ -133,7 +141,7 @@ def assemble_llvm_mc(spec: Spec, rendered: Rendered) -> Assembly:
 
 
 def _diagnostic(stderr: str, source: list[tuple[str, int]], path: Path) -> AsmgenError:
-    match = _DIAGNOSTIC.search(stderr)
+    match = DIAGNOSTIC.search(stderr)
     if match is None:
         detail = stderr.strip().splitlines()
         return AsmgenError(f"llvm-mc failed: {detail[0] if detail else 'no message'}", path)
@@ -146,39 +154,10 @@ def _diagnostic(stderr: str, source: list[tuple[str, int]], path: Path) -> Asmge
     )
 
 
-def _read_object(path: Path, spec: Spec) -> tuple[bytes, dict[str, int], bool]:
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
-
-    with path.open("rb") as handle:
-        elf = ELFFile(handle)
-        expected = "little" if elf.little_endian else "big"
-        if expected != spec.endian:
-            raise AsmgenError(f"llvm-mc wrote a {expected}-endian object for a {spec.endian} spec")
-        text = elf.get_section_by_name(".text")
-        code = text.data() if text is not None else b""
-        text_index = elf.get_section_index(".text") if text is not None else None
-        symbols: dict[str, int] = {}
-        symtab = elf.get_section_by_name(".symtab")
-        for symbol in symtab.iter_symbols() if symtab is not None else ():
-            if symbol.name and symbol["st_shndx"] == text_index:
-                symbols[symbol.name] = symbol["st_value"]
-        relocated = any(
-            isinstance(section, RelocationSection)
-            and section.num_relocations()
-            and elf.get_section(section["sh_info"]) is text
-            for section in elf.iter_sections()
-        )
-    return code, symbols, relocated
-
-
 def decode_words(arch: Arch, endian: str, words: list[bytes]) -> list[str | None]:
-    """llvm-mc's text for each fixed-width instruction word, in one cached run;
-    None for a word that is not a valid instruction.
-
-    llvm-mc prints one line per valid word and warns (naming the input line)
-    about each invalid one.
-    """
+    """llvm-mc's text for each fixed-width instruction word, None for a word
+    that is not a valid instruction (cached; in a parallel build, one llvm-mc
+    run decodes the words of many tables)."""
     triple = arch.triple(endian)
     if arch.element_size == 1 or not triple:
         raise AsmgenError(f"no disassembler for arch {arch.name!r}")
@@ -188,18 +167,32 @@ def decode_words(arch: Arch, endian: str, words: list[bytes]) -> list[str | None
     if arch.llvm_mattr:
         command.append(f"-mattr={arch.llvm_mattr}")
 
-    def run() -> dict:
-        result = subprocess.run(command, input=text, capture_output=True, text=True, check=False)
-        return {"stdout": result.stdout, "stderr": result.stderr}
+    key = ["decode-words-2", llvm_mc_version(), *command, text]
+    job = (tuple(command), text)
+    return cached(key, lambda: submit(job[0], _decode_all, job))["decoded"]
 
-    done = cached(["decode-words", *_tool_identity(arch, endian), text], run)
-    bad = {int(n) - 1 for n in re.findall(r"<stdin>:(\d+):\d+: warning: invalid", done["stderr"])}
+
+def _decode_all(jobs: list[tuple[tuple[str, ...], str]]) -> list[dict]:
+    """Each job's decoded words, from one llvm-mc run on all the texts (gather.py
+    batches jobs of one command): llvm-mc prints one line per valid word and
+    warns, naming the input line, about each invalid one; every line is one
+    word, so the texts simply follow each other."""
+    texts = [text for _, text in jobs]
+    result = subprocess.run(jobs[0][0], input="".join(texts), capture_output=True, text=True)
+    bad = {int(n) - 1 for n in re.findall(r"<stdin>:(\d+):\d+: warning: invalid", result.stderr)}
     decoded = iter(
         " ".join(line.split())
-        for line in done["stdout"].splitlines()
+        for line in result.stdout.splitlines()
         if line.strip() and not line.strip().startswith(".")
     )
-    return [None if index in bad else next(decoded, None) for index in range(len(words))]
+    total = sum(text.count("\n") for text in texts)
+    words = [None if index in bad else next(decoded, None) for index in range(total)]
+    out, start = [], 0
+    for text in texts:
+        count = text.count("\n")
+        out.append({"decoded": words[start : start + count]})
+        start += count
+    return out
 
 
 def llvm_mc_disassembler(table) -> Callable[[bytes, int], list[tuple[int, bytes, str]]]:

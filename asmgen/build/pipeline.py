@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from asmgen.build.disasm import listing
+from asmgen.build.gather import parallel
 from asmgen.build.layout import build_table
 from asmgen.build.patchkinds import ADDRESS_PARAMS
 from asmgen.build.reentry import build_reentry
@@ -29,13 +30,22 @@ def template_for(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Path:
 
 
 def build(item: SpecFile, templates_dir: Path = TEMPLATES_DIR) -> Table:
-    try:
+    def resolver() -> tuple[Table, Unwind | None]:
         table = build_table(item.spec, item.path, template_for(item, templates_dir))
         _check_addresses(table)
-        resolver = _resolver_unwind(item, table.code)
-        units = build_units(item.spec, templates_dir)
-        table = replace(table, units=units, reentry=build_reentry(item.spec, templates_dir))
-        return with_listings(replace(table, unwind=_unwind(item, table, resolver)))
+        return table, _resolver_unwind(item, table.code)
+
+    try:
+        # Independent parts, side by side: their llvm-mc runs are gathered (gather.py).
+        (table, unwind), units, reentry = parallel(
+            [
+                resolver,
+                lambda: build_units(item.spec, templates_dir),
+                lambda: build_reentry(item.spec, templates_dir),
+            ]
+        )
+        table = replace(table, units=units, reentry=reentry)
+        return with_listings(replace(table, unwind=_unwind(item, table, unwind)))
     except AsmgenError as exc:
         if exc.path is not None:
             raise
@@ -100,4 +110,5 @@ def _unwind(item: SpecFile, table: Table, resolver) -> Unwind | None:
 
 
 def build_all(items: list[SpecFile], templates_dir: Path = TEMPLATES_DIR) -> list[Table]:
-    return [build(item, templates_dir) for item in items]
+    """Every spec's table, built side by side; the first spec's error is raised."""
+    return parallel([lambda item=item: build(item, templates_dir) for item in items])

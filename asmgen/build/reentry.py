@@ -20,15 +20,15 @@ reentry mode; nothing here names an arch.
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from asmgen.build.frame import compute_frame
-from asmgen.build.llvm_mc import _tool_identity, find_llvm_mc, llvm_mc_command
+from asmgen.build.gather import parallel
+from asmgen.build.llvm_mc import find_llvm_mc, mc_source
+from asmgen.build.mc_object import assemble_object
 from asmgen.build.render import render
-from asmgen.build.toolcache import cached
 from asmgen.build.units import RETURN_LABEL, TEMPLATES
 from asmgen.errors import AsmgenError
 from asmgen.spec import Spec
@@ -111,62 +111,13 @@ def supports_reentry(spec: Spec) -> bool:
 
 
 def _assemble(spec: Spec, text: str, path: Path) -> dict:
-    """llvm-mc's object for `text`: .text, its symbols and relocations, and
-    whether an .eh_frame came out (cached like every llvm-mc run)."""
-
-    def run() -> dict:
-        with tempfile.TemporaryDirectory(prefix="asmgen-reentry-") as tmp:
-            output = Path(tmp) / "reentry.o"
-            result = subprocess.run(
-                llvm_mc_command(spec, output), input=text, capture_output=True, text=True
-            )
-            if result.returncode != 0 or "error:" in result.stderr:
-                return {"error": result.stderr.strip()}
-            return _read(output)
-
-    # The key names the reader: a change in what _read returns needs a new one.
-    found = cached(["reentry-object-1", *_tool_identity(spec.arch_info, spec.endian), text], run)
+    """What llvm-mc made of `text` (mc_object.py): .text, its symbols and
+    relocations, and whether CFI describes it."""
+    found = assemble_object(mc_source(spec, text))
     if "error" in found:
-        first = found["error"].splitlines()[0] if found["error"] else "no message"
+        first = found["error"].strip().splitlines()[0] if found["error"].strip() else "no message"
         raise AsmgenError(f"llvm-mc rejects the reentry source: {first}", path)
     return found
-
-
-def _read(path: Path) -> dict:
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.relocation import RelocationSection
-
-    with path.open("rb") as handle:
-        elf = ELFFile(handle)
-        text = elf.get_section_by_name(".text")
-        index = elf.get_section_index(".text")
-        symtab = elf.get_section_by_name(".symtab")
-        symbols = list(symtab.iter_symbols())
-        defined = {s.name: s["st_value"] for s in symbols if s.name and s["st_shndx"] == index}
-        sizes = {s.name: s["st_size"] for s in symbols if s.name and s["st_shndx"] == index}
-        relocations = []
-        for section in elf.iter_sections():
-            if not isinstance(section, RelocationSection):
-                continue
-            if section["sh_info"] != index:
-                continue
-            for reloc in section.iter_relocations():
-                symbol = symbols[reloc["r_info_sym"]]
-                name = symbol.name
-                if symbol["st_shndx"] == index:
-                    name = f"block+{symbol['st_value'] + reloc['r_addend']:#x}"
-                    addend = 0
-                else:
-                    addend = reloc["r_addend"]
-                relocations.append([reloc["r_info_type"], reloc["r_offset"], addend, name])
-        return {
-            "code": text.data().hex(),
-            "alignment": text["sh_addralign"],
-            "symbols": defined,
-            "sizes": sizes,
-            "relocations": relocations,
-            "eh_frame": elf.get_section_by_name(".eh_frame") is not None,
-        }
 
 
 def _edges(spec: Spec, found: dict, path: Path) -> tuple[Edge, ...]:
@@ -267,14 +218,23 @@ def build_reentry(spec: Spec, templates_dir: Path) -> Reentry | None:
     names = ReentryNames(
         ROUTINE, RESOLVE, POINTER, spec.trampoline.model_copy(update={"call_size": call_size})
     )
-    stub, _ = _unit(spec, templates_dir, "stub", names)
+    # The stub and the routine side by side: their runs go out together (gather.py).
+    (stub, _), (routine, source) = parallel(
+        [
+            partial(_unit, spec, templates_dir, "stub", names),
+            partial(_routine, spec, templates_dir, names),
+        ]
+    )
+    return Reentry(source, routine, trampoline, stub, call_size)
+
+
+def _routine(spec: Spec, templates_dir: Path, names: ReentryNames) -> tuple[Block, str]:
+    """The reentry routine, and its whole assembly source."""
     resolver = templates_dir / spec.arch / spec.template
-    body = _render(spec, resolver, names)
-    source = routine_source(spec, body)
+    source = routine_source(spec, _render(spec, resolver, names))
     found = _assemble(spec, source, resolver)
     if not found["eh_frame"]:
-        raise AsmgenError("the reentry routine assembles without CFI (.eh_frame)", resolver)
+        raise AsmgenError("no CFI (.eh_frame entry) describes the reentry routine", resolver)
     start, size = found["symbols"][ROUTINE], found["sizes"][ROUTINE]
     code = bytes.fromhex(found["code"])[start : start + size]
-    routine = Block(code, _edges(spec, found, resolver), found["alignment"])
-    return Reentry(source, routine, trampoline, stub, call_size)
+    return Block(code, _edges(spec, found, resolver), found["alignment"]), source

@@ -19,10 +19,12 @@ import hashlib
 import marshal
 import re
 import sys
+import threading
 import traceback
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -79,28 +81,35 @@ class _MarkingLoader(jinja2.BaseLoader):
                 data = handle.read(MAX_TEMPLATE_BYTES + 1)
         except OSError as exc:
             raise AsmgenError(f"cannot read template: {exc.strerror}", self.path) from None
-        if len(data) > MAX_TEMPLATE_BYTES:
-            raise AsmgenError(
-                f"template is larger than {MAX_TEMPLATE_BYTES // 1024} KiB", self.path, 1
-            )
-        try:
-            # A byte-order mark some editors write at the top is not template text.
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise AsmgenError("template is not UTF-8 text", self.path, line) from None
-        for mark in (_MARK, _FIELD):
-            if mark in text:
-                line = text[: text.index(mark)].count("\n") + 1
-                message = f"template holds U+{ord(mark):04X}, a character asmgen reserves"
-                raise AsmgenError(message, self.path, line)
-        marked = []
-        # Jinja counts lines at \r\n, \r and \n; so must the marks.
-        for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
-            if _TAG.sub("", line).strip():
-                line = f"{line}{_MARK}{number}{_MARK}"
-            marked.append(line)
-        return "\n".join(marked), str(self.path), lambda: True
+        return _marked(str(self.path), data), str(self.path), lambda: True
+
+
+@lru_cache(maxsize=64)
+def _marked(path: str, data: bytes) -> str:
+    """The template's text with its line marks, checked and marked once per
+    text (layout renders each template a dozen times)."""
+    if len(data) > MAX_TEMPLATE_BYTES:
+        raise AsmgenError(
+            f"template is larger than {MAX_TEMPLATE_BYTES // 1024} KiB", Path(path), 1
+        )
+    try:
+        # A byte-order mark some editors write at the top is not template text.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise AsmgenError("template is not UTF-8 text", Path(path), line) from None
+    for mark in (_MARK, _FIELD):
+        if mark in text:
+            line = text[: text.index(mark)].count("\n") + 1
+            message = f"template holds U+{ord(mark):04X}, a character asmgen reserves"
+            raise AsmgenError(message, Path(path), line)
+    marked = []
+    # Jinja counts lines at \r\n, \r and \n; so must the marks.
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
+        if _TAG.sub("", line).strip():
+            line = f"{line}{_MARK}{number}{_MARK}"
+        marked.append(line)
+    return "\n".join(marked)
 
 
 def _template_error(exc: Exception, path: Path) -> AsmgenError:
@@ -139,6 +148,8 @@ def _caller_line(template: jinja2.Template, path: Path) -> int | None:
 
 
 _COMPILED: dict[tuple[str, str], jinja2.Template] = {}
+# A parallel build (gather.py) renders from threads: each template compiles once.
+_COMPILING = threading.Lock()
 # The code generator (sandbox.py) and the options (here) compiled code comes from.
 _GENERATOR = hashlib.sha256(
     Path(sandbox.__file__).read_bytes() + Path(__file__).read_bytes()
@@ -194,24 +205,25 @@ def _compile(template_path: Path) -> jinja2.Template:
     loader = _MarkingLoader(template_path)
     source, _, _ = loader.get_source(None, template_path.name)
     key = (str(template_path), source)
-    if key not in _COMPILED:
-        env = BoundedEnvironment(
-            loader=loader,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-            autoescape=False,
-        )
-        code_key = _code_key(template_path, source)
-        code = _cached_code(code_key)
-        if code is None:
-            code = _checked_code(env, template_path, source)
-            toolcache.store_bytes(code_key, marshal.dumps(code), ".code", CODE_AREA)
-            toolcache.prune(CODE_AREA, KEEP_CODE)
-        _COMPILED[key] = env.template_class.from_code(
-            env, code, env.make_globals(None), lambda: True
-        )
+    with _COMPILING:
+        if key not in _COMPILED:
+            env = BoundedEnvironment(
+                loader=loader,
+                undefined=jinja2.StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=True,
+                autoescape=False,
+            )
+            code_key = _code_key(template_path, source)
+            code = _cached_code(code_key)
+            if code is None:
+                code = _checked_code(env, template_path, source)
+                toolcache.store_bytes(code_key, marshal.dumps(code), ".code", CODE_AREA)
+                toolcache.prune(CODE_AREA, KEEP_CODE)
+            _COMPILED[key] = env.template_class.from_code(
+                env, code, env.make_globals(None), lambda: True
+            )
     return _COMPILED[key]
 
 

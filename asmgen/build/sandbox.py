@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import string
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import update_wrapper
@@ -56,7 +57,8 @@ class Budget:
     def __init__(self) -> None:
         self.steps = 0
         self.output = 0
-        self.deadline = time.monotonic() + MAX_SECONDS
+        # The thread's own CPU time: a parallel build's other threads do not count.
+        self.deadline = time.thread_time() + MAX_SECONDS
 
     def step(self) -> None:
         self.steps += 1
@@ -65,7 +67,7 @@ class Budget:
                 f"more than {MAX_STEPS} loop iterations and calls in one render "
                 "(does a loop run for ever?)"
             )
-        if time.monotonic() > self.deadline:
+        if time.thread_time() > self.deadline:
             raise BudgetExceeded(f"one render takes more than {MAX_SECONDS:g} seconds")
 
     def produce(self, text: str) -> str:
@@ -204,7 +206,9 @@ class BoundedEnvironment(SandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.budget = Budget()
+        # Each thread's render has a budget of its own (a parallel build renders
+        # one template in several threads at once, gather.py).
+        self._renders = threading.local()
         self.globals["range"] = _bounded_range
         # lipsum(n) writes n paragraphs in one call.
         self.globals.pop("lipsum", None)
@@ -243,7 +247,13 @@ class BoundedEnvironment(SandboxedEnvironment):
     def bounded_concat(self, parts: tuple) -> str:
         return _check_size("".join(map(str, parts)), "'~'")
 
+    @property
+    def budget(self) -> Budget:
+        if not hasattr(self._renders, "budget"):
+            self._renders.budget = Budget()
+        return self._renders.budget
+
     def render_bounded(self, template, context: dict) -> str:
         """Render `template` with a fresh budget."""
-        self.budget = Budget()
+        self._renders.budget = Budget()
         return template.render(context)

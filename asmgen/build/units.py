@@ -20,10 +20,12 @@ assembled.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from asmgen.build.discover import assemble_template, discover_patch_points, rendered_into
 from asmgen.build.frame import compute_frame
+from asmgen.build.gather import parallel
 from asmgen.build.patchkinds import KINDS
 from asmgen.build.render import FieldUse
 from asmgen.build.runtime import Field, PatchPoint
@@ -314,8 +316,7 @@ def build_units(spec: Spec, templates_dir: Path) -> Units | None:
     if len(present) != len(paths):
         missing = next(path for path in paths.values() if not path.is_file())
         raise AsmgenError(f"template {missing} not found for arch {spec.arch!r}")
-    return Units(
-        spec,
-        build_unit(spec, paths["trampoline"], "trampoline"),
-        build_unit(spec, paths["stub"], "stub"),
+    trampoline, stub = parallel(
+        [partial(build_unit, spec, paths[role], role) for role in ("trampoline", "stub")]
     )
+    return Units(spec, trampoline, stub)

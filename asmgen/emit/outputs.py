@@ -5,6 +5,9 @@ clang-format here, the one place outputs are formatted."""
 
 from __future__ import annotations
 
+from functools import partial
+
+from asmgen.build.gather import parallel
 from asmgen.build.table import Table
 from asmgen.emit.clangformat import clang_format
 from asmgen.emit.compare import report_stale, stale_outputs, write_outputs
@@ -30,8 +33,16 @@ __all__ = ["OUTPUTS", "render_outputs", "report_stale", "stale_outputs", "write_
 def render_outputs(tables: list[Table]) -> dict[str, str]:
     """Every output file's text, all computed before anything is written:
     the tables' files, and a reentry source per table whose arch has one."""
-    outputs = {name: emit(tables) for name, emit in OUTPUTS.items()}
-    for name in CLANG_FORMATTED:
-        outputs[name] = clang_format(outputs[name], name)
+    texts = {name: OUTPUTS[name](tables) for name in CLANG_FORMATTED}
+
+    def others() -> dict[str, str]:
+        return {n: emit(tables) for n, emit in OUTPUTS.items() if n not in CLANG_FORMATTED}
+
+    # clang-format runs while the other emitters work (threads, gather.py).
+    *formatted, rest = parallel(
+        [*(partial(clang_format, texts[name], name) for name in CLANG_FORMATTED), others]
+    )
+    texts.update(zip(CLANG_FORMATTED, formatted, strict=True), **rest)
+    outputs = {name: texts[name] for name in OUTPUTS}
     outputs.update(emit_reentry_sources(tables))
     return outputs

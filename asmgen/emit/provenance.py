@@ -9,15 +9,18 @@ checked out.
 from __future__ import annotations
 
 import textwrap
+from functools import lru_cache
 from pathlib import Path
 
 from asmgen.build.assemble import tool_versions
 from asmgen.build.table import Table
 
 
+@lru_cache(maxsize=4096)
 def relative(path: Path) -> str:
     """`path` from the project that holds it (asmgen/project.py), or from the
-    installed package for the bundled files."""
+    installed package for the bundled files.  (Kept: every output's header
+    names each table's files again.)"""
     path = path.resolve()
     for parent in path.parents:
         if (parent / "abi_specs").is_dir():

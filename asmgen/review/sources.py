@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asmgen.build.pipeline import build
+from asmgen.build.pipeline import build_all
 from asmgen.emit.cached import cached_outputs
 from asmgen.emit.json_tables import table_record
 from asmgen.errors import AsmgenError
@@ -93,7 +93,8 @@ def _from_tables_json(text: str, where: str) -> dict[str, dict]:
 def _from_specs(label: str, items: list[SpecFile], templates: Path) -> Source:
     # Specs load without the contract checks (spec.py): a review shows what an
     # edit that breaks a contract does, and old revisions predate some checks.
-    records = {item.spec.abi: table_record(build(item, templates)) for item in items}
+    tables = build_all(items, templates)
+    records = {item.spec.abi: table_record(t) for item, t in zip(items, tables, strict=True)}
     return Source(label, records, {item.spec.abi: (item.spec, item.path) for item in items})
 
 

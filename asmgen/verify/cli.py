@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from asmgen.build.pipeline import build
+from asmgen.build.pipeline import build_all
 from asmgen.project import add_option as add_project_option
 from asmgen.project import output
 from asmgen.spec.files import select, spec_files
@@ -16,7 +16,7 @@ from asmgen.verify.runner import subject_from_table, subjects_from_generated, ve
 def cmd_verify(args) -> int:
     items = select(spec_files(args.specs), args.abi)
     if args.build:
-        subjects = [subject_from_table(build(item, args.templates)) for item in items]
+        subjects = [subject_from_table(t) for t in build_all(items, args.templates)]
     else:
         generated = output(args, "generated")
         subjects = subjects_from_generated(items, generated / "orc_resolvers.py")

@@ -210,6 +210,7 @@ class Emulation:
         uc.hook_add(unicorn.UC_HOOK_CODE, self._at_stub, begin=stub, end=stub)
         if self.spec.arch_info.shadow_stack is not None:
             self._decoded: dict[int, tuple[str, str, int]] = {}
+            self._cs = None
             uc.hook_add(unicorn.UC_HOOK_CODE, self._shadow_step)
         uc.hook_add(unicorn.UC_HOOK_CODE, self._at_reentry, begin=a(REENTRY), end=a(REENTRY))
         uc.hook_add(
@@ -275,13 +276,14 @@ class Emulation:
                 self.trace.shadow_breaks.append((address, top, target))
 
     def _decode(self, pc: int) -> tuple[str, str, int]:
-        import capstone
+        if self._cs is None:  # one disassembler for the run, made at its first use
+            import capstone
 
-        arch = self.spec.arch_info
-        mode = getattr(capstone, arch.capstone[1])
-        mode |= capstone.CS_MODE_BIG_ENDIAN if self.order == "big" else 0
-        cs = capstone.Cs(getattr(capstone, arch.capstone[0]), mode)
-        for insn in cs.disasm(bytes(self.uc.mem_read(pc, 16)), pc, 1):
+            arch = self.spec.arch_info
+            mode = getattr(capstone, arch.capstone[1])
+            mode |= capstone.CS_MODE_BIG_ENDIAN if self.order == "big" else 0
+            self._cs = capstone.Cs(getattr(capstone, arch.capstone[0]), mode)
+        for insn in self._cs.disasm(bytes(self.uc.mem_read(pc, 16)), pc, 1):
             return insn.mnemonic, insn.op_str.strip(), insn.size
         return "", "", 0
 
