@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import shared
 
 # The suite's own cache of tool runs, builds and compiled harnesses, apart
 # from the user's and kept between runs: every entry is keyed by everything
@@ -22,6 +23,8 @@ if os.environ.get("ASMGEN_TEST_CACHE") == "cold":
 else:
     _home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     os.environ["ASMGEN_CACHE_DIR"] = str(Path(_home) / "asmgen-tests")
+# The tests' g++ runs, kept by what they compile (tests/gxx_cache.py).
+os.environ["ASMGEN_TEST_GXX_CACHE"] = str(Path(os.environ["ASMGEN_CACHE_DIR"]) / "gxx")
 
 ROOT = Path(__file__).resolve().parent.parent
 # Commands find their project from the current folder (asmgen/project.py):
@@ -60,3 +63,31 @@ def tree(tmp_path: Path) -> Path:
         shutil.copytree(ROOT / name, tmp_path / name)
     (tmp_path / "generated").mkdir()
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def verified_generated_run(tmp_path_factory) -> tuple[int, str]:
+    """`asmgen verify --format json` on the checked-in tables (every check:
+    unicorn, native, wine, qemu-user, static), run once for the whole session
+    (shared.py: once across pytest-xdist's workers): its exit status and output."""
+
+    def run() -> str:
+        import io
+        from contextlib import redirect_stdout
+
+        from asmgen.cli import main
+
+        out = io.StringIO()
+        with redirect_stdout(out):
+            code = main(["verify", "--format", "json"])
+        return json.dumps([code, out.getvalue()])
+
+    code, text = json.loads(shared.once(tmp_path_factory, "verified-generated", run))
+    return code, text
+
+
+@pytest.fixture
+def verified_generated(verified_generated_run) -> tuple[int, dict]:
+    """That run's exit status and JSON document (a fresh copy for each test)."""
+    code, text = verified_generated_run
+    return code, json.loads(text)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import gxx_cache
 import yaml
 
 from asmgen.build.patchkinds import KINDS
@@ -166,19 +167,15 @@ def patched_driver(cache_dir: Path, tree: Path, cpp: str, scratch: bool = False)
 def syntax_check(tree: Path, rel: str) -> str:
     """`rel` of `tree` compiled with g++ -fsyntax-only (templates are
     instantiated) against LLVM 19's headers, the tree's header first and the
-    later trees' export macros empty (as patched_driver); the errors, or ""."""
-    done = subprocess.run(
-        [
-            *("g++", "-std=c++17", "-fsyntax-only", "-w"),
-            *("-I", str(tree / "llvm" / "include"), "-DLLVM_ABI=", "-DLLVM_CLASS_ABI="),
-            *llvm_config("--cxxflags"),
-            str(tree / rel),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return "" if done.returncode == 0 else done.stderr.strip()[-3000:] or "g++ failed"
+    later trees' export macros empty (as patched_driver); the errors, or "".
+    In the tests a unit that compiled is kept under its preprocessed text
+    (tests/gxx_cache.py)."""
+    flags = [
+        *("-std=c++17", "-w"),
+        *("-I", str(tree / "llvm" / "include"), "-DLLVM_ABI=", "-DLLVM_CLASS_ABI="),
+        *llvm_config("--cxxflags"),
+    ]
+    return gxx_cache.syntax_check(flags, tree / rel, scratch=[tree])
 
 
 def ask(driver: Path, requests: list[str]) -> list[str]:

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,48 @@ def filled(tree: Path) -> Path:
     return tree
 
 
+def _files(tree: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(tree).as_posix(): p.read_bytes()
+        for p in sorted(tree.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+@pytest.fixture(scope="module")
+def _one_tree(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+    tree = tmp_path_factory.mktemp("bad-inputs")
+    for name in ("abi_specs", "templates", "generated"):
+        shutil.copytree(ROOT / name, tree / name)
+    return tree, _files(tree)
+
+
+@pytest.fixture
+def refilled(_one_tree) -> Path:
+    """`filled`, one tree for the module: for the corpus tests, which add one
+    file or replace one template.  Each starts from the checked-in files (the
+    tree is checked), and what it changed is put back afterwards, with a new
+    modification time (the conventions a command read are kept in the process
+    by path and modification time; those of an untouched tree are read once)."""
+    tree, pristine = _one_tree
+    assert _files(tree) == pristine and not [p for p in tree.rglob("*") if p.is_symlink()]
+    yield tree
+    for path in sorted(tree.rglob("*"), reverse=True):
+        rel = path.relative_to(tree).as_posix()
+        if path.is_symlink() or (not path.is_dir() and rel not in pristine):
+            path.unlink()
+        elif path.is_dir() and not any(name.startswith(f"{rel}/") for name in pristine):
+            shutil.rmtree(path)
+    for rel, data in pristine.items():
+        path = tree / rel
+        if not path.is_file() or path.read_bytes() != data:
+            before = path.stat().st_mtime_ns if path.exists() else 0
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            stamp = max(time.time_ns(), before + 1_000_000)
+            os.utime(path, ns=(stamp, stamp))
+
+
 def _run(tree: Path, argv: list[str], capsys) -> tuple[int, str]:
     before = _snapshot(tree / "generated")
     code = main(argv)
@@ -90,12 +133,12 @@ def test_corpus_is_large_and_covers_every_source():
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
-def test_bad_spec(filled, capsys, path):
+def test_bad_spec(refilled, capsys, path):
     line, fragment = _expectation(path)
     # Last in sorted order, so a clash with a real spec is reported on it.
-    target = filled / "abi_specs" / f"zz_{path.name}"
+    target = refilled / "abi_specs" / f"zz_{path.name}"
     shutil.copyfile(path, target)
-    code, err = _run(filled, generate_args(filled), capsys)
+    code, err = _run(refilled, generate_args(refilled), capsys)
     _assert_one_clean_line(code, err, str(target), line, fragment)
 
 
@@ -126,21 +169,21 @@ def _add_bad_convention(tree: Path, path: Path) -> tuple[Path, int | None, str]:
 
 
 @pytest.mark.parametrize("path", CONVENTIONS, ids=lambda p: p.stem)
-def test_bad_convention(filled, capsys, path):
-    where, line, fragment = _add_bad_convention(filled, path)
-    code, err = _run(filled, generate_args(filled), capsys)
+def test_bad_convention(refilled, capsys, path):
+    where, line, fragment = _add_bad_convention(refilled, path)
+    code, err = _run(refilled, generate_args(refilled), capsys)
     _assert_one_clean_line(code, err, str(where), line, fragment)
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: f"{p.parent.name}-{p.stem}")
-def test_bad_template(filled, capsys, path):
+def test_bad_template(refilled, capsys, path):
     line, fragment = _expectation(path)
     arch = path.parent.name
-    target = filled / "templates" / arch / "resolver.s.j2"
+    target = refilled / "templates" / arch / "resolver.s.j2"
     shutil.copyfile(path, target)
     # The ABIs of that arch: the others would build first, and fine.
-    abis = [f.spec.abi for f in spec_files(filled / "abi_specs") if f.spec.arch == arch]
-    code, err = _run(filled, generate_args(filled, *abis), capsys)
+    abis = [f.spec.abi for f in spec_files(refilled / "abi_specs") if f.spec.arch == arch]
+    code, err = _run(refilled, generate_args(refilled, *abis), capsys)
     _assert_one_clean_line(code, err, str(target), line, fragment)
 
 

@@ -67,17 +67,12 @@ def _verify_json(capsys, *args: str) -> tuple[int, dict]:
     return code, json.loads(capsys.readouterr().out)
 
 
-@pytest.fixture(scope="module")
-def document():
-    """`asmgen verify --format json` on the generated tables, run once."""
-    import io
-    from contextlib import redirect_stdout
-
-    out = io.StringIO()
-    with redirect_stdout(out):
-        code = main(["verify", "--format", "json"])
-    assert code == 0, out.getvalue()[-2000:]
-    return json.loads(out.getvalue())
+@pytest.fixture
+def document(verified_generated):
+    """`asmgen verify --format json` on the generated tables, run once (conftest.py)."""
+    code, document = verified_generated
+    assert code == 0, json.dumps(document)[-2000:]
+    return document
 
 
 @pytest.fixture(scope="module")

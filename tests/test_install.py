@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import shared
 
 ROOT = Path(__file__).resolve().parent.parent
 LLVM_TREE = ROOT / "tests" / "fixtures" / "llvm_tree"
@@ -32,6 +33,13 @@ PROJECT_SPECS = ("x86_64_sysv_lean.yaml", "riscv64.yaml")
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict[str, Path]:
+    """The wheel installed in a fresh venv, once for the session (shared.py:
+    pytest-xdist's workers share it; each test leaves the install as it was)."""
+    text = shared.once(tmp_path_factory, "installed-wheel", lambda: _install(tmp_path_factory))
+    return {name: Path(path) for name, path in json.loads(text).items()}
+
+
+def _install(tmp_path_factory) -> str:
     base = tmp_path_factory.mktemp("install")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", base, ROOT],
@@ -59,7 +67,8 @@ def installed(tmp_path_factory) -> dict[str, Path]:
         check=True,
         capture_output=True,
     )
-    return {"wheel": wheel, "venv": venv, "site": site, "package": site / "asmgen"}
+    paths = {"wheel": wheel, "venv": venv, "site": site, "package": site / "asmgen"}
+    return json.dumps({name: str(path) for name, path in paths.items()})
 
 
 def _asmgen(installed, *args: str, cwd: Path) -> subprocess.CompletedProcess:

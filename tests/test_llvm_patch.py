@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import fixture_tables
+import gxx_cache
 import llvm_trees
 import pytest
 
@@ -556,17 +557,14 @@ def _compile_and_run(repo: Path, tmp_path: Path, body: str, flags: tuple = ("-w"
         '  printf("\\n");\n}\n'
         f"int main() {{\n{body}  return 0;\n}}\n"
     )
-    exe = tmp_path / "driver"
-    compiled = subprocess.run(
-        [
-            *("g++", "-std=c++17", *flags, "-I", str(stubs), "-I", str(repo / "llvm/include")),
-            *(str(repo / orc.CPP_PATH), str(driver), "-o", str(exe)),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    exe, errors = gxx_cache.executable(
+        "driver",
+        ["-std=c++17", *flags, "-I", str(stubs), "-I", str(repo / "llvm/include")],
+        [repo / orc.CPP_PATH, driver],
+        scratch=[tmp_path, repo],
+        out=tmp_path,
     )
-    assert compiled.returncode == 0, compiled.stderr
+    assert errors == "", errors
     ran = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
     return ran.stdout.splitlines()
 

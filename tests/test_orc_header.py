@@ -12,6 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import gxx_cache
+import llvm_oracle as oracle
 import pytest
 
 from asmgen.emit.orc_header import orcabi_class
@@ -74,15 +76,20 @@ def printed(tmp_path_factory, generated_module):
         command = ["llvm-config-19", *options]
         return subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
 
-    binary = folder / "both"
     flags = ["-Wall", "-Wextra", "-pedantic", "-Werror", "-O0"]
     # The standalone header leaves the odd address unused, as LLVM's writers do.
     flags.append("-Wno-unused-parameter")
-    command = ["g++", *config("--cxxflags"), *flags, f"-I{GENERATED}", str(source)]
-    command += ["-o", str(binary), *config("--ldflags", "--libs")]
-    command.append(f"-Wl,-rpath,{config('--libdir')[0]}")
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
+    # Kept by what it compiles (tests/gxx_cache.py).
+    binary, errors = gxx_cache.executable(
+        "both",
+        [*config("--cxxflags"), *flags, f"-I{GENERATED}"],
+        [source],
+        [*config("--ldflags", "--libs"), f"-Wl,-rpath,{config('--libdir')[0]}"],
+        libraries=[oracle.libllvm()],
+        scratch=[folder],
+        out=folder,
+    )
+    assert errors == "", errors
     out = subprocess.run([binary], capture_output=True, text=True, check=True).stdout
     return {line.split()[0]: line.split()[1:] for line in out.splitlines()}
 

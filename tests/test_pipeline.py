@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import gxx_cache
 import pytest
 from scratch_tree import generate_args
 
@@ -179,8 +180,10 @@ def test_cpp_compiles_and_writes_the_same_bytes(tmp_path, generated_module):
         )
     source = tmp_path / "main.cpp"
     source.write_text(f'#include "{header}"\n#include <cstdio>\nint main() {{\n{body}}}\n')
-    binary = tmp_path / "main"
-    subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-o", binary, source], check=True)
+    binary, errors = gxx_cache.executable(
+        "main", ["-std=c++17", "-Wall", "-Werror"], [source], scratch=[tmp_path], out=tmp_path
+    )
+    assert errors == "", errors
     printed = dict(
         line.split()
         for line in subprocess.run([binary], capture_output=True, text=True).stdout.splitlines()

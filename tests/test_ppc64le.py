@@ -26,6 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gxx_cache
 import llvm_oracle as oracle
 import llvm_trees
 import pytest
@@ -457,19 +458,19 @@ def test_asmgen_patchs_llvm_writers_run_on_ppc64le(capsys, generated_module, pro
     capsys.readouterr()
     (tmp_path / "driver.cpp").write_text(DRIVER_CPP)
     include = ["-I", str(repo / "llvm" / "include"), "-DLLVM_ABI=", "-DLLVM_CLASS_ABI="]
-    subprocess.run(
-        [
-            *("g++", "-std=c++17", "-O1", "-w", *include, *oracle.llvm_config("--cxxflags")),
-            *("-DNDEBUG", str(repo / orc.CPP_PATH), str(tmp_path / "driver.cpp")),
-            *("-o", str(tmp_path / "driver")),
-            *oracle.llvm_config("--ldflags"),
-            *oracle.llvm_config("--libs"),
-        ],
-        check=True,
+    driver, errors = gxx_cache.executable(
+        "driver",
+        ["-std=c++17", "-O1", "-w", *include, *oracle.llvm_config("--cxxflags"), "-DNDEBUG"],
+        [repo / orc.CPP_PATH, tmp_path / "driver.cpp"],
+        [*oracle.llvm_config("--ldflags"), *oracle.llvm_config("--libs")],
+        libraries=[oracle.libllvm()],
+        scratch=[tmp_path],
+        out=tmp_path,
     )
+    assert errors == "", errors
     _, symbols = program
     written = subprocess.run(
-        [tmp_path / "driver", hex(BASE), hex(symbols["reentry"]), hex(symbols["ctx_obj"])],
+        [driver, hex(BASE), hex(symbols["reentry"]), hex(symbols["ctx_obj"])],
         capture_output=True,
         check=True,
     ).stdout

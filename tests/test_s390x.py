@@ -24,6 +24,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import gxx_cache
 import llvm_oracle as oracle
 import llvm_trees
 import pytest
@@ -45,20 +46,19 @@ STUB_TARGET = 0x1234_5678_9ABC
 GAS = "s390x-linux-gnu-as"
 
 
-def _build(out: Path, sources: list[Path], include: list[str]) -> Path:
-    exe = out / "factories"
-    command = [
-        *("g++", "-std=c++17", "-O0", "-w", *include),
-        *oracle.llvm_config("--cxxflags"),
-        str(DRIVER),
-        *map(str, sources),
-        "-o",
-        str(exe),
-        *oracle.llvm_config("--ldflags"),
-        *oracle.llvm_config("--libs"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+def _build(out: Path, sources: list[Path], include: list[str], tree: Path | None = None) -> Path:
+    """The driver with `sources`, linked with LLVM 19 (kept by what it
+    compiles: tests/gxx_cache.py; `tree` is the scratch tree they are in)."""
+    exe, errors = gxx_cache.executable(
+        "factories",
+        ["-std=c++17", "-O0", "-w", *include, *oracle.llvm_config("--cxxflags")],
+        [DRIVER, *sources],
+        [*oracle.llvm_config("--ldflags"), *oracle.llvm_config("--libs")],
+        libraries=[oracle.libllvm()],
+        scratch=[tree] if tree else [],
+        out=out,
+    )
+    assert errors == "", errors
     return exe
 
 
@@ -108,7 +108,7 @@ def patched(tmp_path_factory) -> Path:
 def test_llvm_picks_orc_systemz_once_patched(patched, tmp_path):
     sources = [patched / rel for rel in (orc_factories.orc.CPP_PATH, *orc_factories.FACTORY_PATHS)]
     include = ["-I", str(patched / "llvm" / "include"), "-DLLVM_ABI=", "-DLLVM_CLASS_ABI="]
-    driver = Driver(_build(tmp_path, sources, include))
+    driver = Driver(_build(tmp_path, sources, include, patched))
     assert driver.errors == []
     # The stub: lgrl %r1, <its pointer>; br %r1; the pointer holds the target.
     at, data = driver.lines["stub"]

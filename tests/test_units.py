@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import gxx_cache
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -377,8 +378,10 @@ def test_cpp_writers_match_python(tmp_path, generated_module):
         '  printf("\\n");\n}\n'
         "int main() {\n" + "".join(calls) + "}\n"
     )
-    binary = tmp_path / "units"
-    subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-o", binary, source], check=True)
+    binary, errors = gxx_cache.executable(
+        "units", ["-std=c++17", "-Wall", "-Werror"], [source], scratch=[tmp_path], out=tmp_path
+    )
+    assert errors == "", errors
     run = subprocess.run([binary], capture_output=True, text=True, check=True)
     printed = dict(line.split() for line in run.stdout.splitlines())
     assert printed == expected

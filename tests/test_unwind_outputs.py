@@ -11,6 +11,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import gxx_cache
 import pytest
 from win64_unwind import decode_runtime_function, decode_unwind_info
 
@@ -180,8 +181,10 @@ def test_cpp_unwind_arrays_compile_equal_python_and_register(tmp_path, generated
     }
     source = tmp_path / "unwind.cpp"
     source.write_text(_cpp_program(tables))
-    binary = tmp_path / "unwind"
-    subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-o", binary, source], check=True)
+    binary, errors = gxx_cache.executable(
+        "unwind", ["-std=c++17", "-Wall", "-Werror"], [source], scratch=[tmp_path], out=tmp_path
+    )
+    assert errors == "", errors
     out = subprocess.run([binary], capture_output=True, text=True, check=True).stdout
     printed = {}
     for line in out.splitlines():

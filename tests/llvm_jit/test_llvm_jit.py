@@ -17,10 +17,12 @@ declarations adapt to is exercised on this machine.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
 import jit_build
 import pytest
+import shared
 from jit_build import REPORTS, ROOT
 from llvm_oracle import LLVM_ABIS
 
@@ -47,18 +49,29 @@ def executable(expected):
     return built.executable
 
 
-_RUNS: dict[tuple, dict] = {}
+@pytest.fixture(scope="session")
+def runs(executable, tmp_path_factory):
+    """The program's run in a mode (and CPU), once for the session: pytest-xdist's
+    workers share it (shared.py), so each mode runs once."""
+    done: dict[tuple, dict] = {}
+
+    def run(mode: str, cpu: str | None = None, iters: int = 100) -> dict:
+        key = (mode, cpu, iters)
+        if key not in done:
+            name = f"lazy-jit-{executable.parent.name}-{mode}-{cpu or 'host'}-{iters}"
+            text = shared.once(
+                tmp_path_factory,
+                name,
+                lambda: json.dumps(jit_build.run(executable, mode, cpu, iters)),
+            )
+            done[key] = json.loads(text)
+        return done[key]
+
+    return run
 
 
-def _run(executable, mode: str, cpu: str | None = None, iters: int = 100) -> dict:
-    key = (mode, cpu, iters)
-    if key not in _RUNS:
-        _RUNS[key] = jit_build.run(executable, mode, cpu, iters)
-    return _RUNS[key]
-
-
-def _judged(executable, expected, title: str, mode: str, cpu=None, iters=100):
-    result = _run(executable, mode, cpu, iters)
+def _judged(runs, expected, title: str, mode: str, cpu=None, iters=100):
+    result = runs(mode, cpu, iters)
     verdicts = jit_build.judge(result, expected)
     REPORTS.append(jit_build.report(title, result, expected, verdicts))
     return result, verdicts
@@ -123,8 +136,8 @@ def test_the_program_builds(executable):
     assert executable.is_file()
 
 
-def test_the_program_exercises_the_calling_convention(executable):
-    result = _run(executable, "clobber")
+def test_the_program_exercises_the_calling_convention(runs):
+    result = runs("clobber")
     assert result["functions"] >= 50
     assert result["stack_arguments"] > 0
     # Compiled for this CPU: wide vectors travel in its widest registers.
@@ -136,22 +149,22 @@ def test_the_program_exercises_the_calling_convention(executable):
 # ----------------------------------------------------------------------- runs
 
 
-def test_declared_outcomes_with_the_deliberate_clobber(executable, expected):
+def test_declared_outcomes_with_the_deliberate_clobber(runs, expected):
     """Every row, both paths, on the host CPU: the AVX-safe classes keep every
     argument; LLVM's, the fxsave and the lean classes lose the upper bytes of
     every ymm/zmm argument, and nothing else; unwinding ends as declared.  The
     callers of other conventions lose what each row declares."""
-    result, verdicts = _judged(executable, expected, "Deliberate clobber, host CPU", "clobber")
+    result, verdicts = _judged(runs, expected, "Deliberate clobber, host CPU", "clobber")
     assert not _failures(verdicts)
     assert not _failures(jit_build.judge_callers(result, expected))
 
 
-def test_natural_mode(executable, expected):
+def test_natural_mode(runs, expected):
     """No deliberate clobber: what the compile's own C++ (glibc's AVX/EVEX
     string routines) does to the vector registers depends on glibc and the
     CPU, so `lost` rows are printed, not asserted; everything else is."""
     result, verdicts = _judged(
-        executable, expected, "Natural (no deliberate clobber), host CPU", "natural"
+        runs, expected, "Natural (no deliberate clobber), host CPU", "natural"
     )
     assert not _failures(verdicts)
     assert not _failures(jit_build.judge_callers(result, expected))
@@ -162,39 +175,39 @@ def test_natural_mode(executable, expected):
     [("x86-64-v3", "avx2"), ("x86-64", "sse2")],
     ids=["avx2-codegen", "sse2-codegen"],
 )
-def test_declared_outcomes_on_narrower_vectors(executable, expected, cpu, needs):
+def test_declared_outcomes_on_narrower_vectors(runs, expected, cpu, needs):
     """The JIT'd code built for an AVX2 CPU (512-bit vectors in ymm pairs)
     and for plain x86-64 (xmm only: nothing to lose for any class)."""
     if needs not in cpu_flags():
         # Said, not silent: -ra lists the reason; the host run covers the CPU.
         pytest.skip(f"this CPU lacks {needs.upper()}: it cannot run code built for {cpu}")
     result, verdicts = _judged(
-        executable, expected, f"Deliberate clobber, JIT'd code for {cpu}", "clobber", cpu
+        runs, expected, f"Deliberate clobber, JIT'd code for {cpu}", "clobber", cpu
     )
     assert result["vec_reg_bytes"] == (32 if cpu == "x86-64-v3" else 16)
     assert not _failures(verdicts)
     assert not _failures(jit_build.judge_callers(result, expected))
 
 
-def test_eh_frame_registration_as_documented(executable):
+def test_eh_frame_registration_as_documented(runs):
     """registerResolverEHFrame / registerTrampolineEHFrame / EHFrameRegistry,
     asked through libgcc's _Unwind_Find_FDE: each range is covered exactly,
     overlapping new code replaces the old frame, remove() and clear() drop."""
-    registry = _run(executable, "clobber")["registry"]
+    registry = runs("clobber")["registry"]
     assert len(registry) >= 8 and all(registry.values()), registry
 
 
-def test_llvm_writers_are_asmgens_as_declared(executable, expected):
+def test_llvm_writers_are_asmgens_as_declared(runs, expected):
     """LLVM's compiled writers and asmgen's class write the same resolver,
     trampolines and stubs (run in the same process)."""
-    result = _run(executable, "clobber")
+    result = runs("clobber")
     assert not jit_build.judge_writers(result, expected)
 
 
-def test_the_judge_fails_a_wrong_declaration(executable, expected):
+def test_the_judge_fails_a_wrong_declaration(runs, expected):
     """The declarations can fail: swap kept and lost, and every swapped row
     fails with the deliberate clobber."""
-    result = _run(executable, "clobber")
+    result = runs("clobber")
     swapped = dataclasses.replace(
         expected,
         rows=tuple(
@@ -215,14 +228,14 @@ def _convention_of_host():
     return spec.convention_info
 
 
-def test_callers_hold_values_where_their_convention_keeps_them(executable):
+def test_callers_hold_values_where_their_convention_keeps_them(runs):
     """Read from the JIT'd callers' code: LLVM keeps the values in registers
     the convention keeps (never in one the facts say it does not), wider than
     128 bits only where the facts allow, and uses the registers the
     convention keeps beyond C's: coldcc r11 and xmm8-15, preserve_mostcc rax,
     rcx, ..., r10, preserve_allcc xmm8-15 (as ymm with AVX).  So the cases
     test what the issue is about, and the facts agree with LLVM's own code."""
-    result = _run(executable, "clobber")
+    result = runs("clobber")
     holdings = jit_build.caller_holdings(result)
     conv = _convention_of_host()
     c_keeps = set(conv.callee_saved)
@@ -280,14 +293,14 @@ def test_declared_callers_agree_with_the_specs(expected):
                 assert outcome == "kept", (row.abi, cc)
 
 
-def test_lost_values_are_the_registers_the_spec_loses(executable, expected):
+def test_lost_values_are_the_registers_the_spec_loses(runs, expected):
     """With the deliberate clobber, a class loses exactly the values held in
     the registers its spec neither saves nor leaves to C's callee-saved ones
     (spec/serving.py, what the contract checks read): the JIT and the static
     reading agree, register by register (upper halves aside: vector_width)."""
     from asmgen.spec.serving import lost_registers
 
-    result = _run(executable, "clobber")
+    result = runs("clobber")
     holdings = jit_build.caller_holdings(result)
     specs = {jit_build.orcabi_class(f.spec): f.spec for f in spec_files()}
     checked = 0
@@ -308,13 +321,13 @@ def test_lost_values_are_the_registers_the_spec_loses(executable, expected):
     assert checked >= 2  # the lean class under coldcc and preserve_allcc
 
 
-def test_the_callers_judge_fails_wrong_declarations(executable, expected):
+def test_the_callers_judge_fails_wrong_declarations(runs, expected):
     """Declare every class kept for every convention, and the lean class's
     losses fail; declare every class lost, and the others fail; drop the
     callee defect, and every row fails its ymm case."""
     import dataclasses
 
-    result = _run(executable, "clobber")
+    result = runs("clobber")
     for outcome in ("kept", "lost"):
         rows = tuple(
             dataclasses.replace(r, callers=dict.fromkeys(r.callers, outcome)) for r in expected.rows
