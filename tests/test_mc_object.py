@@ -283,3 +283,17 @@ def test_words_of_many_tables_decode_in_one_run_as_alone():
     first, second = (result["decoded"] for result in joined)
     assert first[0] == "addi.d $sp, $sp, -136" and first[1] is None
     assert second[0] is None and second[1] == "st.d $a0, $sp, 8"
+
+
+def test_register_names_come_from_capstone_too():
+    """The join guard knows the names capstone gives an arch's registers, not
+    only the ones its record lists: a label `w1` on AArch64 (the record names
+    the x registers) runs alone."""
+    from asmgen.arches import ARCHES
+    from asmgen.build.llvm_mc import _register_names
+
+    names = _register_names(ARCHES["aarch64"])
+    assert {"w1", "b0", "s31", "x0", "sp"} <= names
+    command = (find_llvm_mc(), "-triple=aarch64", "-filetype=obj")
+    source = Source(command, llvm_mc_version(), "w1:\n  mov w0, w1\n", names)
+    assert mc_object._joinable(source) is None

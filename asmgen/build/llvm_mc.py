@@ -91,12 +91,20 @@ _REGISTER_NAMES: dict[str, frozenset[str]] = {}
 
 
 def _register_names(arch: Arch) -> frozenset[str]:
-    """The names the arch record gives registers (mc_object joins no source
+    """Names of the arch's registers, from its record and from capstone's
+    register table where capstone has the arch (mc_object joins no source
     that defines a label so named)."""
     if arch.name not in _REGISTER_NAMES:
         names = {r.name for r in arch.registers} | {arch.stack_pointer, *arch.reserved}
         if arch.emulator is not None:
             names |= {*arch.emulator.aliases, *arch.emulator.reserved}
+        if arch.capstone is not None:
+            import capstone
+
+            cs_arch, cs_mode = arch.capstone
+            decoder = capstone.Cs(getattr(capstone, cs_arch), getattr(capstone, cs_mode))
+            # Register ids are small and dense; past the last one reg_name is empty.
+            names |= {decoder.reg_name(i) or "" for i in range(1, 2048)} - {""}
         _REGISTER_NAMES[arch.name] = frozenset(n.lstrip("%$") for n in names)
     return _REGISTER_NAMES[arch.name]
 
