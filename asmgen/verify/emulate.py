@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import unicorn
 
 from asmgen.arches.model import EmuFacts
+from asmgen.build.disasm import capstone_for
 from asmgen.spec.serving import beyond_contract
 from asmgen.verify.causes import late_delay_slot_writes
 from asmgen.verify.chain import UNITS, Linked, Placement, link
@@ -140,16 +141,9 @@ class Emulation:
         return f"{name}+{pc - start:#x}{self._disassemble(pc)}"
 
     def _disassemble(self, pc: int) -> str:
-        import capstone
-
-        arch = self.spec.arch_info
-        if arch.capstone is None:
+        cs = capstone_for(self.spec.arch_info, self.order, self.spec.syntax)
+        if cs is None:
             return ""
-        mode = getattr(capstone, arch.capstone[1])
-        mode |= capstone.CS_MODE_BIG_ENDIAN if self.order == "big" else 0
-        cs = capstone.Cs(getattr(capstone, arch.capstone[0]), mode)
-        if self.spec.syntax == "att":
-            cs.syntax = capstone.CS_OPT_SYNTAX_ATT
         try:
             data = bytes(self.uc.mem_read(pc, 16))
         except unicorn.UcError:
@@ -277,12 +271,7 @@ class Emulation:
 
     def _decode(self, pc: int) -> tuple[str, str, int]:
         if self._cs is None:  # one disassembler for the run, made at its first use
-            import capstone
-
-            arch = self.spec.arch_info
-            mode = getattr(capstone, arch.capstone[1])
-            mode |= capstone.CS_MODE_BIG_ENDIAN if self.order == "big" else 0
-            self._cs = capstone.Cs(getattr(capstone, arch.capstone[0]), mode)
+            self._cs = capstone_for(self.spec.arch_info, self.order)
         for insn in self._cs.disasm(bytes(self.uc.mem_read(pc, 16)), pc, 1):
             return insn.mnemonic, insn.op_str.strip(), insn.size
         return "", "", 0
